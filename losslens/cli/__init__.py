@@ -1,0 +1,11 @@
+"""The ``losslens`` command line. Each command is a thin shell over one library function."""
+
+from losslens.cli.app import app
+from losslens.cli import catalog_cmds, compute_cmd, ingest_cmd  # noqa: F401  (register commands)
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main"]

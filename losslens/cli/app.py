@@ -1,0 +1,75 @@
+"""The Typer app, shared options, and the one place user errors become ``error: ...`` lines."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from losslens import __version__
+from losslens.errors import LossLensError
+
+app = typer.Typer(
+    name="losslens",
+    help="Diagnose neural networks through their loss landscapes: ingest checkpoints, compute "
+    "multi-scale metrics into a SQLite catalog, browse it with Datasette, export static views.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+    pretty_exceptions_show_locals=False,
+)
+
+console = Console()
+err_console = Console(stderr=True)
+
+CatalogOpt = Annotated[
+    Path,
+    typer.Option(
+        "--catalog",
+        envvar="LOSSLENS_CATALOG",
+        help="Catalog SQLite file (artifacts live beside it). Env: LOSSLENS_CATALOG.",
+        show_default=True,
+    ),
+]
+DEFAULT_CATALOG = Path("catalog/losslens.db")
+ExperimentOpt = Annotated[str | None, typer.Option("--experiment", "-e", help="Only this experiment (default: all).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def user_errors(fn: F) -> F:
+    """Turn a LossLensError into one ``error:`` line on stderr and exit status 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except LossLensError as exc:
+            err_console.print(f"[bold red]error:[/] {exc.line()}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"losslens {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")] = False,
+) -> None:
+    """LossLens command line."""

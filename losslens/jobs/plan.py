@@ -1,0 +1,106 @@
+"""Turn (metric, parameters, experiment) into jobs, skipping those already done."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+from losslens.errors import LossLensError
+from losslens.jobs.context import CHECKPOINT_SQL
+from losslens.metrics.registry import Metric
+from losslens.store.catalog import Catalog
+from losslens.store.ids import canonical_json, content_id, params_hash
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything a worker needs; plain data so it pickles to another process."""
+
+    run_id: str
+    metric: str
+    scope: str
+    subject: str
+    params: dict[str, Any]
+    params_hash: str
+    checkpoints: tuple[str, ...]
+    setting_id: str | None
+    experiment_id: str
+    label: str
+
+
+def experiments(catalog: Catalog, name: str | None) -> list[dict[str, Any]]:
+    if name is None:
+        rows = catalog.query("SELECT * FROM experiments ORDER BY name")
+    else:
+        rows = catalog.query("SELECT * FROM experiments WHERE name = ?", (name,))
+        if not rows:
+            known = [r["name"] for r in catalog.query("SELECT name FROM experiments ORDER BY name")]
+            raise LossLensError(
+                f"no experiment named {name!r}", where=str(catalog.path), hint=f"known: {', '.join(known) or 'none (ingest first)'}"
+            )
+    return rows
+
+
+def checkpoint_records(catalog: Catalog, experiment_id: str) -> list[dict[str, Any]]:
+    return catalog.query(
+        CHECKPOINT_SQL + " WHERE m.experiment_id = ? ORDER BY s.label, c.seed, c.step, c.name", (experiment_id,)
+    )
+
+
+def _groups(records: list[dict[str, Any]], key: str) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for rec in records:
+        out.setdefault(rec[key], []).append(rec)
+    return out
+
+
+def plan(catalog: Catalog, metric: Metric, params: Any, experiment: str | None = None) -> list[Job]:
+    """All jobs for a metric over the chosen experiments, in a stable order."""
+    raw = dataclasses.asdict(params)
+    phash = params_hash(raw)
+    jobs: list[Job] = []
+    for exp in experiments(catalog, experiment):
+        records = checkpoint_records(catalog, exp["id"])
+        if metric.scope == "checkpoint":
+            subjects = [((r["sha256"],), r["sha256"], r["setting_id"], f"{r['setting_label']} · {r['name']}") for r in records]
+        elif metric.scope == "pair":
+            pairing = raw.get("pairs", "within-setting")
+            groups = _groups(records, "setting_id") if pairing == "within-setting" else {None: records}
+            subjects = []
+            for setting_id, recs in groups.items():
+                for a, b in itertools.combinations(recs, 2):
+                    subjects.append(((a["sha256"], b["sha256"]), f"{a['sha256']}:{b['sha256']}", setting_id,
+                                     f"{a['setting_label']} · {a['name']} ↔ {b['name']}"))
+        elif metric.scope == "setting":
+            subjects = [
+                (tuple(r["sha256"] for r in recs), sid, sid, recs[0]["setting_label"])
+                for sid, recs in _groups(records, "setting_id").items()
+            ]
+        else:
+            subjects = [(tuple(r["sha256"] for r in records), exp["id"], None, exp["name"])] if records else []
+        for shas, subject, setting_id, label in subjects:
+            jobs.append(
+                Job(
+                    run_id=content_id("run", metric.name, subject, phash),
+                    metric=metric.name,
+                    scope=metric.scope,
+                    subject=subject,
+                    params=raw,
+                    params_hash=phash,
+                    checkpoints=shas,
+                    setting_id=setting_id,
+                    experiment_id=exp["id"],
+                    label=label,
+                )
+            )
+    return jobs
+
+
+def done_run_ids(catalog: Catalog, metric: str) -> set[str]:
+    return {r["id"] for r in catalog.query("SELECT id FROM metric_runs WHERE metric = ? AND status = 'done'", (metric,))}
+
+
+def params_json(job: Job) -> str:
+    return canonical_json(job.params)

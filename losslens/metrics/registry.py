@@ -1,0 +1,108 @@
+"""The metric registry.
+
+A metric is a pure function ``fn(ctx, params) -> Result`` plus what the job runner needs to
+plan, skip, store and document it: a scope (what one job covers), a parameters dataclass
+(whose fields become ``losslens compute`` options), the tables it writes, and the metrics it
+needs first. Adding a metric is its module, one line in :data:`BUILTIN_MODULES`, and a
+migration for its tables. Third-party metrics register through the ``losslens.metrics``
+entry-point group.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, Literal
+
+import numpy as np
+
+from losslens.errors import LossLensError
+from losslens.store.artifacts import Artifact
+
+Scope = Literal["checkpoint", "pair", "setting", "experiment"]
+
+BUILTIN_MODULES: tuple[str, ...] = ("losslens.metrics.performance",)
+
+
+@dataclass
+class Result:
+    """What a metric returns: rows per table, and named arrays for the artifact store."""
+
+    rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    artifacts: dict[str, Artifact] = field(default_factory=dict)
+
+    def add(self, table: str, **row: Any) -> None:
+        self.rows.setdefault(table, []).append(row)
+
+    def extend(self, table: str, rows: list[dict[str, Any]]) -> None:
+        self.rows.setdefault(table, []).extend(rows)
+
+    def artifact(self, name: str, kind: str, array: np.ndarray) -> str:
+        """Attach an array under ``name``; returns its sha256 for use in rows."""
+        art = Artifact.from_array(kind, array)
+        self.artifacts[name] = art
+        return art.sha256
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    scope: Scope
+    params: type
+    fn: Callable[[Any, Any], Result]
+    tables: tuple[str, ...]
+    requires: tuple[str, ...] = ()
+    summary: str = ""
+
+    def default_params(self) -> Any:
+        return self.params()
+
+
+_REGISTRY: dict[str, Metric] = {}
+_loaded = False
+
+
+def register(
+    name: str,
+    *,
+    scope: Scope,
+    params: type,
+    tables: tuple[str, ...],
+    requires: tuple[str, ...] = (),
+) -> Callable[[Callable[[Any, Any], Result]], Callable[[Any, Any], Result]]:
+    """Decorator: ``@register("hessian", scope="checkpoint", params=HessianParams, tables=(...))``."""
+    if not dataclasses.is_dataclass(params):
+        raise TypeError(f"metric {name}: params must be a dataclass")
+
+    def inner(fn: Callable[[Any, Any], Result]) -> Callable[[Any, Any], Result]:
+        summary = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
+        _REGISTRY[name] = Metric(name, scope, params, fn, tables, requires, summary)
+        return fn
+
+    return inner
+
+
+def load_metrics() -> dict[str, Metric]:
+    """Import the built-in metric modules and any ``losslens.metrics`` entry points, once."""
+    global _loaded
+    if not _loaded:
+        for module in BUILTIN_MODULES:
+            importlib.import_module(module)
+        for ep in entry_points(group="losslens.metrics"):
+            ep.load()
+        _loaded = True
+    return _REGISTRY
+
+
+def all_metrics() -> dict[str, Metric]:
+    return dict(load_metrics())
+
+
+def get_metric(name: str) -> Metric:
+    metrics = load_metrics()
+    if name not in metrics:
+        raise LossLensError(f"unknown metric {name!r}", where="compute", hint=f"choose from: {', '.join(sorted(metrics))}")
+    return metrics[name]

@@ -1,0 +1,11 @@
+"""What a loss is computed on, and how. Specs name them as ``losslens.problems:<name>``.
+
+Every metric is written against :class:`~losslens.problems.base.Problem`, never a model.
+"""
+
+from losslens.problems.base import ClassificationProblem, Problem
+from losslens.problems.convection import ConvectionProblem, convection
+from losslens.problems.digits import digits
+from losslens.problems.image_folder import image_folder
+
+__all__ = ["ClassificationProblem", "ConvectionProblem", "Problem", "convection", "digits", "image_folder"]

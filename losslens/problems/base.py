@@ -1,0 +1,129 @@
+"""The problem interface: batches, and a pure loss of (model, state, batch).
+
+``state`` maps parameter and buffer names to tensors and is applied with
+``torch.func.functional_call``, so a loss can be differentiated, vmapped over many
+parameter vectors, and never mutates the module. Models are used in eval mode: batch
+norm uses its running statistics.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+State = dict[str, torch.Tensor]
+
+
+class Problem(ABC):
+    """A dataset or PDE plus its loss. Subclasses set ``kind``: "classifier" or "pinn"."""
+
+    kind: ClassVar[str]
+    device: torch.device = torch.device("cpu")
+
+    @abstractmethod
+    def batches(self, split: str = "train", batch_size: int | None = None, limit: int | None = None) -> Iterator[Any]:
+        """Batches in a fixed order, on ``self.device``. ``limit`` caps how many are yielded."""
+
+    @abstractmethod
+    def loss(self, model: nn.Module, state: State, batch: Any) -> torch.Tensor:
+        """The scalar training loss of one batch, as a pure function of ``state``."""
+
+    @abstractmethod
+    def performance(self, model: nn.Module, state: State) -> list[tuple[str, str, float]]:
+        """``(split, name, value)`` rows describing how well the model does."""
+
+    @abstractmethod
+    def to(self, device: torch.device) -> "Problem":
+        """Move the problem's tensors to ``device`` and return self."""
+
+    def describe(self) -> dict[str, Any]:
+        """Parameters that identify the data, recorded with metric runs."""
+        return {"kind": self.kind}
+
+
+def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy written with primitives, so every torch.func transform can go through it."""
+    logp = torch.log_softmax(logits, dim=-1)
+    return -logp.gather(-1, y[:, None]).mean()
+
+
+class ClassificationProblem(Problem):
+    """Images or feature vectors with integer labels, held in memory, split into train and test."""
+
+    kind: ClassVar[str] = "classifier"
+
+    def __init__(
+        self,
+        name: str,
+        x_train: torch.Tensor,
+        y_train: torch.Tensor,
+        x_test: torch.Tensor,
+        y_test: torch.Tensor,
+        batch_size: int = 128,
+        num_classes: int | None = None,
+    ):
+        self.name = name
+        self.data = {"train": (x_train, y_train), "test": (x_test, y_test)}
+        self.batch_size = batch_size
+        self.num_classes = int(num_classes or int(max(y_train.max(), y_test.max())) + 1)
+
+    def to(self, device: torch.device) -> "ClassificationProblem":
+        self.device = torch.device(device)
+        self.data = {k: (x.to(self.device), y.to(self.device)) for k, (x, y) in self.data.items()}
+        return self
+
+    def split(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        if split not in self.data:
+            raise ValueError(f"unknown split {split!r}; use one of {sorted(self.data)}")
+        return self.data[split]
+
+    def batches(self, split: str = "train", batch_size: int | None = None, limit: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        x, y = self.split(split)
+        size = batch_size or self.batch_size
+        for i, start in enumerate(range(0, len(x), size)):
+            if limit is not None and i >= limit:
+                return
+            yield x[start : start + size], y[start : start + size]
+
+    def logits(self, model: nn.Module, state: State, x: torch.Tensor) -> torch.Tensor:
+        return functional_call(model, state, (x,))
+
+    def loss(self, model: nn.Module, state: State, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        x, y = batch
+        return cross_entropy(self.logits(model, state, x), y)
+
+    def error(self, model: nn.Module, state: State, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """Fraction misclassified in the batch."""
+        x, y = batch
+        return (self.logits(model, state, x).argmax(-1) != y).float().mean()
+
+    @torch.no_grad()
+    def performance(self, model: nn.Module, state: State) -> list[tuple[str, str, float]]:
+        rows = []
+        for split in ("train", "test"):
+            n, loss_sum, wrong = 0, 0.0, 0
+            for x, y in self.batches(split, batch_size=512):
+                logits = self.logits(model, state, x)
+                loss_sum += float(cross_entropy(logits, y)) * len(y)
+                wrong += int((logits.argmax(-1) != y).sum())
+                n += len(y)
+            rows += [
+                (split, "loss", loss_sum / n),
+                (split, "accuracy", 1 - wrong / n),
+                (split, "error", wrong / n),
+            ]
+        return rows
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "dataset": self.name,
+            "n_train": len(self.data["train"][0]),
+            "n_test": len(self.data["test"][0]),
+            "batch_size": self.batch_size,
+        }

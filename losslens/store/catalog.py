@@ -1,0 +1,192 @@
+"""Opening, creating and migrating the catalog file, and the write transaction."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlite_utils import Database
+
+from losslens.errors import LossLensError
+from losslens.store.artifacts import Artifact, load_artifact, save_artifact
+from losslens.store.migrate import check_not_newer, migrate, pending_names
+
+BUSY_TIMEOUT_S = 60.0
+ENV_VAR = "LOSSLENS_CATALOG"
+
+
+def default_catalog_path() -> Path:
+    return Path(os.environ.get(ENV_VAR) or "catalog/losslens.db")
+
+
+def utcnow() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _ro_uri(path: Path) -> str:
+    return f"{path.resolve().as_uri()}?mode=ro"
+
+
+def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
+    if readonly:
+        conn = sqlite3.connect(_ro_uri(path), uri=True, timeout=BUSY_TIMEOUT_S)
+    else:
+        conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S)
+        conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
+class Catalog:
+    """A catalog file and its artifact folder. Use :func:`open_catalog` to get one."""
+
+    def __init__(self, path: Path, readonly: bool = False):
+        self.path = Path(path)
+        self.dir = self.path.parent
+        self.readonly = readonly
+        self.db = Database(_connect(self.path, readonly), execute_plugins=False)
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    def __enter__(self) -> "Catalog":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Database]:
+        """One write transaction, taken with ``BEGIN IMMEDIATE`` so that concurrent writers
+        queue on the busy timeout instead of failing with "database is locked"."""
+        conn = self.db.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            conn.rollback()
+            raise
+        else:
+            conn.execute("COMMIT")
+
+    def query(self, sql: str, params: tuple | dict = ()) -> list[dict[str, Any]]:
+        return [dict(row) for row in self.db.query(sql, params)]
+
+    def one(self, sql: str, params: tuple | dict = ()) -> dict[str, Any] | None:
+        rows = self.query(sql, params)
+        return rows[0] if rows else None
+
+    def save_artifacts(self, db: Database, artifacts: list[Artifact]) -> None:
+        """Write artifact files, then their rows (inside the caller's transaction)."""
+        for art in artifacts:
+            save_artifact(self.dir, art)
+            db["artifacts"].insert(
+                {
+                    "sha256": art.sha256,
+                    "kind": art.kind,
+                    "shape_json": str(list(art.array.shape)),
+                    "dtype": str(art.array.dtype),
+                    "path": art.relpath,
+                    "size_bytes": len(art.npy),
+                    "created_at": utcnow(),
+                },
+                ignore=True,
+            )
+
+    def artifact(self, sha256: str) -> np.ndarray:
+        row = self.one("SELECT path FROM artifacts WHERE sha256 = ?", (sha256,))
+        if row is None:
+            raise LossLensError(f"artifact {sha256} is not in the catalog", where=str(self.path))
+        return load_artifact(self.dir, row["path"])
+
+    def run_artifact(self, run_id: str, name: str) -> np.ndarray:
+        row = self.one(
+            "SELECT a.path FROM run_artifacts r JOIN artifacts a ON a.sha256 = r.artifact "
+            "WHERE r.run_id = ? AND r.name = ?",
+            (run_id, name),
+        )
+        if row is None:
+            raise LossLensError(f"run {run_id} has no artifact {name!r}", where=str(self.path))
+        return load_artifact(self.dir, row["path"])
+
+
+def backup(path: Path) -> Path:
+    """Copy a catalog with SQLite's online backup API before it is migrated."""
+    dest_dir = path.parent / "backups"
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    dest = dest_dir / f"{path.stem}-{stamp}{path.suffix}"
+    src = sqlite3.connect(_ro_uri(path), uri=True, timeout=BUSY_TIMEOUT_S)
+    dst = sqlite3.connect(str(dest))
+    try:
+        src.backup(dst)
+    finally:
+        dst.close()
+        src.close()
+    return dest
+
+
+def _check_is_sqlite(path: Path) -> None:
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+    if head and head != b"SQLite format 3\x00":
+        raise LossLensError(
+            "not a SQLite database",
+            where=str(path),
+            hint="point --catalog (or LOSSLENS_CATALOG) at a LossLens catalog, or a new path",
+        )
+
+
+def init_catalog(path: Path) -> tuple[Catalog, list[str], Path | None]:
+    """Create the catalog or migrate it forward (after a backup). Returns what was done."""
+    path = Path(path)
+    existed = path.exists() and path.stat().st_size > 0
+    backup_path = None
+    if existed:
+        _check_is_sqlite(path)
+        with Catalog(path, readonly=True) as ro:
+            check_not_newer(ro.db, str(path))
+            todo = pending_names(ro.db)
+        if todo:
+            backup_path = backup(path)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    catalog = Catalog(path)
+    try:
+        applied = migrate(catalog.db, str(path))
+    except BaseException:
+        catalog.close()
+        raise
+    return catalog, applied, backup_path
+
+
+def open_catalog(path: Path | None = None, *, readonly: bool = False) -> Catalog:
+    """Open an existing catalog. Writers migrate it forward first (with a backup)."""
+    path = Path(path) if path is not None else default_catalog_path()
+    if not path.exists():
+        if readonly:
+            raise LossLensError(
+                "no catalog here", where=str(path), hint="run `losslens init` or `losslens ingest SPEC` first"
+            )
+        return init_catalog(path)[0]
+    _check_is_sqlite(path)
+    if readonly:
+        catalog = Catalog(path, readonly=True)
+        try:
+            check_not_newer(catalog.db, str(path))
+            if pending_names(catalog.db):
+                raise LossLensError(
+                    "catalog schema is older than this LossLens", where=str(path), hint="run `losslens init` to migrate it"
+                )
+        except BaseException:
+            catalog.close()
+            raise
+        return catalog
+    return init_catalog(path)[0]
