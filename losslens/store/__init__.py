@@ -6,7 +6,6 @@ Only this package speaks SQL to the catalog; everything else calls its functions
 from losslens.store.artifacts import Artifact, load_artifact, save_artifact
 from losslens.store.catalog import Catalog, default_catalog_path, open_catalog
 from losslens.store.ids import content_id, params_hash, sha256_file
-from losslens.store.migrate import migrate
 
 __all__ = [
     "Artifact",
@@ -14,7 +13,6 @@ __all__ = [
     "content_id",
     "default_catalog_path",
     "load_artifact",
-    "migrate",
     "open_catalog",
     "params_hash",
     "save_artifact",

@@ -1,7 +1,7 @@
 """Schema migrations: the ordered ``.sql`` files in ``migrations/``, applied with sqlite-utils.
 
-Each file is one sqlite-utils migration, applied in its own transaction together with the
-record that it ran. A catalog that has migrations this code does not know was written by a
+Each file is one sqlite-utils migration; all pending ones are applied in one transaction
+together with the record that they ran. A catalog that has migrations this code does not know was written by a
 newer LossLens and is refused untouched.
 """
 
@@ -72,9 +72,20 @@ def pending_names(db: Database) -> list[str]:
 
 
 def migrate(db: Database, where: str = "catalog") -> list[str]:
-    """Apply pending migrations in order; return the names applied."""
-    check_not_newer(db, where)
-    migrations = _migrations()
-    names = [m.name for m in migrations.pending(db)]
-    migrations.apply(db)
+    """Apply pending migrations in order, all in one ``BEGIN IMMEDIATE`` transaction.
+
+    The immediate lock serialises concurrent writers that open a new catalog at once: the
+    second one waits, then finds nothing pending. Each migration runs in a savepoint.
+    """
+    conn = db.conn
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        check_not_newer(db, where)
+        migrations = _migrations()
+        names = [m.name for m in migrations.pending(db)]
+        migrations.apply(db)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.rollback()
+        raise
     return names

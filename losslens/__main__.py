@@ -1,0 +1,5 @@
+"""``python -m losslens`` runs the command line."""
+
+from losslens.cli import main
+
+main()
