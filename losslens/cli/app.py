@@ -25,8 +25,8 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 CatalogOpt = Annotated[
     Path,

@@ -1,0 +1,54 @@
+"""The command line as a user meets it: exit codes, --json output, --catalog and LOSSLENS_CATALOG."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from losslens.cli import app
+
+runner = CliRunner()
+
+
+def test_init_then_up_to_date(tmp_path):
+    db = tmp_path / "c" / "losslens.db"
+    first = runner.invoke(app, ["init", "--catalog", str(db)])
+    assert first.exit_code == 0 and "applied" in first.stdout
+    second = runner.invoke(app, ["init", "--catalog", str(db)])
+    assert second.exit_code == 0 and "up to date" in second.stdout
+
+
+def test_env_var_selects_the_catalog(tmp_path, monkeypatch):
+    db = tmp_path / "env.db"
+    monkeypatch.setenv("LOSSLENS_CATALOG", str(db))
+    assert runner.invoke(app, ["init"]).exit_code == 0
+    assert db.exists()
+
+
+def test_ls_and_status_json(pinn_catalog):
+    assert runner.invoke(app, ["compute", "performance", "--catalog", str(pinn_catalog), "--device", "cpu"]).exit_code == 0
+    listing = json.loads(runner.invoke(app, ["ls", "--catalog", str(pinn_catalog), "--json"]).stdout)
+    assert listing["experiments"][0]["name"] == "tiny-pinn"
+    assert listing["experiments"][0]["checkpoints"] == 4
+    assert sorted(s["label"] for s in listing["settings"]) == ["beta=1", "beta=5"]
+    assert len(listing["checkpoints"]) == 4
+    cov = json.loads(runner.invoke(app, ["status", "--catalog", str(pinn_catalog), "--json"]).stdout)
+    perf = next(r for r in cov if r["metric"] == "performance")
+    assert (perf["expected"], perf["done"], perf["failed"], perf["missing"]) == (4, 4, 0, 0)
+
+
+def test_ls_on_missing_catalog_is_one_error_line(tmp_path):
+    result = runner.invoke(app, ["ls", "--catalog", str(tmp_path / "none.db")])
+    assert result.exit_code == 1
+    assert "error:" in result.output and "losslens init" in result.output and "Traceback" not in result.output
+
+
+def test_compute_help_lists_metric_options():
+    result = runner.invoke(app, ["compute", "--help"])
+    assert result.exit_code == 0 and "performance" in result.stdout
+
+
+def test_compute_rejects_unknown_option(pinn_catalog):
+    result = runner.invoke(app, ["compute", "performance", "--bogus", "1", "--catalog", str(pinn_catalog)])
+    assert result.exit_code == 1 and "--bogus is not an option" in result.output

@@ -1,0 +1,41 @@
+"""A real wheel carries migrations/, viewer/ and catalog/datasette.yaml as package data.
+
+Oracle: a fresh virtual environment with only the built wheel installed (no dependencies,
+so it stays small) resolves the resources from site-packages, not from this checkout.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import venv
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_wheel_ships_runtime_resources(tmp_path):
+    dist = tmp_path / "dist"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(ROOT)], check=True)
+    (wheel,) = dist.glob("losslens-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    migrations = sorted(p.name for p in (ROOT / "migrations").glob("*.sql"))
+    for name in migrations:
+        assert f"losslens/_data/migrations/{name}" in names
+    assert "losslens/_data/catalog/datasette.yaml" in names
+    assert any(n.startswith("losslens/_data/viewer/") for n in names)
+
+    env = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=True).create(env)
+    py = env / "bin" / "python"
+    subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", str(wheel)], check=True)
+    probe = (
+        "from losslens.resources import resource_path; import sys;"
+        "m = resource_path('migrations'); c = resource_path('catalog/datasette.yaml'); v = resource_path('viewer');"
+        "print(m); print(sorted(p.name for p in m.glob('*.sql'))); print(c.exists(), v.is_dir())"
+    )
+    out = subprocess.run([str(py), "-c", probe], check=True, capture_output=True, text=True, cwd=tmp_path).stdout.splitlines()
+    assert "site-packages" in out[0] and str(ROOT) not in out[0]
+    assert out[1] == str(migrations)
+    assert out[2] == "True True"
