@@ -1,0 +1,23 @@
+# LossLens tasks. `just` comes with the dev extra (rust-just).
+
+# Create .venv with torch (CPU) and LossLens + dev tools; Chromium for browser tests
+setup:
+    bash .ci/setup --browser
+
+# Train and analyse the PINN case study end to end (pass --quick for the small version)
+demo *ARGS:
+    .venv/bin/losslens demo {{ARGS}}
+
+# Run the test suite
+test *ARGS:
+    .venv/bin/pytest {{ARGS}}
+
+# Side-by-side benchmarks against the anchors (run on a quiet machine)
+bench:
+    .venv/bin/python bench/hessian.py
+    .venv/bin/python bench/landscape.py
+    .venv/bin/python bench/topology.py
+
+# Browse the catalog with Datasette and the LossLens views on 127.0.0.1
+serve *ARGS:
+    .venv/bin/losslens serve {{ARGS}}
