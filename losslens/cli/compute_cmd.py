@@ -15,11 +15,11 @@ from losslens.metrics.registry import all_metrics
 
 
 def _epilog() -> str:
-    lines = ["[bold]Metrics and their options[/] (an option applies to every named metric that has it; "
+    lines = ["Metrics and their options (an option applies to every named metric that has it; "
              "--METRIC.OPTION targets one):", ""]
     for name, metric in sorted(all_metrics().items()):
         req = f" (runs {', '.join(metric.requires)} first)" if metric.requires else ""
-        lines.append(f"[bold]{name}[/] — {metric.scope} scope{req}: {metric.summary}")
+        lines.append(f"{name} — {metric.scope} scope{req}: {metric.summary}")
         lines.append("")
         for flag, default, helptext in describe_options(metric):
             lines.append(f"    {flag} (default {default}): {helptext}")
