@@ -21,3 +21,7 @@ bench:
 # Browse the catalog with Datasette and the LossLens views on 127.0.0.1
 serve *ARGS:
     .venv/bin/losslens serve {{ARGS}}
+
+# Regenerate docs/cli.md from the command line's own help
+docs:
+    .venv/bin/python -m typer losslens.cli utils docs --name losslens --title "LossLens command line" --output docs/cli.md
