@@ -24,7 +24,10 @@ from losslens.store.artifacts import Artifact
 
 Scope = Literal["checkpoint", "pair", "setting", "experiment"]
 
-BUILTIN_MODULES: tuple[str, ...] = ("losslens.metrics.performance",)
+BUILTIN_MODULES: tuple[str, ...] = (
+    "losslens.metrics.performance",
+    "losslens.connectivity.metric",
+)
 
 
 @dataclass

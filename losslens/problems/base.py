@@ -12,6 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 from torch.func import functional_call
@@ -101,6 +102,39 @@ class ClassificationProblem(Problem):
         """Fraction misclassified in the batch."""
         x, y = batch
         return (self.logits(model, state, x).argmax(-1) != y).float().mean()
+
+    @torch.no_grad()
+    def mixup_inputs(self, n: int, alpha: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n`` mixup blends of training inputs (Zhang et al. 2018), a fixed input set for comparing models.
+
+        Returns the inputs and their recipe, rows (i, j, λ) meaning λ·x_i + (1 − λ)·x_j with
+        λ ~ Beta(α, α); the same (n, α, seed) gives the same set. Yang et al. (2021) use 768 with α = 16.
+        """
+        x, _ = self.split("train")
+        rng = np.random.default_rng(seed)
+        i, j = rng.integers(len(x), size=n), rng.integers(len(x), size=n)
+        lam = rng.beta(alpha, alpha, size=n)
+        lam_x = torch.as_tensor(lam, dtype=x.dtype, device=x.device).reshape((n,) + (1,) * (x.dim() - 1))
+        mixed = lam_x * x[torch.as_tensor(i, device=x.device)] + (1 - lam_x) * x[torch.as_tensor(j, device=x.device)]
+        return mixed, torch.as_tensor(np.stack([i, j, lam], axis=1), dtype=torch.float64)
+
+    @torch.no_grad()
+    def probabilities(self, model: nn.Module, state: State, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+        """Softmax outputs for ``x``, in batches: the model-level representation CKA compares."""
+        return torch.cat([torch.softmax(self.logits(model, state, x[s : s + batch_size]), -1)
+                          for s in range(0, len(x), batch_size)])
+
+    @torch.no_grad()
+    def loss_and_error(self, model: nn.Module, state: State, split: str = "train", batch_size: int | None = None,
+                       limit: int | None = None) -> tuple[float, float]:
+        """Mean loss and error fraction over ``split`` (the first ``limit`` batches when given)."""
+        n, loss_sum, wrong = 0, 0.0, 0
+        for x, y in self.batches(split, batch_size=batch_size, limit=limit):
+            logits = self.logits(model, state, x)
+            loss_sum += float(cross_entropy(logits, y)) * len(y)
+            wrong += int((logits.argmax(-1) != y).sum())
+            n += len(y)
+        return loss_sum / n, wrong / n
 
     @torch.no_grad()
     def performance(self, model: nn.Module, state: State) -> list[tuple[str, str, float]]:

@@ -95,6 +95,11 @@ class ConvectionProblem(Problem):
         with torch.no_grad():
             return functional_call(model, state, (self.grid,)).reshape(self.n_x, self.n_t)
 
+    def relative_l2(self, model: nn.Module, state: State) -> float:
+        """‖u − u_exact‖₂ / ‖u_exact‖₂ on the evaluation grid: the PINN's error."""
+        err = self.predict(model, state).reshape(-1, 1) - self.u_exact
+        return float(torch.linalg.vector_norm(err) / torch.linalg.vector_norm(self.u_exact))
+
     def performance(self, model: nn.Module, state: State) -> list[tuple[str, str, float]]:
         terms = {k: float(v.detach()) for k, v in self.loss_terms(model, state, self.batch).items()}
         err = (self.predict(model, state).reshape(-1, 1) - self.u_exact).abs()

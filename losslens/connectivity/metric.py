@@ -1,0 +1,130 @@
+"""The ``connectivity`` metric: fit a curve between two seeds of a setting and score its barrier."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from losslens.connectivity.batchnorm import cumulative_bn_copy, recompute_bn_stats
+from losslens.connectivity.curves import CurveName, Params, flatten, point_on_curve
+from losslens.connectivity.fit import fit_bends
+from losslens.connectivity.score import mode_connectivity
+from losslens.errors import LossLensError
+from losslens.jobs.context import Subject
+from losslens.metrics.registry import Result, register
+from losslens.store.ids import params_hash
+
+
+@dataclass(frozen=True)
+class ConnectivityParams:
+    pairs: Literal["within-setting", "all"] = field(
+        default="within-setting", metadata={"help": "Which checkpoint pairs: all seed pairs within each setting, or all pairs."})
+    curve: CurveName = field(default="bezier", metadata={"help": "Path between the two modes (linear trains nothing)."})
+    bends: int = field(default=1, metadata={"help": "Trainable bends; 1 with bezier is the quadratic curve of Yang et al."})
+    steps: int = field(default=200, metadata={"help": "SGD steps for the bends, one t ~ U[0,1] and one batch each."})
+    lr: float = field(default=0.01, metadata={"help": "SGD learning rate for the bends."})
+    momentum: float = field(default=0.9, metadata={"help": "SGD momentum for the bends."})
+    seed: int = field(default=0, metadata={"help": "Seed of the t samples."})
+    points: int = field(default=11, metadata={"help": "Evaluated points t = 0, 1/(N−1), …, 1 (≥ 3)."})
+    batch_size: int | None = field(default=None, metadata={"help": "Training batch size for the bends, BN statistics and evaluation (default: the problem's)."})
+    eval_batches: int | None = field(default=None, metadata={"help": "Training batches per evaluated point (default: all)."})
+    bn_batches: int | None = field(default=None, metadata={"help": "Training batches to re-estimate BatchNorm statistics (default: all)."})
+    compare_linear: bool = field(default=True, metadata={"help": "Also evaluate the straight line, for the barrier the curve removes."})
+
+
+class PathEvaluator:
+    """Evaluates training loss and error at points of a path between two subjects' parameters."""
+
+    def __init__(self, subject: Subject, params: ConnectivityParams):
+        self.subject = subject
+        self.problem = subject.problem
+        self.params = params
+        self.twin = cumulative_bn_copy(subject.model)  # train mode: batch statistics, for BN models
+        self.train_buffers = {k: v.clone() for k, v in subject.buffers.items()}  # train mode writes into these
+
+    @property
+    def quantity(self) -> str:
+        """mc is on training error (%) for classifiers and on the loss for the PINN (Yang et al.)."""
+        return "error" if self.problem.kind == "classifier" else "loss"
+
+    def train_loss(self, params: Params, batch: Any) -> torch.Tensor:
+        return self.problem.loss(self.twin, {**params, **self.train_buffers}, batch)
+
+    def train_batches(self):
+        return self.problem.batches("train", batch_size=self.params.batch_size)
+
+    def buffers_at(self, params: Params) -> dict[str, torch.Tensor]:
+        if not self.subject.has_batch_norm:
+            return self.subject.buffers
+        batches = self.problem.batches("train", batch_size=self.params.batch_size, limit=self.params.bn_batches)
+        return recompute_bn_stats(self.twin, params, self.subject.buffers, batches, self.problem.loss)
+
+    @torch.no_grad()
+    def evaluate(self, params: Params) -> tuple[float, float]:
+        """(training loss, error) at θ: error fraction for classifiers, eval rel. L2 for the PINN."""
+        state = {**params, **self.buffers_at(params)}
+        if self.problem.kind == "classifier":
+            return self.problem.loss_and_error(self.subject.model, state, "train", batch_size=self.params.batch_size,
+                                              limit=self.params.eval_batches)
+        loss = float(self.problem.loss(self.subject.model, state, self.problem.batch))
+        return loss, self.problem.relative_l2(self.subject.model, state)
+
+    def mc_value(self, loss: float, error: float) -> float:
+        return 100.0 * error if self.quantity == "error" else loss
+
+
+def _check_compatible(a: Subject, b: Subject) -> None:
+    shapes_a = {k: tuple(v.shape) for k, v in a.params.items()}
+    shapes_b = {k: tuple(v.shape) for k, v in b.params.items()}
+    if shapes_a != shapes_b:
+        raise LossLensError(f"{a.name} and {b.name} have different parameters", where="connectivity",
+                            hint="connect checkpoints of one architecture (use --pairs within-setting)")
+
+
+def profile(evaluator: PathEvaluator, curve: CurveName, start: Params, end: Params, bends: list[Params],
+            ts: np.ndarray) -> list[tuple[float, float, float]]:
+    """(t, loss, error) at each t along the curve."""
+    return [(float(t), *evaluator.evaluate(point_on_curve(curve, float(t), start, end, bends))) for t in ts]
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+@register("connectivity", scope="pair", params=ConnectivityParams, tables=("pair_metrics", "curve_points"))
+def connectivity(ctx, params: ConnectivityParams) -> Result:
+    """Mode connectivity mc of a Bezier/polychain curve fitted between two seeds (training error or PINN loss)."""
+    if params.points < 3:
+        raise LossLensError("--points must be at least 3", where="connectivity")
+    if params.curve != "linear" and params.bends < 1:
+        raise LossLensError("--bends must be at least 1 for a curve", where="connectivity", hint="or use --curve linear")
+    sha_a, sha_b = ctx.shas
+    a, b = ctx.subject(sha_a), ctx.subject(sha_b)
+    _check_compatible(a, b)
+    evaluator = PathEvaluator(a, params)
+    result = Result()
+    bends: list[Params] = []
+    if params.curve != "linear":
+        bends, trace = fit_bends(params.curve, a.params, b.params, evaluator.train_loss, evaluator.train_batches,
+                                 bends=params.bends, steps=params.steps, lr=params.lr, momentum=params.momentum,
+                                 seed=params.seed)
+        result.artifact("bends", "curve_bends", torch.stack([flatten(p) for p in bends]).cpu().numpy())
+        result.artifact("fit_loss", "curve_fit_loss", np.asarray(trace, dtype=np.float64))
+    ts = np.linspace(0.0, 1.0, params.points)
+    curves = [params.curve] + (["linear"] if params.compare_linear and params.curve != "linear" else [])
+    phash = params_hash(dataclasses.asdict(params))
+    for curve in curves:
+        rows = profile(evaluator, curve, a.params, b.params, bends, ts)
+        for t, loss, error in rows:
+            result.add("curve_points", checkpoint_a=sha_a, checkpoint_b=sha_b, curve=curve, t=t,
+                       loss=_finite(loss), error=_finite(error))
+        values = [evaluator.mc_value(loss, error) for _, loss, error in rows]
+        mc, _ = mode_connectivity(values)
+        result.add("pair_metrics", checkpoint_a=sha_a, checkpoint_b=sha_b, metric="mc", curve=curve,
+                   quantity=evaluator.quantity, value=_finite(mc), params_hash=phash)
+    return result

@@ -1,0 +1,178 @@
+"""Mode connectivity: curves, the mc score, BatchNorm re-estimation, and the metric end to end."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from losslens.connectivity import coefficients, fit_bends, mode_connectivity, point_on_curve, unflatten
+from losslens.connectivity.metric import ConnectivityParams, PathEvaluator, profile
+from losslens.jobs import compute, load_subject
+from losslens.jobs.context import CHECKPOINT_SQL
+from losslens.models import pinn_mlp
+from losslens.problems import convection
+from losslens.store.catalog import open_catalog
+from tests.conftest import PINN_KWARGS
+
+
+def ring_loss(params: dict[str, torch.Tensor], batch: object = None) -> torch.Tensor:
+    """Two symmetric minima (±1, 0) on a circular valley centred at (0, −0.75) with radius 1.25.
+
+    The straight line between them crosses (0, 0), where the loss is exactly (0.5625 − 1.5625)² = 1;
+    the valley's upper arc stays below 0.1 · 0.5² = 0.025."""
+    w1, w2 = params["w"][0], params["w"][1]
+    return (w1**2 + (w2 + 0.75) ** 2 - 1.5625) ** 2 + 0.1 * w2**2
+
+
+def _records(db, experiment=None):
+    with open_catalog(db, readonly=True) as cat:
+        return cat.query(CHECKPOINT_SQL + " ORDER BY s.label, c.seed")
+
+
+def test_curve_coefficients_sum_to_one_and_hit_the_ends():
+    """Closed form: every curve's weights sum to 1, equal (1,0,…) at t=0 and (…,0,1) at t=1; the quadratic
+    Bezier weights are (1−t)², 2t(1−t), t²."""
+    for curve, k in (("linear", 0), ("bezier", 1), ("bezier", 3), ("polychain", 1), ("polychain", 3)):
+        for t in np.linspace(0, 1, 9):
+            assert math.isclose(sum(coefficients(curve, float(t), k)), 1.0, abs_tol=1e-12)
+        assert coefficients(curve, 0.0, k)[0] == 1.0 and coefficients(curve, 1.0, k)[-1] == 1.0
+    assert coefficients("bezier", 0.3, 1) == pytest.approx([0.49, 0.42, 0.09])
+
+
+def test_untrained_bends_are_the_linear_path():
+    """Invariance: bends initialised on the line reproduce the linear path for every curve (Bernstein
+    polynomials reproduce linear functions)."""
+    a, b = {"w": torch.tensor([-1.0, 2.0])}, {"w": torch.tensor([3.0, 0.5])}
+    for curve in ("bezier", "polychain"):
+        for k in (1, 3):
+            bends, _ = fit_bends(curve, a, b, ring_loss, lambda: iter([None]), bends=k, steps=0, lr=0.01, momentum=0.9, seed=0)
+            for t in (0.0, 0.2, 0.5, 0.9, 1.0):
+                line = point_on_curve("linear", t, a, b, [])["w"]
+                assert torch.allclose(point_on_curve(curve, t, a, b, bends)["w"], line, atol=1e-6)
+
+
+def test_mc_score_closed_form():
+    """Closed form: mc = ½(e0+e1) − e(t*), t* maximising |e(t) − ½(e0+e1)|; a constant profile gives 0."""
+    assert mode_connectivity([1.0, 3.0, 2.0]) == (-1.5, 1)
+    assert mode_connectivity([4.0, 1.0, 3.0, 4.0]) == (3.0, 1)
+    assert mode_connectivity([2.0, 2.0, 2.0]) == (0.0, 0)
+
+
+def test_bezier_removes_the_barrier_between_symmetric_minima():
+    """Known barrier: on the ring loss the linear path peaks at exactly 1 (mc = −1 < 0); the fitted quadratic
+    Bezier curve follows the valley, so its maximum loss drops far below 1 and its mc rises."""
+    a, b = {"w": torch.tensor([-1.0, 0.0])}, {"w": torch.tensor([1.0, 0.0])}
+    ts = np.linspace(0, 1, 21)
+    linear = [float(ring_loss(point_on_curve("linear", float(t), a, b, []))) for t in ts]
+    mc_linear, star = mode_connectivity(linear)
+    assert mc_linear == pytest.approx(-1.0, abs=1e-6) and ts[star] == 0.5
+    bends, trace = fit_bends("bezier", a, b, ring_loss, lambda: iter([None]), bends=1, steps=300, lr=0.01, momentum=0.9, seed=0)
+    curve = [float(ring_loss(point_on_curve("bezier", float(t), a, b, bends))) for t in ts]
+    assert max(curve) < 0.1 < max(linear)
+    assert mode_connectivity(curve)[0] > -0.1
+    assert np.mean(trace[-20:]) < np.mean(trace[:20])
+
+
+def test_identical_endpoints_give_zero_mc(pinn_catalog):
+    """Invariance: when θ0 = θ1 every untrained curve is the constant θ0, so e(t) is constant and mc = 0."""
+    rec = _records(pinn_catalog)[0]
+    s = load_subject(rec, torch.device("cpu"))
+    evaluator = PathEvaluator(s, ConnectivityParams())
+    ts = np.linspace(0, 1, 5)
+    for curve in ("linear", "bezier", "polychain"):
+        bends, _ = fit_bends(curve, s.params, s.params, evaluator.train_loss, evaluator.train_batches, bends=1,
+                             steps=0, lr=0.01, momentum=0.9, seed=0) if curve != "linear" else ([], [])
+        rows = profile(evaluator, curve, s.params, s.params, bends, ts)
+        mc, _ = mode_connectivity([loss for _, loss, _ in rows])
+        assert abs(mc) < 1e-6 * max(1.0, rows[0][1])
+
+
+def test_linear_profile_equals_direct_evaluation(pinn_catalog):
+    """Direct evaluation: each stored linear-path point equals the PINN loss and rel. L2 of a freshly built model
+    loaded with (1−t)·θa + t·θb, and mc (on the loss) matches the closed form over those points."""
+    report = compute(["connectivity"], [("curve", "linear"), ("points", "5")], catalog_path=pinn_catalog)
+    assert report.failed == 0 and report.metrics[0].done == 2
+    with open_catalog(pinn_catalog, readonly=True) as cat:
+        pair = cat.one("SELECT * FROM pair_metrics WHERE metric = 'mc' LIMIT 1")
+        rows = cat.query("SELECT * FROM curve_points WHERE run_id = ? ORDER BY t", (pair["run_id"],))
+        paths = {r["sha256"]: (r["path"], r["problem_json"]) for r in cat.query(CHECKPOINT_SQL)}
+    assert pair["quantity"] == "loss" and pair["curve"] == "linear" and len(rows) == 5
+    import json
+    (path_a, problem_json), (path_b, _) = paths[pair["checkpoint_a"]], paths[pair["checkpoint_b"]]
+    sd_a, sd_b = torch.load(path_a)["state_dict"], torch.load(path_b)["state_dict"]
+    problem = convection(**json.loads(problem_json)["kwargs"])
+    direct = []
+    for row in rows:
+        model = pinn_mlp(**PINN_KWARGS)
+        model.load_state_dict({k: (1 - row["t"]) * sd_a[k] + row["t"] * sd_b[k] for k in sd_a})
+        state = dict(model.named_parameters())
+        loss = float(problem.loss(model, state, problem.batch))
+        direct.append(loss)
+        assert row["loss"] == pytest.approx(loss, rel=1e-5)
+        assert row["error"] == pytest.approx(problem.relative_l2(model, state), rel=1e-5)
+    assert pair["value"] == pytest.approx(mode_connectivity(direct)[0], rel=1e-5)
+
+
+def test_batch_norm_statistics_are_recomputed_along_the_curve(digits_catalog):
+    """Direct computation: after re-estimation, the stem BatchNorm's running mean at θ(t) equals the average over
+    training batches of the per-channel batch means of conv1's output at θ(t); the statistics differ between
+    t = 0, ½, 1; the subject's own buffers are unchanged."""
+    recs = [r for r in _records(digits_catalog) if r["setting_label"] == _records(digits_catalog)[0]["setting_label"]]
+    a, b = (load_subject(r, torch.device("cpu")) for r in recs[:2])
+    before = {k: v.clone() for k, v in a.buffers.items()}
+    evaluator = PathEvaluator(a, ConnectivityParams(bn_batches=3, batch_size=64))
+    means = []
+    for t in (0.0, 0.5, 1.0):
+        theta = point_on_curve("linear", t, a.params, b.params, [])
+        buffers = evaluator.buffers_at(theta)
+        batch_means = [F.conv2d(x, theta["conv1.weight"], padding=1).mean(dim=(0, 2, 3))
+                       for x, _ in a.problem.batches("train", batch_size=64, limit=3)]
+        assert torch.allclose(buffers["bn1.running_mean"], torch.stack(batch_means).mean(0), atol=1e-5)
+        assert int(buffers["bn1.num_batches_tracked"]) == 3
+        means.append(buffers["layers.4.bn2.running_var"])
+    assert not torch.allclose(means[0], means[1]) and not torch.allclose(means[1], means[2])
+    for k, v in a.buffers.items():
+        assert torch.equal(v, before[k])
+
+
+def test_bezier_run_on_batch_norm_models_fills_tables_and_stores_the_bend(digits_catalog):
+    """Re-evaluation oracle: the stored bend, unflattened in the subject's parameter order, reproduces the stored
+    curve point at t = ½; rows say mc is on training error (%), and mc matches the closed form over the stored
+    error profile."""
+    opts = [("steps", "3"), ("points", "3"), ("bn-batches", "2"), ("eval-batches", "2"), ("batch-size", "32")]
+    report = compute(["connectivity"], opts, catalog_path=digits_catalog)
+    assert report.failed == 0 and report.metrics[0].done == 2
+    with open_catalog(digits_catalog, readonly=True) as cat:
+        pairs = cat.query("SELECT * FROM pair_metrics ORDER BY run_id, curve")
+        run_id = pairs[0]["run_id"]
+        points = cat.query("SELECT * FROM curve_points WHERE run_id = ? AND curve = 'bezier' ORDER BY t", (run_id,))
+        bends = cat.run_artifact(run_id, "bends")
+        fit_loss = cat.run_artifact(run_id, "fit_loss")
+        run = cat.one("SELECT * FROM metric_runs WHERE id = ?", (run_id,))
+        records = {r["sha256"]: r for r in cat.query(CHECKPOINT_SQL)}
+    assert {(p["curve"], p["quantity"]) for p in pairs} == {("bezier", "error"), ("linear", "error")}
+    assert len(fit_loss) == 3 and bends.shape[0] == 1
+    bezier = next(p for p in pairs if p["run_id"] == run_id and p["curve"] == "bezier")
+    assert bezier["value"] == pytest.approx(mode_connectivity([100 * p["error"] for p in points])[0])
+    a = load_subject(records[run["checkpoint"]], torch.device("cpu"))
+    b = load_subject(records[run["checkpoint_b"]], torch.device("cpu"))
+    bend = unflatten(torch.as_tensor(bends[0]), a.params)
+    evaluator = PathEvaluator(a, ConnectivityParams(bn_batches=2, eval_batches=2, batch_size=32))
+    loss, error = evaluator.evaluate(point_on_curve("bezier", 0.5, a.params, b.params, [bend]))
+    assert points[1]["t"] == 0.5
+    assert loss == pytest.approx(points[1]["loss"], rel=1e-5) and error == pytest.approx(points[1]["error"])
+
+
+def test_results_are_replaced_by_force(pinn_catalog):
+    """Storage invariant: --force replaces a run's rows (ON DELETE CASCADE) instead of duplicating them."""
+    opts = [("curve", "linear"), ("points", "3")]
+    compute(["connectivity"], opts, catalog_path=pinn_catalog)
+    compute(["connectivity"], opts, catalog_path=pinn_catalog, force=True)
+    conn = sqlite3.connect(pinn_catalog)
+    assert conn.execute("SELECT COUNT(*) FROM curve_points").fetchone()[0] == 2 * 3
+    assert conn.execute("SELECT COUNT(*) FROM pair_metrics").fetchone()[0] == 2
