@@ -27,6 +27,8 @@ Scope = Literal["checkpoint", "pair", "setting", "experiment"]
 BUILTIN_MODULES: tuple[str, ...] = (
     "losslens.metrics.performance",
     "losslens.connectivity.metric",
+    "losslens.similarity.metric",
+    "losslens.predictions.metric",
 )
 
 

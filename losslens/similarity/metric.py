@@ -1,0 +1,117 @@
+"""Two metrics: ``cka`` (per pair: model-level and layer-by-layer CKA) and ``similarity`` (per setting: the
+classical-MDS layout of 1 − CKA between its seeds)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from losslens.errors import LossLensError
+from losslens.metrics.registry import Result, register
+from losslens.similarity.cka import Representation, cka
+from losslens.similarity.features import default_layers, input_set, layer_outputs, model_outputs, output_name
+from losslens.similarity.mds import classical_mds
+from losslens.store.ids import params_hash
+
+
+@dataclass(frozen=True)
+class CKAParams:
+    pairs: Literal["within-setting", "all"] = field(
+        default="within-setting", metadata={"help": "Which checkpoint pairs: all seed pairs within each setting, or all pairs."})
+    inputs: int = field(default=768, metadata={"help": "Classifiers: how many mixup training inputs (the PINN uses its evaluation grid)."})
+    mixup_alpha: float = field(default=16.0, metadata={"help": "Classifiers: mixup λ ~ Beta(α, α)."})
+    input_seed: int = field(default=0, metadata={"help": "Seed of the mixup input set."})
+    layers: tuple[str, ...] = field(default=(), metadata={"help": "Comma-separated module names for layer CKA (default: every conv/linear)."})
+    layer_cka: bool = field(default=True, metadata={"help": "Also compute the layer-by-layer CKA matrix."})
+    debiased: bool = field(default=False, metadata={"help": "Debiased HSIC for the layer matrix (model-level rows store both)."})
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+@register("cka", scope="pair", params=CKAParams, tables=("pair_metrics", "layer_cka"))
+def cka_metric(ctx, params: CKAParams) -> Result:
+    """Linear CKA between two models' outputs (softmax or PINN u) on a fixed input set, and layer by layer."""
+    sha_a, sha_b = ctx.shas
+    a, b = ctx.subject(sha_a), ctx.subject(sha_b)
+    if a.problem.kind != b.problem.kind:
+        raise LossLensError("CKA needs two models of the same kind of problem", where="cka")
+    result = Result()
+    x, recipe = input_set(a, params.inputs, params.mixup_alpha, params.input_seed)
+    result.artifact("inputs", "cka_input_set", recipe.cpu().numpy())
+    ra, rb = Representation(model_outputs(a, x)), Representation(model_outputs(b, x))
+    phash = params_hash(dataclasses.asdict(params))
+    for name, debiased in (("cka", False), ("cka_debiased", True)):
+        result.add("pair_metrics", checkpoint_a=sha_a, checkpoint_b=sha_b, metric=name, curve=None,
+                   quantity=output_name(a), value=_finite(cka(ra, rb, debiased)), params_hash=phash)
+    if params.layer_cka:
+        result.extend("layer_cka", layer_matrix(a, b, x, list(params.layers), params.debiased))
+    return result
+
+
+def layer_matrix(a, b, x, layers: list[str], debiased: bool) -> list[dict[str, Any]]:
+    """CKA between every named layer of model a and every named layer of model b on inputs ``x``."""
+    names_a = layers or default_layers(a.model)
+    names_b = layers or default_layers(b.model)
+    try:
+        feats_a = {k: Representation(v) for k, v in layer_outputs(a, x, names_a).items()}
+        feats_b = {k: Representation(v) for k, v in layer_outputs(b, x, names_b).items()}
+    except KeyError as exc:
+        raise LossLensError(f"no layer named {exc.args[0]}", where="cka --layers",
+                            hint=f"layers of {a.name}: {', '.join(n for n, _ in a.model.named_modules() if n)}") from None
+    return [
+        {"checkpoint_a": a.sha256, "checkpoint_b": b.sha256, "layer_a": la, "layer_b": lb, "index_a": i, "index_b": j,
+         "value": _finite(cka(feats_a[la], feats_b[lb], debiased))}
+        for i, la in enumerate(names_a) for j, lb in enumerate(names_b)
+    ]
+
+
+@dataclass(frozen=True)
+class SimilarityParams:
+    debiased: bool = field(default=False, metadata={"help": "Lay out 1 − debiased CKA instead of 1 − CKA."})
+
+
+PAIR_CKA_SQL = """
+SELECT p.checkpoint_a, p.checkpoint_b, p.value, r.params_hash FROM pair_metrics p JOIN metric_runs r ON r.id = p.run_id
+WHERE r.metric = 'cka' AND r.status = 'done' AND p.metric = ? AND r.experiment_id = ?
+ORDER BY r.finished_at
+"""
+
+
+def cka_matrix(catalog, experiment_id: str, shas: list[str], which: str) -> np.ndarray:
+    """Model-level CKA between the given checkpoints from the latest ``cka`` runs (1 on the diagonal)."""
+    index = {s: i for i, s in enumerate(shas)}
+    matrix = np.eye(len(shas))
+    seen = np.eye(len(shas), dtype=bool)
+    for row in catalog.query(PAIR_CKA_SQL, (which, experiment_id)):  # later runs overwrite earlier ones
+        i, j = index.get(row["checkpoint_a"]), index.get(row["checkpoint_b"])
+        if i is None or j is None:
+            continue
+        value = math.nan if row["value"] is None else row["value"]
+        matrix[i, j] = matrix[j, i] = value
+        seen[i, j] = seen[j, i] = True
+    if not seen.all():
+        raise LossLensError("some seed pairs have no CKA", where="similarity", hint="run `losslens compute cka` first")
+    return matrix
+
+
+@register("similarity", scope="setting", params=SimilarityParams, tables=("mds_coords",), requires=("cka",))
+def similarity(ctx, params: SimilarityParams) -> Result:
+    """Classical MDS of 1 − CKA between the seeds of a setting: the semi-global layout of its modes."""
+    matrix = cka_matrix(ctx.catalog, ctx.experiment_id, ctx.shas, "cka_debiased" if params.debiased else "cka")
+    if not np.isfinite(matrix).all():
+        raise LossLensError("CKA is undefined (NaN) for some seed pair", where="similarity",
+                            hint="a model with constant outputs has no CKA; check its performance")
+    distance = np.clip(1.0 - matrix, 0.0, None)
+    coords, eigenvalues = classical_mds(distance)
+    result = Result()
+    result.artifact("dissimilarity", "mds_dissimilarity", distance)
+    result.artifact("eigenvalues", "mds_eigenvalues", eigenvalues)
+    for sha, (x, y) in zip(ctx.shas, coords):
+        result.add("mds_coords", setting_id=ctx.setting_id, checkpoint=sha, x=float(x), y=float(y))
+    return result
