@@ -26,6 +26,8 @@ Scope = Literal["checkpoint", "pair", "setting", "experiment"]
 
 BUILTIN_MODULES: tuple[str, ...] = (
     "losslens.metrics.performance",
+    "losslens.landscape.metric",
+    "losslens.topology.metric",
     "losslens.connectivity.metric",
     "losslens.similarity.metric",
     "losslens.predictions.metric",

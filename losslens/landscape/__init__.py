@@ -1,0 +1,1 @@
+"""Loss landscapes: directions, batched grid evaluation, and the ``landscape`` metric."""

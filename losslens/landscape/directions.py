@@ -1,0 +1,95 @@
+"""Directions spanning a loss landscape: random (filter- or layer-normalised), top Hessian
+eigenvectors, or principal components of a training trajectory.
+
+A direction set is a (k, n) tensor over the flattened trainable parameters, in the iteration
+order of ``Subject.params``.
+
+Random directions follow Li et al. (2018): draw d ~ N(0, I), then rescale each filter (a
+slice along the weight's first, output axis: one conv filter, one row of a linear layer) to
+the norm of the same filter of θ ("filter"), or each weight tensor to the norm of the same
+tensor of θ ("layer"). One-dimensional parameters, biases and BatchNorm scales and shifts,
+are set to zero in d, as Li et al.'s ``ignore="biasbn"``: the landscape moves only weights.
+"unit" skips all that and makes each direction a unit vector over every parameter.
+
+Orthogonalisation (on by default) is Gram–Schmidt *after* normalisation, in direction order:
+d1 is kept, d2 loses its component along d1, d3 along d1 and d2, … Each result is rescaled to
+the norm it had before the projection, so filter-normalised directions keep their overall
+scale (their per-filter norms then hold up to that small projection; in high dimension
+random directions are nearly orthogonal already), and "unit" directions come out orthonormal.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+Params = dict[str, Tensor]
+
+
+def flat(params: Params) -> Tensor:
+    """One vector of all parameters, in dict order."""
+    return torch.cat([p.reshape(-1) for p in params.values()])
+
+
+def unflat(vector: Tensor, like: Params) -> Params:
+    """Split a vector (or the last axis of a batch of them) back into named tensors shaped like ``like``."""
+    out, start = {}, 0
+    for name, p in like.items():
+        out[name] = vector[..., start : start + p.numel()].reshape(*vector.shape[:-1], *p.shape)
+        start += p.numel()
+    return out
+
+
+def normalized(d: Params, theta: Params, normalization: str) -> Params:
+    """Li et al.'s filter or layer normalisation (biases and BN zeroed), or a unit vector."""
+    if normalization == "unit":
+        norm = flat(d).norm()
+        return {k: v / norm for k, v in d.items()}
+    out = {}
+    for name, v in d.items():
+        w = theta[name]
+        if w.dim() <= 1:
+            out[name] = torch.zeros_like(v)
+        elif normalization == "filter":
+            axes = tuple(range(1, w.dim()))
+            norm = torch.linalg.vector_norm
+            out[name] = v * (norm(w, dim=axes, keepdim=True) / norm(v, dim=axes, keepdim=True).clamp_min(1e-12))
+        elif normalization == "layer":
+            out[name] = v * (w.norm() / v.norm().clamp_min(1e-12))
+        else:
+            raise ValueError(f"unknown normalization {normalization!r}")
+    return out
+
+
+def gram_schmidt(directions: Tensor) -> Tensor:
+    """Orthogonalise rows in order (modified Gram–Schmidt in float64), each rescaled to its former norm."""
+    units: list[Tensor] = []
+    norms = []
+    for d in directions.to(torch.float64):
+        norms.append(d.norm())
+        for q in units:
+            d = d - (d @ q) * q
+        units.append(d / d.norm())
+    return (torch.stack(units) * torch.stack(norms)[:, None]).to(directions.dtype)
+
+
+def random_directions(theta: Params, k: int, seed: int, normalization: str, orthogonalize: bool) -> Tensor:
+    """k seeded Gaussian directions, normalised, optionally orthogonalised: shape (k, n)."""
+    gen = torch.Generator().manual_seed(seed)
+    rows = []
+    for _ in range(k):
+        d = {name: torch.randn(p.shape, generator=gen, dtype=torch.float32).to(p) for name, p in theta.items()}
+        rows.append(flat(normalized(d, theta, normalization)))
+    directions = torch.stack(rows)
+    return gram_schmidt(directions) if orthogonalize else directions
+
+
+def pca_directions(theta: Tensor, trajectory: Tensor, k: int) -> tuple[Tensor, np.ndarray]:
+    """Li et al.'s trajectory PCA: principal axes of (θ_t − θ) over the other checkpoints of the
+    run, centred. Returns unit, orthonormal directions (k, n) and their explained-variance ratios."""
+    diffs = (trajectory - theta).to(torch.float64)
+    diffs = diffs - diffs.mean(dim=0, keepdim=True)
+    _, s, vh = torch.linalg.svd(diffs, full_matrices=False)
+    var = (s**2).cpu().numpy()
+    return vh[:k].to(theta.dtype), var[:k] / var.sum()

@@ -1,0 +1,99 @@
+"""Loss on θ + Σ aᵢ dᵢ at many points at once: ``functional_call`` under ``vmap``, in chunks.
+
+Every point of a chunk is one row of a (chunk, n) matrix θ + A D; the loss is vmapped over
+the rows, so one call evaluates the whole chunk with batched matrix products instead of a
+Python loop of clone/perturb/evaluate. The chunk size comes from a memory budget: one
+unbatched loss evaluation runs under a global module forward hook that adds up the bytes of
+every module output, which is times ``ACTIVATION_FACTOR`` (tangents of the PINN's jvp, and
+temporaries inside modules) an upper bound on what one point keeps alive, plus the point's
+parameter row. The PINN works inside vmap because its residual is a forward-mode ``jvp``.
+Models are in eval mode (BatchNorm uses running statistics). Non-finite losses are returned
+as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.func import vmap
+from torch.nn.modules.module import register_module_forward_hook
+from torch.utils._pytree import tree_leaves
+
+from losslens.landscape.directions import flat, unflat
+
+MEMORY_BUDGET_BYTES = 2 * 1024**3
+ACTIVATION_FACTOR = 4
+
+
+def grid_coordinates(half_widths: list[float], steps: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """Per-axis coordinates (linspace over ±half width) and all grid points (C order), (steps^k, k)."""
+    axes = [np.linspace(-h, h, steps) for h in half_widths]
+    mesh = np.meshgrid(*axes, indexing="ij")
+    return axes, np.stack([m.ravel() for m in mesh], axis=1)
+
+
+def bytes_per_point(loss: Callable[[Tensor], Tensor], theta: Tensor) -> int:
+    """Upper bound on the memory one grid point needs (see the module docstring)."""
+    total = 0
+
+    def count(module: Any, inputs: Any, output: Any) -> None:
+        nonlocal total
+        total += sum(t.numel() * t.element_size() for t in tree_leaves(output) if isinstance(t, Tensor))
+
+    handle = register_module_forward_hook(count)
+    try:
+        with torch.no_grad():
+            loss(theta)
+    finally:
+        handle.remove()
+    return ACTIVATION_FACTOR * total + 2 * theta.numel() * theta.element_size()
+
+
+def batched_loss(subject: Any, batches: list[Any]) -> Callable[[Tensor], Tensor]:
+    """The mean loss over ``batches`` as a function of one flat parameter vector."""
+
+    def loss(vector: Tensor) -> Tensor:
+        params = unflat(vector, subject.params)
+        return torch.stack([subject.loss_at(params, b) for b in batches]).mean()
+
+    return loss
+
+
+def evaluate(subject: Any, directions: Tensor, coords: np.ndarray, batches: list[Any],
+             budget_bytes: int = MEMORY_BUDGET_BYTES) -> tuple[np.ndarray, int]:
+    """Loss at θ + coords @ directions for every row of ``coords``; returns (losses, chunk size)."""
+    theta = flat(subject.params)
+    loss = batched_loss(subject, batches)
+    chunk = int(max(1, min(len(coords), budget_bytes // bytes_per_point(loss, theta))))
+    many = vmap(loss)
+    a = torch.as_tensor(coords, dtype=theta.dtype, device=theta.device)
+    d = directions.to(theta)
+    out = np.empty(len(coords), dtype=np.float64)
+    with torch.no_grad():
+        for start in range(0, len(coords), chunk):
+            rows = theta + a[start : start + chunk] @ d
+            out[start : start + chunk] = many(rows).double().cpu().numpy()
+    return out, chunk
+
+
+def evaluate_loop(subject: Any, directions: Tensor, coords: np.ndarray, batches: list[Any]) -> np.ndarray:
+    """The same losses one point at a time, the way per-point tools do it (clone, perturb,
+    evaluate): the reference for tests and benchmarks."""
+    out = np.empty(len(coords), dtype=np.float64)
+    d = unflat_rows(directions, subject.params)
+    with torch.no_grad():
+        for i, point in enumerate(coords):
+            params = {name: p.clone() for name, p in subject.params.items()}
+            for weight, direction in zip(point, d):
+                for name in params:
+                    params[name].add_(direction[name], alpha=float(weight))
+            out[i] = float(torch.stack([subject.loss_at(params, b) for b in batches]).mean())
+    return out
+
+
+def unflat_rows(directions: Tensor, like: dict[str, Tensor]) -> list[dict[str, Tensor]]:
+    return [unflat(row, like) for row in directions]

@@ -1,0 +1,191 @@
+"""The ``landscape`` metric: the loss on a 1-D … 4-D grid (or a random sample) of θ + Σ aᵢ dᵢ.
+
+Spans: "relative" makes each axis reach ±span·‖θ‖ in parameter space whatever the norm of its
+direction (Landscaper's r = 1% of ‖θ‖ is ``--span 0.01``); "absolute" makes the coordinate a
+run over ±span in units of the direction itself (Li et al.'s plots of filter-normalised
+directions over [−1, 1] are ``--span-mode absolute --span 1``). Steps must be odd so that θ is
+the centre grid point. With ``--samples N`` (for 3-D and 4-D) the loss is taken at θ, at one
+grid step either way along each axis, and at N uniform random points of the box; the topology
+then runs on a kNN graph of them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from losslens.errors import LossLensError
+from losslens.landscape.directions import flat, pca_directions, random_directions
+from losslens.landscape.grid import evaluate, grid_coordinates
+from losslens.metrics.registry import Result, register
+from losslens.store.ids import params_hash
+
+AXES = ("a", "b", "c", "d")
+INDICES = ("i", "j", "k", "l")
+
+TRAJECTORY_SQL = """
+SELECT c.sha256, c.step FROM checkpoints c
+WHERE c.model_id = ? AND c.seed IS ? AND c.step IS NOT NULL AND c.sha256 != ? ORDER BY c.step
+"""
+
+
+@dataclass(frozen=True)
+class LandscapeParams:
+    directions: Literal["random", "hessian", "pca"] = field(
+        default="random", metadata={"help": "Random (normalised), top Hessian eigenvectors, or PCA of the checkpoint's training trajectory."})
+    dims: int = field(default=2, metadata={"help": "Number of directions, 1 to 4."})
+    steps: int = field(default=41, metadata={"help": "Grid points per axis (odd, so θ is the centre)."})
+    span: float = field(default=0.01, metadata={"help": "Half-width of each axis (see --span-mode)."})
+    span_mode: Literal["relative", "absolute"] = field(
+        default="relative", metadata={"help": "relative: ±span·‖θ‖ in parameter space; absolute: ±span in units of the direction."})
+    normalization: Literal["filter", "layer", "unit"] = field(
+        default="filter", metadata={"help": "Random directions: Li et al. filter- or layer-wise (biases and BN zeroed), or unit vectors."})
+    orthogonalize: bool = field(default=True, metadata={"help": "Gram–Schmidt the random directions after normalisation."})
+    seed: int = field(default=0, metadata={"help": "Seed of the random directions (and of --samples)."})
+    samples: int = field(default=0, metadata={"help": "0: the full grid; N > 0: θ, ±1 step per axis and N random points of the box."})
+    batches: int = field(default=1, metadata={"help": "Training batches (in the problem's fixed order) the loss is averaged over."})
+    batch_size: int = field(default=0, metadata={"help": "Batch size for the landscape loss; 0 is the problem's own."})
+
+    def check(self) -> None:
+        where = "landscape"
+        if not 1 <= self.dims <= 4:
+            raise LossLensError(f"--dims {self.dims} is out of range", where=where, hint="use 1, 2, 3 or 4")
+        if self.steps < 3 or self.steps % 2 == 0:
+            raise LossLensError(f"--steps {self.steps} must be odd and at least 3", where=where, hint="e.g. --steps 41")
+        if not self.span > 0:
+            raise LossLensError(f"--span {self.span} must be positive", where=where)
+        if self.samples < 0 or self.batches < 1 or self.batch_size < 0:
+            raise LossLensError("--samples, --batches and --batch-size must be non-negative (batches ≥ 1)", where=where)
+
+
+def landscape_run_id(checkpoint: str, params: LandscapeParams) -> str:
+    """The id of the landscape run (and of its ``landscapes`` row) for these parameters."""
+    from losslens.store.ids import content_id
+
+    return content_id("run", "landscape", checkpoint, params_hash(dataclasses.asdict(params)))
+
+
+def _hessian_directions(ctx: Any, subject: Any, k: int) -> tuple[torch.Tensor, str]:
+    row = ctx.catalog.one(
+        "SELECT id FROM metric_runs WHERE metric='hessian' AND checkpoint=? AND status='done' ORDER BY finished_at DESC LIMIT 1",
+        (subject.sha256,),
+    )
+    if row is not None:
+        vectors = ctx.catalog.run_artifact(row["id"], "eigenvectors")
+        if vectors.shape[0] >= k and vectors.shape[1] == sum(p.numel() for p in subject.params.values()):
+            return torch.as_tensor(vectors[:k]), f"hessian run {row['id']}"
+    from losslens.hessian import hvp_operator, top_eigenpairs
+
+    _, vectors = top_eigenpairs(hvp_operator(subject), k=k)
+    return torch.as_tensor(np.asarray(vectors))[:k].to(torch.float32), "top eigenvectors computed on demand"
+
+
+def _pca(ctx: Any, subject: Any, k: int) -> tuple[torch.Tensor, str]:
+    rec = subject.record
+    others = ctx.catalog.query(TRAJECTORY_SQL, (rec["model_id"], rec["seed"], subject.sha256))
+    if len(others) < k + 1:
+        raise LossLensError(
+            f"PCA directions need at least {k + 1} other checkpoints of this run (same model and seed, with a step); found {len(others)}",
+            where=subject.name, hint="ingest the run's intermediate checkpoints, or use --directions random")
+    theta = flat(subject.params)
+    trajectory = torch.stack([flat(ctx.subject(o["sha256"]).params).to(theta) for o in others])
+    directions, ratio = pca_directions(theta, trajectory, k)
+    return directions, f"PCA of {len(others)} trajectory checkpoints (steps {others[0]['step']}…{others[-1]['step']}), explained variance {np.round(ratio, 4).tolist()}"
+
+
+def _points(params: LandscapeParams, half: list[float]) -> tuple[np.ndarray, np.ndarray | None]:
+    """Coordinates of all points, and grid indices (None for a sampled landscape)."""
+    if params.samples == 0:
+        axes, coords = grid_coordinates(half, params.steps)
+        shape = (params.steps,) * params.dims
+        return coords, np.stack(np.unravel_index(np.arange(len(coords)), shape), axis=1)
+    step = np.array(half) * 2 / (params.steps - 1)
+    probes = [np.zeros(params.dims)]
+    for axis in range(params.dims):
+        for sign in (-1, 1):
+            p = np.zeros(params.dims)
+            p[axis] = sign * step[axis]
+            probes.append(p)
+    rng = np.random.default_rng(params.seed)
+    box = rng.uniform(-1, 1, size=(params.samples, params.dims)) * np.array(half)
+    return np.concatenate([np.stack(probes), box]), None
+
+
+@register("landscape", scope="checkpoint", params=LandscapeParams, tables=("landscapes", "landscape_points"))
+def landscape(ctx: Any, params: LandscapeParams) -> Result:
+    """Loss over a grid of θ + Σ aᵢ dᵢ (random, Hessian or PCA directions), batched with vmap."""
+    params.check()
+    subject = ctx.subject()
+    if params.directions == "random":
+        directions = random_directions(subject.params, params.dims, params.seed, params.normalization, params.orthogonalize)
+        source = f"random, seed {params.seed}, {params.normalization}-normalised" + (", Gram–Schmidt in order" if params.orthogonalize else "")
+    elif params.directions == "hessian":
+        directions, source = _hessian_directions(ctx, subject, params.dims)
+    else:
+        directions, source = _pca(ctx, subject, params.dims)
+    directions = directions.to(flat(subject.params))
+    theta_norm = float(flat(subject.params).norm())
+    norms = [float(n) for n in directions.norm(dim=1)]
+    half = [params.span * theta_norm / n if params.span_mode == "relative" else params.span for n in norms]
+    coords, index = _points(params, half)
+    batches = list(subject.problem.batches("train", batch_size=params.batch_size or None, limit=params.batches))
+
+    t0 = time.perf_counter()
+    losses, chunk = evaluate(subject, directions, coords, batches)
+    seconds = time.perf_counter() - t0
+
+    result = Result()
+    grid = losses.reshape((params.steps,) * params.dims) if index is not None else losses
+    grid_sha = result.artifact("grid", "landscape_grid", grid.astype(np.float64))
+    dir_sha = result.artifact("directions", "landscape_directions", directions.cpu().numpy().astype(np.float32))
+    coord_sha = result.artifact("coordinates", "landscape_coordinates", coords) if index is None else None
+    centre = 0 if index is None else len(coords) // 2
+    finite = np.isfinite(losses)
+    notes = []
+    if subject.has_batch_norm:
+        notes.append("BatchNorm in eval mode (running statistics)")
+    result.add(
+        "landscapes",
+        id=landscape_run_id(subject.sha256, params),
+        checkpoint=subject.sha256,
+        directions=params.directions,
+        direction_source=source,
+        normalization=params.normalization if params.directions == "random" else "unit",
+        orthogonalized=int(params.orthogonalize or params.directions != "random"),
+        seed=params.seed,
+        dims=params.dims,
+        steps=params.steps,
+        samples=params.samples,
+        span=params.span,
+        span_mode=params.span_mode,
+        theta_norm=theta_norm,
+        direction_norms_json=json.dumps(norms),
+        half_widths_json=json.dumps(half),
+        n_points=len(coords),
+        n_nonfinite=int((~finite).sum()),
+        centre_loss=float(losses[centre]) if finite[centre] else None,
+        loss_batches=len(batches),
+        chunk_size=chunk,
+        eval_seconds=seconds,
+        batch_norm_eval=int(subject.has_batch_norm),
+        notes="; ".join(notes) or None,
+        params_hash=params_hash(dataclasses.asdict(params)),
+        grid_artifact=grid_sha,
+        directions_artifact=dir_sha,
+        coordinates_artifact=coord_sha,
+    )
+    rows = []
+    for p in range(len(coords)):
+        row: dict[str, Any] = {"point": p, "loss": float(losses[p]) if finite[p] else None, "is_finite": int(finite[p])}
+        for axis in range(4):
+            row[AXES[axis]] = float(coords[p, axis]) if axis < params.dims else None
+            row[INDICES[axis]] = int(index[p, axis]) if (index is not None and axis < params.dims) else None
+        rows.append(row)
+    result.extend("landscape_points", rows)
+    return result

@@ -1,0 +1,59 @@
+"""A planar drawing of a merge tree from its branch decomposition.
+
+y is the loss. Branch 0 (the global minimum's, which never dies) stands at x = 0. The
+children of a branch (the branches that die on it) alternate right and left in order of
+decreasing persistence; on each side the child that joins lowest stands nearest, so a
+child's connector at its saddle height passes above every sibling subtree nearer in (those
+all lie below their own, lower, saddles) and no edges cross. Each subtree takes a contiguous
+interval one unit per branch wide.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from losslens.topology.merge_tree import JoinTree, MergeTreeGraph
+
+
+def branch_x(tree: JoinTree, kept: np.ndarray) -> dict[int, float]:
+    """x of every kept branch. Branches that never die or die at a non-finite point hang
+    from the root, that is, from branch 0 at the top."""
+    n = len(tree.values)
+    persistence = tree.persistence
+    children: dict[int, list[int]] = {int(b): [] for b in kept}
+    for b in kept.tolist():
+        if b != 0:
+            children[max(int(tree.parent[b]), 0)].append(b)
+    join_rank = {b: (int(tree.rank[tree.saddle[b]]) if tree.saddle[b] >= 0 and np.isfinite(tree.death[b]) else n)
+                 for b in kept.tolist()}
+    left: dict[int, float] = {}
+    right: dict[int, float] = {}
+    offset: dict[int, float] = {}
+    for b in sorted(children, reverse=True):  # children are younger, so numbered after their parent
+        ranked = sorted(children[b], key=lambda c: (-persistence[c], c))
+        r = l = 0.0
+        for c in sorted(ranked[0::2], key=lambda c: join_rank[c]):
+            offset[c] = r + 1 + left[c]
+            r = offset[c] + right[c]
+        for c in sorted(ranked[1::2], key=lambda c: join_rank[c]):
+            offset[c] = -(l + 1 + right[c])
+            l = -offset[c] + left[c]
+        left[b], right[b] = l, r
+    x = {0: 0.0}
+    for b in sorted(children):
+        for c in children[b]:
+            x[c] = x[b] + offset[c]
+    return x
+
+
+def node_xy(tree: JoinTree, graph: MergeTreeGraph) -> tuple[np.ndarray, np.ndarray]:
+    """Drawing positions of the nodes. A non-finite root is drawn 5% of the finite range above
+    the highest finite value (its stored value stays NULL)."""
+    x_of = branch_x(tree, graph.branches)
+    x = np.array([x_of[int(b)] for b in graph.node_branch], dtype=np.float64)
+    y = tree.values[graph.node_point].copy()
+    finite = tree.values[np.isfinite(tree.values)]
+    if finite.size:
+        top = finite.max() + 0.05 * max(float(np.ptp(finite)), 1e-12)
+        y[~np.isfinite(y)] = top
+    return x, y
