@@ -30,6 +30,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "losslens.topology.metric",
     "losslens.connectivity.metric",
     "losslens.similarity.metric",
+    "losslens.taxonomy.metric",
     "losslens.predictions.metric",
 )
 
