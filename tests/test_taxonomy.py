@@ -97,3 +97,64 @@ def test_trace_as_sharpness_and_missing_inputs():
     assert rows["a"]["thresholds"]["sharpness"]["value"] == 2.0  # median of 1, 3, 2
     assert rows["one-seed"]["phase"] is None and "mc" in rows["one-seed"]["note"]
     assert rows["no-trace"]["phase"] is None and "log_trace" in rows["no-trace"]["note"]
+
+
+def test_compute_taxonomy_end_to_end_on_the_pinn_sweep(pinn_catalog):
+    """Independent recomputation: `compute taxonomy` runs performance, hessian, connectivity, cka and similarity
+    first; each stored setting row equals means taken here with plain SQL over those tables (loss, log of mean top
+    eigenvalue, mean Bezier mc, mean CKA), and its phase follows the table with median thresholds over the two
+    β settings. `losslens taxonomy --json` prints the same rows."""
+    import numpy as np
+
+    from losslens.cli import app
+    from losslens.jobs import compute
+    from losslens.store.catalog import open_catalog
+
+    opts = [("k", "2"), ("trace-probes", "4"), ("no-esd", None), ("steps", "5"), ("points", "3")]
+    report = compute(["taxonomy"], opts, catalog_path=pinn_catalog)
+    assert report.failed == 0
+    assert [m.metric for m in report.metrics][-1] == "taxonomy"
+    with open_catalog(pinn_catalog, readonly=True) as cat:
+        rows = {r["setting_id"]: r for r in cat.query("SELECT * FROM taxonomy")}
+        settings = {s["id"]: s["label"] for s in cat.query("SELECT * FROM settings")}
+
+        def per_setting(sql: str) -> dict[str, float]:
+            return {r["sid"]: r["v"] for r in cat.query(sql)}
+
+        ckpt = "SELECT c.sha256, m.setting_id AS sid FROM checkpoints c JOIN models m ON m.id = c.model_id"
+        loss = per_setting(f"SELECT k.sid, AVG(p.value) AS v FROM performance p JOIN ({ckpt}) k ON k.sha256 = p.checkpoint "
+                           "WHERE p.split = 'train' AND p.name = 'loss' GROUP BY k.sid")
+        eig = per_setting(f"SELECT k.sid, AVG(h.value) AS v FROM hessian_eigenvalues h JOIN ({ckpt}) k ON k.sha256 = h.checkpoint "
+                          "WHERE h.which = 'largest' AND h.rank = 0 GROUP BY k.sid")
+        mc = per_setting(f"SELECT k.sid, AVG(p.value) AS v FROM pair_metrics p JOIN ({ckpt}) k ON k.sha256 = p.checkpoint_a "
+                         "WHERE p.metric = 'mc' AND p.curve = 'bezier' GROUP BY k.sid")
+        cka = per_setting(f"SELECT k.sid, AVG(p.value) AS v FROM pair_metrics p JOIN ({ckpt}) k ON k.sha256 = p.checkpoint_a "
+                          "WHERE p.metric = 'cka' GROUP BY k.sid")
+    assert set(rows) == set(settings) and len(rows) == 2
+    tau_s = float(np.median([math.log(v) for v in eig.values()]))
+    tau_c = float(np.median(list(cka.values())))
+    for sid, row in rows.items():
+        assert row["train_loss"] == pytest.approx(loss[sid]) and row["mc"] == pytest.approx(mc[sid])
+        assert row["log_top_eigenvalue"] == pytest.approx(math.log(eig[sid])) and row["cka"] == pytest.approx(cka[sid])
+        sharp, well, high = math.log(eig[sid]) > tau_s, mc[sid] >= 0, cka[sid] >= tau_c
+        expected = ("II" if sharp else ("IV-B" if high else "IV-A")) if well else ("I" if sharp else "III")
+        assert row["phase"] == expected and row["n_pairs"] == 1 and row["n_checkpoints"] == 2
+        thresholds = json.loads(row["thresholds_json"])
+        assert thresholds["sharpness"]["value"] == pytest.approx(tau_s) and thresholds["cka"]["value"] == pytest.approx(tau_c)
+        assert all(json.loads(row["sources_json"])[m] for m in ("performance", "hessian", "connectivity", "cka"))
+    out = CliRunner().invoke(app, ["taxonomy", "--catalog", str(pinn_catalog), "--json"])
+    assert out.exit_code == 0, out.output
+    printed = {r["setting"]: r["phase"] for r in json.loads(out.stdout)}
+    assert printed == {settings[sid]: r["phase"] for sid, r in rows.items()}
+    table = CliRunner().invoke(app, ["taxonomy", "--catalog", str(pinn_catalog)])
+    assert table.exit_code == 0, table.output
+    assert all(label in table.stdout for label in settings.values())
+    assert all(r["phase"] in table.stdout for r in rows.values())
+
+
+def test_taxonomy_command_without_results_fails_with_a_hint(pinn_catalog):
+    """CLI contract: before `compute taxonomy`, the command exits 1 with one error line naming the fix."""
+    from losslens.cli import app
+
+    out = CliRunner().invoke(app, ["taxonomy", "--catalog", str(pinn_catalog)])
+    assert out.exit_code == 1 and "losslens compute taxonomy" in out.output

@@ -29,16 +29,17 @@ def taxonomy(catalog: CatalogOpt = DEFAULT_CATALOG, experiment: ExperimentOpt = 
         print_json(rows)
         return
     table = Table(title="Loss-landscape taxonomy (Yang et al. 2021)", title_justify="left")
-    for header, _ in COLUMNS:
-        table.add_column(header, overflow="fold")
+    for header, key in COLUMNS:
+        table.add_column(header, overflow="fold", no_wrap=key in ("setting", "phase"))
     for row in rows:
         table.add_row(*[_cell(row.get(key)) for _, key in COLUMNS])
     console.print(table)
     seen = set()
     for row in rows:
         t = row["thresholds"]
-        line = (f"{row['experiment']}: well connected when mc ≥ {-t['mc']['epsilon']:g}; sharp when "
-                f"{t['sharpness']['measure']} > {_cell(t['sharpness']['value'])} ({t['sharpness']['source']}); "
+        eps = t["mc"]["epsilon"]
+        line = (f"{row['experiment']}: well connected when mc ≥ {(-eps) or 0.0:g}; "
+                f"sharp when {t['sharpness']['measure']} > {_cell(t['sharpness']['value'])} ({t['sharpness']['source']}); "
                 f"high CKA when ≥ {_cell(t['cka']['value'])} ({t['cka']['source']})")
         if line not in seen:
             seen.add(line)
