@@ -32,6 +32,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "losslens.similarity.metric",
     "losslens.taxonomy.metric",
     "losslens.predictions.metric",
+    "losslens.predictions.metric",
 )
 
 

@@ -1,0 +1,73 @@
+"""LossLens views inside Datasette: the global, setting, checkpoint and pair pages.
+
+Small hook functions only; the pages live in :mod:`.pages`, the JSON routes in :mod:`.routes`.
+The plugin is read-only: every route is a GET that runs parameterised SQL on Datasette's
+read-only connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+from datasette import hookimpl
+from markupsafe import Markup
+
+from losslens.datasette_plugin import pages, routes
+from losslens.views.bundle import ensure_bundle
+from losslens.views.source import npy_summary
+
+SHA = re.compile(r"^[0-9a-f]{64}$")
+SETTING_ID = re.compile(r"^[0-9a-f]{16}$")
+CHECKPOINT_COLUMNS = {"checkpoint", "checkpoint_a", "checkpoint_b"}
+PAIR_TABLES = {"pair_metrics", "curve_points", "layer_cka"}
+
+
+@hookimpl
+def startup(datasette):
+    async def build_bundle():
+        await asyncio.to_thread(ensure_bundle)
+
+    return build_bundle
+
+
+@hookimpl
+def register_routes():
+    db = r"/-/losslens/(?P<database>[^/]+)"
+    return [
+        (db + r"$", pages.global_page),
+        (db + r"/setting/(?P<setting_id>[^/]+)$", pages.setting_page),
+        (db + r"/checkpoint/(?P<sha>[^/]+)$", pages.checkpoint_page),
+        (db + r"/pair/(?P<a>[^/]+)/(?P<b>[^/]+)$", pages.pair_page),
+        (db + r"/data/(?P<name>[a-z_]+)\.json$", routes.data),
+        (db + r"/spec/(?P<view>[a-z_]+)\.json$", routes.spec),
+    ]
+
+
+def _link(datasette, database: str, path: str, text: str) -> Markup:
+    href = pages.page_url(datasette, database, path)
+    return Markup('<a href="{}">{}</a>').format(href, text)
+
+
+@hookimpl
+def render_cell(row, value, column, table, database, datasette):
+    """Array BLOBs as short summaries; ids as links to the LossLens pages."""
+    if isinstance(value, bytes):
+        summary = npy_summary(value)
+        return Markup("<em>{}</em>").format(summary or f"<{len(value):,} bytes>")
+    if table is None or not isinstance(value, str):
+        return None
+    if (column in CHECKPOINT_COLUMNS or (table == "checkpoints" and column == "sha256")) and SHA.match(value):
+        link = _link(datasette, database, f"checkpoint/{value}", value[:12] + "…")
+        if table in PAIR_TABLES and column == "checkpoint_b" and SHA.match(str(row["checkpoint_a"])):
+            link += Markup(" ") + _link(datasette, database, f"pair/{row['checkpoint_a']}/{value}", "pair view")
+        return link
+    if ((column == "setting_id") or (table == "settings" and column == "id")) and SETTING_ID.match(value):
+        return _link(datasette, database, f"setting/{value}", value)
+    return None
+
+
+@hookimpl
+def menu_links(datasette, actor):
+    return [{"href": pages.page_url(datasette, db, ""), "label": f"LossLens views: {db}"}
+            for db in datasette.databases if db != "_internal"]

@@ -1,0 +1,168 @@
+"""The four LossLens pages. Each reads a little context for its header and lists the specs it
+embeds; the browser fetches those specs and their data from :mod:`.routes`.
+
+URLs hold the state (``?setting=`` on the global page, ``?mode=`` on a setting page), so a
+copied link reproduces the view.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+from urllib.parse import urlencode
+
+from datasette.utils import tilde_encode
+from datasette.utils.asgi import NotFound, Response
+
+from losslens.datasette_plugin.routes import check_args, database
+from losslens.views import taxonomy
+from losslens.views.source import fetch, finite
+
+CHECKPOINT_SQL = """
+SELECT c.sha256, c.name, c.seed, c.step, c.n_params, m.name AS model_name, m.setting_id, s.label AS setting_label,
+       s.experiment_id, e.name AS experiment
+FROM checkpoints c JOIN models m ON m.id = c.model_id JOIN settings s ON s.id = m.setting_id
+JOIN experiments e ON e.id = s.experiment_id WHERE c.sha256 = ?
+"""
+
+
+def page_url(datasette, db_name: str, path: str) -> str:
+    base = f"/-/losslens/{tilde_encode(db_name)}"
+    return datasette.urls.path(f"{base}/{path}" if path else base)
+
+
+def spec_url(datasette, db_name: str, view: str, **args: str | None) -> str:
+    query = urlencode({k: v for k, v in args.items() if v})
+    return datasette.urls.path(f"/-/losslens/{tilde_encode(db_name)}/spec/{view}.json?{query}")
+
+
+async def render(datasette, request, template: str, context: dict[str, Any]) -> Response:
+    context = {**context, "bundle_url": datasette.urls.static_plugins("losslens", "vega-bundle.js"),
+               "js_url": datasette.urls.static_plugins("losslens", "losslens.js"),
+               "css_url": datasette.urls.static_plugins("losslens", "losslens.css")}
+    return Response.html(await datasette.render_template(template, context, request=request))
+
+
+def _setting_rows(conn: sqlite3.Connection, experiment_id: str) -> list[dict[str, Any]]:
+    return fetch(conn, "SELECT id, label FROM settings WHERE experiment_id = ? ORDER BY label", (experiment_id,))
+
+
+async def global_page(datasette, request) -> Response:
+    """Taxonomy of an experiment's settings, with the chosen setting's modes below."""
+    name, db = database(datasette, request.url_vars["database"])
+    wanted_experiment, wanted_setting = request.args.get("experiment"), request.args.get("setting")
+
+    def read(conn: sqlite3.Connection) -> dict[str, Any]:
+        experiments = taxonomy.experiments(conn)
+        if wanted_experiment:
+            check_args(conn, {"experiment": wanted_experiment})
+        experiment = next((e for e in experiments if e["id"] == wanted_experiment), experiments[0] if experiments else None)
+        if experiment is None:
+            return {"experiments": [], "experiment": None, "setting": None, "n_settings": 0}
+        settings = _setting_rows(conn, experiment["id"])
+        setting = None
+        if wanted_setting:
+            check_args(conn, {"setting": wanted_setting})
+            setting = next((s for s in settings if s["id"] == wanted_setting), None)
+            if setting is None:
+                raise NotFound("that setting is in another experiment")
+        setting = setting or (settings[0] if settings else None)
+        return {"experiments": experiments, "experiment": experiment, "setting": setting, "n_settings": len(settings)}
+
+    ctx = await db.execute_fn(read)
+    e, s = ctx["experiment"], ctx["setting"]
+    return await render(datasette, request, "losslens_global.html", {
+        **ctx,
+        "database": name,
+        "db_url": datasette.urls.database(name),
+        "page_url": page_url(datasette, name, ""),
+        "page_base": page_url(datasette, name, ""),
+        "setting_page": page_url(datasette, name, f"setting/{s['id']}") if s else None,
+        "taxonomy_spec": spec_url(datasette, name, "taxonomy", experiment=e["id"], selected=s and s["id"]) if e else None,
+        "modes_spec": spec_url(datasette, name, "modes", setting=s["id"]) if s else None,
+        "modes_spec_base": spec_url(datasette, name, "modes"),
+        "setting_page_base": page_url(datasette, name, "setting/"),
+    })
+
+
+async def setting_page(datasette, request) -> Response:
+    """One setting's modes, with the chosen mode's local views below."""
+    name, db = database(datasette, request.url_vars["database"])
+    setting_id, wanted_mode = request.url_vars["setting_id"], request.args.get("mode")
+
+    def read(conn: sqlite3.Connection) -> dict[str, Any]:
+        check_args(conn, {"setting": setting_id})
+        setting = fetch(conn, "SELECT s.id, s.label, s.values_json, s.experiment_id, e.name AS experiment FROM settings s "
+                              "JOIN experiments e ON e.id = s.experiment_id WHERE s.id = ?", (setting_id,))[0]
+        modes = fetch(conn, "SELECT c.sha256, c.name, c.seed, m.name AS model_name FROM checkpoints c "
+                            "JOIN models m ON m.id = c.model_id WHERE m.setting_id = ? ORDER BY c.seed, c.name", (setting_id,))
+        if wanted_mode and not any(m["sha256"] == wanted_mode for m in modes):
+            raise NotFound("no such mode in this setting")
+        links = fetch(conn, """
+            SELECT pm.checkpoint_a, pm.checkpoint_b, pm.value AS mc, ca.name AS name_a, cb.name AS name_b
+            FROM pair_metrics pm JOIN metric_runs r ON r.id = pm.run_id
+            JOIN checkpoints ca ON ca.sha256 = pm.checkpoint_a JOIN checkpoints cb ON cb.sha256 = pm.checkpoint_b
+            WHERE pm.metric = 'mc' AND r.status = 'done' AND r.setting_id = ? ORDER BY r.finished_at""", (setting_id,))
+        latest = {(row["checkpoint_a"], row["checkpoint_b"]): {**row, "mc": finite(row["mc"])} for row in links}
+        values = json.loads(setting["values_json"] or "{}")
+        return {"setting": setting, "values": values, "modes": modes, "pairs": list(latest.values())}
+
+    ctx = await db.execute_fn(read)
+    mode = wanted_mode or (ctx["modes"][0]["sha256"] if ctx["modes"] else None)
+    return await render(datasette, request, "losslens_setting.html", {
+        **ctx,
+        "database": name,
+        "mode": mode,
+        "global_page": page_url(datasette, name, "") + "?" + urlencode({"experiment": ctx["setting"]["experiment_id"],
+                                                                        "setting": setting_id}),
+        "page_base": page_url(datasette, name, ""),
+        "modes_spec": spec_url(datasette, name, "modes", setting=setting_id, selected=mode),
+        "local_spec": spec_url(datasette, name, "local", checkpoint=mode) if mode else None,
+        "local_spec_base": spec_url(datasette, name, "local"),
+    })
+
+
+async def checkpoint_page(datasette, request) -> Response:
+    """One mode's local views and its performance."""
+    name, db = database(datasette, request.url_vars["database"])
+    sha = request.url_vars["sha"]
+
+    def read(conn: sqlite3.Connection) -> dict[str, Any]:
+        check_args(conn, {"checkpoint": sha})
+        record = fetch(conn, CHECKPOINT_SQL, (sha,))[0]
+        perf = fetch(conn, """SELECT split, name, value FROM performance WHERE run_id = (
+            SELECT id FROM metric_runs WHERE metric = 'performance' AND status = 'done' AND checkpoint = ?
+            ORDER BY finished_at DESC LIMIT 1) ORDER BY split, name""", (sha,))
+        return {"record": record, "performance": perf}
+
+    ctx = await db.execute_fn(read)
+    return await render(datasette, request, "losslens_checkpoint.html", {
+        **ctx,
+        "database": name,
+        "page_base": page_url(datasette, name, ""),
+        "local_spec": spec_url(datasette, name, "local", checkpoint=sha),
+    })
+
+
+async def pair_page(datasette, request) -> Response:
+    """Two modes: curve profile, layer CKA and predictions."""
+    name, db = database(datasette, request.url_vars["database"])
+    a, b = request.url_vars["a"], request.url_vars["b"]
+
+    def read(conn: sqlite3.Connection) -> dict[str, Any]:
+        check_args(conn, {"a": a, "b": b})
+        metrics = fetch(conn, """
+            SELECT pm.metric, pm.curve, pm.quantity, pm.value FROM pair_metrics pm JOIN metric_runs r ON r.id = pm.run_id
+            WHERE r.status = 'done' AND ((pm.checkpoint_a = ? AND pm.checkpoint_b = ?) OR (pm.checkpoint_a = ? AND pm.checkpoint_b = ?))
+            ORDER BY pm.metric, r.finished_at""", (a, b, b, a))
+        return {"a": fetch(conn, CHECKPOINT_SQL, (a,))[0], "b": fetch(conn, CHECKPOINT_SQL, (b,))[0],
+                "metrics": [{**m, "value": finite(m["value"])} for m in metrics]}
+
+    ctx = await db.execute_fn(read)
+    return await render(datasette, request, "losslens_pair.html", {
+        **ctx,
+        "database": name,
+        "page_base": page_url(datasette, name, ""),
+        "specs": [spec_url(datasette, name, v, a=a, b=b) for v in ("curve", "layer_cka", "predictions")],
+    })

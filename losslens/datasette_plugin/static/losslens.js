@@ -1,0 +1,79 @@
+// LossLens pages: embed each [data-spec] chart; a click selection in one chart re-targets another.
+// Attributes on a chart element:
+//   data-spec         URL of the Vega-Lite spec (JSON) to render
+//   data-signal       selection to listen to, data-field: the id field it is keyed on
+//   data-target       id of the chart element to re-render with data-target-base + "&" + data-target-arg=<id>
+//   data-url-param    query parameter that keeps the choice in the address bar
+//   data-link, data-link-base  id of an <a> whose href becomes data-link-base + <id>
+(function () {
+  "use strict";
+  var views = {};
+  window.losslens = { views: views };
+
+  function chosen(value, field) {
+    if (!value) return null;
+    var v = value[field];
+    if (Array.isArray(v)) v = v[0];
+    return typeof v === "string" ? v : null;
+  }
+
+  function show(el) {
+    el.setAttribute("data-rendered", "");
+    return fetch(el.getAttribute("data-spec"))
+      .then(function (r) {
+        if (!r.ok) throw new Error("spec " + r.status);
+        return r.json();
+      })
+      .then(function (spec) {
+        if (views[el.id]) views[el.id].finalize();
+        return vegaEmbed(el, spec, { actions: false, renderer: "svg" });
+      })
+      .then(function (result) {
+        views[el.id] = result.view;
+        el.setAttribute("data-rendered", "1");
+        follow(el, result.view);
+        return result.view;
+      });
+  }
+
+  function follow(el, view) {
+    var signal = el.getAttribute("data-signal");
+    if (!signal) return;
+    var field = el.getAttribute("data-field");
+    view.addSignalListener(signal, function (_, value) {
+      var id = chosen(value, field);
+      if (!id) return;
+      var target = document.getElementById(el.getAttribute("data-target"));
+      if (target) {
+        var base = el.getAttribute("data-target-base");
+        var spec = base + (base.indexOf("?") >= 0 ? "&" : "?") + encodeURIComponent(el.getAttribute("data-target-arg")) + "=" + encodeURIComponent(id);
+        if (target.getAttribute("data-spec") !== spec) {
+          target.setAttribute("data-spec", spec);
+          show(target);
+        }
+      }
+      var param = el.getAttribute("data-url-param");
+      if (param) {
+        var url = new URL(window.location.href);
+        url.searchParams.set(param, id);
+        history.replaceState(null, "", url.toString());
+      }
+      var link = document.getElementById(el.getAttribute("data-link") || "");
+      if (link) {
+        link.href = el.getAttribute("data-link-base") + encodeURIComponent(id);
+        link.hidden = false;
+      }
+      var label = document.getElementById(el.getAttribute("data-label") || "");
+      if (label) label.textContent = id;
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("[data-spec]").forEach(function (el) {
+      show(el).catch(function (err) {
+        el.setAttribute("data-rendered", "error");
+        el.textContent = "Could not draw this view: " + err.message;
+      });
+    });
+  });
+})();

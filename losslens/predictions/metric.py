@@ -1,0 +1,76 @@
+"""The ``predictions`` metric: the PINN's u-field on the evaluation grid, or a classifier's confusion matrices.
+
+The pair view compares two modes by what they predict (LossLens): for the PINN both fields,
+their errors against the exact solution and their difference; for classifiers both confusion
+matrices and the rate at which the two disagree on test examples, which needs each example's
+predicted label, so those are kept as an artifact too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from losslens.errors import LossLensError
+from losslens.metrics.registry import Result, register
+
+
+@dataclass(frozen=True)
+class PredictionsParams:
+    """No options: predictions cover the full evaluation grid (PINN) or the full train and test sets."""
+
+
+def confusion(true: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:
+    """counts[i, j] = examples of class i predicted as j."""
+    return np.bincount(true * n_classes + predicted, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+
+
+@torch.no_grad()
+def _labels(problem, model, state, split: str) -> tuple[np.ndarray, np.ndarray]:
+    true, predicted = [], []
+    for x, y in problem.batches(split, batch_size=512):
+        predicted.append(problem.logits(model, state, x).argmax(-1).cpu().numpy())
+        true.append(y.cpu().numpy())
+    return np.concatenate(true), np.concatenate(predicted)
+
+
+def _pinn(subject, result: Result) -> None:
+    problem = subject.problem
+    u = problem.predict(subject.model, subject.state).cpu().numpy().astype(np.float32)
+    if not np.isfinite(u).all():
+        raise LossLensError("the predicted field is not finite", where=subject.name, hint="check the checkpoint's training")
+    exact = problem.u_exact.reshape(problem.n_x, problem.n_t).cpu().numpy().astype(np.float32)
+    grid = problem.grid.cpu().numpy()
+    extent = dict(n_x=problem.n_x, n_t=problem.n_t, x_min=float(grid[:, 0].min()), x_max=float(grid[:, 0].max()),
+                  t_min=float(grid[:, 1].min()), t_max=float(grid[:, 1].max()))
+    for name, array in (("u", u), ("u_exact", exact)):
+        sha = result.artifact(name, "pinn_field", array)
+        result.add("prediction_fields", checkpoint=subject.sha256, field=name, artifact=sha, **extent)
+
+
+def _classifier(subject, result: Result) -> None:
+    problem = subject.problem
+    for split in ("train", "test"):
+        true, predicted = _labels(problem, subject.model, subject.state, split)
+        counts = confusion(true, predicted, problem.num_classes)
+        result.extend("confusion_matrices", [
+            dict(checkpoint=subject.sha256, split=split, true_label=i, predicted_label=j, count=int(counts[i, j]))
+            for i in range(problem.num_classes) for j in range(problem.num_classes)
+        ])
+        result.artifact(f"{split}_labels", "predicted_labels", predicted.astype(np.int16))
+
+
+@register("predictions", scope="checkpoint", params=PredictionsParams, tables=("prediction_fields", "confusion_matrices"))
+def predictions(ctx, params: PredictionsParams) -> Result:
+    """PINN u(x, t) on the evaluation grid (artifact) or classifier confusion matrices, for the pair view."""
+    subject = ctx.subject()
+    result = Result()
+    if subject.problem.kind == "pinn":
+        _pinn(subject, result)
+    elif subject.problem.kind == "classifier":
+        _classifier(subject, result)
+    else:
+        raise LossLensError(f"no predictions for problem kind {subject.problem.kind!r}", where=subject.name)
+    return result

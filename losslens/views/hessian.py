@@ -1,0 +1,65 @@
+"""The local view's curvature: the top Hessian eigenvalues and the eigenvalue spectral density."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from losslens.views.latest import latest_run
+from losslens.views.source import Data, Rows, fetch
+from losslens.views.spec import chart
+
+
+def spectrum_rows(conn: sqlite3.Connection, checkpoint: str) -> Rows:
+    """Eigenvalues of the newest ``hessian`` run: the largest (and smallest, when computed)."""
+    run = latest_run(conn, "hessian", checkpoint)
+    if run is None:
+        return []
+    return fetch(conn, "SELECT which, rank, value, residual FROM hessian_eigenvalues WHERE run_id = ? ORDER BY which, rank", (run,))
+
+
+def esd_rows(conn: sqlite3.Connection, checkpoint: str) -> Rows:
+    run = latest_run(conn, "hessian", checkpoint)
+    if run is None:
+        return []
+    return fetch(conn, "SELECT x, density FROM hessian_esd WHERE run_id = ? ORDER BY x", (run,))
+
+
+def spectrum_panel(eigenvalues: Data) -> dict[str, Any]:
+    return {
+        "title": "Top Hessian eigenvalues",
+        "data": eigenvalues,
+        "width": 260,
+        "height": 200,
+        "transform": [{"calculate": "datum.which === 'largest' ? datum.rank + 1 : -(datum.rank + 1)", "as": "k"}],
+        "mark": {"type": "bar"},
+        "encoding": {
+            "x": {"field": "k", "type": "ordinal", "title": "rank (negative: smallest)"},
+            "y": {"field": "value", "type": "quantitative", "title": "eigenvalue λ", "scale": {"type": "symlog"}},
+            "color": {"field": "which", "type": "nominal", "scale": {"domain": ["largest", "smallest"],
+                                                                   "range": ["#3f51b5", "#ef6c00"]}},
+            "tooltip": [{"field": "which"}, {"field": "rank"}, {"field": "value", "format": ".5g"},
+                        {"field": "residual", "format": ".2g"}],
+        },
+    }
+
+
+def esd_panel(density: Data) -> dict[str, Any]:
+    return {
+        "title": "Eigenvalue spectral density (SLQ)",
+        "data": density,
+        "width": 260,
+        "height": 200,
+        "transform": [{"filter": "datum.density > 1e-12"}],
+        "mark": {"type": "area", "line": {"color": "#00695c"}, "color": "#80cbc4", "opacity": 0.7},
+        "encoding": {
+            "x": {"field": "x", "type": "quantitative", "title": "eigenvalue λ"},
+            "y": {"field": "density", "type": "quantitative", "title": "density", "scale": {"type": "log"}},
+            "tooltip": [{"field": "x", "format": ".4g"}, {"field": "density", "format": ".3g"}],
+        },
+    }
+
+
+def hessian_spec(eigenvalues: Data, density: Data) -> dict[str, Any]:
+    """Spectrum and ESD side by side."""
+    return chart({"hconcat": [spectrum_panel(eigenvalues), esd_panel(density)]})

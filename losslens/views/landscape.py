@@ -1,0 +1,132 @@
+"""The local view's landscape: a 2-D loss surface as a heat map with isolines.
+
+Vega-Lite has no contour mark, so isolines are computed here with contourpy (marching
+squares) on log10 of the loss and drawn as lines; minima of the merge tree are marked on the
+map and share the ``minimum`` selection (keyed on the grid ``point``) with the topology panels.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+import contourpy
+import numpy as np
+
+from losslens.views.source import Data, Rows, fetch, finite
+from losslens.views.spec import chart
+
+LANDSCAPE_SQL = """
+SELECT l.id, l.directions, l.normalization, l.steps, l.span, l.span_mode, l.centre_loss
+FROM landscapes l JOIN metric_runs r ON r.id = l.run_id
+WHERE l.checkpoint = ? AND l.dims = 2 AND l.samples = 0 AND r.status = 'done'
+ORDER BY r.finished_at DESC LIMIT 1
+"""
+N_LEVELS = 10
+
+
+def landscape_of(conn: sqlite3.Connection, checkpoint: str) -> dict[str, Any] | None:
+    """The newest 2-D grid landscape of a checkpoint."""
+    rows = fetch(conn, LANDSCAPE_SQL, (checkpoint,))
+    return rows[0] if rows else None
+
+
+def grid_rows(conn: sqlite3.Connection, landscape_id: str) -> Rows:
+    """Heat-map cells: ``a``, ``b``, ``loss`` and the cell's extent (``a0``…``b1``)."""
+    rows = fetch(conn, "SELECT point, i, j, a, b, loss FROM landscape_points WHERE run_id = ? ORDER BY point", (landscape_id,))
+    if not rows:
+        return rows
+    a = np.unique([r["a"] for r in rows])
+    b = np.unique([r["b"] for r in rows])
+    da = float(np.diff(a).min()) / 2 if len(a) > 1 else 0.5
+    db = float(np.diff(b).min()) / 2 if len(b) > 1 else 0.5
+    for r in rows:
+        r["loss"] = finite(r["loss"])
+        r.update(a0=r["a"] - da, a1=r["a"] + da, b0=r["b"] - db, b1=r["b"] + db)
+    return rows
+
+
+def isoline_rows(cells: Rows, n_levels: int = N_LEVELS) -> Rows:
+    """Isolines of log10(loss), evenly spaced in log between the grid's min and max (contourpy)."""
+    if not cells:
+        return []
+    ni = max(r["i"] for r in cells) + 1
+    nj = max(r["j"] for r in cells) + 1
+    z = np.full((ni, nj), np.nan)
+    a = np.zeros(ni)
+    b = np.zeros(nj)
+    for r in cells:
+        if r["loss"] is not None and r["loss"] > 0:
+            z[r["i"], r["j"]] = np.log10(r["loss"])
+        a[r["i"]], b[r["j"]] = r["a"], r["b"]
+    if np.isfinite(z).sum() < 4 or np.nanmin(z) == np.nanmax(z):
+        return []
+    # contourpy takes z[y, x]: rows along b, columns along a.
+    gen = contourpy.contour_generator(a, b, np.ma.masked_invalid(z.T), line_type=contourpy.LineType.Separate)
+    rows: Rows = []
+    levels = np.linspace(np.nanmin(z), np.nanmax(z), n_levels + 2)[1:-1]
+    for li, level in enumerate(levels):
+        for pi, line in enumerate(gen.lines(level)):
+            for order, (x, y) in enumerate(line):
+                rows.append({"line": f"{li}-{pi}", "level": float(10**level), "order": order, "a": float(x), "b": float(y)})
+    return rows
+
+
+def minima_rows(conn: sqlite3.Connection, landscape_id: str) -> Rows:
+    """Merge-tree minima placed on the landscape (from the newest topology run of that landscape)."""
+    return fetch(conn, """
+        SELECT n.point, n.value AS loss, n.persistence, n.basin_size, p.a, p.b
+        FROM merge_tree_nodes n JOIN landscape_points p ON p.run_id = n.landscape_id AND p.point = n.point
+        WHERE n.landscape_id = ? AND n.kind = 'minimum' AND n.run_id = (
+            SELECT n2.run_id FROM merge_tree_nodes n2 JOIN metric_runs r ON r.id = n2.run_id
+            WHERE n2.landscape_id = ? AND r.status = 'done' ORDER BY r.finished_at DESC LIMIT 1)
+        ORDER BY n.persistence DESC""", (landscape_id, landscape_id))
+
+
+def landscape_panel(cells: Data, isolines: Data, minima: Data, title: str = "Loss landscape") -> dict[str, Any]:
+    ab = {"x": {"field": "a", "type": "quantitative", "title": "direction 1", "scale": {"nice": False, "zero": False}},
+          "y": {"field": "b", "type": "quantitative", "title": "direction 2", "scale": {"nice": False, "zero": False}}}
+    return {
+        "title": title,
+        "width": 320,
+        "height": 320,
+        "layer": [
+            {
+                "data": cells,
+                "mark": {"type": "rect"},
+                "encoding": {
+                    "x": {**ab["x"], "field": "a0"}, "x2": {"field": "a1"},
+                    "y": {**ab["y"], "field": "b0"}, "y2": {"field": "b1"},
+                    "color": {"field": "loss", "type": "quantitative", "title": "loss",
+                              "scale": {"type": "log", "scheme": "viridis"}},
+                    "tooltip": [{"field": "a", "format": ".3g"}, {"field": "b", "format": ".3g"}, {"field": "loss", "format": ".4g"}],
+                },
+            },
+            {
+                "data": isolines,
+                "mark": {"type": "line", "color": "white", "strokeWidth": 1, "opacity": 0.85},
+                "encoding": {**ab, "detail": {"field": "line"}, "order": {"field": "order"},
+                             "tooltip": [{"field": "level", "title": "isoline loss", "format": ".3g"}]},
+            },
+            {
+                "name": "landscape_minima",
+                "data": minima,
+                "mark": {"type": "point", "shape": "triangle-down", "filled": True, "size": 90, "stroke": "black",
+                         "cursor": "pointer"},
+                "encoding": {
+                    **ab,
+                    "color": {"condition": {"param": "minimum", "empty": False, "value": "#ff1744"}, "value": "#ffffff"},
+                    "tooltip": [{"field": "loss", "format": ".4g"}, {"field": "persistence", "format": ".3g"},
+                                {"field": "basin_size", "title": "basin size"}],
+                },
+            },
+        ],
+    }
+
+
+MINIMUM = {"name": "minimum", "select": {"type": "point", "fields": ["point"], "on": "click"}}
+
+
+def landscape_spec(cells: Data, isolines: Data, minima: Data) -> dict[str, Any]:
+    """The heat map with isolines and minima, on its own."""
+    return chart({"params": [{**MINIMUM, "views": ["landscape_minima"]}], **landscape_panel(cells, isolines, minima)})

@@ -1,0 +1,201 @@
+"""The pair view: two modes compared along their connecting curve, layer by layer, and by prediction.
+
+- the connectivity curve profile: training loss and error along t ∈ [0, 1] for each fitted path;
+- the layer-CKA heat map between the two networks' layers;
+- predictions: for the PINN both u(x, t) fields, their errors against the exact solution and
+  their difference; for classifiers both confusion matrices and the disagreement rate.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from typing import Any
+
+import numpy as np
+
+from losslens.views.latest import latest_run
+from losslens.views.source import Data, Rows, fetch, finite, load_array
+from losslens.views.spec import chart
+
+MAX_CELLS = (64, 50)  # displayed PINN field: at most this many (x, t) cells, by striding the 256 × 100 grid
+
+
+def curve_rows(conn: sqlite3.Connection, a: str, b: str) -> Rows:
+    """Points of the newest connectivity run of the pair, with t measured from ``a``."""
+    run = latest_run(conn, "connectivity", a, b)
+    if run is None:
+        return []
+    rows = fetch(conn, "SELECT checkpoint_a, curve, t, loss, error FROM curve_points WHERE run_id = ? ORDER BY curve, t", (run,))
+    for r in rows:
+        if r.pop("checkpoint_a") != a:
+            r["t"] = 1.0 - r["t"]
+        r["loss"], r["error"] = finite(r["loss"]), finite(r["error"])
+    return rows
+
+
+def layer_cka_rows(conn: sqlite3.Connection, a: str, b: str) -> Rows:
+    """CKA between every layer of ``a`` (rows) and of ``b`` (columns), newest similarity run."""
+    rows = fetch(conn, """
+        SELECT checkpoint_a, layer_a, layer_b, index_a, index_b, value FROM layer_cka
+        WHERE run_id = (SELECT l.run_id FROM layer_cka l JOIN metric_runs r ON r.id = l.run_id
+                        WHERE r.status = 'done' AND ((l.checkpoint_a = ? AND l.checkpoint_b = ?) OR (l.checkpoint_a = ? AND l.checkpoint_b = ?))
+                        ORDER BY r.finished_at DESC LIMIT 1)""", (a, b, b, a))
+    out = []
+    for r in rows:
+        swap = r["checkpoint_a"] != a
+        la, lb = (r["layer_b"], r["layer_a"]) if swap else (r["layer_a"], r["layer_b"])
+        ia, ib = (r["index_b"], r["index_a"]) if swap else (r["index_a"], r["index_b"])
+        out.append({"layer_a": f"{ia}: {la}", "layer_b": f"{ib}: {lb}", "index_a": ia, "index_b": ib, "value": finite(r["value"])})
+    return out
+
+
+def _fields(conn: sqlite3.Connection, sha: str) -> dict[str, Any]:
+    run = latest_run(conn, "predictions", sha)
+    if run is None:
+        return {}
+    rows = fetch(conn, "SELECT * FROM prediction_fields WHERE run_id = ?", (run,))
+    return {r["field"]: r for r in rows}
+
+
+def field_rows(conn: sqlite3.Connection, a: str, b: str) -> Rows:
+    """PINN fields on a strided evaluation grid: u_a, u_b, u_a − u_exact, u_b − u_exact, u_a − u_b."""
+    fa, fb = _fields(conn, a), _fields(conn, b)
+    if "u" not in fa or "u" not in fb:
+        return []
+    arrays = {name: load_array(conn, f[key]["artifact"]) for name, f, key in
+              (("a", fa, "u"), ("b", fb, "u"), ("exact_a", fa, "u_exact"), ("exact_b", fb, "u_exact"))}
+    if any(v is None for v in arrays.values()):
+        return []
+    meta = fa["u"]
+    n_x, n_t = meta["n_x"], meta["n_t"]
+    sx, st = math.ceil(n_x / MAX_CELLS[0]), math.ceil(n_t / MAX_CELLS[1])
+    xs = np.linspace(meta["x_min"], meta["x_max"], n_x)[::sx]
+    ts = np.linspace(meta["t_min"], meta["t_max"], n_t)[::st]
+    dx = (xs[1] - xs[0]) / 2 if len(xs) > 1 else 0.5
+    dt = (ts[1] - ts[0]) / 2 if len(ts) > 1 else 0.5
+    panels = {
+        "u (a)": arrays["a"], "u (b)": arrays["b"],
+        "error (a)": arrays["a"] - arrays["exact_a"], "error (b)": arrays["b"] - arrays["exact_b"],
+        "u (a) − u (b)": arrays["a"] - arrays["b"],
+    }
+    rows: Rows = []
+    for panel, array in panels.items():
+        sub = array[::sx, ::st]
+        for i, x in enumerate(xs):
+            for j, t in enumerate(ts):
+                rows.append({"panel": panel, "x0": float(x - dx), "x1": float(x + dx), "t0": float(t - dt), "t1": float(t + dt),
+                             "value": float(sub[i, j])})
+    return rows
+
+
+def confusion_rows(conn: sqlite3.Connection, a: str, b: str, split: str = "test") -> Rows:
+    rows: Rows = []
+    for label, sha in (("a", a), ("b", b)):
+        run = latest_run(conn, "predictions", sha)
+        if run is None:
+            return []
+        for r in fetch(conn, "SELECT true_label, predicted_label, count FROM confusion_matrices WHERE run_id = ? AND split = ?",
+                       (run, split)):
+            rows.append({"model": label, **r})
+    return rows
+
+
+def disagreement(conn: sqlite3.Connection, a: str, b: str, split: str = "test") -> float | None:
+    """Fraction of ``split`` examples on which the two classifiers predict different labels."""
+    labels = []
+    for sha in (a, b):
+        run = latest_run(conn, "predictions", sha)
+        row = conn.execute("SELECT artifact FROM run_artifacts WHERE run_id = ? AND name = ?", (run, f"{split}_labels")).fetchone() \
+            if run else None
+        array = load_array(conn, row[0]) if row else None
+        if array is None:
+            return None
+        labels.append(array)
+    if labels[0].shape != labels[1].shape:
+        return None
+    return float(np.mean(labels[0] != labels[1]))
+
+
+def curve_spec(points: Data) -> dict[str, Any]:
+    """Training loss and error along each fitted path between the two modes."""
+    base = {"x": {"field": "t", "type": "quantitative", "title": "t (0 = mode a, 1 = mode b)"},
+            "color": {"field": "curve", "type": "nominal", "title": "path"}}
+    panel = lambda field, title: {  # noqa: E731
+        "width": 260, "height": 200, "title": title,
+        "mark": {"type": "line", "point": True},
+        "encoding": {**base, "y": {"field": field, "type": "quantitative", "title": title},
+                     "tooltip": [{"field": "curve"}, {"field": "t", "format": ".2f"}, {"field": field, "format": ".4g"}]},
+    }
+    return chart({"data": points, "hconcat": [panel("loss", "training loss"), panel("error", "error")]},
+                 title="Mode connectivity: curve profile")
+
+
+def layer_cka_spec(cells: Data) -> dict[str, Any]:
+    return chart({
+        "data": cells,
+        "width": {"step": 18},
+        "height": {"step": 18},
+        "mark": {"type": "rect"},
+        "encoding": {
+            "x": {"field": "layer_b", "type": "ordinal", "title": "layer of mode b", "sort": {"field": "index_b"}},
+            "y": {"field": "layer_a", "type": "ordinal", "title": "layer of mode a", "sort": {"field": "index_a"}},
+            "color": {"field": "value", "type": "quantitative", "title": "CKA", "scale": {"domain": [0, 1], "scheme": "blues"}},
+            "tooltip": [{"field": "layer_a"}, {"field": "layer_b"}, {"field": "value", "title": "CKA", "format": ".3f"}],
+        },
+    }, title="Layer CKA")
+
+
+def fields_spec(cells: Data) -> dict[str, Any]:
+    """Five heat maps over (x, t): both predictions, both errors, and their difference."""
+
+    def panel(name: str, scheme: str, symmetric: bool) -> dict[str, Any]:
+        scale: dict[str, Any] = {"scheme": scheme}
+        if symmetric:
+            scale["domainMid"] = 0
+        return {
+            "title": name,
+            "width": 170,
+            "height": 130,
+            "transform": [{"filter": {"field": "panel", "equal": name}}],
+            "mark": {"type": "rect"},
+            "encoding": {
+                "x": {"field": "x0", "type": "quantitative", "title": "x", "scale": {"nice": False}}, "x2": {"field": "x1"},
+                "y": {"field": "t0", "type": "quantitative", "title": "t", "scale": {"nice": False}}, "y2": {"field": "t1"},
+                "color": {"field": "value", "type": "quantitative", "title": name, "scale": scale,
+                          "legend": {"orient": "bottom", "gradientLength": 150}},
+                "tooltip": [{"field": "value", "format": ".3g"}],
+            },
+        }
+
+    panels = [panel("u (a)", "redblue", True), panel("u (b)", "redblue", True),
+              panel("error (a)", "purpleorange", True), panel("error (b)", "purpleorange", True),
+              panel("u (a) − u (b)", "purplegreen", True)]
+    return chart({"data": cells, "hconcat": panels, "resolve": {"scale": {"color": "independent"}}},
+                 title="Predictions u(x, t), errors against the exact solution, and their difference")
+
+
+def confusion_spec(cells: Data, disagreement_rate: float | None = None) -> dict[str, Any]:
+    """Both confusion matrices; the title carries the disagreement rate."""
+    title = "Confusion matrices (test)"
+    if disagreement_rate is not None:
+        title += f" — the two modes disagree on {100 * disagreement_rate:.1f}% of test examples"
+    return chart({
+        "data": cells,
+        "facet": {"column": {"field": "model", "type": "nominal", "title": "mode"}},
+        "spec": {
+            "width": {"step": 20},
+            "height": {"step": 20},
+            "layer": [
+                {"mark": "rect", "encoding": {"color": {"field": "count", "type": "quantitative", "scale": {"type": "symlog", "scheme": "greys"}}}},
+                {"mark": {"type": "text", "fontSize": 9},
+                 "encoding": {"text": {"field": "count"},
+                              "color": {"condition": {"test": "datum.count > 0", "value": "#c62828"}, "value": "#bbb"}}},
+            ],
+            "encoding": {
+                "x": {"field": "predicted_label", "type": "ordinal", "title": "predicted"},
+                "y": {"field": "true_label", "type": "ordinal", "title": "true"},
+                "tooltip": [{"field": "true_label"}, {"field": "predicted_label"}, {"field": "count"}],
+            },
+        },
+    }, title=title)

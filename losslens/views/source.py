@@ -1,0 +1,74 @@
+"""Data sources of a spec, and reading rows from a catalog connection."""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+Data = dict[str, Any]  # {"url": str} or {"values": [row, ...]}
+Rows = list[dict[str, Any]]
+
+
+def url(address: str) -> Data:
+    return {"url": address}
+
+
+def values(rows: Rows) -> Data:
+    return {"values": rows}
+
+
+def inline(spec: Any, fetch: Callable[[str], Rows]) -> Any:
+    """A copy of ``spec`` with every ``{"url": u}`` data source replaced by ``{"values": fetch(u)}``."""
+    if isinstance(spec, dict):
+        if set(spec) == {"url"} and isinstance(spec["url"], str):
+            return {"values": fetch(spec["url"])}
+        return {k: inline(v, fetch) for k, v in spec.items()}
+    if isinstance(spec, list):
+        return [inline(v, fetch) for v in spec]
+    return spec
+
+
+def fetch(conn: sqlite3.Connection, sql: str, params: tuple | dict = ()) -> Rows:
+    """Rows as dicts from a parameterised query."""
+    cursor = conn.execute(sql, params)
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+
+def catalog_dir(conn: sqlite3.Connection) -> Path:
+    """The folder of the connection's main database file, where ``artifacts/`` lives."""
+    path = next(row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main")
+    return Path(path).parent
+
+
+def load_array(conn: sqlite3.Connection, sha256: str) -> np.ndarray | None:
+    """An artifact's array by sha256, or None when the catalog does not know it."""
+    row = conn.execute("SELECT path FROM artifacts WHERE sha256 = ?", (sha256,)).fetchone()
+    if row is None:
+        return None
+    return np.load(catalog_dir(conn) / row[0], allow_pickle=False)
+
+
+def npy_summary(blob: bytes) -> str | None:
+    """``float32[41, 41]`` for ``.npy`` bytes (read from the header only), else None."""
+    if not blob.startswith(b"\x93NUMPY"):
+        return None
+    try:
+        stream = io.BytesIO(blob)
+        version = np.lib.format.read_magic(stream)
+        shape, _, dtype = np.lib.format._read_array_header(stream, version)
+    except (ValueError, OSError):
+        return None
+    return f"{dtype}[{', '.join(map(str, shape))}]"
+
+
+def finite(value: Any) -> Any:
+    """JSON has no NaN or infinity: such values become None."""
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value

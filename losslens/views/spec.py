@@ -1,0 +1,40 @@
+"""What every LossLens spec shares: the schema, a quiet look, and the phase colours of the taxonomy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+SCHEMA = "https://vega.github.io/schema/vega-lite/v5.json"
+
+# Yang et al.'s phases: poorly connected I/III warm, well connected II/IV cool, IV-B (best) green.
+PHASES = ["I", "II", "III", "IV-A", "IV-B"]
+PHASE_COLOURS = ["#d62728", "#ff7f0e", "#9467bd", "#1f77b4", "#2ca02c"]
+PHASE_SCALE = {"domain": PHASES, "range": PHASE_COLOURS}
+WELL_POOR_SCALE = {"domain": ["well", "poor"], "range": ["#2b8cbe", "#e34a33"]}
+
+CONFIG: dict[str, Any] = {
+    "view": {"stroke": "#ddd"},
+    "axis": {"labelFontSize": 11, "titleFontSize": 12, "grid": True, "gridColor": "#eee"},
+    "legend": {"labelFontSize": 11, "titleFontSize": 12},
+    "title": {"fontSize": 14, "anchor": "start"},
+    "font": "system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-serif",
+}
+
+
+def chart(body: dict[str, Any], title: str | None = None, **extra: Any) -> dict[str, Any]:
+    """A top-level spec: schema, config and an optional title around ``body``."""
+    spec: dict[str, Any] = {"$schema": SCHEMA, "config": CONFIG, **body, **extra}
+    if title:
+        spec["title"] = title
+    return spec
+
+
+def empty(message: str, width: int = 300, height: int = 60) -> dict[str, Any]:
+    """A chart that says why there is nothing to draw (a metric not computed yet)."""
+    return chart({
+        "data": {"values": [{"text": message}]},
+        "mark": {"type": "text", "color": "#777", "fontSize": 12},
+        "encoding": {"text": {"field": "text"}},
+        "width": width,
+        "height": height,
+    })
