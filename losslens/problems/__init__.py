@@ -7,5 +7,8 @@ from losslens.problems.base import ClassificationProblem, Problem
 from losslens.problems.convection import ConvectionProblem, convection
 from losslens.problems.digits import digits
 from losslens.problems.image_folder import image_folder
+from losslens.problems.mnist import fashion_mnist, mnist
 
-__all__ = ["ClassificationProblem", "ConvectionProblem", "Problem", "convection", "digits", "image_folder"]
+__all__ = [
+    "ClassificationProblem", "ConvectionProblem", "Problem", "convection", "digits", "fashion_mnist", "image_folder", "mnist",
+]
