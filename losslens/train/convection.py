@@ -37,7 +37,7 @@ PROBLEM_FACTORY = "losslens.problems:convection"
 class ConvectionConfig:
     """Everything besides β and the seed that determines a run."""
 
-    iterations: int = 500  # L-BFGS iterations (upper bound; it stops early on its tolerances)
+    iterations: int = 1000  # L-BFGS iterations (an upper bound: it stops early on its tolerances)
     adam_iterations: int = 0
     adam_lr: float = 1e-3
     lr: float = 1.0
@@ -62,8 +62,8 @@ def fit(model: torch.nn.Module, problem: ConvectionProblem, config: ConvectionCo
     """Adam warm-up, then L-BFGS, on ``problem.loss``. Returns (iterations, loss evaluations).
 
     L-BFGS is one ``step`` with ``max_iter=config.iterations`` and torch's other defaults (at most
-    1.25 evaluations per iteration, gradient and change tolerances), as in the original recipe;
-    progress is reported from the closure as iterations start.
+    1.25 × iterations loss evaluations; gradient and change tolerances); progress is reported from
+    the closure as iterations start.
     """
     batch = problem.batch
     params = list(model.parameters())

@@ -70,12 +70,12 @@ def finished_run(checkpoint: Path, sha: str) -> RunRecord | None:
         return None
     try:
         meta = json.loads(side.read_text())
-    except json.JSONDecodeError:
-        return None
-    if meta.get("config_sha") != sha:
-        return None
-    return RunRecord(checkpoint, side, int(meta["seed"]), meta["hparams"], meta["metrics"], float(meta["wall_time_s"]),
-                     int(meta["step"]), skipped=True)
+        if meta.get("config_sha") != sha:
+            return None
+        return RunRecord(checkpoint, side, int(meta["seed"]), meta["hparams"], meta["metrics"], float(meta["wall_time_s"]),
+                         int(meta["step"]), skipped=True)
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+        return None  # unreadable or foreign sidecar: train again
 
 
 def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
