@@ -51,11 +51,11 @@ def test_convection_training_at_beta_1_learns_the_solution():
     untrained = pinn_mlp()
     state = dict(untrained.named_parameters())
     before = {name: v for _, name, v in problem.performance(untrained, state)}
-    model, after, steps, evaluations, wall = convection_training.train_one(1.0, 0, config)
+    model, after, done = convection_training.train_one(1.0, 0, config)
     assert before["rel_l2"] > 0.5
     assert after["rel_l2"] < 0.1
     assert after["loss"] < before["loss"] / 100
-    assert 100 <= steps <= 150 and evaluations >= steps and wall > 0
+    assert 100 <= done.iterations <= 150 and done.evaluations >= done.iterations and done.wall_s > 0
 
 
 def _catalog_rows(db: Path) -> list[dict]:

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import torch
 import typer
+from typer.core import TyperCommand
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -21,7 +22,34 @@ train_app = typer.Typer(help="Train the case-study models into checkpoints, side
                         no_args_is_help=True)
 app.add_typer(train_app, name="train")
 
-SeedsOpt = Annotated[list[int], typer.Option("--seeds", help="Seeds; each seeds the initial weights (and the batch order).")]
+
+
+class ListOptionsCommand(TyperCommand):
+    """Lets a list option take several values after one flag (``--beta 1 5 10``) as well as repeated flags."""
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        multi = {opt for p in self.params if getattr(p, "multiple", False) for opt in getattr(p, "opts", ())}
+        expanded: list[str] = []
+        current: str | None = None
+        for token in args:
+            if token.startswith("-") and not _is_number(token):
+                current = token if token in multi else None
+            elif current is not None and expanded[-1] != current:
+                expanded.append(current)
+            expanded.append(token)
+        return super().parse_args(ctx, expanded)
+
+
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
+SeedsOpt = Annotated[list[int], typer.Option("--seeds", help="Seeds (--seeds 0 1 2); each seeds the initial weights "
+                                             "(and the batch order).")]
 OutOpt = Annotated[Path, typer.Option("--out", help="Folder for checkpoints, sidecars and spec.toml.")]
 ThreadsOpt = Annotated[int | None, typer.Option("--threads", min=1, help="torch threads (default: torch's choice). Results "
                                                 "are repeatable for a fixed seed and thread count.")]
@@ -71,10 +99,11 @@ def _summary(result: TrainResult, columns: list[tuple[str, str]]) -> None:
                   f"next: losslens ingest {result.spec}", soft_wrap=True)
 
 
-@train_app.command("convection")
+@train_app.command("convection", cls=ListOptionsCommand)
 @user_errors
 def convection_cmd(
-    beta: Annotated[list[float], typer.Option("--beta", help="Wave speeds β; one setting each.")] = [1.0, 10.0, 30.0],
+    beta: Annotated[list[float], typer.Option("--beta", help="Wave speeds β (--beta 1 5 10); one setting each.")] = [
+        1.0, 5.0, 10.0, 20.0, 30.0, 40.0],
     seeds: SeedsOpt = [0, 1, 2],
     out: OutOpt = Path("runs/convection"),
     iterations: Annotated[int, typer.Option("--iterations", min=0, help="L-BFGS iterations (it may stop earlier on its tolerances).")] = 1000,
@@ -101,7 +130,7 @@ def convection_cmd(
     _summary(result, [("rel L2", "rel_l2"), ("loss", "loss")])
 
 
-@train_app.command("resnet20")
+@train_app.command("resnet20", cls=ListOptionsCommand)
 @user_errors
 def resnet20_cmd(
     residual: Annotated[bool | None, typer.Option("--residual/--no-residual", help="Only with skips, or only without; "

@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -58,8 +58,14 @@ def _state(model: torch.nn.Module) -> State:
     return {**dict(model.named_parameters()), **dict(model.named_buffers())}
 
 
-def fit(model: torch.nn.Module, problem: ConvectionProblem, config: ConvectionConfig, on_event: OnEvent) -> tuple[int, int]:
-    """Adam warm-up, then L-BFGS, on ``problem.loss``. Returns (iterations, loss evaluations).
+class Fit(NamedTuple):
+    iterations: int
+    evaluations: int  # loss (and gradient) evaluations, line-search ones included
+    wall_s: float  # the optimisation itself; building the optimisers (torch's one-off lazy imports) is excluded
+
+
+def fit(model: torch.nn.Module, problem: ConvectionProblem, config: ConvectionConfig, on_event: OnEvent) -> Fit:
+    """Adam warm-up, then L-BFGS, on ``problem.loss``.
 
     L-BFGS is one ``step`` with ``max_iter=config.iterations`` and torch's other defaults (at most
     1.25 × iterations loss evaluations; gradient and change tolerances); progress is reported from
@@ -67,23 +73,14 @@ def fit(model: torch.nn.Module, problem: ConvectionProblem, config: ConvectionCo
     """
     batch = problem.batch
     params = list(model.parameters())
-
-    def objective() -> torch.Tensor:
-        return problem.loss(model, _state(model), batch)
-
     adam = torch.optim.Adam(params, lr=config.adam_lr)
-    for _ in range(config.adam_iterations):
-        adam.zero_grad()
-        loss = objective()
-        loss.backward()
-        adam.step()
-        on_event("advance", n=1, loss=float(loss.detach()))
-    if config.iterations == 0:
-        return config.adam_iterations, config.adam_iterations
-    lbfgs = torch.optim.LBFGS(params, lr=config.lr, max_iter=config.iterations, history_size=config.history_size,
+    lbfgs = torch.optim.LBFGS(params, lr=config.lr, max_iter=max(config.iterations, 1), history_size=config.history_size,
                               line_search_fn="strong_wolfe")
     state = lbfgs.state[params[0]]
     shown = 0
+
+    def objective() -> torch.Tensor:
+        return problem.loss(model, _state(model), batch)
 
     def closure() -> torch.Tensor:
         nonlocal shown
@@ -95,22 +92,29 @@ def fit(model: torch.nn.Module, problem: ConvectionProblem, config: ConvectionCo
             shown = n_iter
         return loss
 
-    lbfgs.step(closure)
-    return config.adam_iterations + state["n_iter"], config.adam_iterations + state["func_evals"]
+    start = time.perf_counter()
+    for _ in range(config.adam_iterations):
+        adam.zero_grad()
+        loss = objective()
+        loss.backward()
+        adam.step()
+        on_event("advance", n=1, loss=float(loss.detach()))
+    if config.iterations > 0:
+        lbfgs.step(closure)
+    wall = time.perf_counter() - start
+    return Fit(config.adam_iterations + state.get("n_iter", 0), config.adam_iterations + state.get("func_evals", 0), wall)
 
 
 def train_one(beta: float, seed: int, config: ConvectionConfig, on_event: OnEvent = lambda *a, **k: None,
-              ) -> tuple[torch.nn.Module, dict[str, float], int, int, float]:
-    """Train one PINN at ``beta`` from ``seed``: (model, final metrics, iterations, evaluations, wall seconds)."""
+              ) -> tuple[torch.nn.Module, dict[str, float], Fit]:
+    """Train one PINN at ``beta`` from ``seed``: (model in eval mode, final metrics, fit statistics)."""
     problem = convection(beta=beta, n_collocation=config.n_collocation, data_seed=config.data_seed)
     torch.manual_seed(seed)
     model = pinn_mlp(width=config.width, depth=config.depth)
-    start = time.perf_counter()
-    steps, evaluations = fit(model, problem, config, on_event)
-    wall = time.perf_counter() - start
+    done = fit(model, problem, config, on_event)
     model.eval()
     metrics = {name: value for _, name, value in problem.performance(model, _state(model))}
-    return model, metrics, steps, evaluations, wall
+    return model, metrics, done
 
 
 def run_path(out: Path, beta: float, seed: int) -> Path:
@@ -143,15 +147,15 @@ def train_convection(
         record = finished_run(path, sha)
         if record is None:
             on_event("run_start", label=label, total=config.adam_iterations + config.iterations)
-            model, metrics, steps, evaluations, wall = train_one(beta, seed, config, on_event)
+            model, metrics, done = train_one(beta, seed, config, on_event)
             meta: dict[str, Any] = {
                 "name": f"beta{format_value(beta)}-seed{seed}",
                 "seed": seed,
                 "hparams": hparams,
-                "step": steps,
-                "loss_evaluations": evaluations,
+                "step": done.iterations,
+                "loss_evaluations": done.evaluations,
                 "metrics": metrics,
-                "wall_time_s": round(wall, 3),
+                "wall_time_s": round(done.wall_s, 3),
                 "threads": torch.get_num_threads(),
                 "config": asdict(config),
             }
