@@ -11,6 +11,7 @@ import asyncio
 import re
 
 from datasette import hookimpl
+from datasette.utils.asgi import Response
 from markupsafe import Markup
 
 from losslens.datasette_plugin import pages, routes
@@ -31,16 +32,27 @@ def startup(datasette):
     return build_bundle
 
 
+def get_only(handler):
+    """Every LossLens route reads; anything but GET (or HEAD) is refused."""
+
+    async def view(datasette, request):
+        if request.method not in ("GET", "HEAD"):
+            return Response.text("LossLens views are read-only", status=405)
+        return await handler(datasette, request)
+
+    return view
+
+
 @hookimpl
 def register_routes():
     db = r"/-/losslens/(?P<database>[^/]+)"
     return [
-        (db + r"$", pages.global_page),
-        (db + r"/setting/(?P<setting_id>[^/]+)$", pages.setting_page),
-        (db + r"/checkpoint/(?P<sha>[^/]+)$", pages.checkpoint_page),
-        (db + r"/pair/(?P<a>[^/]+)/(?P<b>[^/]+)$", pages.pair_page),
-        (db + r"/data/(?P<name>[a-z_]+)\.json$", routes.data),
-        (db + r"/spec/(?P<view>[a-z_]+)\.json$", routes.spec),
+        (db + r"$", get_only(pages.global_page)),
+        (db + r"/setting/(?P<setting_id>[^/]+)$", get_only(pages.setting_page)),
+        (db + r"/checkpoint/(?P<sha>[^/]+)$", get_only(pages.checkpoint_page)),
+        (db + r"/pair/(?P<a>[^/]+)/(?P<b>[^/]+)$", get_only(pages.pair_page)),
+        (db + r"/data/(?P<name>[a-z_]+)\.json$", get_only(routes.data)),
+        (db + r"/spec/(?P<view>[a-z_]+)\.json$", get_only(routes.spec)),
     ]
 
 
@@ -57,12 +69,16 @@ def render_cell(row, value, column, table, database, datasette):
         return Markup("<em>{}</em>").format(summary or f"<{len(value):,} bytes>")
     if table is None or not isinstance(value, str):
         return None
-    if (column in CHECKPOINT_COLUMNS or (table == "checkpoints" and column == "sha256")) and SHA.match(value):
+    if table == "checkpoints" and column == "name" and SHA.match(str(row["sha256"])):
+        return _link(datasette, database, f"checkpoint/{row['sha256']}", value)
+    if table == "settings" and column == "label" and SETTING_ID.match(str(row["id"])):
+        return _link(datasette, database, f"setting/{row['id']}", value)
+    if column in CHECKPOINT_COLUMNS and SHA.match(value):
         link = _link(datasette, database, f"checkpoint/{value}", value[:12] + "…")
         if table in PAIR_TABLES and column == "checkpoint_b" and SHA.match(str(row["checkpoint_a"])):
             link += Markup(" ") + _link(datasette, database, f"pair/{row['checkpoint_a']}/{value}", "pair view")
         return link
-    if ((column == "setting_id") or (table == "settings" and column == "id")) and SETTING_ID.match(value):
+    if column == "setting_id" and SETTING_ID.match(value):
         return _link(datasette, database, f"setting/{value}", value)
     return None
 

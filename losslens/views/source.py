@@ -60,9 +60,11 @@ def npy_summary(blob: bytes) -> str | None:
         return None
     try:
         stream = io.BytesIO(blob)
-        version = np.lib.format.read_magic(stream)
-        shape, _, dtype = np.lib.format._read_array_header(stream, version)
-    except (ValueError, OSError):
+        fmt = np.lib.format
+        version = fmt.read_magic(stream)
+        read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+        shape, _, dtype = read(stream)
+    except (ValueError, OSError, EOFError):
         return None
     return f"{dtype}[{', '.join(map(str, shape))}]"
 

@@ -1,0 +1,352 @@
+"""The Datasette plugin through the real Datasette app (``ds.client``), over a catalog filled by the
+real pipeline at small size: a tiny PINN sweep (β ∈ {1, 5} × 3 seeds) with every metric, and a
+tiny digits classifier pair for the confusion-matrix view."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import numpy as np
+import pytest
+import torch
+import vl_convert as vlc
+
+from losslens.ingest import ingest
+from losslens.jobs import compute
+from losslens.models import pinn_mlp, resnet20
+from losslens.views.source import inline
+
+EVIL_MODEL = "<img src=x onerror=alert(1)>"
+QUOTED_KEY = "it's \"q\""
+PINN_METRICS = ["performance", "landscape", "topology", "hessian", "connectivity", "cka", "similarity", "taxonomy", "predictions"]
+SMALL = [("connectivity.steps", "3"), ("landscape.steps", "11"), ("topology.steps", "11"), ("points", "5"), ("k", "10"),
+         ("tol", "1e-3"), ("max-iter", "40"), ("trace-probes", "4"), ("esd-runs", "1"), ("esd-steps", "12"),
+         ("esd-points", "64"), ("inputs", "64")]
+
+
+def _save(path: Path, model: torch.nn.Module, seed: int, hparams: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"state_dict": model.state_dict(), "meta": {"seed": seed, "hparams": hparams}}, path)
+
+
+def build_pinn_catalog(root: Path) -> Path:
+    """β ∈ {1, 5} × seeds {0, 1, 2}, untrained; the model is named like an XSS payload and the
+    second setting key has quotes in it. Every metric, at small sizes."""
+    for beta in (1.0, 5.0):
+        for seed in (0, 1, 2):
+            torch.manual_seed(seed)
+            _save(root / "runs" / f"beta{int(beta)}_seed{seed}.pt", pinn_mlp(width=8, depth=2), seed,
+                  {"beta": beta, QUOTED_KEY: 1})
+    spec = root / "pinn.toml"
+    spec.write_text(
+        f'name = "tiny-pinn"\n\n[model]\nfactory = "losslens.models:pinn_mlp"\nkwargs = {{ width = 8, depth = 2 }}\n'
+        f"name = {json.dumps(EVIL_MODEL)}\n\n"
+        '[problem]\nfactory = "losslens.problems:convection"\nkwargs = { n_collocation = 64, n_x = 32, n_t = 16 }\n\n'
+        f'[checkpoints]\npaths = ["runs/*.pt"]\n\n[settings]\nkeys = ["beta", {json.dumps(QUOTED_KEY)}]\n')
+    db = root / "catalog" / "losslens.db"
+    ingest(spec, db)
+    report = compute(PINN_METRICS, SMALL, catalog_path=db, device="cpu")
+    failures = [f for m in report.metrics for f in m.failures]
+    assert not failures, failures
+    return db
+
+
+def shared_catalogs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Both catalogs, built once per test session (the browser tests reuse them)."""
+    root = tmp_path_factory.getbasetemp() / "losslens-plugin-catalogs"
+    done = root / "done"
+    if not done.exists():
+        root.mkdir(parents=True, exist_ok=True)
+        build_pinn_catalog(root)
+        build_digits_catalog(root)
+        done.touch()
+    return root / "catalog" / "losslens.db", root / "dcatalog" / "digits.db"
+
+
+def build_digits_catalog(root: Path) -> Path:
+    """Two seeds of a tiny ResNet-20 on digits, with predictions (confusion matrices) only."""
+    kwargs = {"in_channels": 1, "num_classes": 10, "width_mult": 0.25}
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        _save(root / "druns" / f"res_seed{seed}.pt", resnet20(**kwargs), seed, {"residual": True})
+    spec = root / "digits.toml"
+    spec.write_text(
+        'name = "tiny-digits"\n\n[model]\nfactory = "losslens.models:resnet20"\n'
+        'kwargs = { in_channels = 1, num_classes = 10, width_mult = 0.25 }\n\n'
+        '[problem]\nfactory = "losslens.problems:digits"\nkwargs = { batch_size = 256 }\n\n'
+        '[checkpoints]\npaths = ["druns/*.pt"]\n\n[settings]\nkeys = ["residual"]\n')
+    db = root / "dcatalog" / "digits.db"
+    ingest(spec, db)
+    report = compute(["predictions"], [], catalog_path=db, device="cpu")
+    assert report.failed == 0
+    return db
+
+
+# ---------------------------------------------------------------------------------------------
+# The app
+
+import asyncio  # noqa: E402
+
+import yaml  # noqa: E402
+from datasette.app import Datasette  # noqa: E402
+
+from losslens.jobs.context import CHECKPOINT_SQL, load_subject  # noqa: E402
+from losslens.resources import resource_path  # noqa: E402
+
+METADATA = yaml.safe_load(resource_path("catalog/datasette.yaml").read_text())
+
+
+@pytest.fixture(scope="module")
+def catalogs(tmp_path_factory) -> tuple[Path, Path]:
+    return shared_catalogs(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def ds(catalogs) -> Datasette:
+    pinn, digits = catalogs
+    app = Datasette([str(pinn), str(digits)], metadata={**METADATA, "databases": {
+        "losslens": METADATA["databases"]["losslens"], "digits": METADATA["databases"]["losslens"]}})
+    asyncio.run(app.invoke_startup())
+    return app
+
+
+def get(ds: Datasette, path: str, method: str = "get"):
+    """Datasette redirects %-escapes in paths to its ~-escapes; follow that, as a browser does."""
+    return asyncio.run(getattr(ds.client, method)(path, follow_redirects=True))
+
+
+def query(db: Path, sql: str, params: tuple = ()) -> list[dict]:
+    conn = sqlite3.connect(db)
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in conn.execute(sql, params)]
+    finally:
+        conn.close()
+
+
+def spec_urls(html: str) -> list[str]:
+    return [u.replace("&amp;", "&") for u in re.findall(r'data-spec="([^"]+)"', html)]
+
+
+def compiled(ds: Datasette, spec_url: str) -> tuple[dict, str]:
+    """The spec at ``spec_url`` with its data inlined from the data routes, compiled and drawn."""
+    response = get(ds, spec_url)
+    assert response.status_code == 200, spec_url
+    spec = inline(response.json(), lambda u: get(ds, u).json())
+    vlc.vegalite_to_vega(spec)
+    return spec, vlc.vegalite_to_svg(spec)
+
+
+def pinn_ids(db: Path) -> dict:
+    setting = query(db, "SELECT id FROM settings ORDER BY label")[0]["id"]
+    modes = [r["sha256"] for r in query(db, "SELECT c.sha256 FROM checkpoints c JOIN models m ON m.id = c.model_id "
+                                            "WHERE m.setting_id = ? ORDER BY c.seed", (setting,))]
+    experiment = query(db, "SELECT id FROM experiments")[0]["id"]
+    return {"experiment": experiment, "setting": setting, "modes": modes}
+
+
+def test_four_pages_render_and_every_spec_compiles(ds, catalogs):
+    """Oracle: vl-convert compiles each spec the pages embed (data inlined from the same routes)
+    and draws SVG marks; every page answers 200."""
+    ids = pinn_ids(catalogs[0])
+    a, b = ids["modes"][:2]
+    pages = ["/-/losslens/losslens", f"/-/losslens/losslens/setting/{ids['setting']}",
+             f"/-/losslens/losslens/checkpoint/{a}", f"/-/losslens/losslens/pair/{a}/{b}"]
+    seen = 0
+    for page in pages:
+        response = get(ds, page)
+        assert response.status_code == 200, page
+        for url in spec_urls(response.text):
+            spec, svg = compiled(ds, url)
+            assert svg.count("<path") > 3, url
+            seen += 1
+    assert seen == 2 + 2 + 1 + 3  # global: taxonomy, modes; setting: modes, local; checkpoint: local; pair: 3
+
+
+def test_taxonomy_rows_are_the_catalogs(ds, catalogs):
+    """Oracle: the taxonomy table read with plain SQL."""
+    ids = pinn_ids(catalogs[0])
+    rows = get(ds, f"/-/losslens/losslens/data/taxonomy.json?experiment={ids['experiment']}").json()
+    expected = {r["setting_id"]: r for r in query(catalogs[0], "SELECT setting_id, phase, mc FROM taxonomy")}
+    assert {r["setting_id"] for r in rows} == set(expected)
+    for r in rows:
+        assert r["phase"] == (expected[r["setting_id"]]["phase"] or "unknown")
+        assert r["mc"] == pytest.approx(expected[r["setting_id"]]["mc"])
+    assert sorted(r["gx"] for r in rows) == [1.0, 5.0]
+
+
+def test_local_data_matches_the_metric_tables(ds, catalogs):
+    """Oracles: the landscape grid is steps² cells with the landscape_points losses; the diagram's
+    finite H0 pairs equal the merge tree's minima minus the global one (elder rule); the spectrum is
+    the hessian_eigenvalues rows."""
+    db = catalogs[0]
+    sha = pinn_ids(db)["modes"][0]
+    cells = get(ds, f"/-/losslens/losslens/data/landscape.json?checkpoint={sha}").json()
+    assert len(cells) == 11 * 11
+    truth = query(db, "SELECT p.point, p.loss FROM landscape_points p JOIN landscapes l ON l.id = p.run_id WHERE l.checkpoint = ?", (sha,))
+    assert {c["point"]: c["loss"] for c in cells} == pytest.approx({t["point"]: t["loss"] for t in truth})
+    pairs = get(ds, f"/-/losslens/losslens/data/persistence.json?checkpoint={sha}").json()
+    nodes = get(ds, f"/-/losslens/losslens/data/tree_nodes.json?checkpoint={sha}").json()
+    finite_h0 = [p for p in pairs if p["dim"] == 0 and not p["essential"]]
+    assert len(finite_h0) == sum(n["kind"] == "minimum" for n in nodes) - 1
+    spectrum = get(ds, f"/-/losslens/losslens/data/spectrum.json?checkpoint={sha}").json()
+    eig = query(db, "SELECT value FROM hessian_eigenvalues WHERE checkpoint = ? AND which = 'largest' ORDER BY rank", (sha,))
+    assert [s["value"] for s in spectrum if s["which"] == "largest"] == pytest.approx([e["value"] for e in eig])
+
+
+def test_modes_links_and_glyphs(ds, catalogs):
+    """Oracles: mds_coords and pair_metrics read with plain SQL; link colour is the sign of mc."""
+    db = catalogs[0]
+    setting = pinn_ids(db)["setting"]
+    modes = get(ds, f"/-/losslens/losslens/data/modes.json?setting={setting}").json()
+    coords = {r["checkpoint"]: (r["x"], r["y"]) for r in query(db, "SELECT checkpoint, x, y FROM mds_coords WHERE setting_id = ?", (setting,))}
+    assert {m["checkpoint"]: (m["x"], m["y"]) for m in modes} == coords
+    links = get(ds, f"/-/losslens/losslens/data/links.json?setting={setting}").json()
+    assert len(links) == 3  # 3 seeds → 3 pairs
+    for link in links:
+        assert link["link"] == ("well" if link["mc"] > 0 else "poor")
+        assert (link["x"], link["y"]) == coords[link["checkpoint_a"]]
+    glyphs = get(ds, f"/-/losslens/losslens/data/glyphs.json?setting={setting}").json()
+    assert sum(g["piece"] == "bar" for g in glyphs) == 3 * 10
+    assert all(0 <= g["badness"] <= 1 for g in glyphs if g["piece"] == "ring")
+
+
+def test_pinn_prediction_fields_are_the_models_output(ds, catalogs):
+    """Oracle: each checkpoint reloaded and evaluated on the problem's grid (Problem.predict), and
+    the exact solution sin(x − βt)."""
+    db = catalogs[0]
+    a, b = pinn_ids(db)["modes"][:2]
+    rows = get(ds, f"/-/losslens/losslens/data/fields.json?a={a}&b={b}").json()
+    conn = sqlite3.connect(db)
+    conn.row_factory = sqlite3.Row
+    record = dict(conn.execute(CHECKPOINT_SQL + " WHERE c.sha256 = ?", (a,)).fetchone())
+    conn.close()
+    subject = load_subject(record, torch.device("cpu"))
+    u = subject.problem.predict(subject.model, subject.state).numpy()
+    shown = np.array([r["value"] for r in rows if r["panel"] == "u (a)"]).reshape(u.shape)  # 32 × 16 fits unstrided
+    np.testing.assert_allclose(shown, u, rtol=1e-6, atol=1e-6)
+    x = np.array([(r["x0"] + r["x1"]) / 2 for r in rows if r["panel"] == "error (a)"])
+    t = np.array([(r["t0"] + r["t1"]) / 2 for r in rows if r["panel"] == "error (a)"])
+    error = np.array([r["value"] for r in rows if r["panel"] == "error (a)"])
+    np.testing.assert_allclose(error, u.ravel() - np.sin(x - 1.0 * t), atol=1e-5)
+
+
+def test_confusion_matrices_and_disagreement(ds, catalogs):
+    """Oracle: both classifiers' test predictions recomputed with a forward pass and counted by numpy."""
+    db = catalogs[1]
+    a, b = [r["sha256"] for r in query(db, "SELECT sha256 FROM checkpoints ORDER BY seed")]
+    predictions = []
+    for sha in (a, b):
+        record = query(db, CHECKPOINT_SQL + " WHERE c.sha256 = ?", (sha,))[0]
+        s = load_subject(record, torch.device("cpu"))
+        x, y = s.problem.split("test")
+        with torch.no_grad():
+            predictions.append(s.problem.logits(s.model, s.state, x).argmax(-1).numpy())
+    cells = get(ds, f"/-/losslens/digits/data/confusion.json?a={a}&b={b}").json()
+    for label, pred in (("a", predictions[0]), ("b", predictions[1])):
+        counts = np.zeros((10, 10), int)
+        np.add.at(counts, (y.numpy(), pred), 1)
+        got = np.zeros((10, 10), int)
+        for c in cells:
+            if c["model"] == label:
+                got[c["true_label"], c["predicted_label"]] = c["count"]
+        np.testing.assert_array_equal(got, counts)
+    spec = get(ds, f"/-/losslens/digits/spec/predictions.json?a={a}&b={b}").json()
+    rate = float(np.mean(predictions[0] != predictions[1]))
+    assert f"{100 * rate:.1f}%" in spec["title"]
+    compiled(ds, f"/-/losslens/digits/spec/predictions.json?a={a}&b={b}")
+
+
+def test_user_names_render_as_text(ds, catalogs):
+    """Oracle: the HTML-escaped forms of the payload and the quoted key, and no raw payload."""
+    ids = pinn_ids(catalogs[0])
+    for page in (f"/-/losslens/losslens/checkpoint/{ids['modes'][0]}", f"/-/losslens/losslens/setting/{ids['setting']}"):
+        html = get(ds, page).text
+        assert "<img src=x" not in html
+    html = get(ds, f"/-/losslens/losslens/checkpoint/{ids['modes'][0]}").text
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+    html = get(ds, f"/-/losslens/losslens/setting/{ids['setting']}").text
+    assert "it&#39;s &#34;q&#34;" in html
+
+
+@pytest.mark.parametrize("path", [
+    "/-/losslens/losslens/setting/%27%20OR%201%3D1%20--",
+    "/-/losslens/losslens/setting/0123456789abcdef",
+    "/-/losslens/losslens/checkpoint/" + "0" * 64,
+    "/-/losslens/losslens/checkpoint/x%22%3E%3Cscript%3E",
+    "/-/losslens/losslens/pair/abc/def",
+    "/-/losslens/nope",
+    "/-/losslens/losslens/data/taxonomy.json?experiment=1%27%3B%20DROP%20TABLE%20settings%3B--",
+    "/-/losslens/losslens/data/modes.json",
+    "/-/losslens/losslens/data/sqlite_master.json?setting=0123456789abcdef",
+    "/-/losslens/losslens/spec/local.json?checkpoint=" + "f" * 64,
+    "/-/losslens/losslens?setting=zz",
+])
+def test_crafted_ids_get_404(ds, path):
+    """Oracle: HTTP 404 for malformed or unknown ids, with no SQL error text."""
+    response = get(ds, path)
+    assert response.status_code == 404
+    assert "sqlite" not in response.text.lower() and "syntax" not in response.text.lower()
+
+
+def test_plugin_is_read_only(ds, catalogs):
+    """Oracle: POST is refused on every plugin route, and the catalog's row counts do not change."""
+    ids = pinn_ids(catalogs[0])
+    before = query(catalogs[0], "SELECT (SELECT count(*) FROM settings) s, (SELECT count(*) FROM metric_runs) r")
+    for path in ("/-/losslens/losslens", f"/-/losslens/losslens/setting/{ids['setting']}",
+                 f"/-/losslens/losslens/data/modes.json?setting={ids['setting']}"):
+        assert get(ds, path, "post").status_code == 405
+    assert query(catalogs[0], "SELECT (SELECT count(*) FROM settings) s, (SELECT count(*) FROM metric_runs) r") == before
+
+
+def test_table_rows_link_to_pages_and_blobs_are_summarised(ds, catalogs):
+    """Oracles: the checkpoints table links each sha to its page; a .npy BLOB from SQL shows
+    numpy's dtype and shape (np.save of a float32 3×2 array) instead of bytes."""
+    sha = pinn_ids(catalogs[0])["modes"][0]
+    html = get(ds, "/losslens/checkpoints").text
+    assert f'href="/-/losslens/losslens/checkpoint/{sha}"' in html  # the name column links to the page
+    html = get(ds, "/losslens/settings").text
+    assert 'href="/-/losslens/losslens/setting/' in html
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, np.zeros((3, 2), np.float32))
+    html = get(ds, "/losslens?sql=select+X'" + buffer.getvalue().hex() + "'+as+grid").text
+    assert "float32[3, 2]" in html
+
+
+def test_canned_queries_run(ds):
+    """Oracle: each canned query of catalog/datasette.yaml answers 200 as JSON; settings by phase has both settings."""
+    for name in ("settings_by_phase", "sharpest_modes", "pairs_with_barriers", "multi_minimum_landscapes"):
+        response = get(ds, f"/losslens/{name}.json?_shape=array")
+        assert response.status_code == 200, name
+    assert len(get(ds, "/losslens/settings_by_phase.json?_shape=array").json()) == 2
+    assert len(get(ds, "/losslens/sharpest_modes.json?_shape=array").json()) == 6
+
+
+def test_metadata_describes_every_table_and_column(catalogs):
+    """Oracle: PRAGMA table_info of a fully migrated catalog."""
+    tables = METADATA["databases"]["losslens"]["tables"]
+    conn = sqlite3.connect(catalogs[0])
+    names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_%' ESCAPE '\\' "
+                                        "AND name NOT LIKE 'sqlite%'")]
+    for table in names:
+        assert table in tables, table
+        assert tables[table].get("description"), table
+        columns = [r[1] for r in conn.execute(f"PRAGMA table_info([{table}])")]
+        assert set(columns) == set(tables[table]["columns"]), table
+    conn.close()
+
+
+def test_bundle_is_local_and_pages_load_no_remote_script(ds, catalogs):
+    """Oracle: the bundle is served from the plugin's static folder and defines vegaEmbed; every
+    script and stylesheet a page loads is a local path."""
+    bundle = get(ds, "/-/static-plugins/losslens/vega-bundle.js")
+    assert bundle.status_code == 200 and "window.vegaEmbed" in bundle.text
+    html = get(ds, "/-/losslens/losslens").text
+    for src in re.findall(r'<(?:script|link)[^>]+(?:src|href)="([^"]+)"', html):
+        assert not urlsplit(src).netloc, src
