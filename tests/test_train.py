@@ -131,16 +131,17 @@ def test_classifier_spec_ingests_with_residual_settings(tmp_path: Path):
 
 
 def test_cli_trains_and_prints_the_ingest_command(tmp_path: Path):
-    """Oracle: the files the command promises, via the real Typer app."""
+    """Oracle: the files the command promises, via the real Typer app; ``--beta 2 3`` means two settings."""
     out = tmp_path / "runs"
-    args = ["train", "convection", "--beta", "2", "--seeds", "0", "--iterations", "3", "--n-collocation", "16",
+    args = ["train", "convection", "--beta", "2", "3", "--seeds", "0", "--iterations", "3", "--n-collocation", "16",
             "--width", "4", "--depth", "1", "--out", str(out)]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert (out / "beta2" / "seed0.pt").is_file() and (out / "beta2" / "seed0.pt.json").is_file()
-    assert "losslens ingest" in result.output and "trained 1" in result.output
+    for beta in (2, 3):
+        assert (out / f"beta{beta}" / "seed0.pt").is_file() and (out / f"beta{beta}" / "seed0.pt.json").is_file()
+    assert "losslens ingest" in result.output and "trained 2" in result.output
     again = runner.invoke(app, args)
-    assert again.exit_code == 0 and "trained 0, done before 1" in again.output
+    assert again.exit_code == 0 and "trained 0, done before 2" in again.output
 
 
 @pytest.mark.parametrize(("dataset", "fix"), [
