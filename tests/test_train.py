@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -112,8 +113,10 @@ def test_classifier_training_is_repeatable_and_learns():
     a = _weights(classifier_training.train_one(problem, False, 0, TINY_RESNET)[0])
     b = _weights(classifier_training.train_one(problem, False, 0, TINY_RESNET)[0])
     assert all(torch.equal(a[k], b[k]) for k in a)
-    _, metrics, steps, _ = classifier_training.train_one(problem, True, 0, ClassifierConfig(epochs=3, width_mult=0.25))
+    start = time.perf_counter()
+    _, metrics, steps, wall = classifier_training.train_one(problem, True, 0, ClassifierConfig(epochs=3, width_mult=0.25))
     assert steps == 3 * math.ceil(1438 / 128)
+    assert 0 < wall < time.perf_counter() - start
     assert metrics["train_accuracy"] > 0.8
 
 

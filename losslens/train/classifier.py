@@ -63,8 +63,8 @@ def fit(model: torch.nn.Module, problem: ClassificationProblem, seed: int, confi
     start = time.perf_counter()
     for _ in range(config.epochs):
         perm = torch.randperm(len(x), generator=order).to(x.device)
-        for start in range(0, len(x), config.batch_size):
-            idx = perm[start : start + config.batch_size]
+        for first in range(0, len(x), config.batch_size):
+            idx = perm[first : first + config.batch_size]
             sgd.zero_grad()
             loss = problem.loss(model, _state(model), (x[idx], y[idx]))
             loss.backward()
