@@ -51,7 +51,7 @@ def esd_panel(density: Data) -> dict[str, Any]:
         "width": 260,
         "height": 200,
         "transform": [{"filter": "datum.density > 1e-12"}],
-        "mark": {"type": "area", "line": {"color": "#00695c"}, "color": "#80cbc4", "opacity": 0.7},
+        "mark": {"type": "line", "color": "#00695c", "interpolate": "monotone"},
         "encoding": {
             "x": {"field": "x", "type": "quantitative", "title": "eigenvalue λ"},
             "y": {"field": "density", "type": "quantitative", "title": "density", "scale": {"type": "log"}},

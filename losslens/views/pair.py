@@ -150,9 +150,12 @@ def fields_spec(cells: Data) -> dict[str, Any]:
     """Five heat maps over (x, t): both predictions, both errors, and their difference."""
 
     def panel(name: str, scheme: str, symmetric: bool) -> dict[str, Any]:
+        # Both predictions share one scale, that of the exact solution sin(x − βt) ∈ [−1, 1] (clamped).
         scale: dict[str, Any] = {"scheme": scheme}
         if symmetric:
             scale["domainMid"] = 0
+        else:
+            scale.update(domain=[-1, 1], clamp=True)
         return {
             "title": name,
             "width": 170,
@@ -168,7 +171,7 @@ def fields_spec(cells: Data) -> dict[str, Any]:
             },
         }
 
-    panels = [panel("u (a)", "redblue", True), panel("u (b)", "redblue", True),
+    panels = [panel("u (a)", "redblue", False), panel("u (b)", "redblue", False),
               panel("error (a)", "purpleorange", True), panel("error (b)", "purpleorange", True),
               panel("u (a) − u (b)", "purplegreen", True)]
     return chart({"data": cells, "hconcat": panels, "resolve": {"scale": {"color": "independent"}}},

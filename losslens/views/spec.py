@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-SCHEMA = "https://vega.github.io/schema/vega-lite/v5.json"
+SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json"
 
 # Yang et al.'s phases: poorly connected I/III warm, well connected II/IV cool, IV-B (best) green.
 PHASES = ["I", "II", "III", "IV-A", "IV-B"]

@@ -1,0 +1,142 @@
+"""The LossLens pages in a real browser: Debian Chromium driven by Playwright against a real
+``losslens serve`` subprocess over the small pipeline-built catalog of test_datasette_plugin."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+from test_datasette_plugin import EVIL_MODEL, pinn_ids, shared_catalogs
+
+pytestmark = pytest.mark.slow
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--no-first-run"]
+ARTIFACTS = Path(__file__).parent / "artifacts"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    db, _ = shared_catalogs(tmp_path_factory)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "losslens", "serve", "--catalog", str(db), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90  # the first start builds the Vega bundle
+    while True:
+        try:
+            urllib.request.urlopen(base + "/-/versions.json", timeout=2)
+            break
+        except OSError:
+            if time.time() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise RuntimeError(proc.stdout.read().decode() if proc.stdout else "losslens serve did not start")
+            time.sleep(0.5)
+    yield base, pinn_ids(db)
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+class Watched:
+    """A page that records console errors, uncaught exceptions, dialogs and requests leaving 127.0.0.1."""
+
+    def __init__(self, browser):
+        self.page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        self.errors: list[str] = []
+        self.remote: list[str] = []
+        self.dialogs: list[str] = []
+        self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
+        self.page.on("request", lambda r: urlsplit(r.url).hostname != "127.0.0.1" and self.remote.append(r.url))
+
+    def rendered(self, selector: str, timeout: float = 30_000) -> None:
+        self.page.wait_for_selector(f'{selector}[data-rendered="1"]', timeout=timeout)
+
+    def check(self, name: str) -> None:
+        ARTIFACTS.mkdir(exist_ok=True)
+        self.page.screenshot(path=str(ARTIFACTS / f"datasette-{name}.png"), full_page=True)
+        assert self.errors == [], self.errors
+        assert self.remote == [], self.remote
+        assert self.dialogs == [], self.dialogs
+        self.page.close()
+
+
+def test_global_page_click_changes_semi_global(server, browser):
+    """Oracle: the URL and the semi-global chart's spec follow the clicked setting's id."""
+    base, ids = server
+    w = Watched(browser)
+    w.page.goto(f"{base}/-/losslens/losslens")
+    w.rendered("#global")
+    w.rendered("#semi")
+    before = w.page.get_attribute("#semi", "data-spec")
+    assert ids["setting"] in before
+    w.page.click('#global path[aria-label^="beta: 5;"]')
+    w.page.wait_for_function("s => document.querySelector('#semi').getAttribute('data-spec') !== s", arg=before)
+    w.rendered("#semi")
+    after = w.page.get_attribute("#semi", "data-spec")
+    other = after.split("setting=")[1]
+    assert other != ids["setting"] and f"setting={other}" in w.page.url
+    assert w.page.locator("#semi svg .mark-arc path").count() > 0  # glyphs drawn
+    w.check("global")
+
+
+def test_setting_page_click_changes_local(server, browser):
+    """Oracle: a click on another mode's centre re-targets the local chart to that checkpoint."""
+    base, ids = server
+    w = Watched(browser)
+    w.page.goto(f"{base}/-/losslens/losslens/setting/{ids['setting']}")
+    w.rendered("#semi")
+    w.rendered("#local")
+    assert ids["modes"][0] in w.page.get_attribute("#local", "data-spec")
+    w.page.click('#semi path[aria-label*="mode: beta1_seed2"]')
+    w.page.wait_for_function("() => document.querySelector('#local').getAttribute('data-spec').includes(%r)" % ids["modes"][2])
+    w.rendered("#local")
+    assert f"mode={ids['modes'][2]}" in w.page.url
+    assert w.page.locator("#local svg .mark-rect path").count() >= 11 * 11  # heat-map cells
+    w.check("setting")
+
+
+def test_checkpoint_page_shows_names_as_text(server, browser):
+    """Oracle: the payload model name is visible as text, no <img src=x> element exists, no dialog opened."""
+    base, ids = server
+    w = Watched(browser)
+    w.page.goto(f"{base}/-/losslens/losslens/checkpoint/{ids['modes'][0]}")
+    w.rendered("#local")
+    assert w.page.get_by_text(EVIL_MODEL).count() == 1
+    assert w.page.locator('img[src="x"]').count() == 0
+    w.check("checkpoint")
+
+
+def test_pair_page_renders(server, browser):
+    """Oracle: the three pair charts render with SVG marks."""
+    base, ids = server
+    w = Watched(browser)
+    a, b = ids["modes"][:2]
+    w.page.goto(f"{base}/-/losslens/losslens/pair/{a}/{b}")
+    for i in (1, 2, 3):
+        w.rendered(f"#pair-{i}")
+        assert w.page.locator(f"#pair-{i} svg path").count() > 0
+    w.check("pair")
