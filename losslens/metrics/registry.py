@@ -28,10 +28,10 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "losslens.metrics.performance",
     "losslens.landscape.metric",
     "losslens.topology.metric",
+    "losslens.hessian.metric",
     "losslens.connectivity.metric",
     "losslens.similarity.metric",
     "losslens.taxonomy.metric",
-    "losslens.predictions.metric",
     "losslens.predictions.metric",
 )
 

@@ -1,0 +1,152 @@
+"""Hessian-vector products of a loss with respect to all trainable parameters.
+
+Three ways to get ``H v`` without forming ``H``; all are exact up to rounding:
+
+- ``double-backward``: autograd's gradient graph is built once with ``create_graph=True`` and
+  each product is one backward pass through it (``torch.autograd.grad(g, θ, v)``). Fastest
+  here, because later products skip the forward and first backward passes (bench/hessian.py).
+- ``forward-over-reverse``: ``torch.func.jvp`` of ``torch.func.grad``.
+- ``reverse-over-reverse``: ``torch.func.grad`` of ``⟨∇L(θ), v⟩``.
+
+The torch.func forms recompute the loss on every call; they stay as independent checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+from torch.func import grad, jvp, vmap
+
+from losslens.errors import LossLensError
+
+if TYPE_CHECKING:
+    from losslens.jobs.context import Subject
+
+HVP_METHODS = ("double-backward", "forward-over-reverse", "reverse-over-reverse")
+
+Params = dict[str, Tensor]
+
+
+def flatten(params: Params) -> Tensor:
+    """One vector, in the iteration order of ``params``."""
+    return torch.cat([t.reshape(-1) for t in params.values()])
+
+
+def unflatten(vector: Tensor, like: Params) -> Params:
+    """Views of ``vector`` shaped like ``like`` (the inverse of :func:`flatten`)."""
+    total = sum(t.numel() for t in like.values())
+    if vector.numel() != total:
+        raise ValueError(f"vector has {vector.numel()} entries, parameters have {total}")
+    out, start = {}, 0
+    for name, t in like.items():
+        out[name] = vector[start : start + t.numel()].view(t.shape)
+        start += t.numel()
+    return out
+
+
+def _unflatten_rows(vectors: Tensor, like: Params) -> list[Tensor]:
+    """A batch of flat vectors (m, n) as per-parameter batches (m, *shape)."""
+    out, start = [], 0
+    for t in like.values():
+        out.append(vectors[:, start : start + t.numel()].reshape(len(vectors), *t.shape))
+        start += t.numel()
+    return out
+
+
+class HVP:
+    """``v ↦ H v`` for a fixed loss at fixed parameters; ``count`` is the number of products so far."""
+
+    def __init__(self, loss: Callable[[Params], Tensor], params: Params, method: str = "double-backward", batches: int = 1):
+        if method not in HVP_METHODS:
+            raise ValueError(f"method must be one of {HVP_METHODS}, not {method!r}")
+        self.loss = loss
+        self.params = {k: v.detach() for k, v in params.items()}
+        self.method = method
+        self.batches = batches  # how many data batches the loss averages
+        self.n = sum(t.numel() for t in self.params.values())
+        first = next(iter(self.params.values()))
+        self.dtype, self.device = first.dtype, first.device
+        self.count = 0
+        self._value: float | None = None
+        self._leaves: list[Tensor] | None = None
+        self._grads: tuple[Tensor, ...] | None = None
+
+    def value(self) -> float:
+        """The loss at the point (computed once)."""
+        if self._value is None:
+            with torch.no_grad():
+                self._value = float(self.loss(self.params))
+        return self._value
+
+    def _graph(self) -> tuple[list[Tensor], tuple[Tensor, ...]]:
+        if self._grads is None:
+            leaves = {k: t.detach().requires_grad_(True) for k, t in self.params.items()}
+            with torch.enable_grad():
+                value = self.loss(leaves)
+                if not torch.isfinite(value):
+                    raise LossLensError(f"the loss is {float(value)}", where="hessian", hint="the checkpoint's loss must be finite")
+                self._grads = torch.autograd.grad(value, list(leaves.values()), create_graph=True)
+            self._leaves = list(leaves.values())
+        assert self._leaves is not None
+        return self._leaves, self._grads
+
+    def _functional(self, v: Tensor) -> Tensor:
+        tangent = unflatten(v, self.params)
+        if self.method == "forward-over-reverse":
+            return flatten(jvp(grad(self.loss), (self.params,), (tangent,))[1])
+
+        def directional(p: Params) -> Tensor:
+            g = grad(self.loss)(p)
+            return sum((g[k] * tangent[k]).sum() for k in g)  # type: ignore[return-value]
+
+        return flatten(grad(directional)(self.params))
+
+    def __call__(self, v: Tensor) -> Tensor:
+        """``H v`` for one flat vector ``v`` of length ``n``."""
+        v = v.to(self.dtype)
+        self.count += 1
+        if self.method != "double-backward":
+            return self._functional(v)
+        leaves, grads = self._graph()
+        hv = torch.autograd.grad(grads, leaves, grad_outputs=list(unflatten(v, self.params).values()), retain_graph=True)
+        return torch.cat([h.reshape(-1) for h in hv])
+
+    def many(self, vectors: Tensor) -> Tensor:
+        """``H V`` for a batch of flat vectors (m, n), as one vectorised pass."""
+        vectors = vectors.to(self.dtype)
+        self.count += len(vectors)
+        if self.method != "double-backward":
+            return vmap(self._functional)(vectors)
+        leaves, grads = self._graph()
+        hv = torch.autograd.grad(
+            grads, leaves, grad_outputs=_unflatten_rows(vectors, self.params), retain_graph=True, is_grads_batched=True
+        )
+        return torch.cat([h.reshape(len(vectors), -1) for h in hv], dim=1)
+
+
+def examples(batch: Any) -> int:
+    """Examples in a classifier batch ``(x, y)``; other problems train on one full batch."""
+    return len(batch[0]) if isinstance(batch, (tuple, list)) else 1
+
+
+def hvp_operator(subject: "Subject", batches: int = 1, batch_size: int | None = None, method: str = "double-backward") -> HVP:
+    """The Hessian of the mean training loss over the first ``batches`` batches of the train split.
+
+    Batches are weighted by their size, so the loss is that of the union of their examples.
+    Buffers (BatchNorm running statistics) are fixed: the model is evaluated in eval mode.
+    """
+    if batches < 1:
+        raise LossLensError(f"batches must be ≥ 1, not {batches}", where="hessian")
+    data = list(subject.problem.batches("train", batch_size=batch_size, limit=batches))
+    if not data:
+        raise LossLensError("the problem yielded no training batch", where="hessian")
+    sizes = [examples(b) for b in data]
+    weights = [s / sum(sizes) for s in sizes]
+
+    def loss(params: Params) -> Tensor:
+        return sum(w * subject.loss_at(params, b) for w, b in zip(weights, data))  # type: ignore[return-value]
+
+    return HVP(loss, subject.params, method, batches=len(data))

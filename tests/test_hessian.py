@@ -1,0 +1,235 @@
+"""Tests for losslens.hessian: HVPs, Lanczos eigenpairs, Hutchinson trace, SLQ density, PyHessian backend, metric."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from losslens.hessian import (
+    HVP,
+    HVP_METHODS,
+    flatten,
+    hutchinson_trace,
+    hvp_operator,
+    lanczos_eigenpairs,
+    spectral_density,
+    top_eigenpairs,
+    unflatten,
+)
+from losslens.hessian.pyhessian_backend import PyHessianBackend
+from losslens.jobs import compute
+from losslens.jobs.context import Subject
+from losslens.models import mlp, pinn_mlp
+from losslens.problems.base import ClassificationProblem
+from losslens.problems.convection import convection
+from losslens.store.catalog import open_catalog
+
+
+def small_cnn() -> nn.Sequential:
+    """Two conv + BatchNorm blocks and a linear head: 470 parameters."""
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+        nn.Conv2d(4, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4), nn.Tanh(),
+        nn.Flatten(), nn.Linear(4 * 4 * 4, 6),
+    )
+
+
+def make_subject(model: nn.Module, problem, name: str = "test") -> Subject:
+    model.eval()
+    return Subject(
+        sha256=name, name=name, model=model,
+        params={k: v.detach() for k, v in model.named_parameters()},
+        buffers={k: v.detach() for k, v in model.named_buffers()},
+        problem=problem, record={},
+    )
+
+
+def classifier_subject(model: nn.Module, x: torch.Tensor, classes: int, seed: int = 0) -> Subject:
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, classes, (len(x),), generator=g)
+    problem = ClassificationProblem("random", x, y, x[:8], y[:8], batch_size=len(x) // 2, num_classes=classes)
+    return make_subject(model, problem)
+
+
+def mlp_subject() -> Subject:
+    torch.manual_seed(0)
+    return classifier_subject(mlp(5, 3, width=12, depth=2), torch.randn(64, 5), 3)
+
+
+def cnn_subject() -> Subject:
+    """BatchNorm with non-trivial running statistics, so eval mode is visible in the Hessian."""
+    torch.manual_seed(1)
+    model = small_cnn()
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    return classifier_subject(model, torch.randn(48, 1, 4, 4), 6)
+
+
+def pinn_subject() -> Subject:
+    torch.manual_seed(2)
+    return make_subject(pinn_mlp(width=6, depth=2), convection(beta=5.0, n_collocation=40, n_x=16, n_t=8))
+
+
+def dense_hessian(subject: Subject, batches: int = 1, batch_size: int | None = None) -> np.ndarray:
+    """The oracle: torch.func.hessian of the same loss in float64 (model, data and weights cast)."""
+    model = copy.deepcopy(subject.model).double().eval()
+    params = {k: v.double() for k, v in subject.params.items()}
+    buffers = {k: (v.double() if v.is_floating_point() else v) for k, v in subject.buffers.items()}
+    data = [_double_batch(b) for b in subject.problem.batches("train", batch_size=batch_size, limit=batches)]
+    sizes = [len(b[0]) if isinstance(b, tuple) else 1 for b in data]
+
+    def loss(flat: torch.Tensor) -> torch.Tensor:
+        state = {**unflatten(flat, params), **buffers}
+        return sum(s / sum(sizes) * subject.problem.loss(model, state, b) for s, b in zip(sizes, data))
+
+    return torch.func.hessian(loss)(flatten(params)).numpy()
+
+
+def _double_batch(batch):
+    if isinstance(batch, tuple):
+        x, y = batch
+        return x.double(), y
+    return type(batch)(*(getattr(batch, f).double() for f in batch.__dataclass_fields__))
+
+
+def relerr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.max(np.abs(a - b) / np.abs(b)))
+
+
+@pytest.mark.parametrize("make", [mlp_subject, cnn_subject, pinn_subject], ids=["mlp", "cnn-bn", "pinn"])
+def test_hvp_methods_match_dense(make):
+    """Oracle: the dense float64 Hessian times v. All three HVP methods (and the batched form) agree with it,
+    including through the PINN's forward-mode residual and BatchNorm in eval mode."""
+    subject = make()
+    h = dense_hessian(subject)
+    n = h.shape[0]
+    v = torch.randn(3, n, generator=torch.Generator().manual_seed(3))
+    expected = v.double().numpy() @ h
+    for method in HVP_METHODS:
+        op = hvp_operator(subject, method=method)
+        assert op.n == n
+        got = torch.stack([op(row) for row in v]).double().numpy()
+        assert np.abs(got - expected).max() <= 1e-4 * np.abs(expected).max(), method
+        assert np.allclose(op.many(v).double().numpy(), got, rtol=1e-4, atol=1e-5 * np.abs(got).max())
+        assert op.count == 6
+    assert all(p.grad is None for p in subject.model.parameters())
+
+
+@pytest.mark.parametrize("make", [mlp_subject, cnn_subject, pinn_subject], ids=["mlp", "cnn-bn", "pinn"])
+def test_top_k_matches_dense_eigh(make):
+    """Oracle: numpy.linalg.eigh of the dense float64 Hessian. Top-10 and the most negative eigenvalue match
+    to ≤ 1e-4 relative error, and each eigenvector satisfies H v ≈ λ v."""
+    subject = make()
+    h = dense_hessian(subject)
+    exact, vecs = np.linalg.eigh(h)
+    pairs = lanczos_eigenpairs(hvp_operator(subject), largest=10, smallest=1)
+    assert pairs.converged
+    assert relerr(pairs.largest, exact[::-1][:10]) <= 1e-4
+    assert relerr(pairs.smallest, exact[:1]) <= 1e-4
+    assert exact[0] < 0 and pairs.smallest[0] < 0  # these untrained networks are indefinite
+    assert np.all(np.diff(pairs.largest) <= 0)
+    for value, vector in zip(pairs.largest, pairs.largest_vectors):
+        assert np.linalg.norm(h @ vector - value * vector) <= 1e-3 * np.abs(exact).max()
+    assert np.allclose(np.linalg.norm(pairs.largest_vectors, axis=1), 1.0)
+
+
+def test_indefinite_quadratic_signs():
+    """Oracle: closed form. For L(θ) = ½ θᵀAθ with A = Q diag(λ) Qᵀ, H = A, so the eigenvalues are λ exactly,
+    negative ones with their sign, in the requested order."""
+    g = torch.Generator().manual_seed(4)
+    n = 60
+    lam = torch.cat([torch.tensor([-7.0, -2.5]), torch.linspace(-1.0, 1.0, n - 4), torch.tensor([3.0, 11.0])]).double()
+    q, _ = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=torch.float64))
+    a = q @ torch.diag(lam) @ q.T
+    op = HVP(lambda p: 0.5 * p["theta"] @ a @ p["theta"], {"theta": torch.randn(n, dtype=torch.float64, generator=g)})
+    values, vectors = top_eigenpairs(op, k=2, which="smallest")
+    assert np.allclose(values, [-7.0, -2.5], rtol=1e-8)
+    assert abs(abs(vectors[0] @ q[:, 0].numpy()) - 1) < 1e-8
+    values, _ = top_eigenpairs(op, k=2, which="largest")
+    assert np.allclose(values, [11.0, 3.0], rtol=1e-8)
+
+
+def test_flatten_roundtrip():
+    """Invariance: unflatten(flatten(p), p) returns p, in the iteration order of the dict."""
+    subject = cnn_subject()
+    flat = flatten(subject.params)
+    back = unflatten(flat, subject.params)
+    assert list(back) == list(subject.params)
+    assert all(torch.equal(back[k], subject.params[k]) for k in back)
+    with pytest.raises(ValueError):
+        unflatten(flat[:-1], subject.params)
+
+
+@pytest.mark.parametrize("make", [cnn_subject, pinn_subject], ids=["cnn-bn", "pinn"])
+def test_hutchinson_within_four_standard_errors(make):
+    """Oracle: the trace of the dense Hessian. The fixed-probe Hutchinson estimate lies within 4 standard errors."""
+    subject = make()
+    exact = float(np.trace(dense_hessian(subject)))
+    op = hvp_operator(subject)
+    est = hutchinson_trace(op, probes=200, seed=5, block=8)
+    assert est.probes == 200 and op.count == 200
+    assert abs(est.estimate - exact) <= 4 * est.std_error
+    assert est.std_error < abs(exact)
+
+
+def test_esd_integrates_to_one_and_first_moment_is_trace_over_n():
+    """Oracle: the dense Hessian's trace / n. The broadened SLQ density integrates to 1 (trapezoid), its
+    mean equals the quadrature's first moment, which lies within 4 standard errors (over runs) of tr H / n."""
+    subject = mlp_subject()
+    h = dense_hessian(subject)
+    n = h.shape[0]
+    slq = spectral_density(hvp_operator(subject), runs=20, steps=30, seed=6)
+    assert slq.nodes.shape == (20, 30)
+    assert np.allclose(slq.weights.sum(axis=1), 1.0)
+    x, density = slq.density(points=512, sigma=0.01)
+    assert np.trapezoid(density, x) == pytest.approx(1.0, abs=1e-4)
+    moments = slq.moments(1)
+    assert np.trapezoid(x * density, x) == pytest.approx(moments.mean(), rel=1e-4, abs=1e-6)
+    se = moments.std(ddof=1) / np.sqrt(len(moments))
+    assert abs(moments.mean() - np.trace(h) / n) <= 4 * se
+    # The extreme nodes are Ritz values, which lie inside [λ_min, λ_max].
+    exact = np.linalg.eigvalsh(h)
+    assert exact[0] - 1e-5 <= slq.nodes.min() and slq.nodes.max() <= exact[-1] + 1e-5
+
+
+@pytest.mark.parametrize("make", [mlp_subject, pinn_subject], ids=["mlp", "pinn"])
+def test_pyhessian_backend_agrees(make):
+    """Oracle: our Lanczos top-1 (checked against dense above) and the dense trace. PyHessian's power iteration
+    agrees on the top eigenvalue within a few times its tolerance, and its trace samples within 4 standard errors.
+    The PINN goes through PyHessian via ProblemLoss; the original module is never touched."""
+    subject = make()
+    h = dense_hessian(subject, batches=2)
+    ours, _ = top_eigenpairs(hvp_operator(subject, batches=2), k=1)
+    backend = PyHessianBackend(subject, batches=2)
+    tol = 1e-5
+    values, vectors = backend.eigenpairs(k=1, tol=tol, max_iter=2000, seed=0)
+    assert abs(values[0] - ours[0]) <= 10 * tol * abs(ours[0])
+    assert vectors.shape == (1, h.shape[0])
+    assert backend.count >= 2
+    trace = backend.trace(probes=100, seed=1)
+    assert trace.probes == 100
+    assert abs(trace.estimate - np.trace(h)) <= 4 * trace.std_error
+    backend.close()
+    assert all(p.grad is None for p in subject.model.parameters())
+
+
+def test_pyhessian_averages_batches_like_ours():
+    """Oracle: the dense Hessian of the size-weighted mean loss over two batches (the last one smaller);
+    PyHessian's dataloader mode and our operator both reproduce its top eigenvalue."""
+    torch.manual_seed(0)
+    subject = classifier_subject(mlp(5, 3, width=12, depth=2), torch.randn(50, 5), 3)
+    exact = np.linalg.eigvalsh(dense_hessian(subject, batches=2, batch_size=32))[-1]
+    ours, _ = top_eigenpairs(hvp_operator(subject, batches=2, batch_size=32), k=1)
+    backend = PyHessianBackend(subject, batches=2, batch_size=32)
+    theirs, _ = backend.eigenpairs(k=1, tol=1e-6, max_iter=2000)
+    backend.close()
+    assert backend.batches == 2
+    assert ours[0] == pytest.approx(exact, rel=1e-5)
+    assert theirs[0] == pytest.approx(exact, rel=1e-4)
