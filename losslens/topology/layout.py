@@ -19,13 +19,15 @@ def branch_x(tree: JoinTree, kept: np.ndarray) -> dict[int, float]:
     """x of every kept branch. Branches that never die or die at a non-finite point hang
     from the root, that is, from branch 0 at the top."""
     n = len(tree.values)
-    persistence = tree.persistence
-    children: dict[int, list[int]] = {int(b): [] for b in kept}
+    persistence = tree.persistence.tolist()
+    joins = (tree.saddle >= 0) & np.isfinite(tree.death)
+    join_rank_all = np.where(joins, tree.rank[np.maximum(tree.saddle, 0)], n).tolist()
+    parent = tree.parent.tolist()
+    children: dict[int, list[int]] = {b: [] for b in kept.tolist()}
     for b in kept.tolist():
         if b != 0:
-            children[max(int(tree.parent[b]), 0)].append(b)
-    join_rank = {b: (int(tree.rank[tree.saddle[b]]) if tree.saddle[b] >= 0 and np.isfinite(tree.death[b]) else n)
-                 for b in kept.tolist()}
+            children[max(parent[b], 0)].append(b)
+    join_rank = {b: join_rank_all[b] for b in children}
     left: dict[int, float] = {}
     right: dict[int, float] = {}
     offset: dict[int, float] = {}

@@ -1,0 +1,67 @@
+"""Topology benchmark: merge tree + persistence + layout on 41², 201² and 1001² grids.
+
+Yardstick: gudhi's CubicalComplex persistence alone, timed side by side in the same run.
+Fields: "landscape" (smooth wells plus small noise, like a real loss surface) and "noise"
+(white noise: the worst case, one minimum in five points).
+
+    flock /tmp/losslens-bench.lock env OMP_NUM_THREADS=1 .venv/bin/python bench/topology.py
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from scipy.ndimage import gaussian_filter
+
+from losslens.topology.graph import grid_edges
+from losslens.topology.layout import node_xy
+from losslens.topology.merge_tree import join_tree, simplified
+from losslens.topology.persistence import grid_persistence
+
+
+def field(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
+    if kind == "noise":
+        return rng.normal(size=(n, n))
+    smooth = gaussian_filter(rng.normal(size=(n, n)), n / 12, mode="wrap")
+    return smooth / smooth.std() + 0.01 * rng.normal(size=(n, n))
+
+
+def best(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def merge_tree_and_layout(f: np.ndarray) -> tuple[int, int]:
+    """What LossLens adds to gudhi: the sweep, simplification at 1% of the range, layout, basins."""
+    tree = join_tree(f, grid_edges(f.shape))
+    keep = tree.kept(0.01 * float(np.ptp(f)))
+    graph = simplified(tree, keep)
+    node_xy(tree, graph)
+    tree.segmentation(keep)
+    return len(tree.minimum), len(graph.branches)
+
+
+def main() -> None:
+    rng = np.random.default_rng(0)
+    print("| grid | field | minima | kept branches | gudhi alone (s) | merge tree + layout (s) | all (s) | all / gudhi | goal |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    goals = {41: 0.05, 201: 0.2, 1001: 3.0}
+    for n in (41, 201, 1001):
+        repeat = 5 if n < 1001 else 2
+        for kind in ("landscape", "noise"):
+            f = field(kind, n, rng)
+            minima, kept = merge_tree_and_layout(f)  # warm-up
+            gudhi_s = best(lambda: grid_persistence(f), repeat)
+            tree_s = best(lambda: merge_tree_and_layout(f), repeat)
+            all_s = gudhi_s + tree_s
+            print(f"| {n}² | {kind} | {minima} | {kept} | {gudhi_s:.3f} | {tree_s:.3f} | {all_s:.3f} | "
+                  f"{all_s / gudhi_s:.2f} | ≤ {goals[n]} s |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
