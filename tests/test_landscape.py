@@ -163,3 +163,35 @@ def _params(cat, path: str) -> dict[str, torch.Tensor]:
     state = torch.load(path)["state_dict"]
     model = pinn_mlp(**PINN_KWARGS)
     return {k: state[k].to(torch.float64) for k, _ in model.named_parameters()}
+
+
+def test_hessian_directions_read_or_computed_and_curvature_matches_eigenvalue(tmp_path: Path) -> None:
+    """Oracles: the eigenvectors computed on demand equal (up to sign) those the `hessian` metric
+    stores and the landscape then reads; along a unit eigenvector the landscape's second
+    difference is the eigenvalue (to O(h²)). One PINN checkpoint."""
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "runs" / "beta1_seed0.pt", pinn_mlp(**PINN_KWARGS), 0, {"beta": 1.0})
+    spec = write_spec(tmp_path / "one.toml", "one-pinn", "losslens.models:pinn_mlp", PINN_KWARGS, "losslens.problems:convection",
+                      {"n_collocation": 64, "n_x": 32, "n_t": 16}, ["runs/*.pt"], ["beta"])
+    pinn_catalog = tmp_path / "catalog" / "losslens.db"
+    ingest(spec, pinn_catalog)
+    opts = [("directions", "hessian"), ("steps", "3"), ("span", "0.01")]
+    compute(["landscape"], opts, catalog_path=pinn_catalog, device="cpu")
+    with open_catalog(pinn_catalog) as cat:
+        on_demand = {r["checkpoint"]: (r["direction_source"], cat.artifact(r["directions_artifact"])) for r in cat.query("SELECT * FROM landscapes")}
+    report = compute(["hessian", "landscape", "topology"], [("k", "2"), ("no-esd", None), ("trace-probes", "0"), *opts],
+                     catalog_path=pinn_catalog, device="cpu", force=True)
+    assert all(m.failed == 0 for m in report.metrics), [m.failures for m in report.metrics]
+    with open_catalog(pinn_catalog) as cat:
+        rows = cat.query("SELECT l.checkpoint, l.direction_source, l.directions_artifact, s.curvature_1, s.curvature_2 "
+                         "FROM landscapes l JOIN landscape_summaries s ON s.landscape_id = l.id")
+        assert len(rows) == 1
+        for r in rows:
+            source, vectors = on_demand[r["checkpoint"]]
+            assert "computed on demand" in source and r["direction_source"].startswith("hessian run ")
+            stored = cat.artifact(r["directions_artifact"]).astype(np.float64)
+            assert np.allclose(np.abs(stored @ vectors.astype(np.float64).T), np.eye(2), atol=1e-3)
+            eig = [e["value"] for e in cat.query(
+                "SELECT e.value FROM hessian_eigenvalues e JOIN metric_runs m ON m.id = e.run_id "
+                "WHERE m.checkpoint = ? AND e.which = 'largest' ORDER BY e.rank", (r["checkpoint"],))][:2]
+            assert np.allclose([r["curvature_1"], r["curvature_2"]], eig, rtol=0.05, atol=1e-3)
