@@ -116,7 +116,16 @@ async def data(datasette, request) -> Response:
 
 def build_spec(datasette, db_name: str, conn: sqlite3.Connection, view: str, request_args: dict[str, str]) -> dict[str, Any]:
     """The spec of ``view``, with its data as URLs of the data routes."""
-    url = lambda name, **a: data_url(datasette, db_name, name, **a)  # noqa: E731
+    from datasette.utils import tilde_encode
+
+    return view_spec(conn, view, request_args, lambda name, **a: data_url(datasette, db_name, name, **a),
+                     pair_href=datasette.urls.path(f"/-/losslens/{tilde_encode(db_name)}/pair/"))
+
+
+def view_spec(conn: sqlite3.Connection, view: str, request_args: dict[str, str], url: Callable[..., dict[str, Any]],
+              pair_href: str | None = None) -> dict[str, Any]:
+    """The spec of ``view``; ``url(name, **args)`` gives the data source of each DATASETS entry (a data
+    route here, inline values in the static exports of :mod:`losslens.export`)."""
     selected = request_args.get("selected")
     if view == "taxonomy":
         e = request_args["experiment"]
@@ -124,10 +133,8 @@ def build_spec(datasette, db_name: str, conn: sqlite3.Connection, view: str, req
         return taxonomy.taxonomy_spec(url("taxonomy", experiment=e), keys, selected=selected)
     if view == "modes":
         s = request_args["setting"]
-        from datasette.utils import tilde_encode
-
         return modes.modes_spec(url("modes", setting=s), url("links", setting=s), url("glyphs", setting=s), selected=selected,
-                                pair_href=datasette.urls.path(f"/-/losslens/{tilde_encode(db_name)}/pair/"))
+                                pair_href=pair_href)
     if view == "local":
         c = request_args["checkpoint"]
         names = ("landscape", "isolines", "minima", "tree_nodes", "tree_segments", "persistence", "spectrum", "esd")
