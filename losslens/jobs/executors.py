@@ -27,10 +27,10 @@ def cores() -> int:
 
 
 class SerialExecutor:
-    """In-process, one job at a time, with torch using every core."""
+    """In-process, one job at a time, with torch using every core (or ``OMP_NUM_THREADS`` when set)."""
 
     def __init__(self, threads: int | None = None):
-        self.threads = threads or cores()
+        self.threads = threads or int(os.environ.get("OMP_NUM_THREADS") or 0) or cores()
 
     def run(self, fn: Callable[[J], O], jobs: list[J]) -> Iterator[tuple[J, O]]:
         torch.set_num_threads(self.threads)
