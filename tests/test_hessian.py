@@ -21,9 +21,10 @@ from losslens.hessian import (
     top_eigenpairs,
     unflatten,
 )
+from losslens.errors import LossLensError
 from losslens.hessian.pyhessian_backend import PyHessianBackend
 from losslens.jobs import compute
-from losslens.jobs.context import Subject
+from losslens.jobs.context import CHECKPOINT_SQL, Subject, load_subject
 from losslens.models import mlp, pinn_mlp
 from losslens.problems.base import ClassificationProblem
 from losslens.problems.convection import convection
@@ -233,3 +234,83 @@ def test_pyhessian_averages_batches_like_ours():
     assert backend.batches == 2
     assert ours[0] == pytest.approx(exact, rel=1e-5)
     assert theirs[0] == pytest.approx(exact, rel=1e-4)
+
+
+LATEST_RUN = (
+    "SELECT id FROM metric_runs WHERE metric='hessian' AND checkpoint=? AND status='done' "
+    "ORDER BY finished_at DESC LIMIT 1"
+)
+
+
+def test_compute_fills_tables_for_every_checkpoint(pinn_catalog):
+    """Oracle: numpy eigh of each stored checkpoint's dense Hessian (rebuilt from the catalog record).
+    Every checkpoint gets its eigenvalues (top-3 and the most negative), unit eigenvectors loadable by the
+    landscape metric's query, a trace row, an ESD grid that integrates to 1 and a summary row."""
+    opts = [("k", "3"), ("smallest", None), ("trace-probes", "20"), ("esd-runs", "2"), ("esd-steps", "10"), ("esd-sigma", "0.05")]
+    report = compute(["hessian"], opts, catalog_path=pinn_catalog, device="cpu")
+    assert report.failed == 0 and report.metrics[0].done == 4
+    with open_catalog(pinn_catalog, readonly=True) as cat:
+        records = cat.query(CHECKPOINT_SQL)
+        assert len(records) == 4
+        for record in records:
+            run = cat.one(LATEST_RUN, (record["sha256"],))
+            vectors = cat.run_artifact(run["id"], "eigenvectors")
+            n = record["n_params"]
+            assert vectors.shape == (3, n) and vectors.dtype == np.float32
+            assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-6)
+            rows = cat.query("SELECT which, rank, value FROM hessian_eigenvalues WHERE run_id=? ORDER BY which, rank", (run["id"],))
+            largest = np.array([r["value"] for r in rows if r["which"] == "largest"])
+            smallest = np.array([r["value"] for r in rows if r["which"] == "smallest"])
+            exact = np.linalg.eigvalsh(dense_hessian(load_subject(record, torch.device("cpu"))))
+            assert relerr(largest, exact[::-1][:3]) <= 1e-4
+            assert relerr(smallest, exact[:1]) <= 1e-4
+            trace = cat.one("SELECT * FROM hessian_trace WHERE run_id=?", (run["id"],))
+            assert trace["probes"] == 20 and abs(trace["estimate"] - exact.sum()) <= 4 * trace["std_error"]
+            esd = cat.query("SELECT x, density FROM hessian_esd WHERE run_id=? ORDER BY x", (run["id"],))
+            assert len(esd) == 256
+            assert np.trapezoid([r["density"] for r in esd], [r["x"] for r in esd]) == pytest.approx(1.0, abs=1e-3)
+            summary = cat.one("SELECT * FROM hessian_summaries WHERE run_id=?", (run["id"],))
+            assert summary["backend"] == "lanczos" and summary["converged"] == 1 and summary["bn_mode"] is None
+            assert summary["tolerance"] == 1e-6 and summary["eigen_hvps"] == summary["lanczos_steps"] > 3
+            assert summary["trace_hvps"] == 20 and summary["esd_hvps"] == 20 and summary["n_params"] == n
+
+
+def test_compute_pyhessian_backend_from_options(pinn_catalog):
+    """Oracle: the dense Hessian's top eigenvalue. `--backend pyhessian --batches 2` is routed from the
+    command-line options and stores PyHessian's top-2 (within its default tolerance) and trace."""
+    opts = [("backend", "pyhessian"), ("k", "2"), ("batches", "2"), ("trace-probes", "10"), ("no-esd", None)]
+    report = compute(["hessian"], opts, catalog_path=pinn_catalog, device="cpu")
+    assert report.failed == 0 and report.metrics[0].done == 4
+    with open_catalog(pinn_catalog, readonly=True) as cat:
+        record = cat.query(CHECKPOINT_SQL)[0]
+        run = cat.one(LATEST_RUN, (record["sha256"],))
+        top = cat.one("SELECT value FROM hessian_eigenvalues WHERE run_id=? AND rank=0", (run["id"],))["value"]
+        exact = np.linalg.eigvalsh(dense_hessian(load_subject(record, torch.device("cpu"))))[-1]
+        assert top == pytest.approx(exact, rel=1e-2)
+        summary = cat.one("SELECT * FROM hessian_summaries WHERE run_id=?", (run["id"],))
+        assert summary["backend"] == "pyhessian" and summary["tolerance"] == 1e-3 and summary["max_iter"] == 100
+        assert summary["trace_hvps"] == 10 and summary["esd_method"] is None and summary["batches"] == 1
+        assert cat.one("SELECT count(*) AS n FROM hessian_esd WHERE run_id=?", (run["id"],))["n"] == 0
+
+
+def test_compute_on_batchnorm_records_eval_mode(digits_catalog):
+    """Oracle: the stored summary and the model's own BatchNorm buffers. Every ResNet checkpoint records
+    bn_mode 'eval', the problem's batch size, and a converged top-2."""
+    opts = [("k", "2"), ("trace-probes", "4"), ("no-esd", None)]
+    report = compute(["hessian"], opts, catalog_path=digits_catalog, device="cpu")
+    assert report.failed == 0 and report.metrics[0].done == 4
+    with open_catalog(digits_catalog, readonly=True) as cat:
+        rows = cat.query("SELECT * FROM hessian_summaries")
+        assert len(rows) == 4
+        assert all(r["bn_mode"] == "eval" and r["batch_size"] == 64 and r["converged"] == 1 for r in rows)
+        assert cat.one("SELECT count(*) AS n FROM hessian_eigenvalues")["n"] == 8
+
+
+def test_bad_options_are_user_errors(pinn_catalog):
+    """Oracle: the error contract. Impossible options fail with a LossLensError naming the problem."""
+    with pytest.raises(LossLensError, match="smallest"):
+        compute(["hessian"], [("backend", "pyhessian"), ("smallest", None)], catalog_path=pinn_catalog)
+    with pytest.raises(LossLensError, match="trace_probes"):
+        compute(["hessian"], [("trace-probes", "1")], catalog_path=pinn_catalog)
+    with pytest.raises(LossLensError, match="esd_points"):
+        compute(["hessian"], [("esd-points", "64")], catalog_path=pinn_catalog)

@@ -23,6 +23,11 @@ from losslens.hessian.trace import rademacher
 GRID_MARGIN = 6.0
 
 
+def min_grid_points(sigma: float) -> int:
+    """Fewest grid points that put two on every broadening width, so the density integrates to 1."""
+    return int(np.ceil(2 * (1 / sigma + 2 * GRID_MARGIN))) + 1
+
+
 @dataclass(frozen=True)
 class SpectralDensity:
     nodes: np.ndarray  # (runs, steps) Ritz values

@@ -12,7 +12,7 @@ import numpy as np
 
 from losslens.errors import LossLensError
 from losslens.hessian.eigen import DEFAULT_MAX_ITER, lanczos_eigenpairs
-from losslens.hessian.esd import spectral_density
+from losslens.hessian.esd import min_grid_points, spectral_density
 from losslens.hessian.hvp import hvp_operator
 from losslens.hessian.pyhessian_backend import PyHessianBackend
 from losslens.hessian.trace import hutchinson_trace
@@ -56,8 +56,10 @@ class HessianParams:
             raise ValueError("k and batches must be ≥ 1")
         if self.trace_probes == 1 or self.trace_probes < 0:
             raise ValueError("trace_probes must be 0 (no trace) or ≥ 2 (for a standard error)")
-        if self.esd_runs < 1 or self.esd_steps < 2 or self.esd_points < 2 or self.esd_sigma <= 0:
-            raise ValueError("esd_runs ≥ 1, esd_steps ≥ 2, esd_points ≥ 2 and esd_sigma > 0 are required")
+        if self.esd_runs < 1 or self.esd_steps < 2 or self.esd_sigma <= 0:
+            raise ValueError("esd_runs ≥ 1, esd_steps ≥ 2 and esd_sigma > 0 are required")
+        if self.esd_points < min_grid_points(self.esd_sigma):
+            raise ValueError(f"esd_points must be ≥ {min_grid_points(self.esd_sigma)} to resolve esd_sigma={self.esd_sigma}")
         if self.backend == "pyhessian" and self.smallest:
             raise ValueError("--smallest needs --backend lanczos: PyHessian's power iteration finds the largest |λ| only")
 
