@@ -18,6 +18,7 @@ from losslens.errors import LossLensError
 from losslens.ingest import ingest
 from losslens.models import pinn_mlp
 from losslens.problems import convection, digits
+from losslens.spec import load_spec
 from losslens.store import open_catalog, sha256_file
 from losslens.train import ClassifierConfig, ConvectionConfig, parse_dataset, train_classifier, train_convection
 from losslens.train import classifier as classifier_training
@@ -75,6 +76,7 @@ def test_convection_sweep_writes_a_spec_that_ingests(tmp_path: Path):
     its seed and β; each sidecar's metrics equal those recomputed from the saved weights."""
     result = train_convection(tmp_path / "conv", [1, 5], [0, 1], TINY_PINN)
     assert result.spec == tmp_path / "conv" / "spec.toml" and result.trained == 4
+    assert load_spec(result.spec).name == "conv"  # named after its folder, so sweeps stay apart in one catalog
     report = ingest(result.spec, tmp_path / "catalog.db")
     assert report.count("added") == 4 and report.ok
     found = {(row["seed"], json.loads(row["values_json"])["beta"]) for row in _catalog_rows(tmp_path / "catalog.db")}

@@ -113,7 +113,8 @@ def convection_cmd(
     data_seed: Annotated[int, typer.Option("--data-seed", help="Seed of the collocation points (shared by all runs).")] = 0,
     width: Annotated[int, typer.Option("--width", min=1, help="Hidden units per layer.")] = 50,
     depth: Annotated[int, typer.Option("--depth", min=1, help="Hidden layers.")] = 4,
-    name: Annotated[str, typer.Option("--name", help="Experiment name written into the spec.")] = "convection",
+    name: Annotated[str | None, typer.Option("--name", help="Experiment name written into the spec (default: the "
+                                             "--out folder's name).", show_default=False)] = None,
     threads: ThreadsOpt = None,
 ) -> None:
     """The convection PINN across β (Krishnapriyan et al. 2021).
@@ -147,8 +148,8 @@ def resnet20_cmd(
                                                     "(fashion-mnist, cifar10).")] = None,
     limit_test: Annotated[int | None, typer.Option("--limit-test", min=1, help="Keep the first N test images "
                                                    "(fashion-mnist, cifar10).")] = None,
-    name: Annotated[str | None, typer.Option("--name", help="Experiment name (default: resnet20-DATASET).",
-                                             show_default=False)] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Experiment name written into the spec (default: the "
+                                             "--out folder's name).", show_default=False)] = None,
     threads: ThreadsOpt = None,
 ) -> None:
     """ResNet-20 with and without skip connections, on local data.

@@ -105,7 +105,8 @@ def train_classifier(
     on_event: OnEvent = lambda *a, **k: None,
 ) -> TrainResult:
     """Train ResNet-20 for every (skip switch, seed) into ``out`` (skipping runs already done with this
-    config) and write ``out/spec.toml`` naming them, with settings keyed by ``residual``."""
+    config) and write ``out/spec.toml`` naming them, with settings keyed by ``residual``. The experiment
+    is named ``name``, by default after the folder."""
     if not seeds or not residual:
         raise LossLensError("no runs requested", where="--seeds", hint="give at least one seed")
     out = Path(out)
@@ -140,7 +141,7 @@ def train_classifier(
         on_event("run_done", record=record, label=label)
     spec = write_spec(
         out / "spec.toml",
-        name=name or f"resnet20-{dataset.name}",
+        name=name or out.resolve().name,
         description=f"ResNet-20 with/without skip connections on {dataset.name}, {len(set(s for _, s in runs))} seed(s), "
         f"SGD {config.epochs} epochs.",
         model=(MODEL_FACTORY, model_kwargs(problem, config)),
