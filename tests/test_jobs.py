@@ -171,3 +171,33 @@ def test_changed_checkpoint_file_fails_with_reingest_hint(pinn_catalog):
     report = compute(["performance"], catalog_path=pinn_catalog, device="cpu").metrics[0]
     assert report.failed == 1
     assert "re-ingest" in report.failures[0][1]
+
+
+@dataclass(frozen=True)
+class _CountParams:
+    pass
+
+
+@register("test_setting_size", scope="setting", params=_CountParams, tables=("performance",))
+def _setting_size(ctx, params: _CountParams) -> Result:
+    """Records how many checkpoints its setting had, to exercise group invalidation."""
+    result = Result()
+    result.add("performance", checkpoint=ctx.shas[0], split="group", name="members", value=len(ctx.shas), is_finite=1)
+    return result
+
+
+def test_adding_a_seed_reruns_setting_jobs_and_replaces_the_stale_row(pinn_catalog, pinn_experiment):
+    """Oracle: the member count stored by a setting-scope metric after a new seed is ingested."""
+    compute(["test_setting_size"], catalog_path=pinn_catalog, device="cpu")
+    assert sorted(v for (v,) in rows(pinn_catalog, "SELECT value FROM performance WHERE name = 'members'")) == [2, 2]
+    from conftest import PINN_KWARGS, save_checkpoint
+    from losslens.ingest import ingest
+    from losslens.models import pinn_mlp
+
+    torch.manual_seed(2)
+    save_checkpoint(pinn_experiment.parent / "runs" / "beta1_seed2.pt", pinn_mlp(**PINN_KWARGS), 2, {"beta": 1.0})
+    assert ingest(pinn_experiment, pinn_catalog).count("added") == 1
+    again = compute(["test_setting_size"], catalog_path=pinn_catalog, device="cpu").metrics[0]
+    assert (again.done, again.skipped) == (1, 1)
+    assert sorted(v for (v,) in rows(pinn_catalog, "SELECT value FROM performance WHERE name = 'members'")) == [2, 3]
+    assert rows(pinn_catalog, "SELECT COUNT(*) FROM metric_runs WHERE metric = 'test_setting_size'")[0][0] == 2

@@ -56,6 +56,14 @@ def _groups(records: list[dict[str, Any]], key: str) -> dict[str, list[dict[str,
     return out
 
 
+def _run_id(metric: Metric, subject: str, phash: str, shas: tuple[str, ...]) -> str:
+    """Checkpoint and pair runs are keyed by subject and params; a setting or experiment run also
+    by its members, so adding a seed makes the old group result stale and the job runs again."""
+    if metric.scope in ("setting", "experiment"):
+        return content_id("run", metric.name, subject, phash, sorted(shas))
+    return content_id("run", metric.name, subject, phash)
+
+
 def plan(catalog: Catalog, metric: Metric, params: Any, experiment: str | None = None) -> list[Job]:
     """All jobs for a metric over the chosen experiments, in a stable order."""
     raw = dataclasses.asdict(params)
@@ -83,7 +91,7 @@ def plan(catalog: Catalog, metric: Metric, params: Any, experiment: str | None =
         for shas, subject, setting_id, label in subjects:
             jobs.append(
                 Job(
-                    run_id=content_id("run", metric.name, subject, phash),
+                    run_id=_run_id(metric, subject, phash, shas),
                     metric=metric.name,
                     scope=metric.scope,
                     subject=subject,

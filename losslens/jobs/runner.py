@@ -145,7 +145,12 @@ def store_outcome(catalog: Catalog, metric: Metric, job: Job, outcome: Outcome) 
     }
     try:
         with catalog.write() as db:
-            db.execute("DELETE FROM metric_runs WHERE id = ?", [job.run_id])
+            # Replace this run and any stale one of the same subject and parameters (e.g. a setting
+            # run from before a seed was added); result rows go with them (ON DELETE CASCADE).
+            db.execute(
+                "DELETE FROM metric_runs WHERE id = ? OR (metric = ? AND subject = ? AND params_hash = ?)",
+                [job.run_id, job.metric, job.subject, job.params_hash],
+            )
             db["metric_runs"].insert(run)
             if outcome.result is not None:
                 _store_result(catalog, db, metric, job.run_id, outcome.result)
