@@ -87,13 +87,14 @@ def _unstandardise(x: torch.Tensor, raw: np.ndarray) -> np.ndarray:
 
 def test_image_folder_reads_a_cifar_pickle_layout(tmp_path: Path):
     """Oracle: the CIFAR python layout. Row i of ``data`` holds 1024 red, 1024 green, then 1024 blue pixels of a
-    32×32 image, row-major; the loader must put pixel (c, r, col) at data[i, 1024c + 32r + col]."""
+    32×32 image, row-major; the loader must put pixel (c, r, col) at data[i, 1024c + 32r + col]. Pickle protocols
+    2 (the real files), the default, and 5 (arrays as raw buffers) all read."""
     rng = np.random.default_rng(0)
     batches = [rng.integers(0, 256, size=(3, 3072), dtype=np.uint8) for _ in range(3)]
     labels = [[0, 1, 2], [3, 4, 5], [6, 7, 9]]
     _cifar_batch(tmp_path / "data_batch_1", batches[0], labels[0])
     _cifar_batch(tmp_path / "data_batch_2", batches[1], labels[1], protocol=pickle.DEFAULT_PROTOCOL)
-    _cifar_batch(tmp_path / "test_batch", batches[2], labels[2])
+    _cifar_batch(tmp_path / "test_batch", batches[2], labels[2], protocol=5)
     problem = image_folder(str(tmp_path))
     x_train, y_train = problem.data["train"]
     x_test, y_test = problem.data["test"]

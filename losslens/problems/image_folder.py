@@ -28,6 +28,8 @@ _ALLOWED = {
     ("numpy", "dtype"),
     ("numpy.core.multiarray", "scalar"),
     ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.numeric", "_frombuffer"),  # arrays in pickle protocol 5 (Python 3.14's default)
+    ("numpy._core.numeric", "_frombuffer"),
     ("_codecs", "encode"),
 }
 
