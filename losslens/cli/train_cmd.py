@@ -9,9 +9,9 @@ from typing import Annotated
 
 import torch
 import typer
-from typer.core import TyperCommand
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from typer.core import TyperCommand
 
 from losslens.cli.app import app, console, err_console, user_errors
 from losslens.train import ClassifierConfig, ConvectionConfig, TrainResult, train_classifier, train_convection
@@ -21,7 +21,6 @@ from losslens.train.outputs import OnEvent
 train_app = typer.Typer(help="Train the case-study models into checkpoints, sidecars and a ready experiment spec.",
                         no_args_is_help=True)
 app.add_typer(train_app, name="train")
-
 
 
 class ListOptionsCommand(TyperCommand):
