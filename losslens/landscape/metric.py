@@ -24,7 +24,7 @@ from losslens.errors import LossLensError
 from losslens.landscape.directions import flat, pca_directions, random_directions
 from losslens.landscape.grid import evaluate, grid_coordinates
 from losslens.metrics.registry import Result, register
-from losslens.store.ids import params_hash
+from losslens.store.ids import content_id, params_hash
 
 AXES = ("a", "b", "c", "d")
 INDICES = ("i", "j", "k", "l")
@@ -66,8 +66,6 @@ class LandscapeParams:
 
 def landscape_run_id(checkpoint: str, params: LandscapeParams) -> str:
     """The id of the landscape run (and of its ``landscapes`` row) for these parameters."""
-    from losslens.store.ids import content_id
-
     return content_id("run", "landscape", checkpoint, params_hash(dataclasses.asdict(params)))
 
 
@@ -102,7 +100,7 @@ def _pca(ctx: Any, subject: Any, k: int) -> tuple[torch.Tensor, str]:
 def _points(params: LandscapeParams, half: list[float]) -> tuple[np.ndarray, np.ndarray | None]:
     """Coordinates of all points, and grid indices (None for a sampled landscape)."""
     if params.samples == 0:
-        axes, coords = grid_coordinates(half, params.steps)
+        _, coords = grid_coordinates(half, params.steps)
         shape = (params.steps,) * params.dims
         return coords, np.stack(np.unravel_index(np.arange(len(coords)), shape), axis=1)
     step = np.array(half) * 2 / (params.steps - 1)
