@@ -19,6 +19,8 @@ from losslens.datasette_plugin.routes import check_args, database
 from losslens.views import taxonomy
 from losslens.views.source import fetch, finite
 
+CANVAS_ABOVE = 200  # settings in the taxonomy beyond which the global chart draws on a canvas
+
 CHECKPOINT_SQL = """
 SELECT c.sha256, c.name, c.seed, c.step, c.n_params, m.name AS model_name, m.setting_id, s.label AS setting_label,
        s.experiment_id, e.name AS experiment
@@ -82,6 +84,8 @@ async def global_page(datasette, request) -> Response:
         "taxonomy_spec": spec_url(datasette, name, "taxonomy", experiment=e["id"], selected=s and s["id"]) if e else None,
         "modes_spec": spec_url(datasette, name, "modes", setting=s["id"]) if s else None,
         "modes_spec_base": spec_url(datasette, name, "modes"),
+        # SVG keeps marks addressable (tests, accessibility); canvas draws thousands of marks faster.
+        "renderer": "svg" if ctx["n_settings"] <= CANVAS_ABOVE else "canvas",
         "setting_page_base": page_url(datasette, name, "setting/"),
     })
 

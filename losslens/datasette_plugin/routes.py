@@ -43,6 +43,8 @@ def _landscape_rows(fn: Callable[[sqlite3.Connection, str], Any]) -> Callable[[s
     return rows
 
 
+LABELLED_CELLS = 100  # above this many settings the grid drops its per-cell phase labels
+
 DATASETS: dict[str, tuple[tuple[str, ...], Callable[..., Rows]]] = {
     "taxonomy": (("experiment",), taxonomy.taxonomy_rows),
     "modes": (("setting",), modes.modes_rows),
@@ -129,8 +131,9 @@ def view_spec(conn: sqlite3.Connection, view: str, request_args: dict[str, str],
     selected = request_args.get("selected")
     if view == "taxonomy":
         e = request_args["experiment"]
-        keys = taxonomy.setting_keys(fetch(conn, "SELECT values_json FROM settings WHERE experiment_id = ?", (e,)))
-        return taxonomy.taxonomy_spec(url("taxonomy", experiment=e), keys, selected=selected)
+        settings = fetch(conn, "SELECT values_json FROM settings WHERE experiment_id = ?", (e,))
+        return taxonomy.taxonomy_spec(url("taxonomy", experiment=e), taxonomy.setting_keys(settings), selected=selected,
+                                      cell_labels=len(settings) <= LABELLED_CELLS)
     if view == "modes":
         s = request_args["setting"]
         return modes.modes_spec(url("modes", setting=s), url("links", setting=s), url("glyphs", setting=s), selected=selected,

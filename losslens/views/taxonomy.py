@@ -79,10 +79,12 @@ def _colour() -> dict[str, Any]:
     return {"field": "phase", "type": "nominal", "scale": scale, "title": "phase"}
 
 
-def taxonomy_spec(data: Data, keys: list[str] | None = None, selected: str | None = None) -> dict[str, Any]:
+def taxonomy_spec(data: Data, keys: list[str] | None = None, selected: str | None = None,
+                  cell_labels: bool = True) -> dict[str, Any]:
     """Phase plot and hyperparameter grid of one experiment's settings, linked on ``setting_id``.
 
-    ``keys`` names the grid's axes (the sweep's first two keys); ``selected`` pre-selects a setting.
+    ``keys`` names the grid's axes (the sweep's first two keys); ``selected`` pre-selects a setting;
+    ``cell_labels`` writes the phase in each grid cell (too many marks for large sweeps).
     """
     keys = keys or []
     param: dict[str, Any] = {**SELECTION, "views": ["phase_points", "grid_cells"]}
@@ -136,11 +138,8 @@ def taxonomy_spec(data: Data, keys: list[str] | None = None, selected: str | Non
                     "tooltip": TOOLTIP,
                 },
             },
-            {
-                "mark": {"type": "text", "fontSize": 10, "color": "white"},
-                "encoding": {"text": {"field": "phase"}},
-            },
-        ],
+        ] + ([{"mark": {"type": "text", "fontSize": 10, "color": "white"}, "encoding": {"text": {"field": "phase"}}}]
+             if cell_labels else []),
     }
     return chart({"data": data, "params": [param], "hconcat": [phase_plot, grid]},
                  title="Global: settings in the loss-landscape taxonomy")

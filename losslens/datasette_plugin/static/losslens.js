@@ -1,6 +1,6 @@
 // LossLens pages: embed each [data-spec] chart; a click selection in one chart re-targets another.
 // Attributes on a chart element:
-//   data-spec         URL of the Vega-Lite spec (JSON) to render
+//   data-spec         URL of the Vega-Lite spec (JSON) to render; data-renderer: svg (default) or canvas
 //   data-signal       selection to listen to, data-field: the id field it is keyed on
 //   data-target       id of the chart element to re-render with data-target-base + "&" + data-target-arg=<id>
 //   data-url-param    query parameter that keeps the choice in the address bar
@@ -26,7 +26,7 @@
       })
       .then(function (spec) {
         if (views[el.id]) views[el.id].finalize();
-        return vegaEmbed(el, spec, { actions: false, renderer: "svg" });
+        return vegaEmbed(el, spec, { actions: false, renderer: el.getAttribute("data-renderer") || "svg" });
       })
       .then(function (result) {
         views[el.id] = result.view;
@@ -68,11 +68,15 @@
     });
   }
 
+  // Charts are drawn one after another, in page order, so the first one is not slowed by the rest.
   document.addEventListener("DOMContentLoaded", function () {
+    var chain = Promise.resolve();
     document.querySelectorAll("[data-spec]").forEach(function (el) {
-      show(el).catch(function (err) {
-        el.setAttribute("data-rendered", "error");
-        el.textContent = "Could not draw this view: " + err.message;
+      chain = chain.then(function () {
+        return show(el).catch(function (err) {
+          el.setAttribute("data-rendered", "error");
+          el.textContent = "Could not draw this view: " + err.message;
+        });
       });
     });
   });
