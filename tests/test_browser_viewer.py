@@ -1,0 +1,172 @@
+"""The static viewer in a real browser: Debian Chromium driven by Playwright over ``file://``, with
+the viewer exported from the small pipeline-built catalog of test_datasette_plugin. No server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+from losslens.export import export_viewer
+from test_browser_datasette import ARGS, ARTIFACTS, CHROMIUM
+from test_datasette_plugin import EVIL_MODEL, pinn_ids, shared_catalogs
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def viewer(tmp_path_factory):
+    db, _ = shared_catalogs(tmp_path_factory)
+    index = export_viewer(db, tmp_path_factory.mktemp("viewer"))
+    return index.as_uri(), pinn_ids(db)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+class Watched:
+    """A page that records console errors, uncaught exceptions, dialogs and every request not to file://."""
+
+    def __init__(self, browser):
+        self.page = browser.new_page(viewport={"width": 1500, "height": 950})
+        self.errors: list[str] = []
+        self.remote: list[str] = []
+        self.dialogs: list[str] = []
+        self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
+        self.page.on("request", lambda r: urlsplit(r.url).scheme != "file" and self.remote.append(r.url))
+
+    def rendered(self, chart: str, timeout: float = 30_000) -> None:
+        self.page.wait_for_selector(f'#chart-{chart}[data-rendered="1"]', timeout=timeout)
+
+    def tabs(self) -> list[str]:
+        return self.page.locator("#tabs .tab .label").all_text_contents()
+
+    def active(self) -> str:
+        return self.page.locator("#tabs .tab.active .label").text_content()
+
+    def check(self, name: str) -> None:
+        ARTIFACTS.mkdir(exist_ok=True)
+        self.page.screenshot(path=str(ARTIFACTS / f"viewer-{name}.png"))
+        assert self.errors == [], self.errors
+        assert self.remote == [], self.remote
+        assert self.dialogs == [], self.dialogs
+        self.page.close()
+
+
+def test_first_view_renders_and_a_click_in_it_retargets(viewer, browser):
+    """Oracle: the taxonomy of the only experiment is drawn with one grid cell per setting; a click on
+    the β = 5 cell puts that setting's id in the hash and redraws the modes chart with its modes."""
+    url, ids = viewer
+    w = Watched(browser)
+    w.page.goto(url)
+    w.rendered("taxonomy")
+    w.rendered("semi")
+    assert w.tabs() == ["Taxonomy: tiny-pinn"]
+    assert ids["setting"] in w.page.url
+    assert w.page.locator('#chart-taxonomy path[aria-label^="beta: "]').count() == 2
+    assert int(w.page.get_attribute("html", "data-first-render")) > 0
+    w.page.click('#chart-taxonomy path[aria-label^="beta: 5;"]')
+    w.page.wait_for_function("s => !location.hash.includes(s)", arg=ids["setting"])
+    w.rendered("semi")
+    assert w.page.locator('#chart-semi .mark-text.role-mark text:text-matches("^beta5_seed[012]$")').count() == 3
+    assert "beta=5" in w.page.locator("#status-selection").text_content()
+    w.check("first-view")
+
+
+def test_explorer_click_opens_a_tab_that_renders(viewer, browser):
+    """Oracle: the catalog: the clicked mode's tab shows its local view with the 11 × 11 landscape cells,
+    and the metric panel lists that checkpoint's performance rows."""
+    url, ids = viewer
+    w = Watched(browser)
+    w.page.goto(url)
+    w.rendered("taxonomy")
+    w.page.click(f'#tree .row[data-kind="setting"][data-id="{ids["setting"]}"] .twisty')
+    w.page.click(f'#tree .row[data-kind="mode"][data-id="{ids["modes"][1]}"]')
+    w.rendered("local")
+    assert w.tabs() == ["Taxonomy: tiny-pinn", "beta1_seed1"] and w.active() == "beta1_seed1"
+    assert w.page.locator("#chart-local svg .mark-rect path").count() >= 11 * 11
+    subjects = set(w.page.locator("#panel-body tbody td:first-child").all_text_contents())
+    assert subjects == {"beta1_seed1"}
+    assert "performance" in w.page.locator("#panel-body tbody").text_content()
+    w.page.click('.panel-tab[data-panel="provenance"]')
+    assert "hessian" in w.page.locator("#panel-body tbody").text_content()
+    w.check("explorer-mode")
+
+
+def test_quick_open_finds_a_checkpoint(viewer, browser):
+    """Oracle: the name typed: Ctrl+P, "seed2 beta5" lists that checkpoint first (then its pairs), Enter opens its tab."""
+    url, _ = viewer
+    w = Watched(browser)
+    w.page.goto(url)
+    w.rendered("taxonomy")
+    w.page.keyboard.press("Control+P")
+    w.page.wait_for_selector("#quickopen:not([hidden])")
+    w.page.keyboard.type("seed2 beta5")
+    items = w.page.locator("#quickopen-list li .label").all_text_contents()
+    assert items[0] == "beta5_seed2" and all("seed2" in i and "beta5" in i for i in items)  # the mode, then its pairs
+    w.page.screenshot(path=str(ARTIFACTS / "viewer-quick-open.png"))
+    w.page.keyboard.press("Enter")
+    w.rendered("local")
+    assert w.active() == "beta5_seed2"
+    w.check("quick-open-result")
+
+
+def test_reload_restores_tabs_and_selection(viewer, browser):
+    """Oracle: the state before the reload: the same tabs, active tab and picked mode after it, and the
+    pair tab opened from the explorer draws its three views."""
+    url, ids = viewer
+    w = Watched(browser)
+    w.page.goto(url)
+    w.rendered("taxonomy")
+    w.page.click(f'#tree .row[data-kind="setting"][data-id="{ids["setting"]}"]')
+    w.rendered("modes")
+    w.page.click('#chart-modes path[aria-label*="mode: beta1_seed2"]')
+    w.page.wait_for_function("s => location.hash.includes(s)", arg=ids["modes"][2])
+    w.rendered("local")
+    w.page.click(f'#tree .row[data-kind="folder"]')
+    w.page.click(f'#tree .row[data-kind="pair"][data-id="{ids["modes"][0]}~{ids["modes"][1]}"]')
+    for chart in ("curve", "layer_cka", "predictions"):
+        w.rendered(chart)
+    w.page.click("#tabs .tab >> nth=1")
+    w.rendered("local")
+    before, active, hash_ = w.tabs(), w.active(), w.page.url
+    w.page.reload()
+    w.rendered("local")
+    assert w.tabs() == before and w.active() == active and w.page.url == hash_
+    assert "Mode beta1_seed2" in w.page.locator(".subhead").text_content()
+    fresh = browser.new_page()
+    fresh.goto(hash_)  # a shared link restores the same state in a new page
+    fresh.wait_for_selector('#chart-local[data-rendered="1"]')
+    assert fresh.locator("#tabs .tab .label").all_text_contents() == before
+    fresh.close()
+    w.check("restored")
+
+
+def test_user_names_are_text_and_dark_theme(viewer, browser):
+    """Oracle: the model name as typed in the spec (an <img onerror> payload) is the header's text, no
+    such <img> exists and no dialog opened; the theme toggle flips to dark and is kept across reloads."""
+    url, ids = viewer
+    w = Watched(browser)
+    w.page.goto(url)
+    w.rendered("taxonomy")
+    w.page.keyboard.press("Control+P")
+    w.page.keyboard.type("beta1_seed0")
+    w.page.keyboard.press("Enter")
+    w.rendered("local")
+    assert EVIL_MODEL in w.page.locator(".view-head .meta").text_content()
+    assert w.page.locator('img[src="x"]').count() == 0
+    w.page.click("#act-theme")
+    assert w.page.get_attribute("html", "data-theme") == "dark"
+    w.page.reload()
+    w.rendered("local")
+    assert w.page.get_attribute("html", "data-theme") == "dark"
+    w.check("dark")
