@@ -25,7 +25,7 @@ QUOTED_KEY = "it's \"q\""
 PINN_METRICS = ["performance", "landscape", "topology", "hessian", "connectivity", "cka", "similarity", "taxonomy", "predictions"]
 SMALL = [("connectivity.steps", "3"), ("landscape.steps", "11"), ("topology.steps", "11"), ("points", "5"), ("k", "10"),
          ("tol", "1e-3"), ("max-iter", "40"), ("trace-probes", "4"), ("esd-runs", "1"), ("esd-steps", "12"),
-         ("esd-points", "64"), ("inputs", "64")]
+         ("inputs", "64")]
 
 
 def _save(path: Path, model: torch.nn.Module, seed: int, hparams: dict) -> None:
