@@ -294,7 +294,7 @@
     var body = document.getElementById("editor-body");
     body.textContent = "";
     var tab = state.tabs[i];
-    if (tab) RENDER[tab.kind](tab, body);
+    if (tab) { RENDER[tab.kind](tab, body); reveal(tab); }
     else body.appendChild(el("div", "empty-editor", "Open a view from the explorer, or press Ctrl+P."));
     changed();
   }
@@ -434,6 +434,16 @@
       });
     });
     markTree();
+  }
+  // Expand the explorer down to the active tab's subject, as VS Code reveals the active file.
+  function reveal(t) {
+    var sid = t.kind === "setting" ? t.id : t.kind === "mode" ? D.checkpoints[t.id].setting : t.kind === "pair" ? D.pairs[t.id].setting : null;
+    if (!sid) return;
+    var before = JSON.stringify(expanded);
+    expanded["e" + settingOf(sid).experiment] = true;
+    if (t.kind !== "setting") expanded["s" + sid] = true;
+    if (t.kind === "pair") expanded["p" + sid] = true;
+    if (JSON.stringify(expanded) !== before) renderTree();
   }
   function markTree() {
     var t = state.tabs[state.active];
