@@ -1,0 +1,127 @@
+"""``losslens demo`` and ``losslens report case-studies``: thin shells over :mod:`losslens.demo` and
+:mod:`losslens.case_studies`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import torch
+import typer
+from rich import box
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from losslens.cli.app import app, console, err_console, user_errors
+from losslens.demo import StudyResult, run_demo
+from losslens.train.outputs import OnEvent
+
+report_app = typer.Typer(help="Reports generated from real runs.", no_args_is_help=True)
+app.add_typer(report_app, name="report")
+
+ThreadsOpt = Annotated[int | None, typer.Option("--threads", min=1, help="torch threads in this process (default: "
+                                                "torch's choice; with --jobs 2, workers use cores ÷ jobs each).")]
+JobsOpt = Annotated[int, typer.Option("--jobs", "-j", min=1, help="Worker processes for the metrics.")]
+
+
+@contextmanager
+def study_progress() -> Iterator[OnEvent]:
+    """Rich bars for every stage of a study: training runs and iterations, ingestion, each metric's jobs."""
+    with Progress(
+        TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(), console=err_console,
+    ) as progress:
+        tasks: dict[str, Any] = {}
+
+        def task(key: str, description: str, total: int | None) -> None:
+            tasks[key] = progress.add_task(description, total=total, info="")
+
+        def on_event(event: str, **data: Any) -> None:
+            if event == "stage":
+                if data["name"] in ("ingest", "export"):
+                    task(data["name"], data["name"], None)
+            elif event == "stage_done":
+                if data["name"] in tasks:
+                    progress.update(tasks[data["name"]], total=1, completed=1)
+                if data["name"] == "train" and "run" in tasks:
+                    progress.remove_task(tasks.pop("run"))
+                progress.console.print(f"[green]✓[/] {data['name']}: {data['summary']} ({data['seconds']:.1f} s)",
+                                       highlight=False)
+            elif event == "sweep_start":
+                task("runs", "train", data["total"])
+            elif event == "run_start":
+                if "run" in tasks:
+                    progress.remove_task(tasks.pop("run"))
+                task("run", f"  {data['label']}", data["total"])
+            elif event == "advance" and "run" in tasks:
+                progress.update(tasks["run"], advance=data["n"], info=f"loss {data['loss']:.3g}")
+            elif event == "run_done":
+                progress.advance(tasks["runs"])
+            elif event == "ingested":
+                progress.advance(tasks["ingest"])
+            elif event == "metric_start":
+                task(data["metric"], f"{data['metric']}", data["total"])
+                progress.update(tasks[data["metric"]], info=f"{data['skipped']} done before")
+            elif event == "job_done":
+                outcome = data["outcome"]
+                if outcome.status == "failed":
+                    progress.console.print(f"[bold red]failed:[/] {data['metric']} {data['job'].label}: {outcome.error}",
+                                           highlight=False, soft_wrap=True)
+                progress.advance(tasks[data["metric"]])
+
+        yield on_event
+
+
+def _cell(value: Any) -> str:
+    return "–" if value is None else f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def print_settings(result: StudyResult) -> None:
+    """The settings with their metrics and phase."""
+    pinn = any(r["rel_l2"] is not None for r in result.settings)
+    error = ("rel L2", "rel_l2") if pinn else ("test acc", "test_accuracy")
+    columns = [("setting", "setting"), ("seeds", "seeds"), error, ("λmax", "top_eigenvalue"), ("tr H", "trace"),
+               ("minima", "n_minima"), ("mc", "mc"), ("CKA", "cka"), ("phase", "phase")]
+    table = Table(title=result.study, title_justify="left", box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False,
+                  caption="medians over seeds; mc and CKA: the taxonomy's means over seed pairs", caption_justify="left")
+    for header, _ in columns:
+        table.add_column(header, no_wrap=True)
+    for row in result.settings:
+        table.add_row(*[_cell(row[key]) for _, key in columns])
+    console.print(table)
+
+
+def print_browse(result: StudyResult) -> None:
+    console.print("Browse it:", highlight=False)
+    console.print(f"  losslens serve --catalog {result.catalog}        # Datasette with the LossLens views", highlight=False)
+    console.print(f"  open {result.viewer}        # the static viewer, no server needed", highlight=False)
+    console.print(f"  losslens taxonomy --catalog {result.catalog}     # the phase table", highlight=False)
+    console.print(f"  PNG views: {result.viewer.parent.parent / 'views' / result.study}/", highlight=False)
+
+
+@app.command()
+@user_errors
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="Folder for runs, catalog (OUT/catalog/losslens.db), views and viewer.")] = Path("demo"),
+    quick: Annotated[bool, typer.Option("--quick", help="β ∈ {1, 30} × 2 seeds, 150 L-BFGS iterations, 21×21 landscapes: "
+                                        "about a minute, what CI runs.")] = False,
+    jobs: JobsOpt = 1,
+    threads: ThreadsOpt = None,
+) -> None:
+    """The PINN case study end to end: train β ∈ {1, 10, 30} × 3 seeds, ingest, compute every metric, export the views.
+
+    Every stage is incremental: a second run trains and computes nothing and finishes in seconds.
+    """
+    if threads:
+        torch.set_num_threads(threads)
+    start = time.perf_counter()
+    with study_progress() as on_event:
+        result = run_demo(out, quick, on_event, jobs=jobs)
+    print_settings(result)
+    print_browse(result)
+    console.print(f"demo finished in {time.perf_counter() - start:.1f} s", highlight=False)
+    if result.computed.failed:
+        raise typer.Exit(1)

@@ -1,0 +1,241 @@
+"""``losslens demo``: the PINN case study end to end, from an empty folder, at laptop scale.
+
+A :class:`Study` is one sweep carried through the whole product: train (runs already trained are
+skipped), ingest (present checkpoints are skipped), compute every metric (done jobs are skipped),
+export the static views (skipped while the catalog is unchanged), then summarise each setting.
+Every stage is incremental, so a second run recomputes nothing and finishes in seconds.
+
+The demo's sizes and metric options are chosen to fit the budgets of a 2-core CPU (default
+≤ 10 minutes, ``--quick`` ≤ 3 minutes from an empty folder); ``docs/benchmarks.md`` has the
+measured times. The reproduction report (:mod:`losslens.case_studies`) runs its studies through
+the same pipeline.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from losslens import __version__
+from losslens.errors import LossLensError
+from losslens.export import export_all, export_viewer
+from losslens.ingest import IngestReport, ingest
+from losslens.jobs.runner import ComputeReport, compute
+from losslens.store.catalog import open_catalog
+from losslens.store.ids import content_id
+from losslens.taxonomy.metric import latest_rows
+from losslens.taxonomy.table import taxonomy_table
+from losslens.train import ConvectionConfig, TrainResult, train_convection
+from losslens.train.outputs import OnEvent
+
+#: Every metric the demo computes; ``compute`` adds what each requires and orders them.
+METRICS = ("performance", "hessian", "landscape", "topology", "connectivity", "cka", "similarity", "taxonomy",
+           "predictions")
+EXPORT_FORMATS = ("png",)  # the viewer is the interactive export; PNGs are the files to share
+
+
+def _quiet(*_: Any, **__: Any) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Study:
+    """One case study: its experiment name, how to train it into a folder, and its metric options."""
+
+    name: str
+    train: Callable[..., TrainResult]  # train(out, *, name, on_event) -> TrainResult
+    options: tuple[tuple[str, str], ...] = ()  # ``losslens compute`` options, e.g. ("landscape.steps", "41")
+    metrics: tuple[str, ...] = METRICS
+
+
+def convection_study(name: str, betas: tuple[float, ...], seeds: tuple[int, ...], config: ConvectionConfig,
+                     options: dict[str, Any]) -> Study:
+    train = functools.partial(train_convection, betas=betas, seeds=seeds, config=config)
+    return Study(name, train, tuple((k, str(v)) for k, v in options.items()))
+
+
+# Options shared by the landscape and its topology: topology finds its landscape by these values.
+def _grid(steps: int) -> dict[str, int]:
+    return {"landscape.steps": steps, "topology.steps": steps}
+
+
+#: The default demo: the three regimes of Krishnapriyan et al. (β = 1 learns, 10 is marginal, 30 fails)
+#: with 3 seeds for connectivity and CKA. 500 L-BFGS iterations reach the β = 1 error of the paper
+#: (≈ 1e-2). The Hessian keeps its top-10 (the glyph's bars) but uses 50 trace probes and 2 SLQ runs
+#: instead of 100 and 5: the density is for the picture, and the 250 HVPs of the full default were
+#: most of the Hessian's time.
+DEFAULT = convection_study(
+    "convection", (1.0, 10.0, 30.0), (0, 1, 2), ConvectionConfig(iterations=500, n_collocation=1000),
+    {**_grid(41), "hessian.trace-probes": 50, "hessian.esd-runs": 2},
+)
+#: ``--quick``: two regimes, two seeds (one pair each), a short L-BFGS and a coarse landscape.
+QUICK = convection_study(
+    "convection-quick", (1.0, 30.0), (0, 1), ConvectionConfig(iterations=150, n_collocation=200),
+    {**_grid(21), "hessian.trace-probes": 20, "hessian.esd-runs": 1, "hessian.esd-steps": 30,
+     "connectivity.steps": 100, "connectivity.points": 7},
+)
+
+
+@dataclass
+class StudyResult:
+    """What one pass of a study did and found."""
+
+    study: str
+    out: Path
+    catalog: Path
+    training: TrainResult
+    ingested: IngestReport
+    computed: ComputeReport
+    views: list[Path]  # export_all's files
+    viewer: Path  # the static viewer's index.html
+    exports_skipped: bool  # the catalog had not changed since the last export
+    settings: list[dict[str, Any]]  # setting_table rows
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time per stage
+
+    @property
+    def recomputed(self) -> int:
+        """Jobs this pass computed (0 on an incremental rerun)."""
+        return sum(m.done for m in self.computed.metrics)
+
+
+def catalog_path(out: Path) -> Path:
+    return Path(out) / "catalog" / "losslens.db"
+
+
+def run_study(study: Study, out: Path, on_event: OnEvent = _quiet, *, jobs: int = 1) -> StudyResult:
+    """Train, ingest, compute, export and summarise ``study`` under ``out`` (runs, catalog, views, viewer)."""
+    out = Path(out)
+    catalog = catalog_path(out)
+    seconds: dict[str, float] = {}
+
+    def stage(name: str, work: Callable[[], Any], summary: Callable[[Any], str]) -> Any:
+        on_event("stage", name=name)
+        start = time.perf_counter()
+        result = work()
+        seconds[name] = time.perf_counter() - start
+        on_event("stage_done", name=name, seconds=seconds[name], summary=summary(result))
+        return result
+
+    training = stage("train", lambda: study.train(out / "runs" / study.name, name=study.name, on_event=on_event),
+                     lambda r: f"trained {r.trained}, done before {len(r.runs) - r.trained}")
+    ingested = stage("ingest", lambda: ingest(training.spec, catalog, on_file=lambda o: on_event("ingested", outcome=o)),
+                     lambda r: f"added {r.count('added')}, present {r.count('present')}")
+    if not ingested.ok:
+        failures = "; ".join(o.error or "" for o in ingested.outcomes if o.status == "failed")
+        raise LossLensError(f"checkpoints failed to ingest: {failures}", where=str(training.spec),
+                            hint=f"delete {out} and run again")
+    computed = stage("compute", lambda: compute(list(study.metrics), list(study.options), catalog_path=catalog,
+                                                experiment=study.name, jobs=jobs, on_event=on_event),
+                     lambda r: f"computed {sum(m.done for m in r.metrics)}, done before "
+                               f"{sum(m.skipped for m in r.metrics)}, failed {r.failed}")
+    views, viewer, skipped = stage("export", lambda: export_views(catalog, out, study.name),
+                                   lambda r: "catalog unchanged, kept" if r[2] else f"wrote {len(r[0])} views and the viewer")
+
+    return StudyResult(study.name, out, catalog, training, ingested, computed, views, viewer, skipped,
+                       setting_table(catalog, study.name), seconds)
+
+
+def run_demo(out: Path = Path("demo"), quick: bool = False, on_event: OnEvent = _quiet, *, jobs: int = 1) -> StudyResult:
+    """The PINN case study (``DEFAULT`` or ``QUICK``) end to end under ``out``."""
+    return run_study(QUICK if quick else DEFAULT, out, on_event, jobs=jobs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Static exports, rewritten only when the catalog changed.
+
+def catalog_fingerprint(catalog: Path) -> str:
+    """A hash of everything the exports show: checkpoints and every metric run's outcome and time."""
+    with open_catalog(catalog, readonly=True) as cat:
+        checkpoints = [r["sha256"] for r in cat.query("SELECT sha256 FROM checkpoints ORDER BY sha256")]
+        runs = [list(r.values()) for r in cat.query("SELECT id, status, finished_at FROM metric_runs ORDER BY id")]
+    return content_id("exports", __version__, checkpoints, runs)
+
+
+def export_views(catalog: Path, out: Path, experiment: str) -> tuple[list[Path], Path, bool]:
+    """``export_all`` of the experiment (PNG) into ``out/views`` and the viewer of the catalog into
+    ``out/viewer``; skipped when the catalog's fingerprint matches the last export and its files exist."""
+    stamp = out / "views" / f".{experiment}.export.json"
+    viewer = out / "viewer" / "index.html"
+    fingerprint = catalog_fingerprint(catalog)
+    if stamp.is_file():
+        last = json.loads(stamp.read_text())
+        files = [Path(p) for p in last.get("files", [])]
+        if last.get("fingerprint") == fingerprint and viewer.is_file() and all(p.is_file() for p in files):
+            return files, viewer, True
+    files = export_all(catalog, out / "views", experiment, EXPORT_FORMATS)
+    viewer = export_viewer(catalog, out / "viewer")
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(json.dumps({"fingerprint": fingerprint, "files": [str(p) for p in files]}, indent=1) + "\n")
+    return files, viewer, False
+
+
+# ---------------------------------------------------------------------------------------------
+# What the demo found: one row per setting.
+
+def _median(values: list[float | None]) -> float | None:
+    finite = [v for v in values if v is not None]
+    return statistics.median(finite) if finite else None
+
+
+def setting_table(catalog: Path, experiment: str) -> list[dict[str, Any]]:
+    """One row per setting of ``experiment``: medians over its seeds of the error or accuracy, top Hessian
+    eigenvalue, trace and number of persistent minima, with the taxonomy's mc, CKA and phase.
+
+    Values come from the latest done run of each metric per checkpoint; a value that was not finite
+    is stored as NULL and left out of the median.
+    """
+    with open_catalog(catalog, readonly=True) as cat:
+        exp = cat.one("SELECT id FROM experiments WHERE name = ?", (experiment,))
+        if exp is None:
+            return []
+        seeds = cat.query(
+            "SELECT c.sha256, s.id AS setting_id, s.label, s.values_json FROM checkpoints c JOIN models m ON m.id = c.model_id "
+            "JOIN settings s ON s.id = m.setting_id WHERE s.experiment_id = ? ORDER BY s.label, c.seed", (exp["id"],))
+        perf, _ = latest_rows(cat, "performance", "performance", exp["id"], "checkpoint, split, name, value")
+        eig, _ = latest_rows(cat, "hessian", "hessian_eigenvalues", exp["id"], "checkpoint, value",
+                             "AND which = 'largest' AND rank = 0")
+        trace, _ = latest_rows(cat, "hessian", "hessian_trace", exp["id"], "checkpoint, estimate")
+        minima, _ = latest_rows(cat, "topology", "landscape_summaries", exp["id"], "checkpoint, n_minima_above")
+    phases = {r["setting"]: r for r in taxonomy_table(catalog, experiment)} if _has_taxonomy(catalog, experiment) else {}
+    by_setting: dict[str, list[str]] = {}
+    labels: dict[str, tuple[str, dict[str, Any]]] = {}
+    for r in seeds:
+        by_setting.setdefault(r["setting_id"], []).append(r["sha256"])
+        labels[r["setting_id"]] = (r["label"], json.loads(r["values_json"]))
+    values = {(r["checkpoint"], r["split"], r["name"]): r["value"] for r in perf}
+    top = {r["checkpoint"]: r["value"] for r in eig}
+    tr = {r["checkpoint"]: r["estimate"] for r in trace}
+    mins = {r["checkpoint"]: r["n_minima_above"] for r in minima}
+    rows = []
+    for setting_id, shas in by_setting.items():
+        label, setting_values = labels[setting_id]
+        tax = phases.get(label, {})
+        rows.append({
+            "setting": label,
+            "values": setting_values,
+            "seeds": len(shas),
+            "rel_l2": _median([values.get((s, "eval", "rel_l2")) for s in shas]),
+            "train_loss": _median([values.get((s, "train", "loss")) for s in shas]),
+            "train_accuracy": _median([values.get((s, "train", "accuracy")) for s in shas]),
+            "test_accuracy": _median([values.get((s, "test", "accuracy")) for s in shas]),
+            "top_eigenvalue": _median([top.get(s) for s in shas]),
+            "trace": _median([tr.get(s) for s in shas]),
+            "n_minima": _median([mins.get(s) for s in shas]),
+            "mc": tax.get("mc"),
+            "cka": tax.get("cka"),
+            "phase": tax.get("phase"),
+            "note": tax.get("note"),
+        })
+    return sorted(rows, key=lambda r: tuple(r["values"].values()))
+
+
+def _has_taxonomy(catalog: Path, experiment: str) -> bool:
+    with open_catalog(catalog, readonly=True) as cat:
+        return cat.one("SELECT 1 FROM metric_runs r JOIN experiments e ON e.id = r.experiment_id "
+                       "WHERE r.metric = 'taxonomy' AND r.status = 'done' AND e.name = ?", (experiment,)) is not None
