@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from losslens.cli import app
+from losslens.case_studies import Claim, pinn_claims
 from losslens.demo import QUICK, StudyResult, run_demo
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -199,3 +200,19 @@ def test_readme_quickstart_starts_with_the_demo():
     assert block is not None
     first_line = block.group(1).splitlines()[0]
     assert first_line.split("#")[0].strip() == "bash .ci/setup && .venv/bin/losslens demo"
+
+
+def test_report_verdicts_are_the_comparisons_of_the_numbers(first: StudyResult):
+    """Oracle: the comparisons done by hand on the demo's own rows — each claim's verdict is exactly
+    whether the inequality holds, and a missing value gives no verdict."""
+    by = {r["values"]["beta"]: r for r in first.settings}
+    claims = {(c.finding, c.measure): c for c in pinn_claims(first.settings)}
+    learns = claims[("the PINN learns at β = 1 (rel. L2 ≈ 1e-2)", "median rel. L2")]
+    assert learns.holds is (by[1.0]["rel_l2"] < 0.05)
+    sharper = claims[("larger β gives a sharper landscape", "median top Hessian eigenvalue")]
+    assert sharper.holds is (by[1.0]["top_eigenvalue"] < by[30.0]["top_eigenvalue"])
+    poorly = claims[("larger β gives poor connectivity (mc < 0)", "mean mc")]
+    assert poorly.holds is (by[30.0]["mc"] < 0)
+    assert ("Agrees" if poorly.holds else "Does not agree") in poorly.line()
+    missing = Claim("x", "y", ("a", None), "<", ("b", 1.0))
+    assert missing.holds is None and "Cannot tell" in missing.line()

@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from losslens.cli.app import app, console, err_console, user_errors
+from losslens.case_studies import write_case_studies
 from losslens.demo import StudyResult, run_demo
 from losslens.train.outputs import OnEvent
 
@@ -124,4 +125,29 @@ def demo(
     print_browse(result)
     console.print(f"demo finished in {time.perf_counter() - start:.1f} s", highlight=False)
     if result.computed.failed:
+        raise typer.Exit(1)
+
+
+@report_app.command("case-studies")
+@user_errors
+def case_studies(
+    out: Annotated[Path, typer.Option("--out", help="Markdown file to write; pictures go to the folder beside it named "
+                                      "after it (docs/case-studies/).")] = Path("docs/case-studies.md"),
+    work: Annotated[Path, typer.Option("--work", help="Folder for both studies' runs, catalog and views.")] = Path("runs/case-studies"),
+    jobs: JobsOpt = 1,
+    threads: ThreadsOpt = None,
+) -> None:
+    """Run the PINN (β sweep) and ResNet-20 (skips or not, on digits) studies and write the reproduction report.
+
+    Incremental like the demo: a rerun only rewrites the report and its pictures.
+    """
+    if threads:
+        torch.set_num_threads(threads)
+    start = time.perf_counter()
+    with study_progress() as on_event:
+        path, pinn, resnet = write_case_studies(work, out, on_event, jobs=jobs)
+    for result in (pinn, resnet):
+        print_settings(result)
+    console.print(f"wrote {path} in {time.perf_counter() - start:.1f} s", highlight=False)
+    if pinn.computed.failed or resnet.computed.failed:
         raise typer.Exit(1)
