@@ -45,7 +45,7 @@ def known_error(beta: float) -> str:
         return "≈ 1e-2 (learns)"
     if beta >= 20:
         return "≈ 1 (fails)"
-    return "between (failure sets in from β ≈ 10–20)"
+    return "between the two regimes"
 
 
 @dataclass(frozen=True)
@@ -67,10 +67,12 @@ class Claim:
         return {"<": a < b, ">": a > b, "<=": a <= b, ">=": a >= b}[self.relation]
 
     def line(self) -> str:
+        side = lambda label, value: label if label == fmt(value) else f"{label} = {fmt(value)}"  # noqa: E731
+        measured = f"{side(*self.left)}, {side(*self.right)}" if self.right[0] != fmt(self.right[1]) else side(*self.left)
         verdict = {True: "**Agrees.**", False: "**Does not agree.**", None: "**Cannot tell** (a value is missing)."}[self.holds]
-        return (f"- {verdict} {self.finding}: {self.measure} {self.left[0]} = {fmt(self.left[1])} "
-                f"{self.relation} {self.right[0]} = {fmt(self.right[1])}"
-                + ("" if self.holds is not False else " does not hold") + ".")
+        relation = {"<=": "≤", ">=": "≥"}.get(self.relation, self.relation)
+        return (f"- {verdict} {self.finding}. Expected {self.measure}: {self.left[0]} {relation} {self.right[0]}; "
+                f"measured {measured}.")
 
 
 def fmt(value: Any) -> str:
@@ -104,8 +106,10 @@ def pinn_claims(rows: Sequence[dict[str, Any]]) -> list[Claim]:
               "<", (large, get(hi, "top_eigenvalue"))),
         Claim("larger β gives a sharper landscape", "median Hessian trace", (small, get(lo, "trace")), "<",
               (large, get(hi, "trace"))),
-        Claim("larger β gives a more rugged landscape", "median number of persistent minima",
-              (small, get(lo, "n_minima")), "<", (large, get(hi, "n_minima"))),
+        Claim("larger β gives a more rugged landscape", "median number of local minima of the landscape grid",
+              (small, get(lo, "n_local_minima")), "<", (large, get(hi, "n_local_minima"))),
+        Claim("larger β gives a more rugged landscape", "median number of persistent minima (merge tree pruned at 1% "
+              "of the loss range)", (small, get(lo, "n_minima")), "<", (large, get(hi, "n_minima"))),
         Claim("larger β gives poor connectivity (mc < 0)", "mean mc", (large, get(hi, "mc")), "<", ("0", 0.0)),
         Claim("larger β is worse connected than small β", "mean mc", (large, get(hi, "mc")), "<", (small, get(lo, "mc"))),
         Claim("small β is well connected (mc ≥ 0)", "mean mc", (small, get(lo, "mc")), ">=", ("0", 0.0)),
@@ -125,8 +129,10 @@ def resnet_claims(rows: Sequence[dict[str, Any]]) -> list[Claim]:
         Claim("skips give a flatter landscape", "median top Hessian eigenvalue", (s, skip.get("top_eigenvalue")), "<",
               (p, plain.get("top_eigenvalue"))),
         Claim("skips give a flatter landscape", "median Hessian trace", (s, skip.get("trace")), "<", (p, plain.get("trace"))),
-        Claim("skips give a smoother landscape", "median number of persistent minima", (s, skip.get("n_minima")), "<=",
-              (p, plain.get("n_minima"))),
+        Claim("skips give a smoother landscape", "median number of local minima of the landscape grid",
+              (s, skip.get("n_local_minima")), "<", (p, plain.get("n_local_minima"))),
+        Claim("skips give a smoother landscape", "median number of persistent minima (merge tree pruned at 1% of the "
+              "loss range)", (s, skip.get("n_minima")), "<", (p, plain.get("n_minima"))),
         Claim("skips give better-connected modes", "mean mc (training error, %)", (s, skip.get("mc")), ">",
               (p, plain.get("mc"))),
         Claim("skips give well-connected modes (mc ≥ 0)", "mean mc (training error, %)", (s, skip.get("mc")), ">=",
@@ -143,7 +149,7 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, Callable[
 def verdicts(claims: Sequence[Claim]) -> str:
     agree = sum(c.holds is True for c in claims)
     disagree = sum(c.holds is False for c in claims)
-    return f"{agree} of {len(claims)} comparisons agree, {disagree} do not"
+    return f"{agree} of {len(claims)} comparisons agree, {disagree} {'does' if disagree == 1 else 'do'} not"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -192,8 +198,9 @@ def render_markdown(pinn: StudyResult, resnet: StudyResult, images: dict[str, Pa
         "Do not edit by hand: rerun the command. Every number below is read from the catalog it builds, and every "
         "verdict is a comparison evaluated by `losslens/case_studies.py`._",
         "",
-        "Values are medians over seeds (rel. L2 error, accuracy, top Hessian eigenvalue, Hutchinson trace, persistent "
-        "minima of the 2-D landscape); mc and CKA are the taxonomy's means over seed pairs, and the phase is Yang et "
+        "Values are medians over seeds (rel. L2 error, accuracy, top Hessian eigenvalue, Hutchinson trace, and the "
+        "minima of the 2-D landscape: every local minimum of the grid, and those whose merge-tree branch persists "
+        "above 1% of the loss range); mc and CKA are the taxonomy's means over seed pairs, and the phase is Yang et "
         "al.'s, with sharpness and CKA thresholds at the median over the settings compared.",
         "",
         "## PINN: 1-D convection across β (Krishnapriyan et al. 2021)",
@@ -205,7 +212,8 @@ def render_markdown(pinn: StudyResult, resnet: StudyResult, images: dict[str, Pa
             ("β", lambda r: f"{r['values']['beta']:g}"), ("seeds", lambda r: r["seeds"]),
             ("rel. L2 error", lambda r: r["rel_l2"]), ("known", lambda r: known_error(r["values"]["beta"])),
             ("top eigenvalue", lambda r: r["top_eigenvalue"]), ("trace", lambda r: r["trace"]),
-            ("minima", lambda r: r["n_minima"]), ("mc", lambda r: r["mc"]), ("CKA", lambda r: r["cka"]),
+            ("local minima", lambda r: r["n_local_minima"]), ("persistent minima", lambda r: r["n_minima"]),
+            ("mc", lambda r: r["mc"]), ("CKA", lambda r: r["cka"]),
             ("phase", lambda r: r["phase"]),
         ]),
         "",
@@ -223,8 +231,9 @@ def render_markdown(pinn: StudyResult, resnet: StudyResult, images: dict[str, Pa
         "",
         "## ResNet-20 on digits, with and without skip connections (LossLens; Li et al. 2018)",
         "",
-        f"Setup: `{resnet.study}`: scikit-learn's 8×8 digits (1,437 training images), {resnet.settings[0]['seeds']} seeds × "
-        "10 epochs of SGD per setting, batch norm. mc is measured on the training error in %, with BatchNorm statistics "
+        f"Setup: `{resnet.study}`: scikit-learn's 8×8 digits, {resnet.settings[0]['seeds']} seeds × "
+        f"{RESNET.train.keywords['config'].epochs} epochs of SGD per setting, batch norm. "
+        "mc is measured on the training error in %, with BatchNorm statistics "
         "re-estimated along the curve. The paper used CIFAR-10, which cannot be downloaded here; digits is the offline "
         "stand-in, so absolute values are not comparable with the paper's, only the direction of each difference.",
         "",
@@ -232,7 +241,8 @@ def render_markdown(pinn: StudyResult, resnet: StudyResult, images: dict[str, Pa
             ("skips", lambda r: "yes" if r["values"]["residual"] else "no"), ("seeds", lambda r: r["seeds"]),
             ("train accuracy", lambda r: r["train_accuracy"]), ("test accuracy", lambda r: r["test_accuracy"]),
             ("top eigenvalue", lambda r: r["top_eigenvalue"]), ("trace", lambda r: r["trace"]),
-            ("minima", lambda r: r["n_minima"]), ("mc (%)", lambda r: r["mc"]), ("CKA", lambda r: r["cka"]),
+            ("local minima", lambda r: r["n_local_minima"]), ("persistent minima", lambda r: r["n_minima"]),
+            ("mc (%)", lambda r: r["mc"]), ("CKA", lambda r: r["cka"]),
             ("phase", lambda r: r["phase"]),
         ]),
         "",

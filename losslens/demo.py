@@ -185,7 +185,8 @@ def _median(values: list[float | None]) -> float | None:
 
 def setting_table(catalog: Path, experiment: str) -> list[dict[str, Any]]:
     """One row per setting of ``experiment``: medians over its seeds of the error or accuracy, top Hessian
-    eigenvalue, trace and number of persistent minima, with the taxonomy's mc, CKA and phase.
+    eigenvalue, trace and number of minima (persistent, and all local minima of the landscape grid), with
+    the taxonomy's mc, CKA and phase.
 
     Values come from the latest done run of each metric per checkpoint; a value that was not finite
     is stored as NULL and left out of the median.
@@ -201,7 +202,7 @@ def setting_table(catalog: Path, experiment: str) -> list[dict[str, Any]]:
         eig, _ = latest_rows(cat, "hessian", "hessian_eigenvalues", exp["id"], "checkpoint, value",
                              "AND which = 'largest' AND rank = 0")
         trace, _ = latest_rows(cat, "hessian", "hessian_trace", exp["id"], "checkpoint, estimate")
-        minima, _ = latest_rows(cat, "topology", "landscape_summaries", exp["id"], "checkpoint, n_minima_above")
+        minima, _ = latest_rows(cat, "topology", "landscape_summaries", exp["id"], "checkpoint, n_minima, n_minima_above")
     phases = {r["setting"]: r for r in taxonomy_table(catalog, experiment)} if _has_taxonomy(catalog, experiment) else {}
     by_setting: dict[str, list[str]] = {}
     labels: dict[str, tuple[str, dict[str, Any]]] = {}
@@ -212,6 +213,7 @@ def setting_table(catalog: Path, experiment: str) -> list[dict[str, Any]]:
     top = {r["checkpoint"]: r["value"] for r in eig}
     tr = {r["checkpoint"]: r["estimate"] for r in trace}
     mins = {r["checkpoint"]: r["n_minima_above"] for r in minima}
+    local = {r["checkpoint"]: r["n_minima"] for r in minima}
     rows = []
     for setting_id, shas in by_setting.items():
         label, setting_values = labels[setting_id]
@@ -226,7 +228,8 @@ def setting_table(catalog: Path, experiment: str) -> list[dict[str, Any]]:
             "test_accuracy": _median([values.get((s, "test", "accuracy")) for s in shas]),
             "top_eigenvalue": _median([top.get(s) for s in shas]),
             "trace": _median([tr.get(s) for s in shas]),
-            "n_minima": _median([mins.get(s) for s in shas]),
+            "n_minima": _median([mins.get(s) for s in shas]),  # persistent: the pruned merge tree's minima
+            "n_local_minima": _median([local.get(s) for s in shas]),  # every local minimum of the grid
             "mc": tax.get("mc"),
             "cka": tax.get("cka"),
             "phase": tax.get("phase"),
