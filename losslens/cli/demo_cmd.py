@@ -17,15 +17,14 @@ from rich.table import Table
 
 from losslens.cli.app import app, console, err_console, user_errors
 from losslens.case_studies import write_case_studies
-from losslens.demo import StudyResult, run_demo
+from losslens.demo import StudyResult, default_jobs, run_demo
 from losslens.train.outputs import OnEvent
 
 report_app = typer.Typer(help="Reports generated from real runs.", no_args_is_help=True)
 app.add_typer(report_app, name="report")
 
-ThreadsOpt = Annotated[int | None, typer.Option("--threads", min=1, help="torch threads in this process (default: "
-                                                "torch's choice; with --jobs 2, workers use cores ÷ jobs each).")]
-JobsOpt = Annotated[int, typer.Option("--jobs", "-j", min=1, help="Worker processes for the metrics.")]
+ThreadsOpt = Annotated[int | None, typer.Option("--threads", min=1, help="torch threads for training (default: torch's "
+                                                "choice; metrics split the cores between their workers).")]
 
 
 @contextmanager
@@ -108,8 +107,10 @@ def print_browse(result: StudyResult) -> None:
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Folder for runs, catalog (OUT/catalog/losslens.db), views and viewer.")] = Path("demo"),
     quick: Annotated[bool, typer.Option("--quick", help="β ∈ {1, 30} × 2 seeds, 150 L-BFGS iterations, 21×21 landscapes: "
-                                        "about a minute, what CI runs.")] = False,
-    jobs: JobsOpt = 1,
+                                        "under a minute, what CI runs.")] = False,
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes for the metrics, 1 torch "
+                                             "thread each on 2 cores (default: 2, or 1 with --quick).",
+                                             show_default=False)] = None,
     threads: ThreadsOpt = None,
 ) -> None:
     """The PINN case study end to end: train β ∈ {1, 10, 30} × 3 seeds, ingest, compute every metric, export the views.
@@ -134,7 +135,8 @@ def case_studies(
     out: Annotated[Path, typer.Option("--out", help="Markdown file to write; pictures go to the folder beside it named "
                                       "after it (docs/case-studies/).")] = Path("docs/case-studies.md"),
     work: Annotated[Path, typer.Option("--work", help="Folder for both studies' runs, catalog and views.")] = Path("runs/case-studies"),
-    jobs: JobsOpt = 1,
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes for the metrics, cores ÷ jobs "
+                                             "torch threads each (default: 2).", show_default=False)] = None,
     threads: ThreadsOpt = None,
 ) -> None:
     """Run the PINN (β sweep) and ResNet-20 (skips or not, on digits) studies and write the reproduction report.
@@ -145,7 +147,7 @@ def case_studies(
         torch.set_num_threads(threads)
     start = time.perf_counter()
     with study_progress() as on_event:
-        path, pinn, resnet = write_case_studies(work, out, on_event, jobs=jobs)
+        path, pinn, resnet = write_case_studies(work, out, on_event, jobs=jobs or default_jobs(quick=False))
     for result in (pinn, resnet):
         print_settings(result)
     console.print(f"wrote {path} in {time.perf_counter() - start:.1f} s", highlight=False)
