@@ -24,6 +24,7 @@ import vl_convert as vlc
 
 from losslens import __version__
 from losslens.demo import DEFAULT as PINN, Study, StudyResult, run_study
+from losslens.errors import LossLensError
 from losslens.export.chart import inline_spec, read_catalog, resolve_checkpoint
 from losslens.train import ClassifierConfig, parse_dataset, train_classifier
 from losslens.train.outputs import OnEvent
@@ -39,8 +40,8 @@ RESNET = Study(
      ("hessian.esd-runs", "2")),
 )
 
-#: Krishnapriyan et al. (2021): what the relative L2 error is known to be at each β.
 def known_error(beta: float) -> str:
+    """What the relative L2 error is known to be at ``beta`` (Krishnapriyan et al. 2021)."""
     if beta <= 1:
         return "≈ 1e-2 (learns)"
     if beta >= 20:
@@ -159,7 +160,8 @@ def draw(catalog: Path, view: str, args: dict[str, str], out: Path) -> Path:
     with read_catalog(catalog) as conn:
         spec, n_rows = inline_spec(conn, view, args)
     if n_rows == 0:
-        raise ValueError(f"the {view} view has nothing to draw for {args}")
+        raise LossLensError(f"the {view} view has nothing to draw", where=", ".join(args.values()),
+                            hint="the study's metrics failed; see `losslens status`")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(vlc.vegalite_to_png(spec, scale=1.0, allowed_base_urls=[]))
     return out
