@@ -8,21 +8,14 @@ import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import sync_playwright
 
+from browser import WatchedPage, browser  # noqa: F401  (browser is a fixture)
 from test_datasette_plugin import EVIL_MODEL, pinn_ids, shared_catalogs
 
 pytestmark = pytest.mark.slow
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--no-first-run"]
-ARTIFACTS = Path(__file__).parent / "artifacts"
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -51,37 +44,17 @@ def server(tmp_path_factory):
     proc.wait(timeout=10)
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
-
-
-class Watched:
-    """A page that records console errors, uncaught exceptions, dialogs and requests leaving 127.0.0.1."""
+class Watched(WatchedPage):
+    """A page on the local Datasette server: every request must stay on 127.0.0.1."""
 
     def __init__(self, browser):
-        self.page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        self.errors: list[str] = []
-        self.remote: list[str] = []
-        self.dialogs: list[str] = []
-        self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
-        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
-        self.page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
-        self.page.on("request", lambda r: urlsplit(r.url).hostname != "127.0.0.1" and self.remote.append(r.url))
+        super().__init__(browser, {"width": 1400, "height": 1000}, lambda url: urlsplit(url).hostname == "127.0.0.1", "datasette")
 
     def rendered(self, selector: str, timeout: float = 30_000) -> None:
         self.page.wait_for_selector(f'{selector}[data-rendered="1"]', timeout=timeout)
 
     def check(self, name: str) -> None:
-        ARTIFACTS.mkdir(exist_ok=True)
-        self.page.screenshot(path=str(ARTIFACTS / f"datasette-{name}.png"), full_page=True)
-        assert self.errors == [], self.errors
-        assert self.remote == [], self.remote
-        assert self.dialogs == [], self.dialogs
-        self.page.close()
+        super().check(name, full_page=True)
 
 
 def test_global_page_click_changes_semi_global(server, browser):

@@ -3,14 +3,12 @@ the viewer exported from the small pipeline-built catalog of test_datasette_plug
 
 from __future__ import annotations
 
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import sync_playwright
 
 from losslens.export import export_viewer
-from test_browser_datasette import ARGS, ARTIFACTS, CHROMIUM
+from browser import ARTIFACTS, WatchedPage, browser  # noqa: F401  (browser is a fixture)
 from test_datasette_plugin import EVIL_MODEL, pinn_ids, shared_catalogs
 
 pytestmark = pytest.mark.slow
@@ -23,26 +21,11 @@ def viewer(tmp_path_factory):
     return index.as_uri(), pinn_ids(db)
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
-
-
-class Watched:
-    """A page that records console errors, uncaught exceptions, dialogs and every request not to file://."""
+class Watched(WatchedPage):
+    """A viewer page opened from file://: no request may use another scheme."""
 
     def __init__(self, browser):
-        self.page = browser.new_page(viewport={"width": 1500, "height": 950})
-        self.errors: list[str] = []
-        self.remote: list[str] = []
-        self.dialogs: list[str] = []
-        self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
-        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
-        self.page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
-        self.page.on("request", lambda r: urlsplit(r.url).scheme != "file" and self.remote.append(r.url))
+        super().__init__(browser, {"width": 1500, "height": 950}, lambda url: urlsplit(url).scheme == "file", "viewer")
 
     def rendered(self, chart: str, timeout: float = 30_000) -> None:
         self.page.wait_for_selector(f'#chart-{chart}[data-rendered="1"]', timeout=timeout)
@@ -52,14 +35,6 @@ class Watched:
 
     def active(self) -> str:
         return self.page.locator("#tabs .tab.active .label").text_content()
-
-    def check(self, name: str) -> None:
-        ARTIFACTS.mkdir(exist_ok=True)
-        self.page.screenshot(path=str(ARTIFACTS / f"viewer-{name}.png"))
-        assert self.errors == [], self.errors
-        assert self.remote == [], self.remote
-        assert self.dialogs == [], self.dialogs
-        self.page.close()
 
 
 def test_first_view_renders_and_a_click_in_it_retargets(viewer, browser):

@@ -104,7 +104,7 @@ def test_linear_profile_equals_direct_evaluation(pinn_catalog):
     assert pair["quantity"] == "loss" and pair["curve"] == "linear" and len(rows) == 5
     import json
     (path_a, problem_json), (path_b, _) = paths[pair["checkpoint_a"]], paths[pair["checkpoint_b"]]
-    sd_a, sd_b = torch.load(path_a)["state_dict"], torch.load(path_b)["state_dict"]
+    sd_a, sd_b = torch.load(path_a, weights_only=True)["state_dict"], torch.load(path_b, weights_only=True)["state_dict"]
     problem = convection(**json.loads(problem_json)["kwargs"])
     direct = []
     for row in rows:

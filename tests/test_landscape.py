@@ -138,7 +138,7 @@ def test_pca_directions_span_the_trajectory(tmp_path: Path) -> None:
             for k, p in model.state_dict().items():
                 p.copy_(base[k] + 0.01 * step * torch.randn_like(p))
         path = save_checkpoint(tmp_path / "runs" / f"step{step}.pt", model, 0, {"beta": 1.0})
-        ckpt = torch.load(path)
+        ckpt = torch.load(path, weights_only=True)
         ckpt["meta"]["step"] = step
         torch.save(ckpt, path)
     spec = write_spec(tmp_path / "traj.toml", "traj", "losslens.models:pinn_mlp", PINN_KWARGS, "losslens.problems:convection",
@@ -160,7 +160,7 @@ def test_pca_directions_span_the_trajectory(tmp_path: Path) -> None:
 
 
 def _params(cat, path: str) -> dict[str, torch.Tensor]:
-    state = torch.load(path)["state_dict"]
+    state = torch.load(path, weights_only=True)["state_dict"]
     model = pinn_mlp(**PINN_KWARGS)
     return {k: state[k].to(torch.float64) for k, _ in model.named_parameters()}
 
