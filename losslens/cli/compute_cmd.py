@@ -14,6 +14,14 @@ from losslens.jobs.runner import compute as run_compute
 from losslens.metrics.registry import all_metrics
 
 
+def report_failure(progress: Progress, data: dict) -> None:
+    """Print a failed job above the progress bars, one line: metric, subject, error."""
+    outcome = data["outcome"]
+    if outcome.status == "failed":
+        progress.console.print(f"[bold red]failed:[/] {data['metric']} {data['job'].label}: {outcome.error}",
+                               highlight=False, soft_wrap=True)
+
+
 def _epilog() -> str:
     lines = ["Metrics and their options (an option applies to every named metric that has it; "
              "--METRIC.OPTION targets one):", ""]
@@ -57,10 +65,7 @@ def compute(
             if event == "metric_start":
                 tasks[data["metric"]] = progress.add_task(f"{data['metric']} ({data['skipped']} done before)", total=data["total"])
             elif event == "job_done":
-                outcome = data["outcome"]
-                if outcome.status == "failed":
-                    progress.console.print(f"[bold red]failed:[/] {data['metric']} {data['job'].label}: {outcome.error}",
-                                           highlight=False, soft_wrap=True)
+                report_failure(progress, data)
                 progress.advance(tasks[data["metric"]])
 
         report = run_compute(names, options, catalog_path=catalog, experiment=experiment, jobs=jobs, force=force,

@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from losslens.cli.app import app, console, err_console, user_errors
+from losslens.cli.compute_cmd import report_failure
 from losslens.case_studies import write_case_studies
 from losslens.demo import StudyResult, default_jobs, run_demo
 from losslens.train.outputs import OnEvent
@@ -66,10 +67,7 @@ def study_progress() -> Iterator[OnEvent]:
                 task(data["metric"], f"{data['metric']}", data["total"])
                 progress.update(tasks[data["metric"]], info=f"{data['skipped']} done before")
             elif event == "job_done":
-                outcome = data["outcome"]
-                if outcome.status == "failed":
-                    progress.console.print(f"[bold red]failed:[/] {data['metric']} {data['job'].label}: {outcome.error}",
-                                           highlight=False, soft_wrap=True)
+                report_failure(progress, data)
                 progress.advance(tasks[data["metric"]])
 
         yield on_event
