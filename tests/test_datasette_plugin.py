@@ -350,3 +350,37 @@ def test_bundle_is_local_and_pages_load_no_remote_script(ds, catalogs):
     html = get(ds, "/-/losslens/losslens").text
     for src in re.findall(r'<(?:script|link)[^>]+(?:src|href)="([^"]+)"', html):
         assert not urlsplit(src).netloc, src
+
+
+def test_assets_are_content_addressed_and_cacheable(ds):
+    """Oracle: the bytes on disk and their sha256; a page's script URL serves exactly those bytes with an
+    immutable Cache-Control and an ETag that revalidates to 304, and any other hash is a 404."""
+    import hashlib
+
+    from losslens.views.bundle import ensure_bundle
+
+    body = ensure_bundle().read_bytes()
+    digest = hashlib.sha256(body).hexdigest()[:16]
+    html = get(ds, "/-/losslens/losslens").text
+    url = f"/-/losslens-static/{digest}/vega-bundle.js"
+    assert f'<script defer src="{url}">' in html
+    response = get(ds, url)
+    assert response.status_code == 200 and response.content == body
+    assert "immutable" in response.headers["cache-control"] and response.headers["etag"] == f'"{digest}"'
+    assert asyncio.run(ds.client.get(url, headers={"if-none-match": f'"{digest}"'})).status_code == 304
+    assert get(ds, f"/-/losslens-static/{'0' * 16}/vega-bundle.js").status_code == 404
+    assert get(ds, f"/-/losslens-static/{digest}/datasette.yaml").status_code == 404
+
+
+def test_global_page_inlines_the_taxonomy_spec(ds, catalogs):
+    """Oracle: the spec route; the spec inlined into the global page is the one the route serves for the
+    chart's data-spec URL, and it survives a user label holding ``</script>``."""
+    html = get(ds, "/-/losslens/losslens").text
+    inlined = re.search(r'<script type="application/json" id="global-spec">(.*?)</script>', html, re.S).group(1)
+    url = re.search(r'<div id="global"[^>]+data-spec="([^"]+)"', html).group(1).replace("&amp;", "&")
+    assert json.loads(inlined) == get(ds, url).json()
+    from losslens.datasette_plugin.pages import script_json
+
+    hostile = {"label": "</script><img src=x onerror=alert(1)> & more"}
+    text = str(script_json(hostile))
+    assert "</" not in text and json.loads(text) == hostile

@@ -14,7 +14,7 @@ from datasette import hookimpl
 from datasette.utils.asgi import Response
 from markupsafe import Markup
 
-from losslens.datasette_plugin import pages, routes
+from losslens.datasette_plugin import assets, pages, routes
 from losslens.views.bundle import ensure_bundle
 from losslens.views.source import npy_summary
 
@@ -53,6 +53,7 @@ def register_routes():
         (db + r"/pair/(?P<a>[^/]+)/(?P<b>[^/]+)$", get_only(pages.pair_page)),
         (db + r"/data/(?P<name>[a-z_]+)\.json$", get_only(routes.data)),
         (db + r"/spec/(?P<view>[a-z_]+)\.json$", get_only(routes.spec)),
+        (r"/-/losslens-static/(?P<digest>[0-9a-f]{16})/(?P<name>[a-z.-]+)$", get_only(assets.serve)),
     ]
 
 

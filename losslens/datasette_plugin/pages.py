@@ -14,8 +14,10 @@ from urllib.parse import urlencode
 
 from datasette.utils import tilde_encode
 from datasette.utils.asgi import NotFound, Response
+from markupsafe import Markup
 
-from losslens.datasette_plugin.routes import check_args, database
+from losslens.datasette_plugin.assets import asset_url
+from losslens.datasette_plugin.routes import build_spec, check_args, data_url, database
 from losslens.views import taxonomy
 from losslens.views.source import fetch, finite
 
@@ -40,10 +42,16 @@ def spec_url(datasette, db_name: str, view: str, **args: str | None) -> str:
 
 
 async def render(datasette, request, template: str, context: dict[str, Any]) -> Response:
-    context = {**context, "bundle_url": datasette.urls.static_plugins("losslens", "vega-bundle.js"),
-               "js_url": datasette.urls.static_plugins("losslens", "losslens.js"),
-               "css_url": datasette.urls.static_plugins("losslens", "losslens.css")}
+    context = {**context, "bundle_url": asset_url(datasette, "vega-bundle.js"),
+               "js_url": asset_url(datasette, "losslens.js"), "css_url": asset_url(datasette, "losslens.css")}
     return Response.html(await datasette.render_template(template, context, request=request))
+
+
+def script_json(value: Any) -> Markup:
+    """JSON to inline in a ``<script type="application/json">``: ``<``, ``>`` and ``&`` escaped so no
+    string in it can close the element."""
+    text = json.dumps(value, allow_nan=False)
+    return Markup(text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
 
 
 def _setting_rows(conn: sqlite3.Connection, experiment_id: str) -> list[dict[str, Any]]:
@@ -70,7 +78,10 @@ async def global_page(datasette, request) -> Response:
             if setting is None:
                 raise NotFound("that setting is in another experiment")
         setting = setting or (settings[0] if settings else None)
-        return {"experiments": experiments, "experiment": experiment, "setting": setting, "n_settings": len(settings)}
+        # The first chart's spec goes into the page, saving a round trip before the bundle can draw.
+        args = {"experiment": experiment["id"], **({"selected": setting["id"]} if setting else {})}
+        return {"experiments": experiments, "experiment": experiment, "setting": setting, "n_settings": len(settings),
+                "taxonomy_spec_json": script_json(build_spec(datasette, name, conn, "taxonomy", args))}
 
     ctx = await db.execute_fn(read)
     e, s = ctx["experiment"], ctx["setting"]
@@ -82,6 +93,7 @@ async def global_page(datasette, request) -> Response:
         "page_base": page_url(datasette, name, ""),
         "setting_page": page_url(datasette, name, f"setting/{s['id']}") if s else None,
         "taxonomy_spec": spec_url(datasette, name, "taxonomy", experiment=e["id"], selected=s and s["id"]) if e else None,
+        "taxonomy_data": data_url(datasette, name, "taxonomy", experiment=e["id"])["url"] if e else None,
         "modes_spec": spec_url(datasette, name, "modes", setting=s["id"]) if s else None,
         "modes_spec_base": spec_url(datasette, name, "modes"),
         # SVG keeps marks addressable (tests, accessibility); canvas draws thousands of marks faster.

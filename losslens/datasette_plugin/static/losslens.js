@@ -1,6 +1,7 @@
 // LossLens pages: embed each [data-spec] chart; a click selection in one chart re-targets another.
 // Attributes on a chart element:
 //   data-spec         URL of the Vega-Lite spec (JSON) to render; data-renderer: svg (default) or canvas
+//   data-inline       id of a <script type="application/json"> holding that spec for the first render
 //   data-signal       selection to listen to, data-field: the id field it is keyed on
 //   data-target       id of the chart element to re-render with data-target-base + "&" + data-target-arg=<id>
 //   data-url-param    query parameter that keeps the choice in the address bar
@@ -17,13 +18,22 @@
     return typeof v === "string" ? v : null;
   }
 
+  // The spec of the page's first render, inlined by the server (data-inline: the id of its script element).
+  function spec(el) {
+    var inline = document.getElementById(el.getAttribute("data-inline") || "");
+    if (inline) {
+      el.removeAttribute("data-inline");
+      return Promise.resolve(JSON.parse(inline.textContent));
+    }
+    return fetch(el.getAttribute("data-spec")).then(function (r) {
+      if (!r.ok) throw new Error("spec " + r.status);
+      return r.json();
+    });
+  }
+
   function show(el) {
     el.setAttribute("data-rendered", "");
-    return fetch(el.getAttribute("data-spec"))
-      .then(function (r) {
-        if (!r.ok) throw new Error("spec " + r.status);
-        return r.json();
-      })
+    return spec(el)
       .then(function (spec) {
         if (views[el.id]) views[el.id].finalize();
         return vegaEmbed(el, spec, { actions: false, renderer: el.getAttribute("data-renderer") || "svg" });
