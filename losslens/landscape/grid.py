@@ -2,13 +2,18 @@
 
 Every point of a chunk is one row of a (chunk, n) matrix θ + A D; the loss is vmapped over
 the rows, so one call evaluates the whole chunk with batched matrix products instead of a
-Python loop of clone/perturb/evaluate. The chunk size comes from a budget of 512 MiB: one
+Python loop of clone/perturb/evaluate. The chunk size comes from a budget of 64 MiB: one
 unbatched loss evaluation runs under a global module forward hook that adds up the bytes of
 every module output, which is times ``ACTIVATION_FACTOR`` (tangents of the PINN's jvp, and
 temporaries inside modules) an upper bound on what one point keeps alive, plus the point's
-parameter row. The budget keeps a ResNet-20 landscape far below 2 GB, and it is also about
-the fastest chunk: past it, memory traffic makes bigger chunks slower per point (measured on
-the PINN: 4.2 ms per point at 64 points per chunk, 8.6 ms at 256). The PINN works inside vmap because its residual is a forward-mode ``jvp``.
+parameter row. The budget is about speed, not only memory: per point, a chunk is fastest while
+its activations stay near the caches, and past that the element-wise ops (tanh and the jvp's
+tangent) slow down (measured on the 1-16-16-1 MLP: 0.056 ms per point at 128 points per chunk,
+0.072 ms at 2000; the PINN is flat from 4 to 64 points, 4.1 ms, and 8.6 ms at 256). Models
+whose one point already exceeds the budget (ResNet-20 with a batch of 128) get chunks of one,
+evaluated without vmap: there the per-point work dwarfs the per-call overhead, and vmapped
+convolutions were 15% slower per point than a plain forward.
+The PINN works inside vmap because its residual is a forward-mode ``jvp``.
 Models are in eval mode (BatchNorm uses running statistics). Non-finite losses are returned
 as they are.
 """
@@ -27,7 +32,7 @@ from torch.utils._pytree import tree_leaves
 
 from losslens.landscape.directions import flat, unflat
 
-MEMORY_BUDGET_BYTES = 512 * 1024**2
+MEMORY_BUDGET_BYTES = 64 * 1024**2
 ACTIVATION_FACTOR = 4
 
 
@@ -71,7 +76,7 @@ def evaluate(subject: Any, directions: Tensor, coords: np.ndarray, batches: list
     theta = flat(subject.params)
     loss = batched_loss(subject, batches)
     chunk = int(max(1, min(len(coords), budget_bytes // bytes_per_point(loss, theta))))
-    many = vmap(loss)
+    many = vmap(loss) if chunk > 1 else lambda rows: loss(rows[0])[None]
     a = torch.as_tensor(coords, dtype=theta.dtype, device=theta.device)
     d = directions.to(theta)
     out = np.empty(len(coords), dtype=np.float64)

@@ -32,7 +32,7 @@ class PersistencePairs:
         return (self.dim == 0) & np.isfinite(self.death)
 
 
-def _pairs(f: np.ndarray, rows: list[tuple[int, int, int]]) -> PersistencePairs:
+def _pairs(f: np.ndarray, rows: np.ndarray | list[tuple[int, int, int]]) -> PersistencePairs:
     arr = np.asarray(rows, dtype=np.int64).reshape(-1, 3)
     dim, bp, dp = arr[:, 0], arr[:, 1], arr[:, 2]
     birth = f[bp]
@@ -54,13 +54,14 @@ def grid_persistence(values: np.ndarray) -> PersistencePairs:
     def c_index(fortran: np.ndarray) -> np.ndarray:  # gudhi numbers vertices first axis fastest
         return np.ravel_multi_index(np.unravel_index(fortran, shape, order="F"), shape)
 
-    rows: list[tuple[int, int, int]] = []
+    rows = [np.zeros((0, 3), dtype=np.int64)]
     for dim, pairs in enumerate(regular):
         pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
-        rows += [(dim, b, d) for b, d in zip(c_index(pairs[:, 0]).tolist(), c_index(pairs[:, 1]).tolist())]
+        rows.append(np.column_stack([np.full(len(pairs), dim), c_index(pairs[:, 0]), c_index(pairs[:, 1])]))
     for dim, births in enumerate(essential):
-        rows += [(dim, b, -1) for b in c_index(np.asarray(births, dtype=np.int64)).tolist()]
-    return _pairs(f, rows)
+        births = np.asarray(births, dtype=np.int64).ravel()
+        rows.append(np.column_stack([np.full(len(births), dim), c_index(births), np.full(len(births), -1)]))
+    return _pairs(f, np.concatenate(rows))
 
 
 def graph_persistence(values: np.ndarray, edges: tuple[np.ndarray, np.ndarray]) -> PersistencePairs:
