@@ -41,6 +41,7 @@
       .then(function (result) {
         views[el.id] = result.view;
         el.setAttribute("data-rendered", "1");
+        performance.mark("losslens:rendered:" + el.id);
         follow(el, result.view);
         return result.view;
       });
@@ -78,6 +79,13 @@
     });
   }
 
+  // The next chart starts after the browser has painted a frame, so a drawn chart shows at once.
+  function painted() {
+    return new Promise(function (resolve) {
+      requestAnimationFrame(function () { setTimeout(resolve, 0); });
+    });
+  }
+
   // Charts are drawn one after another, in page order, so the first one is not slowed by the rest.
   document.addEventListener("DOMContentLoaded", function () {
     var chain = Promise.resolve();
@@ -87,7 +95,7 @@
           el.setAttribute("data-rendered", "error");
           el.textContent = "Could not draw this view: " + err.message;
         });
-      });
+      }).then(painted);
     });
   });
 })();
