@@ -28,10 +28,11 @@ def branch_x(tree: JoinTree, kept: np.ndarray) -> dict[int, float]:
         if b != 0:
             children[max(parent[b], 0)].append(b)
     join_rank = {b: join_rank_all[b] for b in children}
-    left: dict[int, float] = {}
-    right: dict[int, float] = {}
+    left = dict.fromkeys(children, 0.0)  # leaves (most branches) keep zero extents
+    right = dict.fromkeys(children, 0.0)
     offset: dict[int, float] = {}
-    for b in sorted(children, reverse=True):  # children are younger, so numbered after their parent
+    parents = [b for b, cs in children.items() if cs]
+    for b in sorted(parents, reverse=True):  # children are younger, so numbered after their parent
         ranked = sorted(children[b], key=lambda c: (-persistence[c], c))
         r = l = 0.0
         for c in sorted(ranked[0::2], key=lambda c: join_rank[c]):
@@ -42,7 +43,7 @@ def branch_x(tree: JoinTree, kept: np.ndarray) -> dict[int, float]:
             l = -offset[c] + left[c]
         left[b], right[b] = l, r
     x = {0: 0.0}
-    for b in sorted(children):
+    for b in sorted(parents):
         for c in children[b]:
             x[c] = x[b] + offset[c]
     return x
