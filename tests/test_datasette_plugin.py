@@ -384,3 +384,15 @@ def test_global_page_inlines_the_taxonomy_spec(ds, catalogs):
     hostile = {"label": "</script><img src=x onerror=alert(1)> & more"}
     text = str(script_json(hostile))
     assert "</" not in text and json.loads(text) == hostile
+
+
+def test_plain_datasette_picks_up_the_plugin():
+    """Oracle: the `datasette plugins` command of the installed Datasette lists ours with its hooks."""
+    import json
+    import subprocess
+    import sys
+
+    exe = str(Path(sys.executable).parent / "datasette")
+    plugins = json.loads(subprocess.run([exe, "plugins"], check=True, capture_output=True, text=True).stdout)
+    ours = next(p for p in plugins if p["name"] == "losslens")
+    assert {"register_routes", "render_cell"} <= set(ours["hooks"])
