@@ -1,8 +1,8 @@
 # LossLens tasks. `just` comes with the dev extra (rust-just).
 
-# Create .venv with torch (CPU) and LossLens + dev tools; Chromium for browser tests
+# Create .venv with torch (CPU) and LossLens + dev tools, and Chromium for the browser tests
 setup:
-    bash .ci/setup --browser
+    bash .ci/setup
 
 # Train and analyse the PINN case study end to end (pass --quick for the small version)
 demo *ARGS:
