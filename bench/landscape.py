@@ -28,7 +28,8 @@ from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import flop_registry
 
 from losslens.jobs.context import Subject
-from losslens.landscape.directions import flat, random_directions
+from losslens.landscape.directions import random_directions
+from losslens.params import flatten
 from losslens.landscape.grid import batched_loss, evaluate, evaluate_loop, grid_coordinates
 from losslens.problems.base import Problem
 
@@ -117,7 +118,7 @@ def run_case(case: str) -> dict[str, Any]:
     _, coords = grid_coordinates([1.0, 1.0], steps)
     batches = list(subject.problem.batches("train", limit=1))
     loss = batched_loss(subject, batches)
-    theta = flat(subject.params)
+    theta = flatten(subject.params)
     flops = loss_flops(loss, theta)
     gflops = matmul_gflops()
     bound = flops * len(coords) / (gflops * 1e9)

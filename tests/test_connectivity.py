@@ -10,7 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from losslens.connectivity import coefficients, fit_bends, mode_connectivity, point_on_curve, unflatten
+from losslens.connectivity import coefficients, fit_bends, mode_connectivity, point_on_curve
+from losslens.params import unflatten
 from losslens.connectivity.metric import ConnectivityParams, PathEvaluator, profile
 from losslens.jobs import compute, load_subject
 from losslens.jobs.context import CHECKPOINT_SQL

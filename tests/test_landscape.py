@@ -12,7 +12,8 @@ import torch
 from losslens.ingest import ingest
 from losslens.jobs import compute
 from losslens.jobs.context import Subject
-from losslens.landscape.directions import flat, random_directions, unflat
+from losslens.landscape.directions import random_directions
+from losslens.params import flatten, unflatten
 from losslens.landscape.grid import evaluate, evaluate_loop, grid_coordinates
 from losslens.models import mlp, pinn_mlp, resnet20
 from losslens.problems.base import ClassificationProblem
@@ -62,7 +63,7 @@ def test_filter_normalisation_matches_theta_filter_norms() -> None:
     model = resnet20(in_channels=1, width_mult=0.25)
     theta = {k: v.detach() for k, v in model.named_parameters()}
     (d,) = random_directions(theta, 1, seed=3, normalization="filter", orthogonalize=False)
-    parts = unflat(d, theta)
+    parts = unflatten(d, theta)
     for name, w in theta.items():
         if w.dim() <= 1:
             assert torch.count_nonzero(parts[name]) == 0
@@ -150,8 +151,8 @@ def test_pca_directions_span_the_trajectory(tmp_path: Path) -> None:
     with open_catalog(db) as cat:
         land = cat.one("SELECT l.*, c.step FROM landscapes l JOIN checkpoints c ON c.sha256 = l.checkpoint WHERE c.step = 3")
         directions = torch.as_tensor(cat.artifact(land["directions_artifact"]), dtype=torch.float64)
-        others = [flat(_params(cat, r["path"])) for r in cat.query("SELECT path FROM checkpoints WHERE step != 3")]
-        centre = flat(_params(cat, cat.one("SELECT path FROM checkpoints WHERE step = 3")["path"]))
+        others = [flatten(_params(cat, r["path"])) for r in cat.query("SELECT path FROM checkpoints WHERE step != 3")]
+        centre = flatten(_params(cat, cat.one("SELECT path FROM checkpoints WHERE step = 3")["path"]))
     diffs = torch.stack(others).double() - centre.double()
     diffs = diffs - diffs.mean(0)
     residual = diffs - diffs @ directions.T @ directions

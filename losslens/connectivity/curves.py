@@ -19,7 +19,7 @@ from typing import Literal
 
 import torch
 
-Params = dict[str, torch.Tensor]
+from losslens.params import Params
 CurveName = Literal["bezier", "linear", "polychain"]
 CURVES: tuple[str, ...] = ("bezier", "linear", "polychain")
 
@@ -56,21 +56,4 @@ def point_on_curve(curve: CurveName, t: float, start: Params, end: Params, bends
     for name in start:
         terms = [w * p[name] for w, p in zip(weights, points) if w != 0.0]
         out[name] = sum(terms[1:], terms[0]) if terms else torch.zeros_like(start[name])
-    return out
-
-
-def flatten(params: Params) -> torch.Tensor:
-    """One vector in the dict's iteration order (the subject's ``params`` order), for artifacts."""
-    return torch.cat([v.detach().reshape(-1) for v in params.values()])
-
-
-def unflatten(vector: torch.Tensor, like: Params) -> Params:
-    """Inverse of :func:`flatten`: a stored bend back to a parameter dict shaped like ``like``."""
-    out, offset = {}, 0
-    for k, v in like.items():
-        n = v.numel()
-        out[k] = vector[offset : offset + n].reshape(v.shape).to(device=v.device, dtype=v.dtype)
-        offset += n
-    if offset != vector.numel():
-        raise ValueError(f"vector has {vector.numel()} entries, the parameters {offset}")
     return out

@@ -11,12 +11,13 @@ import numpy as np
 import torch
 
 from losslens.connectivity.batchnorm import cumulative_bn_copy, recompute_bn_stats
-from losslens.connectivity.curves import CurveName, Params, flatten, point_on_curve
+from losslens.connectivity.curves import CurveName, Params, point_on_curve
 from losslens.connectivity.fit import fit_bends
 from losslens.connectivity.score import mode_connectivity
 from losslens.errors import LossLensError
 from losslens.jobs.context import Subject
 from losslens.metrics.registry import Result, register
+from losslens.params import flatten
 from losslens.store.ids import params_hash
 
 
@@ -113,7 +114,7 @@ def connectivity(ctx, params: ConnectivityParams) -> Result:
         bends, trace = fit_bends(params.curve, a.params, b.params, evaluator.train_loss, evaluator.train_batches,
                                  bends=params.bends, steps=params.steps, lr=params.lr, momentum=params.momentum,
                                  seed=params.seed)
-        result.artifact("bends", "curve_bends", torch.stack([flatten(p) for p in bends]).cpu().numpy())
+        result.artifact("bends", "curve_bends", torch.stack([flatten(p) for p in bends]).detach().cpu().numpy())
         result.artifact("fit_loss", "curve_fit_loss", np.asarray(trace, dtype=np.float64))
     ts = np.linspace(0.0, 1.0, params.points)
     curves = [params.curve] + (["linear"] if params.compare_linear and params.curve != "linear" else [])

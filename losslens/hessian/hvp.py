@@ -21,31 +21,12 @@ from torch import Tensor
 from torch.func import grad, jvp, vmap
 
 from losslens.errors import LossLensError
+from losslens.params import Params, flatten, unflatten
 
 if TYPE_CHECKING:
     from losslens.jobs.context import Subject
 
 HVP_METHODS = ("double-backward", "forward-over-reverse", "reverse-over-reverse")
-
-Params = dict[str, Tensor]
-
-
-def flatten(params: Params) -> Tensor:
-    """One vector, in the iteration order of ``params``."""
-    return torch.cat([t.reshape(-1) for t in params.values()])
-
-
-def unflatten(vector: Tensor, like: Params) -> Params:
-    """Views of ``vector`` shaped like ``like`` (the inverse of :func:`flatten`)."""
-    total = sum(t.numel() for t in like.values())
-    if vector.numel() != total:
-        raise ValueError(f"vector has {vector.numel()} entries, parameters have {total}")
-    out, start = {}, 0
-    for name, t in like.items():
-        out[name] = vector[start : start + t.numel()].view(t.shape)
-        start += t.numel()
-    return out
-
 
 def _unflatten_rows(vectors: Tensor, like: Params) -> list[Tensor]:
     """A batch of flat vectors (m, n) as per-parameter batches (m, *shape)."""

@@ -24,27 +24,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-Params = dict[str, Tensor]
-
-
-def flat(params: Params) -> Tensor:
-    """One vector of all parameters, in dict order."""
-    return torch.cat([p.reshape(-1) for p in params.values()])
-
-
-def unflat(vector: Tensor, like: Params) -> Params:
-    """Split a vector (or the last axis of a batch of them) back into named tensors shaped like ``like``."""
-    out, start = {}, 0
-    for name, p in like.items():
-        out[name] = vector[..., start : start + p.numel()].reshape(*vector.shape[:-1], *p.shape)
-        start += p.numel()
-    return out
+from losslens.params import Params, flatten
 
 
 def normalized(d: Params, theta: Params, normalization: str) -> Params:
     """Li et al.'s filter or layer normalisation (biases and BN zeroed), or a unit vector."""
     if normalization == "unit":
-        norm = flat(d).norm()
+        norm = flatten(d).norm()
         return {k: v / norm for k, v in d.items()}
     out = {}
     for name, v in d.items():
@@ -80,7 +66,7 @@ def random_directions(theta: Params, k: int, seed: int, normalization: str, orth
     rows = []
     for _ in range(k):
         d = {name: torch.randn(p.shape, generator=gen, dtype=torch.float32).to(p) for name, p in theta.items()}
-        rows.append(flat(normalized(d, theta, normalization)))
+        rows.append(flatten(normalized(d, theta, normalization)))
     directions = torch.stack(rows)
     return gram_schmidt(directions) if orthogonalize else directions
 

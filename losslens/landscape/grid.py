@@ -30,7 +30,7 @@ from torch.func import vmap
 from torch.nn.modules.module import register_module_forward_hook
 from torch.utils._pytree import tree_leaves
 
-from losslens.landscape.directions import flat, unflat
+from losslens.params import flatten, unflatten
 
 MEMORY_BUDGET_BYTES = 64 * 1024**2
 ACTIVATION_FACTOR = 4
@@ -64,7 +64,7 @@ def batched_loss(subject: Any, batches: list[Any]) -> Callable[[Tensor], Tensor]
     """The mean loss over ``batches`` as a function of one flat parameter vector."""
 
     def loss(vector: Tensor) -> Tensor:
-        params = unflat(vector, subject.params)
+        params = unflatten(vector, subject.params)
         return torch.stack([subject.loss_at(params, b) for b in batches]).mean()
 
     return loss
@@ -73,7 +73,7 @@ def batched_loss(subject: Any, batches: list[Any]) -> Callable[[Tensor], Tensor]
 def evaluate(subject: Any, directions: Tensor, coords: np.ndarray, batches: list[Any],
              budget_bytes: int = MEMORY_BUDGET_BYTES) -> tuple[np.ndarray, int]:
     """Loss at θ + coords @ directions for every row of ``coords``; returns (losses, chunk size)."""
-    theta = flat(subject.params)
+    theta = flatten(subject.params)
     loss = batched_loss(subject, batches)
     chunk = int(max(1, min(len(coords), budget_bytes // bytes_per_point(loss, theta))))
     many = vmap(loss) if chunk > 1 else lambda rows: loss(rows[0])[None]
@@ -103,4 +103,4 @@ def evaluate_loop(subject: Any, directions: Tensor, coords: np.ndarray, batches:
 
 
 def unflat_rows(directions: Tensor, like: dict[str, Tensor]) -> list[dict[str, Tensor]]:
-    return [unflat(row, like) for row in directions]
+    return [unflatten(row, like) for row in directions]

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from losslens.errors import LossLensError
-from losslens.landscape.directions import flat, pca_directions, random_directions
+from losslens.landscape.directions import pca_directions, random_directions
+from losslens.params import flatten
 from losslens.landscape.grid import evaluate, grid_coordinates
 from losslens.metrics.registry import Result, register
 from losslens.store.ids import content_id, params_hash
@@ -91,8 +92,8 @@ def _pca(ctx: Any, subject: Any, k: int) -> tuple[torch.Tensor, str]:
         raise LossLensError(
             f"PCA directions need at least {k + 1} other checkpoints of this run (same model and seed, with a step); found {len(others)}",
             where=subject.name, hint="ingest the run's intermediate checkpoints, or use --directions random")
-    theta = flat(subject.params)
-    trajectory = torch.stack([flat(ctx.subject(o["sha256"]).params).to(theta) for o in others])
+    theta = flatten(subject.params)
+    trajectory = torch.stack([flatten(ctx.subject(o["sha256"]).params).to(theta) for o in others])
     directions, ratio = pca_directions(theta, trajectory, k)
     return directions, f"PCA of {len(others)} trajectory checkpoints (steps {others[0]['step']}…{others[-1]['step']}), explained variance {np.round(ratio, 4).tolist()}"
 
@@ -127,8 +128,8 @@ def landscape(ctx: Any, params: LandscapeParams) -> Result:
         directions, source = _hessian_directions(ctx, subject, params.dims)
     else:
         directions, source = _pca(ctx, subject, params.dims)
-    directions = directions.to(flat(subject.params))
-    theta_norm = float(flat(subject.params).norm())
+    directions = directions.to(flatten(subject.params))
+    theta_norm = float(flatten(subject.params).norm())
     norms = [float(n) for n in directions.norm(dim=1)]
     half = [params.span * theta_norm / n if params.span_mode == "relative" else params.span for n in norms]
     coords, index = _points(params, half)
