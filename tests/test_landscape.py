@@ -38,10 +38,11 @@ def _mlp_problem() -> ClassificationProblem:
     return ClassificationProblem("blobs", x[:64], y[:64], x[64:], y[64:], batch_size=32)
 
 
+@pytest.mark.parametrize("chunk", [1, 4])
 @pytest.mark.parametrize("case", ["mlp", "pinn", "bn_cnn"])
-def test_batched_grid_equals_per_point_loop(case: str) -> None:
-    """Oracle: a plain clone/perturb/evaluate loop, one point at a time (allclose). A small memory
-    budget forces several chunks."""
+def test_batched_grid_equals_per_point_loop(case: str, chunk: int) -> None:
+    """Oracle: a plain clone/perturb/evaluate loop, one point at a time (allclose). Chunks of 4
+    (vmap with the grid kernels, and a last partial chunk) and of 1 (no vmap)."""
     torch.manual_seed(0)
     if case == "mlp":
         subject = _subject(mlp(6, 3, width=16, depth=2), _mlp_problem())
@@ -52,8 +53,8 @@ def test_batched_grid_equals_per_point_loop(case: str) -> None:
     directions = random_directions(subject.params, 2, seed=1, normalization="filter", orthogonalize=True)
     _, coords = grid_coordinates([0.5, 0.5], 5)
     batches = list(subject.problem.batches("train", limit=2))
-    batched, chunk = evaluate(subject, directions, coords, batches, budget_bytes=200_000)
-    assert chunk < len(coords)
+    batched, used = evaluate(subject, directions, coords, batches, chunk=chunk)
+    assert used == chunk
     assert np.allclose(batched, evaluate_loop(subject, directions, coords, batches), rtol=1e-5, atol=1e-6)
 
 

@@ -11,6 +11,8 @@ from typing import Any, Protocol, TypeVar
 
 import torch
 
+from losslens.allocator import keep_freed_memory
+
 J = TypeVar("J")
 O = TypeVar("O")
 
@@ -27,13 +29,15 @@ def cores() -> int:
 
 
 class SerialExecutor:
-    """In-process, one job at a time, with torch using every core (or ``OMP_NUM_THREADS`` when set)."""
+    """In-process, one job at a time, with torch using every core (or ``OMP_NUM_THREADS`` when set)
+    and glibc keeping freed memory (losslens/allocator.py)."""
 
     def __init__(self, threads: int | None = None):
         self.threads = threads or int(os.environ.get("OMP_NUM_THREADS") or 0) or cores()
 
     def run(self, fn: Callable[[J], O], jobs: list[J]) -> Iterator[tuple[J, O]]:
         torch.set_num_threads(self.threads)
+        keep_freed_memory()
         for job in jobs:
             yield job, fn(job)
 
@@ -41,6 +45,7 @@ class SerialExecutor:
 def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
     torch.set_num_interop_threads(1)
+    keep_freed_memory()
 
 
 class ProcessExecutor:

@@ -2,23 +2,32 @@
 
 Every point of a chunk is one row of a (chunk, n) matrix θ + A D; the loss is vmapped over
 the rows, so one call evaluates the whole chunk with batched matrix products instead of a
-Python loop of clone/perturb/evaluate. The chunk size comes from a budget of 64 MiB: one
-unbatched loss evaluation runs under a global module forward hook that adds up the bytes of
-every module output, which is times ``ACTIVATION_FACTOR`` (tangents of the PINN's jvp, and
-temporaries inside modules) an upper bound on what one point keeps alive, plus the point's
-parameter row. The budget is about speed, not only memory: per point, a chunk is fastest while
-its activations stay near the caches, and past that the element-wise ops (tanh and the jvp's
-tangent) slow down (measured on the 1-16-16-1 MLP: 0.056 ms per point at 128 points per chunk,
-0.072 ms at 2000; the PINN is flat from 4 to 64 points, 4.1 ms, and 8.6 ms at 256). Models
-whose one point already exceeds the budget (ResNet-20 with a batch of 128) get chunks of one,
-evaluated without vmap: there the per-point work dwarfs the per-call overhead, and vmapped
-convolutions were 15% slower per point than a plain forward.
+Python loop of clone/perturb/evaluate. While it runs, :class:`~losslens.landscape.kernels.GridKernels`
+gives ``linear`` and ``tanh`` faster batched and forward-mode rules.
+
+The chunk size comes from one unbatched loss evaluation under a global module forward hook
+that records the bytes of every module output (:func:`footprint`):
+
+- speed: the largest output of a chunk should fit in ``CACHE_BYTES``, so that the element-wise
+  passes over it stay in the last-level cache. Measured with bench/landscape.py's models, per
+  point: the convection PINN 5.1 ms at 7 points per chunk (per-call overhead), 1.8 ms at 56 and
+  113, 2.7 ms at 227 (45 MB outputs); the 1-16-16-1 MLP 0.034 ms at 983, 0.063 ms at 3,934;
+- memory: the sum of the outputs, times ``ACTIVATION_FACTOR`` (tangents of the PINN's jvp and
+  temporaries inside modules) plus the point's parameter row, bounds what one point keeps
+  alive; a chunk stays under ``MEMORY_BUDGET_BYTES`` (measured: the PINN's chunk of 113 raised
+  peak RSS by 250 MB against an estimate of 1 GB);
+- a point that needs more than ``ALONE_BYTES`` (ResNet-20 with a batch of 128) is evaluated
+  alone, without vmap: there the per-point work dwarfs the per-call overhead, and vmapped
+  convolutions were 15% slower per point than a plain forward.
+
 The PINN works inside vmap because its residual is a forward-mode ``jvp``.
 Models are in eval mode (BatchNorm uses running statistics). Non-finite losses are returned
 as they are.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 from collections.abc import Callable
 from typing import Any
@@ -30,9 +39,12 @@ from torch.func import vmap
 from torch.nn.modules.module import register_module_forward_hook
 from torch.utils._pytree import tree_leaves
 
+from losslens.landscape.kernels import GridKernels
 from losslens.params import flatten, unflatten
 
-MEMORY_BUDGET_BYTES = 64 * 1024**2
+CACHE_BYTES = 16 * 1024**2
+MEMORY_BUDGET_BYTES = 1024**3
+ALONE_BYTES = 64 * 1024**2
 ACTIVATION_FACTOR = 4
 
 
@@ -43,21 +55,28 @@ def grid_coordinates(half_widths: list[float], steps: int) -> tuple[list[np.ndar
     return axes, np.stack([m.ravel() for m in mesh], axis=1)
 
 
-def bytes_per_point(loss: Callable[[Tensor], Tensor], theta: Tensor) -> int:
-    """Upper bound on the memory one grid point needs (see the module docstring)."""
-    total = 0
+def footprint(loss: Callable[[Tensor], Tensor], theta: Tensor) -> tuple[int, int]:
+    """(upper bound on the bytes one point keeps alive, bytes of its largest module output)."""
+    sizes = [0]
 
-    def count(module: Any, inputs: Any, output: Any) -> None:
-        nonlocal total
-        total += sum(t.numel() * t.element_size() for t in tree_leaves(output) if isinstance(t, Tensor))
+    def record(module: Any, inputs: Any, output: Any) -> None:
+        sizes.append(sum(t.numel() * t.element_size() for t in tree_leaves(output) if isinstance(t, Tensor)))
 
-    handle = register_module_forward_hook(count)
+    handle = register_module_forward_hook(record)
     try:
         with torch.no_grad():
             loss(theta)
     finally:
         handle.remove()
-    return ACTIVATION_FACTOR * total + 2 * theta.numel() * theta.element_size()
+    return ACTIVATION_FACTOR * sum(sizes) + 2 * theta.numel() * theta.element_size(), max(sizes)
+
+
+def chunk_size(loss: Callable[[Tensor], Tensor], theta: Tensor, points: int) -> int:
+    """Points per vmapped call, by the rules of the module docstring; 1 means no vmap."""
+    total, largest = footprint(loss, theta)
+    if total > ALONE_BYTES:
+        return 1
+    return int(max(1, min(points, CACHE_BYTES // max(largest, 1), MEMORY_BUDGET_BYTES // total)))
 
 
 def batched_loss(subject: Any, batches: list[Any]) -> Callable[[Tensor], Tensor]:
@@ -71,16 +90,17 @@ def batched_loss(subject: Any, batches: list[Any]) -> Callable[[Tensor], Tensor]
 
 
 def evaluate(subject: Any, directions: Tensor, coords: np.ndarray, batches: list[Any],
-             budget_bytes: int = MEMORY_BUDGET_BYTES) -> tuple[np.ndarray, int]:
-    """Loss at θ + coords @ directions for every row of ``coords``; returns (losses, chunk size)."""
+             chunk: int | None = None) -> tuple[np.ndarray, int]:
+    """Loss at θ + coords @ directions for every row of ``coords``; returns (losses, chunk size).
+    ``chunk`` overrides :func:`chunk_size`."""
     theta = flatten(subject.params)
     loss = batched_loss(subject, batches)
-    chunk = int(max(1, min(len(coords), budget_bytes // bytes_per_point(loss, theta))))
+    chunk = chunk or chunk_size(loss, theta, len(coords))
     many = vmap(loss) if chunk > 1 else lambda rows: loss(rows[0])[None]
     a = torch.as_tensor(coords, dtype=theta.dtype, device=theta.device)
     d = directions.to(theta)
     out = np.empty(len(coords), dtype=np.float64)
-    with torch.no_grad():
+    with torch.no_grad(), GridKernels() if chunk > 1 else contextlib.nullcontext():
         for start in range(0, len(coords), chunk):
             rows = theta + a[start : start + chunk] @ d
             out[start : start + chunk] = many(rows).double().cpu().numpy()
