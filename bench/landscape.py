@@ -13,10 +13,12 @@ Each case runs in its own process so that its peak RSS is its own. torch uses 1 
 glibc keeps freed memory (``keep_freed_memory``), as in ``losslens compute``.
 
     flock /tmp/losslens-bench.lock env OMP_NUM_THREADS=1 .venv/bin/python bench/landscape.py
+    flock /tmp/losslens-bench.lock env OMP_NUM_THREADS=1 .venv/bin/python bench/landscape.py ablation
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import resource
 import subprocess
@@ -34,6 +36,7 @@ from losslens.allocator import keep_freed_memory
 from losslens.jobs.context import Subject
 from losslens.landscape.directions import random_directions
 from losslens.params import flatten
+from losslens.landscape import grid
 from losslens.landscape.grid import batched_loss, evaluate, evaluate_loop, grid_coordinates
 from losslens.landscape.kernels import GridKernels
 from losslens.problems.base import Problem
@@ -192,14 +195,45 @@ def run_default_loop(case: str) -> dict[str, Any]:
     return {"default_loop_s": loop_s * len(coords) / loop_points}
 
 
+def run_ablation(case: str, allocator: str) -> dict[str, Any]:
+    """Batched seconds per point with and without the grid kernels (``GridKernels`` swapped for a
+    no-op), at the chunk size evaluate picks, in a process with glibc's default or kept memory."""
+    torch.set_num_threads(1)
+    if allocator == "kept":
+        keep_freed_memory()
+    subject, directions, coords, batches, _ = setup(case)
+    coords = coords[: min(len(coords), 8192)]
+    evaluate(subject, directions, coords[:8], batches)
+    out = {}
+    for name, mode in (("vmap only", contextlib.nullcontext), ("with kernels", GridKernels)):
+        grid.GridKernels = mode
+        seconds, (_, chunk) = best_of(3, lambda: evaluate(subject, directions, coords, batches))
+        out[name] = seconds / len(coords) * 1e3
+    return {"chunk": chunk, **out}
+
+
+def ablation() -> None:
+    print("| case | chunk | malloc | vmap only (ms/point) | with kernels (ms/point) |")
+    print("|---|---|---|---|---|")
+    for case in ("pinn", "mlp"):
+        for allocator in ("default", "kept"):
+            r = measure(case, "ablation", allocator)
+            print(f"| {case} | {r['chunk']} | {allocator} | {r['vmap only']:.4f} | {r['with kernels']:.4f} |", flush=True)
+
+
 def measure(*args: str) -> dict[str, Any]:
     out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
+    if sys.argv[1:] == ["ablation"]:
+        ablation()
+        return
     if len(sys.argv) > 1:
-        print(json.dumps(run_default_loop(sys.argv[1]) if sys.argv[2:] == ["default-malloc"] else run_case(sys.argv[1])))
+        case, *mode = sys.argv[1:]
+        result = run_ablation(case, mode[1]) if mode[:1] == ["ablation"] else run_default_loop(case) if mode else run_case(case)
+        print(json.dumps(result))
         return
     print("| case | grid | params | MFLOP per loss | chunk | batched (s) | loop (s) | loop / batched | loop, default malloc (s) | that / batched "
           "| FLOP bound (s) | batched / bound | matmuls alone (s) | batched / matmuls alone | matmul GFLOP/s | peak RSS (MB) |")

@@ -87,7 +87,7 @@ def _tanh(x: Tensor) -> Tensor:
         return torch.tanh(x)
     y = torch.mul(x, 2.0)
     torch.sigmoid(y, out=y)
-    return y.mul_(2.0).sub_(1.0)
+    return y.lerp_(y.new_ones(()), -1.0)  # y + (-1)(1 - y) = 2y - 1 in one pass
 
 
 class Tanh(torch.autograd.Function):
