@@ -10,7 +10,9 @@ element-wise work (tanh and its jvp, adds) is outside it. "Matmuls alone" replay
 one chunk really dispatches (same ops, same shapes) without anything else, times the number
 of chunks: what the bound would be at the throughput these shapes get.
 Each case runs in its own process so that its peak RSS is its own. torch uses 1 thread, and
-glibc keeps freed memory (``keep_freed_memory``), as in ``losslens compute``.
+glibc keeps freed memory (``keep_freed_memory``), as in ``losslens compute``. With
+``LANDSCAPER_PYTHON`` set to a bench venv's Python (see bench/landscaper_anchor.py), Landscaper
+1.3.1's own ``compute_loss_landscape`` is timed on each case in the same run.
 
     flock /tmp/losslens-bench.lock env OMP_NUM_THREADS=1 .venv/bin/python bench/landscape.py
     flock /tmp/losslens-bench.lock env OMP_NUM_THREADS=1 .venv/bin/python bench/landscape.py ablation
@@ -20,10 +22,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -221,9 +225,17 @@ def ablation() -> None:
             print(f"| {case} | {r['chunk']} | {allocator} | {r['vmap only']:.4f} | {r['with kernels']:.4f} |", flush=True)
 
 
-def measure(*args: str) -> dict[str, Any]:
-    out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, check=True)
+def measure(*args: str, python: str = sys.executable, script: str = __file__) -> dict[str, Any]:
+    out = subprocess.run([python, script, *args], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def landscaper(case: str) -> dict[str, Any]:
+    """Landscaper's own grid on the case, when ``LANDSCAPER_PYTHON`` names its bench venv."""
+    python = os.environ.get("LANDSCAPER_PYTHON")
+    if not python:
+        return {}
+    return measure("grid", case, python=python, script=str(Path(__file__).with_name("landscaper_anchor.py")))
 
 
 def main() -> None:
@@ -236,14 +248,17 @@ def main() -> None:
         print(json.dumps(result))
         return
     print("| case | grid | params | MFLOP per loss | chunk | batched (s) | loop (s) | loop / batched | loop, default malloc (s) | that / batched "
-          "| FLOP bound (s) | batched / bound | matmuls alone (s) | batched / matmuls alone | matmul GFLOP/s | peak RSS (MB) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| Landscaper (s) | Landscaper / batched | FLOP bound (s) | batched / bound | matmuls alone (s) | batched / matmuls alone "
+          "| matmul GFLOP/s | peak RSS (MB) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     names = {"pinn": "convection PINN, N_f = 1000", "mlp": "regression MLP 1-16-16-1", "resnet": "ResNet-20 on digits, batch 128"}
     for case in ("pinn", "mlp", "resnet"):
-        r = measure(case) | measure(case, "default-malloc")
+        r = measure(case) | measure(case, "default-malloc") | landscaper(case)
+        anchor = (f"{r['landscaper_grid_s']:.2f} | {r['landscaper_grid_s'] / r['batched_s']:.1f}×" if "landscaper_grid_s" in r
+                  else "— | —")
         scaled = "" if r["loop_points"] == int(r["grid"].split("×")[0]) ** 2 else f" (timed on {r['loop_points']} points, scaled)"
         print(f"| {names[case]} | {r['grid']} | {r['n_params']} | {r['mflop']:.2f} | {r['chunk']} | {r['batched_s']:.2f} | {r['loop_s']:.2f}{scaled} | "
-              f"{r['loop_s'] / r['batched_s']:.1f}× | {r['default_loop_s']:.2f} | {r['default_loop_s'] / r['batched_s']:.1f}× | "
+              f"{r['loop_s'] / r['batched_s']:.1f}× | {r['default_loop_s']:.2f} | {r['default_loop_s'] / r['batched_s']:.1f}× | {anchor} | "
               f"{r['bound_s']:.2f} | {r['batched_s'] / r['bound_s']:.2f} | {r['matmuls_alone_s']:.2f} | "
               f"{r['batched_s'] / r['matmuls_alone_s']:.2f} | {r['gflops']:.0f} | {r['peak_rss_mb']:.0f} |", flush=True)
 
