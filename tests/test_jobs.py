@@ -66,6 +66,29 @@ def test_done_jobs_are_skipped_and_force_recomputes(pinn_catalog):
     assert rows(pinn_catalog, "SELECT COUNT(*) FROM performance")[0][0] == 4 * 7
 
 
+def _counts(report) -> dict[str, tuple[int, int]]:
+    return {m.metric: (m.done, m.skipped) for m in report.metrics}
+
+
+def test_force_recomputes_named_metrics_and_stale_dependents_follow(pinn_catalog):
+    """--force redoes the named metric only; a result computed from a requirement that was redone
+    since (checkpoint scope: topology from landscape; setting scope: similarity from cka) is
+    recomputed the next time it is asked for, and only once."""
+    opts = [("steps", "5")]
+    assert _counts(compute(["landscape", "topology"], opts, catalog_path=pinn_catalog, device="cpu")) == {
+        "landscape": (4, 0), "topology": (4, 0)}
+    assert _counts(compute(["topology"], opts, catalog_path=pinn_catalog, device="cpu", force=True)) == {
+        "landscape": (0, 4), "topology": (4, 0)}
+    assert _counts(compute(["landscape"], opts, catalog_path=pinn_catalog, device="cpu", force=True)) == {"landscape": (4, 0)}
+    assert _counts(compute(["topology"], opts, catalog_path=pinn_catalog, device="cpu")) == {"landscape": (0, 4), "topology": (4, 0)}
+    assert _counts(compute(["topology"], opts, catalog_path=pinn_catalog, device="cpu")) == {"landscape": (0, 4), "topology": (0, 4)}
+
+    compute(["similarity"], catalog_path=pinn_catalog, device="cpu")
+    settings = rows(pinn_catalog, "SELECT COUNT(*) FROM settings")[0][0]
+    compute(["cka"], catalog_path=pinn_catalog, device="cpu", force=True)
+    assert _counts(compute(["similarity"], catalog_path=pinn_catalog, device="cpu"))["similarity"] == (settings, 0)
+
+
 def test_process_pool_matches_serial(pinn_catalog, tmp_path):
     """Workers return results; the driver writes. Same values as the serial executor."""
     compute(["performance"], catalog_path=pinn_catalog, device="cpu", jobs=1)

@@ -46,7 +46,7 @@ def compute(
     catalog: CatalogOpt = DEFAULT_CATALOG,
     experiment: ExperimentOpt = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Worker processes; torch threads are split so jobs × threads ≤ cores.")] = 1,
-    force: Annotated[bool, typer.Option("--force", help="Recompute jobs that are already done.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Recompute the named metrics' jobs that are already done (metrics they require run only where missing; results computed from them are recomputed when next asked for).")] = False,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda; passed to every metric.")] = "auto",
 ) -> None:
     """Compute METRIC... for every checkpoint (or pair, setting) of the catalog's experiments.

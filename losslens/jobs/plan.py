@@ -106,8 +106,28 @@ def plan(catalog: Catalog, metric: Metric, params: Any, experiment: str | None =
     return jobs
 
 
-def done_run_ids(catalog: Catalog, metric: str) -> set[str]:
-    return {r["id"] for r in catalog.query("SELECT id FROM metric_runs WHERE metric = ? AND status = 'done'", (metric,))}
+# A done run of a metric with requirements is stale when a done run of a requirement that covers
+# the same checkpoints (same checkpoint, either side of a pair, the same setting, or the whole
+# experiment) finished after it started: it was computed from inputs that have since changed.
+_STALE_SQL = """
+SELECT d.id FROM metric_runs d
+WHERE d.metric = ? AND d.status = 'done' AND EXISTS (
+    SELECT 1 FROM metric_runs r
+    WHERE r.metric IN ({marks}) AND r.status = 'done' AND r.experiment_id = d.experiment_id
+      AND r.finished_at > d.started_at
+      AND (d.scope = 'experiment' OR r.scope = 'experiment'
+           OR ((d.scope = 'setting' OR r.scope = 'setting') AND r.setting_id = d.setting_id)
+           OR r.checkpoint IN (d.checkpoint, d.checkpoint_b) OR r.checkpoint_b IN (d.checkpoint, d.checkpoint_b)))
+"""
+
+
+def done_run_ids(catalog: Catalog, metric: Metric) -> set[str]:
+    """Runs that need no recomputing: done, and not stale (see ``_STALE_SQL``)."""
+    done = {r["id"] for r in catalog.query("SELECT id FROM metric_runs WHERE metric = ? AND status = 'done'", (metric.name,))}
+    if not metric.requires:
+        return done
+    stale = catalog.query(_STALE_SQL.format(marks=", ".join("?" * len(metric.requires))), (metric.name, *metric.requires))
+    return done - {r["id"] for r in stale}
 
 
 def params_json(job: Job) -> str:

@@ -185,7 +185,10 @@ def compute(
     device: str = "auto",
     on_event: Event | None = None,
 ) -> ComputeReport:
-    """Compute metrics (and what they require) for every checkpoint of the chosen experiments."""
+    """Compute metrics (and what they require) for every checkpoint of the chosen experiments.
+
+    Done jobs are skipped, except stale ones (a requirement was recomputed after them) and, with
+    ``force``, those of the named metrics; requirements that are not named run only where missing."""
     if not metric_names:
         raise LossLensError("no metric named", where="compute", hint="e.g. losslens compute performance")
     emit = on_event or (lambda *a, **k: None)
@@ -198,7 +201,7 @@ def compute(
         run = functools.partial(execute_job, str(catalog.path.resolve()), str(dev))
         for metric in metrics:
             planned = plan(catalog, metric, params[metric.name], experiment)
-            done = set() if force else done_run_ids(catalog, metric.name)
+            done = set() if force and metric.name in metric_names else done_run_ids(catalog, metric)
             todo = [j for j in planned if j.run_id not in done]
             mr = MetricReport(metric.name, planned=len(planned), skipped=len(planned) - len(todo))
             report.metrics.append(mr)
