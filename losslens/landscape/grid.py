@@ -11,7 +11,8 @@ that records the bytes of every module output (:func:`footprint`):
 - speed: the largest output of a chunk should fit in ``CACHE_BYTES``, so that the element-wise
   passes over it stay in the last-level cache. Measured with bench/landscape.py's models, per
   point: the convection PINN 5.1 ms at 7 points per chunk (per-call overhead), 1.8 ms at 56 and
-  113, 2.7 ms at 227 (45 MB outputs); the 1-16-16-1 MLP 0.034 ms at 983, 0.063 ms at 3,934;
+  113, 2.7 ms at 227 (45 MB outputs); the 1-16-16-1 MLP 0.055 ms at 64, 0.031 ms at 256 to
+  1,024, 0.060 ms at 2,048 (32 MB outputs);
 - memory: the sum of the outputs, times ``ACTIVATION_FACTOR`` (tangents of the PINN's jvp and
   temporaries inside modules) plus the point's parameter row, bounds what one point keeps
   alive; a chunk stays under ``MEMORY_BUDGET_BYTES`` (measured: the PINN's chunk of 113 raised
@@ -28,7 +29,6 @@ as they are.
 from __future__ import annotations
 
 import contextlib
-
 from collections.abc import Callable
 from typing import Any
 

@@ -33,7 +33,8 @@ def _front(t: Tensor | None, dim: int | None) -> Tensor | None:
 
 
 class Linear(torch.autograd.Function):
-    """``F.linear`` whose vmap rule is one ``baddbmm`` and whose jvp skips absent tangents."""
+    """``F.linear`` whose vmap rule is one ``baddbmm`` (``addcmul`` for one input) and whose jvp
+    skips absent tangents."""
 
     @staticmethod
     def forward(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
