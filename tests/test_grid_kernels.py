@@ -46,6 +46,12 @@ def test_linear_vmap_rule_equals_torch(in_dims, inputs: int) -> None:
     assert torch.allclose(got, want, atol=1e-6)
 
 
+def test_vector_weight_falls_through_to_torch() -> None:
+    """``F.linear`` also takes a 1-D weight (a dot product); that form is left to torch."""
+    x, w = torch.randn(5, 3), torch.randn(4, 3)
+    assert torch.allclose(vmap(lambda row: _linear(x, row, None))(w), vmap(lambda row: F.linear(x, row))(w))
+
+
 def test_tanh_is_within_float_rounding_of_torch() -> None:
     z = torch.linspace(-20, 20, 200_001)
     with GridKernels():

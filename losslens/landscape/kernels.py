@@ -113,11 +113,12 @@ class Tanh(torch.autograd.Function):
 
 
 class GridKernels(TorchFunctionMode):
-    """Routes ``F.linear`` and ``tanh`` calls to :class:`Linear` and :class:`Tanh` while active."""
+    """Routes ``F.linear`` (with a matrix weight) and ``tanh`` calls to :class:`Linear` and
+    :class:`Tanh` while active; everything else runs as it is."""
 
     def __torch_function__(self, func: Callable[..., Any], types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
-        if func is F.linear:
+        if func is F.linear and len(args) >= 2 and args[1].dim() == 2:
             x, weight, *rest = args
             return Linear.apply(x, weight, rest[0] if rest else kwargs.get("bias"))
         if func in (torch.tanh, Tensor.tanh) and not kwargs:
