@@ -122,18 +122,18 @@ class MatmulRecorder(TorchDispatchMode):
         return func(*args, **kwargs)
 
 
-def matmuls_alone_s(loss, theta: torch.Tensor, rows: torch.Tensor, chunks: int) -> float:
-    """Seconds the matmuls of one chunk take replayed alone (best of 5), times ``chunks``."""
-    many = torch.func.vmap(loss) if len(rows) > 1 else lambda r: loss(r[0])
-    with torch.no_grad(), GridKernels(), MatmulRecorder() as recorder:
-        many(rows)
+def matmuls_alone_s(subject: Subject, directions: torch.Tensor, coords: np.ndarray, batches: list, chunk: int) -> float:
+    """Seconds the matmuls ``evaluate`` dispatches for one chunk take replayed alone (best of 5),
+    times the number of chunks."""
+    with MatmulRecorder() as recorder:
+        evaluate(subject, directions, coords[:chunk], batches, chunk)
     best = float("inf")
     for _ in range(5):
         t0 = time.perf_counter()
         for func, args, kwargs in recorder.calls:
             func(*args, **kwargs)
         best = min(best, time.perf_counter() - t0)
-    return best * chunks
+    return best * -(-len(coords) // chunk)
 
 
 def loss_flops(loss, theta: torch.Tensor) -> int:
@@ -182,11 +182,11 @@ def run_case(case: str) -> dict[str, Any]:
     evaluate(subject, directions, coords[:8], batches)  # warm-up (first torch.func call)
     batched_s, (values, chunk) = best_of(2, lambda: evaluate(subject, directions, coords, batches))
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    rows = theta + torch.as_tensor(coords[:chunk], dtype=theta.dtype) @ directions
-    alone_s = matmuls_alone_s(loss, theta, rows, -(-len(coords) // chunk))
+    alone_s = matmuls_alone_s(subject, directions, coords, batches, chunk)
     loop_s, reference = best_of(2, lambda: evaluate_loop(subject, directions, coords[:loop_points], batches))
     assert np.allclose(values[:loop_points], reference, rtol=1e-4, atol=1e-5)
-    return {"case": case, "grid": f"{int(round(len(coords) ** 0.5))}×{int(round(len(coords) ** 0.5))}", "n_params": theta.numel(),
+    side = round(len(coords) ** 0.5)
+    return {"case": case, "grid": f"{side}×{side}", "points": len(coords), "n_params": theta.numel(),
             "mflop": flops / 1e6, "chunk": chunk, "batched_s": batched_s, "loop_s": loop_s * len(coords) / loop_points,
             "loop_points": loop_points, "bound_s": bound, "matmuls_alone_s": alone_s, "gflops": gflops, "peak_rss_mb": rss_mb}
 
@@ -256,7 +256,7 @@ def main() -> None:
         r = measure(case) | measure(case, "default-malloc") | landscaper(case)
         anchor = (f"{r['landscaper_grid_s']:.2f} | {r['landscaper_grid_s'] / r['batched_s']:.1f}×" if "landscaper_grid_s" in r
                   else "— | —")
-        scaled = "" if r["loop_points"] == int(r["grid"].split("×")[0]) ** 2 else f" (timed on {r['loop_points']} points, scaled)"
+        scaled = "" if r["loop_points"] == r["points"] else f" (timed on {r['loop_points']} points, scaled)"
         print(f"| {names[case]} | {r['grid']} | {r['n_params']} | {r['mflop']:.2f} | {r['chunk']} | {r['batched_s']:.2f} | {r['loop_s']:.2f}{scaled} | "
               f"{r['loop_s'] / r['batched_s']:.1f}× | {r['default_loop_s']:.2f} | {r['default_loop_s'] / r['batched_s']:.1f}× | {anchor} | "
               f"{r['bound_s']:.2f} | {r['batched_s'] / r['bound_s']:.2f} | {r['matmuls_alone_s']:.2f} | "
