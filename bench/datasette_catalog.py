@@ -32,8 +32,14 @@ import numpy as np
 from losslens.store.catalog import init_catalog, utcnow
 from losslens.store.ids import content_id
 
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--no-first-run"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 PHASES = ["I", "II", "III", "IV-A", "IV-B"]
 
 
@@ -46,27 +52,79 @@ def generate(db: Path, n_settings: int = 1000, per_setting: int = 10, seed: int 
     widths = [8 * (i + 1) for i in range(40)]
     lrs = [round(10 ** (-4 + 3 * j / 24), 6) for j in range(25)]
     settings, models, checkpoints, taxonomy = [], [], [], []
-    run = {"id": content_id("taxonomy", exp), "metric": "taxonomy", "scope": "experiment", "subject": exp, "experiment_id": exp,
-           "params_json": "{}", "params_hash": content_id("{}"), "status": "done", "code_version": "bench", "device": "cpu",
-           "wall_seconds": 0.0, "started_at": now, "finished_at": now}
+    run = {
+        "id": content_id("taxonomy", exp),
+        "metric": "taxonomy",
+        "scope": "experiment",
+        "subject": exp,
+        "experiment_id": exp,
+        "params_json": "{}",
+        "params_hash": content_id("{}"),
+        "status": "done",
+        "code_version": "bench",
+        "device": "cpu",
+        "wall_seconds": 0.0,
+        "started_at": now,
+        "finished_at": now,
+    }
     for k in range(n_settings):
         values = {"width": widths[k % len(widths)], "lr": lrs[k // len(widths) % len(lrs)]}
         sid = content_id(exp, json.dumps(values, sort_keys=True))
-        settings.append({"id": sid, "experiment_id": exp, "label": f"width={values['width']}, lr={values['lr']}",
-                         "values_json": json.dumps(values)})
+        settings.append(
+            {
+                "id": sid,
+                "experiment_id": exp,
+                "label": f"width={values['width']}, lr={values['lr']}",
+                "values_json": json.dumps(values),
+            }
+        )
         mid = content_id(sid, "model")
-        models.append({"id": mid, "experiment_id": exp, "setting_id": sid, "name": f"mlp {k}", "architecture_json": "{}",
-                       "problem_json": "{}", "hparams_json": json.dumps(values)})
+        models.append(
+            {
+                "id": mid,
+                "experiment_id": exp,
+                "setting_id": sid,
+                "name": f"mlp {k}",
+                "architecture_json": "{}",
+                "problem_json": "{}",
+                "hparams_json": json.dumps(values),
+            }
+        )
         for s in range(per_setting):
             sha = content_id(sid, str(s)) * 4
-            checkpoints.append({"sha256": sha, "path": f"/bench/{sha}.pt", "size_bytes": 1, "format": "torch", "model_id": mid,
-                                "name": f"s{k}_seed{s}", "seed": s, "step": None, "n_params": 1, "meta_json": "{}",
-                                "ingested_at": now})
+            checkpoints.append(
+                {
+                    "sha256": sha,
+                    "path": f"/bench/{sha}.pt",
+                    "size_bytes": 1,
+                    "format": "torch",
+                    "model_id": mid,
+                    "name": f"s{k}_seed{s}",
+                    "seed": s,
+                    "step": None,
+                    "n_params": 1,
+                    "meta_json": "{}",
+                    "ingested_at": now,
+                }
+            )
         mc, sharp = float(rng.normal(0, 0.5)), float(rng.normal(2, 1))
-        taxonomy.append({"run_id": run["id"], "setting_id": sid, "n_checkpoints": per_setting, "n_pairs": 45,
-                         "train_loss": float(rng.uniform(0, 1)), "test_error": float(rng.uniform(0, 1)),
-                         "log_top_eigenvalue": sharp, "log_trace": sharp + 3, "mc": mc, "cka": float(rng.uniform(0, 1)),
-                         "phase": PHASES[int(rng.integers(5))], "thresholds_json": "{}", "sources_json": "{}"})
+        taxonomy.append(
+            {
+                "run_id": run["id"],
+                "setting_id": sid,
+                "n_checkpoints": per_setting,
+                "n_pairs": 45,
+                "train_loss": float(rng.uniform(0, 1)),
+                "test_error": float(rng.uniform(0, 1)),
+                "log_top_eigenvalue": sharp,
+                "log_trace": sharp + 3,
+                "mc": mc,
+                "cka": float(rng.uniform(0, 1)),
+                "phase": PHASES[int(rng.integers(5))],
+                "thresholds_json": "{}",
+                "sources_json": "{}",
+            }
+        )
     with catalog.write() as d:
         d["experiments"].insert({"id": exp, "name": "bench-sweep", "created_at": now})
         d["settings"].insert_all(settings)
@@ -84,8 +142,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def first_render(base: str, path: str, marker: str, mark: str | None = None, repeats: int = 5,
-                 profile: bool = False) -> tuple[float, float, float | None]:
+def first_render(
+    base: str, path: str, marker: str, mark: str | None = None, repeats: int = 5, profile: bool = False
+) -> tuple[float, float, float | None]:
     """(cold, warm median) seconds from navigation start to ``marker`` appearing (seen by Playwright's
     polling, which waits for the page's main thread), and the warm median of the page's own
     ``performance.mark`` named ``mark``, set when the chart is drawn. ``profile``: a browser profile on
@@ -96,8 +155,9 @@ def first_render(base: str, path: str, marker: str, mark: str | None = None, rep
     with sync_playwright() as p, tempfile.TemporaryDirectory() as user_data:
         if profile:
             browser = None
-            context = p.chromium.launch_persistent_context(user_data, executable_path="/usr/bin/chromium", args=ARGS,
-                                                           viewport={"width": 1400, "height": 1000})
+            context = p.chromium.launch_persistent_context(
+                user_data, executable_path="/usr/bin/chromium", args=ARGS, viewport={"width": 1400, "height": 1000}
+            )
         else:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
             context = browser.new_context(viewport={"width": 1400, "height": 1000})
@@ -144,8 +204,11 @@ def main() -> None:
         exp = generate(db)
         print(f"generated 1,000 settings / 10,000 checkpoints in {time.perf_counter() - t0:.1f} s")
         port = free_port()
-        server = subprocess.Popen([sys.executable, "-m", "losslens", "serve", "--catalog", str(db), "--port", str(port)],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "losslens", "serve", "--catalog", str(db), "--port", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         base = f"http://127.0.0.1:{port}"
         try:
             for _ in range(180):
@@ -161,20 +224,30 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(timeout=10)
-        print(f"global page, first render in Chromium: cold {cold:.3f} s, warm {warm:.3f} s (goal ≤ 1 s); "
-              f"warm, the page's own mark when drawn: {drawn:.3f} s")
+        print(
+            f"global page, first render in Chromium: cold {cold:.3f} s, warm {warm:.3f} s (goal ≤ 1 s); "
+            f"warm, the page's own mark when drawn: {drawn:.3f} s"
+        )
         print(f"global page, profile on disk: cold {p_cold:.3f} s, warm {p_warm:.3f} s; warm mark {p_drawn:.3f} s")
-        print(f"anchor, Datasette's settings table page: cold {a_cold:.3f} s, warm {a_warm:.3f} s; "
-              f"ratio global/anchor warm {warm / a_warm:.2f}")
+        print(
+            f"anchor, Datasette's settings table page: cold {a_cold:.3f} s, warm {a_warm:.3f} s; "
+            f"ratio global/anchor warm {warm / a_warm:.2f}"
+        )
         import sqlite3
 
         conn = sqlite3.connect(db)
         setting = conn.execute("SELECT id FROM settings LIMIT 1").fetchone()[0]
         sha = conn.execute("SELECT sha256 FROM checkpoints LIMIT 1").fetchone()[0]
         conn.close()
-        paths = [f"/-/losslens/losslens/data/taxonomy.json?experiment={exp}", f"/-/losslens/losslens/spec/taxonomy.json?experiment={exp}",
-                 "/-/losslens/losslens", f"/-/losslens/losslens/setting/{setting}", f"/-/losslens/losslens/data/modes.json?setting={setting}",
-                 f"/-/losslens/losslens/checkpoint/{sha}", "/losslens/settings.json"]
+        paths = [
+            f"/-/losslens/losslens/data/taxonomy.json?experiment={exp}",
+            f"/-/losslens/losslens/spec/taxonomy.json?experiment={exp}",
+            "/-/losslens/losslens",
+            f"/-/losslens/losslens/setting/{setting}",
+            f"/-/losslens/losslens/data/modes.json?setting={setting}",
+            f"/-/losslens/losslens/checkpoint/{sha}",
+            "/losslens/settings.json",
+        ]
         for path, seconds in route_latency(db, paths).items():
             print(f"ds.client {path.split('?')[0]}: {1000 * seconds:.1f} ms")
 

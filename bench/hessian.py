@@ -38,8 +38,15 @@ KS = (1, 5, 10)
 
 def subject_of(model: torch.nn.Module, problem: Any, name: str) -> Subject:
     model.eval()
-    return Subject(name, name, model, {k: v.detach() for k, v in model.named_parameters()},
-                   {k: v.detach() for k, v in model.named_buffers()}, problem, {})
+    return Subject(
+        name,
+        name,
+        model,
+        {k: v.detach() for k, v in model.named_parameters()},
+        {k: v.detach() for k, v in model.named_buffers()},
+        problem,
+        {},
+    )
 
 
 def pinn() -> Subject:
@@ -142,8 +149,10 @@ def bench_case(subject: Subject, schedule: list[tuple[float, int]], reps: int) -
     ref, ref_secs = timed(lambda: lanczos_eigenpairs(ref_op, 10, tol=1e-10, max_iter=600))
     assert ref.converged
     reference = ref.largest
-    print(f"reference (float64 Lanczos, tol 1e-10): {ref_op.count} HVPs, {ref_secs:.1f} s; "
-          f"top-10 = {np.array2string(reference, precision=5, max_line_width=200)}\n")
+    print(
+        f"reference (float64 Lanczos, tol 1e-10): {ref_op.count} HVPs, {ref_secs:.1f} s; "
+        f"top-10 = {np.array2string(reference, precision=5, max_line_width=200)}\n"
+    )
     costs = hvp_costs(subject, reps)
     print("ms per HVP: " + ", ".join(f"{m} {c:.1f}" for m, c in costs.items()) + "\n")
     print("| task | method | seconds | HVPs | max rel. error | s / ours default s |")
@@ -177,16 +186,24 @@ def bench_case(subject: Subject, schedule: list[tuple[float, int]], reps: int) -
     op = hvp_operator(subject)
     est, secs = timed(lambda: hutchinson_trace(op, probes=100))
     base = secs
-    print(f"| trace | ours: Hutchinson, 100 probes | {secs:.2f} | {op.count} | ±{est.std_error / abs(est.estimate):.1e} (s.e.) | |")
+    print(
+        f"| trace | ours: Hutchinson, 100 probes | {secs:.2f} | {op.count} | ±{est.std_error / abs(est.estimate):.1e} (s.e.) | |"
+    )
     backend = PyHessianBackend(subject)
     est_p, secs = timed(lambda: backend.trace(100))
-    print(f"| trace | PyHessian, 100 probes (tol -inf) | {secs:.2f} | {est_p.probes} | ±{est_p.std_error / abs(est_p.estimate):.1e} (s.e.) | {secs / base:.1f}× |")
+    print(
+        f"| trace | PyHessian, 100 probes (tol -inf) | {secs:.2f} | {est_p.probes} | ±{est_p.std_error / abs(est_p.estimate):.1e} (s.e.) | {secs / base:.1f}× |"
+    )
     samples, secs = timed(lambda: backend.h.trace())
     backend.close()
-    print(f"| trace | PyHessian default (adaptive, tol 1e-3) | {secs:.2f} | {len(samples)} | "
-          f"{abs(np.mean(samples) - est.estimate) / abs(est.estimate):.1e} (vs ours) | {secs / base:.1f}× |")
-    print(f"\ntrace: ours {est.estimate:.5g} ± {est.std_error:.2g}, PyHessian {est_p.estimate:.5g} ± {est_p.std_error:.2g}, "
-          f"PyHessian default {np.mean(samples):.5g} after {len(samples)} probes")
+    print(
+        f"| trace | PyHessian default (adaptive, tol 1e-3) | {secs:.2f} | {len(samples)} | "
+        f"{abs(np.mean(samples) - est.estimate) / abs(est.estimate):.1e} (vs ours) | {secs / base:.1f}× |"
+    )
+    print(
+        f"\ntrace: ours {est.estimate:.5g} ± {est.std_error:.2g}, PyHessian {est_p.estimate:.5g} ± {est_p.std_error:.2g}, "
+        f"PyHessian default {np.mean(samples):.5g} after {len(samples)} probes"
+    )
 
 
 def main() -> None:

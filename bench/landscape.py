@@ -38,11 +38,11 @@ from torch.utils.flop_counter import flop_registry
 
 from losslens.allocator import keep_freed_memory
 from losslens.jobs.context import Subject
-from losslens.landscape.directions import random_directions
-from losslens.params import flatten
 from losslens.landscape import grid
+from losslens.landscape.directions import random_directions
 from losslens.landscape.grid import batched_loss, evaluate, evaluate_loop, grid_coordinates
 from losslens.landscape.kernels import GridKernels
+from losslens.params import flatten
 from losslens.problems.base import Problem
 
 
@@ -82,8 +82,15 @@ def subject_for(case: str) -> tuple[Subject, int]:
     else:
         model, problem, steps = resnet20(in_channels=1, num_classes=10), digits(batch_size=128), 41
     model.eval()
-    subject = Subject(case, case, model, {k: v.detach() for k, v in model.named_parameters()},
-                      {k: v.detach() for k, v in model.named_buffers()}, problem, {})
+    subject = Subject(
+        case,
+        case,
+        model,
+        {k: v.detach() for k, v in model.named_parameters()},
+        {k: v.detach() for k, v in model.named_buffers()},
+        problem,
+        {},
+    )
     return subject, steps
 
 
@@ -101,8 +108,10 @@ class MatmulFlops(TorchDispatchMode):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
         count = flop_registry.get(func.overloadpacket)
-        zero = any(isinstance(t, torch.Tensor) and t.numel() > 0 and not any(t.stride()) and not t.reshape(-1)[0]
-                   for t in tree_leaves((args, kwargs)))
+        zero = any(
+            isinstance(t, torch.Tensor) and t.numel() > 0 and not any(t.stride()) and not t.reshape(-1)[0]
+            for t in tree_leaves((args, kwargs))
+        )
         if count is not None and not zero:
             self.flops += count(*args, **kwargs, out_val=out)
         return out
@@ -186,9 +195,21 @@ def run_case(case: str) -> dict[str, Any]:
     loop_s, reference = best_of(2, lambda: evaluate_loop(subject, directions, coords[:loop_points], batches))
     assert np.allclose(values[:loop_points], reference, rtol=1e-4, atol=1e-5)
     side = round(len(coords) ** 0.5)
-    return {"case": case, "grid": f"{side}×{side}", "points": len(coords), "n_params": theta.numel(),
-            "mflop": flops / 1e6, "chunk": chunk, "batched_s": batched_s, "loop_s": loop_s * len(coords) / loop_points,
-            "loop_points": loop_points, "bound_s": bound, "matmuls_alone_s": alone_s, "gflops": gflops, "peak_rss_mb": rss_mb}
+    return {
+        "case": case,
+        "grid": f"{side}×{side}",
+        "points": len(coords),
+        "n_params": theta.numel(),
+        "mflop": flops / 1e6,
+        "chunk": chunk,
+        "batched_s": batched_s,
+        "loop_s": loop_s * len(coords) / loop_points,
+        "loop_points": loop_points,
+        "bound_s": bound,
+        "matmuls_alone_s": alone_s,
+        "gflops": gflops,
+        "peak_rss_mb": rss_mb,
+    }
 
 
 def run_default_loop(case: str) -> dict[str, Any]:
@@ -247,20 +268,28 @@ def main() -> None:
         result = run_ablation(case, mode[1]) if mode[:1] == ["ablation"] else run_default_loop(case) if mode else run_case(case)
         print(json.dumps(result))
         return
-    print("| case | grid | params | MFLOP per loss | chunk | batched (s) | loop (s) | loop / batched | loop, default malloc (s) | that / batched "
-          "| Landscaper (s) | Landscaper / batched | FLOP bound (s) | batched / bound | matmuls alone (s) | batched / matmuls alone "
-          "| matmul GFLOP/s | peak RSS (MB) |")
+    print(
+        "| case | grid | params | MFLOP per loss | chunk | batched (s) | loop (s) | loop / batched | loop, default malloc (s) | that / batched "
+        "| Landscaper (s) | Landscaper / batched | FLOP bound (s) | batched / bound | matmuls alone (s) | batched / matmuls alone "
+        "| matmul GFLOP/s | peak RSS (MB) |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     names = {"pinn": "convection PINN, N_f = 1000", "mlp": "regression MLP 1-16-16-1", "resnet": "ResNet-20 on digits, batch 128"}
     for case in ("pinn", "mlp", "resnet"):
         r = measure(case) | measure(case, "default-malloc") | landscaper(case)
-        anchor = (f"{r['landscaper_grid_s']:.2f} | {r['landscaper_grid_s'] / r['batched_s']:.1f}×" if "landscaper_grid_s" in r
-                  else "— | —")
+        anchor = (
+            f"{r['landscaper_grid_s']:.2f} | {r['landscaper_grid_s'] / r['batched_s']:.1f}×"
+            if "landscaper_grid_s" in r
+            else "— | —"
+        )
         scaled = "" if r["loop_points"] == r["points"] else f" (timed on {r['loop_points']} points, scaled)"
-        print(f"| {names[case]} | {r['grid']} | {r['n_params']} | {r['mflop']:.2f} | {r['chunk']} | {r['batched_s']:.2f} | {r['loop_s']:.2f}{scaled} | "
-              f"{r['loop_s'] / r['batched_s']:.1f}× | {r['default_loop_s']:.2f} | {r['default_loop_s'] / r['batched_s']:.1f}× | {anchor} | "
-              f"{r['bound_s']:.2f} | {r['batched_s'] / r['bound_s']:.2f} | {r['matmuls_alone_s']:.2f} | "
-              f"{r['batched_s'] / r['matmuls_alone_s']:.2f} | {r['gflops']:.0f} | {r['peak_rss_mb']:.0f} |", flush=True)
+        print(
+            f"| {names[case]} | {r['grid']} | {r['n_params']} | {r['mflop']:.2f} | {r['chunk']} | {r['batched_s']:.2f} | {r['loop_s']:.2f}{scaled} | "
+            f"{r['loop_s'] / r['batched_s']:.1f}× | {r['default_loop_s']:.2f} | {r['default_loop_s'] / r['batched_s']:.1f}× | {anchor} | "
+            f"{r['bound_s']:.2f} | {r['batched_s'] / r['bound_s']:.2f} | {r['matmuls_alone_s']:.2f} | "
+            f"{r['batched_s'] / r['matmuls_alone_s']:.2f} | {r['gflops']:.0f} | {r['peak_rss_mb']:.0f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -34,9 +34,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 
 def grid(case: str) -> dict[str, float]:
+    from landscape import subject_for
     from landscaper.compute import compute_loss_landscape
 
-    from landscape import subject_for
     from losslens.landscape.directions import random_directions
     from losslens.params import unflatten
 

@@ -55,8 +55,12 @@ def landscaper_merge_tree_s(f: np.ndarray) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "f.npy"
         np.save(path, f)
-        out = subprocess.run([python, str(Path(__file__).with_name("landscaper_anchor.py")), "merge-tree", str(path)],
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [python, str(Path(__file__).with_name("landscaper_anchor.py")), "merge-tree", str(path)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
     return f"{json.loads(out.stdout.strip().splitlines()[-1])['landscaper_merge_tree_s']:.1f}"
 
 
@@ -98,8 +102,10 @@ def merge_tree_and_layout(f: np.ndarray) -> tuple[int, int]:
 
 def main() -> None:
     rng = np.random.default_rng(0)
-    print("| grid | field | minima | kept branches | gudhi alone (s) | grid_persistence (s) | merge tree + layout (s) | all (s) | all / gudhi "
-          "| goal | Landscaper merge tree (s) |")
+    print(
+        "| grid | field | minima | kept branches | gudhi alone (s) | grid_persistence (s) | merge tree + layout (s) | all (s) | all / gudhi "
+        "| goal | Landscaper merge tree (s) |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     goals = {41: 0.05, 201: 0.2, 1001: 3.0}
     for n in (41, 201, 1001):
@@ -111,8 +117,11 @@ def main() -> None:
             pairs_s = best(lambda: grid_persistence(f), repeat)
             tree_s = best(lambda: merge_tree_and_layout(f), repeat)
             all_s = pairs_s + tree_s
-            print(f"| {n}² | {kind} | {minima} | {kept} | {gudhi_s:.3f} | {pairs_s:.3f} | {tree_s:.3f} | {all_s:.3f} | "
-                  f"{all_s / gudhi_s:.2f} | ≤ {goals[n]} s | {landscaper_merge_tree_s(f) if n == 41 else '—'} |", flush=True)
+            print(
+                f"| {n}² | {kind} | {minima} | {kept} | {gudhi_s:.3f} | {pairs_s:.3f} | {tree_s:.3f} | {all_s:.3f} | "
+                f"{all_s / gudhi_s:.2f} | ≤ {goals[n]} s | {landscaper_merge_tree_s(f) if n == 41 else '—'} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -21,8 +21,14 @@ import torch
 from losslens.export import export_all, export_chart, export_viewer
 from losslens.views.bundle import ensure_bundle
 
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--no-first-run"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 
 
 def first_render_ms(pages: dict[str, Path], repeats: int) -> dict[str, list[float]]:
@@ -64,7 +70,9 @@ def main() -> None:
         t_all = time.perf_counter() - t0
         n_views = len(files) // 2
     print(f"export viewer: {t_viewer:.2f} s")
-    print(f"viewer size: {sum(sizes.values()) / 1e6:.2f} MB ({', '.join(f'{k} {v / 1e3:.0f} kB' for k, v in sorted(sizes.items()))})")
+    print(
+        f"viewer size: {sum(sizes.values()) / 1e6:.2f} MB ({', '.join(f'{k} {v / 1e3:.0f} kB' for k, v in sorted(sizes.items()))})"
+    )
     for name, runs in render.items():
         print(f"first render, {name}: median {statistics.median(runs):.0f} ms (runs: {', '.join(f'{t:.0f}' for t in runs)})")
     print(f"ratio viewer / anchor: {statistics.median(render['viewer']) / statistics.median(render['anchor']):.2f}")

@@ -23,7 +23,8 @@ import torch
 import vl_convert as vlc
 
 from losslens import __version__
-from losslens.demo import DEFAULT as PINN, Study, StudyResult, run_study
+from losslens.demo import DEFAULT as PINN
+from losslens.demo import Study, StudyResult, run_study
 from losslens.errors import LossLensError
 from losslens.export.chart import inline_spec, read_catalog, resolve_checkpoint
 from losslens.train import ClassifierConfig, parse_dataset, train_classifier
@@ -34,11 +35,22 @@ from losslens.train.outputs import OnEvent
 #: as in Yang et al.; connectivity keeps its defaults (200 SGD steps, BatchNorm re-estimated at each point).
 RESNET = Study(
     "resnet20-digits",
-    functools.partial(train_classifier, dataset=parse_dataset("digits"), seeds=(0, 1), residual=(True, False),
-                      config=ClassifierConfig(epochs=10)),
-    (("landscape.steps", "21"), ("topology.steps", "21"), ("hessian.batch-size", "200"), ("hessian.trace-probes", "50"),
-     ("hessian.esd-runs", "2")),
+    functools.partial(
+        train_classifier,
+        dataset=parse_dataset("digits"),
+        seeds=(0, 1),
+        residual=(True, False),
+        config=ClassifierConfig(epochs=10),
+    ),
+    (
+        ("landscape.steps", "21"),
+        ("topology.steps", "21"),
+        ("hessian.batch-size", "200"),
+        ("hessian.trace-probes", "50"),
+        ("hessian.esd-runs", "2"),
+    ),
 )
+
 
 def known_error(beta: float) -> str:
     """What the relative L2 error is known to be at ``beta`` (Krishnapriyan et al. 2021)."""
@@ -72,8 +84,10 @@ class Claim:
         measured = f"{side(*self.left)}, {side(*self.right)}" if self.right[0] != fmt(self.right[1]) else side(*self.left)
         verdict = {True: "**Agrees.**", False: "**Does not agree.**", None: "**Cannot tell** (a value is missing)."}[self.holds]
         relation = {"<=": "≤", ">=": "≥"}.get(self.relation, self.relation)
-        return (f"- {verdict} {self.finding}. Expected {self.measure}: {self.left[0]} {relation} {self.right[0]}; "
-                f"measured {measured}.")
+        return (
+            f"- {verdict} {self.finding}. Expected {self.measure}: {self.left[0]} {relation} {self.right[0]}; "
+            f"measured {measured}."
+        )
 
 
 def fmt(value: Any) -> str:
@@ -100,17 +114,38 @@ def pinn_claims(rows: Sequence[dict[str, Any]]) -> list[Claim]:
         Claim("it fails at β ≥ 20–30 (rel. L2 ≈ 1)", "median rel. L2", (large, get(hi, "rel_l2")), ">", ("0.5", 0.5)),
     ]
     for a, b in zip(sorted(by), sorted(by)[1:]):
-        claims.append(Claim("the error grows with β", "median rel. L2", (f"β={a:g}", get(a, "rel_l2")), "<",
-                            (f"β={b:g}", get(b, "rel_l2"))))
+        claims.append(
+            Claim("the error grows with β", "median rel. L2", (f"β={a:g}", get(a, "rel_l2")), "<", (f"β={b:g}", get(b, "rel_l2")))
+        )
     claims += [
-        Claim("larger β gives a sharper landscape", "median top Hessian eigenvalue", (small, get(lo, "top_eigenvalue")),
-              "<", (large, get(hi, "top_eigenvalue"))),
-        Claim("larger β gives a sharper landscape", "median Hessian trace", (small, get(lo, "trace")), "<",
-              (large, get(hi, "trace"))),
-        Claim("larger β gives a more rugged landscape", "median number of local minima of the landscape grid",
-              (small, get(lo, "n_local_minima")), "<", (large, get(hi, "n_local_minima"))),
-        Claim("larger β gives a more rugged landscape", "median number of persistent minima (merge tree pruned at 1% "
-              "of the loss range)", (small, get(lo, "n_minima")), "<", (large, get(hi, "n_minima"))),
+        Claim(
+            "larger β gives a sharper landscape",
+            "median top Hessian eigenvalue",
+            (small, get(lo, "top_eigenvalue")),
+            "<",
+            (large, get(hi, "top_eigenvalue")),
+        ),
+        Claim(
+            "larger β gives a sharper landscape",
+            "median Hessian trace",
+            (small, get(lo, "trace")),
+            "<",
+            (large, get(hi, "trace")),
+        ),
+        Claim(
+            "larger β gives a more rugged landscape",
+            "median number of local minima of the landscape grid",
+            (small, get(lo, "n_local_minima")),
+            "<",
+            (large, get(hi, "n_local_minima")),
+        ),
+        Claim(
+            "larger β gives a more rugged landscape",
+            "median number of persistent minima (merge tree pruned at 1% of the loss range)",
+            (small, get(lo, "n_minima")),
+            "<",
+            (large, get(hi, "n_minima")),
+        ),
         Claim("larger β gives poor connectivity (mc < 0)", "mean mc", (large, get(hi, "mc")), "<", ("0", 0.0)),
         Claim("larger β is worse connected than small β", "mean mc", (large, get(hi, "mc")), "<", (small, get(lo, "mc"))),
         Claim("small β is well connected (mc ≥ 0)", "mean mc", (small, get(lo, "mc")), ">=", ("0", 0.0)),
@@ -125,19 +160,37 @@ def resnet_claims(rows: Sequence[dict[str, Any]]) -> list[Claim]:
     skip, plain = by.get(True, {}), by.get(False, {})
     s, p = "with skips", "without skips"
     return [
-        Claim("skips give better models", "median test accuracy", (s, skip.get("test_accuracy")), ">",
-              (p, plain.get("test_accuracy"))),
-        Claim("skips give a flatter landscape", "median top Hessian eigenvalue", (s, skip.get("top_eigenvalue")), "<",
-              (p, plain.get("top_eigenvalue"))),
+        Claim(
+            "skips give better models",
+            "median test accuracy",
+            (s, skip.get("test_accuracy")),
+            ">",
+            (p, plain.get("test_accuracy")),
+        ),
+        Claim(
+            "skips give a flatter landscape",
+            "median top Hessian eigenvalue",
+            (s, skip.get("top_eigenvalue")),
+            "<",
+            (p, plain.get("top_eigenvalue")),
+        ),
         Claim("skips give a flatter landscape", "median Hessian trace", (s, skip.get("trace")), "<", (p, plain.get("trace"))),
-        Claim("skips give a smoother landscape", "median number of local minima of the landscape grid",
-              (s, skip.get("n_local_minima")), "<", (p, plain.get("n_local_minima"))),
-        Claim("skips give a smoother landscape", "median number of persistent minima (merge tree pruned at 1% of the "
-              "loss range)", (s, skip.get("n_minima")), "<", (p, plain.get("n_minima"))),
-        Claim("skips give better-connected modes", "mean mc (training error, %)", (s, skip.get("mc")), ">",
-              (p, plain.get("mc"))),
-        Claim("skips give well-connected modes (mc ≥ 0)", "mean mc (training error, %)", (s, skip.get("mc")), ">=",
-              ("0", 0.0)),
+        Claim(
+            "skips give a smoother landscape",
+            "median number of local minima of the landscape grid",
+            (s, skip.get("n_local_minima")),
+            "<",
+            (p, plain.get("n_local_minima")),
+        ),
+        Claim(
+            "skips give a smoother landscape",
+            "median number of persistent minima (merge tree pruned at 1% of the loss range)",
+            (s, skip.get("n_minima")),
+            "<",
+            (p, plain.get("n_minima")),
+        ),
+        Claim("skips give better-connected modes", "mean mc (training error, %)", (s, skip.get("mc")), ">", (p, plain.get("mc"))),
+        Claim("skips give well-connected modes (mc ≥ 0)", "mean mc (training error, %)", (s, skip.get("mc")), ">=", ("0", 0.0)),
     ]
 
 
@@ -156,12 +209,16 @@ def verdicts(claims: Sequence[Claim]) -> str:
 # ---------------------------------------------------------------------------------------------
 # Pictures: a few views, drawn from the same inline specs as `losslens export chart`.
 
+
 def draw(catalog: Path, view: str, args: dict[str, str], out: Path) -> Path:
     with read_catalog(catalog) as conn:
         spec, n_rows = inline_spec(conn, view, args)
     if n_rows == 0:
-        raise LossLensError(f"the {view} view has nothing to draw", where=", ".join(args.values()),
-                            hint="the study's metrics failed; see `losslens status`")
+        raise LossLensError(
+            f"the {view} view has nothing to draw",
+            where=", ".join(args.values()),
+            hint="the study's metrics failed; see `losslens status`",
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(vlc.vegalite_to_png(spec, scale=1.0, allowed_base_urls=[]))
     return out
@@ -186,8 +243,10 @@ def pictures(catalog: Path, folder: Path, pinn: Sequence[float], skips: Sequence
 # ---------------------------------------------------------------------------------------------
 # The report.
 
-def render_markdown(pinn: StudyResult, resnet: StudyResult, images: dict[str, Path], out: Path,
-                    pinn_betas: Sequence[float]) -> str:
+
+def render_markdown(
+    pinn: StudyResult, resnet: StudyResult, images: dict[str, Path], out: Path, pinn_betas: Sequence[float]
+) -> str:
     """The whole report from the two studies' setting tables."""
     rel = lambda p: p.relative_to(out.parent).as_posix()  # noqa: E731
     p_claims, r_claims = pinn_claims(pinn.settings), resnet_claims(resnet.settings)
@@ -210,14 +269,22 @@ def render_markdown(pinn: StudyResult, resnet: StudyResult, images: dict[str, Pa
         f"Setup: `{pinn.study}`, the demo's default plan (`losslens demo`): β ∈ {{{', '.join(f'{b:g}' for b in pinn_betas)}}}, "
         f"{pinn.settings[0]['seeds']} seeds each, L-BFGS, 2-50-50-50-50-1 tanh. mc is measured on the training loss.",
         "",
-        *table(pinn.settings, [
-            ("β", lambda r: f"{r['values']['beta']:g}"), ("seeds", lambda r: r["seeds"]),
-            ("rel. L2 error", lambda r: r["rel_l2"]), ("known", lambda r: known_error(r["values"]["beta"])),
-            ("top eigenvalue", lambda r: r["top_eigenvalue"]), ("trace", lambda r: r["trace"]),
-            ("local minima", lambda r: r["n_local_minima"]), ("persistent minima", lambda r: r["n_minima"]),
-            ("mc", lambda r: r["mc"]), ("CKA", lambda r: r["cka"]),
-            ("phase", lambda r: r["phase"]),
-        ]),
+        *table(
+            pinn.settings,
+            [
+                ("β", lambda r: f"{r['values']['beta']:g}"),
+                ("seeds", lambda r: r["seeds"]),
+                ("rel. L2 error", lambda r: r["rel_l2"]),
+                ("known", lambda r: known_error(r["values"]["beta"])),
+                ("top eigenvalue", lambda r: r["top_eigenvalue"]),
+                ("trace", lambda r: r["trace"]),
+                ("local minima", lambda r: r["n_local_minima"]),
+                ("persistent minima", lambda r: r["n_minima"]),
+                ("mc", lambda r: r["mc"]),
+                ("CKA", lambda r: r["cka"]),
+                ("phase", lambda r: r["phase"]),
+            ],
+        ),
         "",
         f"Against the papers ({verdicts(p_claims)}):",
         "",
@@ -239,14 +306,22 @@ def render_markdown(pinn: StudyResult, resnet: StudyResult, images: dict[str, Pa
         "re-estimated along the curve. The paper used CIFAR-10, which cannot be downloaded here; digits is the offline "
         "stand-in, so absolute values are not comparable with the paper's, only the direction of each difference.",
         "",
-        *table(resnet.settings, [
-            ("skips", lambda r: "yes" if r["values"]["residual"] else "no"), ("seeds", lambda r: r["seeds"]),
-            ("train accuracy", lambda r: r["train_accuracy"]), ("test accuracy", lambda r: r["test_accuracy"]),
-            ("top eigenvalue", lambda r: r["top_eigenvalue"]), ("trace", lambda r: r["trace"]),
-            ("local minima", lambda r: r["n_local_minima"]), ("persistent minima", lambda r: r["n_minima"]),
-            ("mc (%)", lambda r: r["mc"]), ("CKA", lambda r: r["cka"]),
-            ("phase", lambda r: r["phase"]),
-        ]),
+        *table(
+            resnet.settings,
+            [
+                ("skips", lambda r: "yes" if r["values"]["residual"] else "no"),
+                ("seeds", lambda r: r["seeds"]),
+                ("train accuracy", lambda r: r["train_accuracy"]),
+                ("test accuracy", lambda r: r["test_accuracy"]),
+                ("top eigenvalue", lambda r: r["top_eigenvalue"]),
+                ("trace", lambda r: r["trace"]),
+                ("local minima", lambda r: r["n_local_minima"]),
+                ("persistent minima", lambda r: r["n_minima"]),
+                ("mc (%)", lambda r: r["mc"]),
+                ("CKA", lambda r: r["cka"]),
+                ("phase", lambda r: r["phase"]),
+            ],
+        ),
         "",
         f"Against the paper ({verdicts(r_claims)}):",
         "",
@@ -265,14 +340,20 @@ def render_markdown(pinn: StudyResult, resnet: StudyResult, images: dict[str, Pa
         "```",
         "",
         "The command trains, ingests and computes incrementally, so a rerun only rewrites this page and its pictures. "
-        "Metric options: " + "; ".join(f"{s.study}: " + (" ".join(f"--{k} {v}" for k, v in opts) or "defaults")
-                                       for s, opts in ((pinn, PINN.options), (resnet, RESNET.options))) + ".",
+        "Metric options: "
+        + "; ".join(
+            f"{s.study}: " + (" ".join(f"--{k} {v}" for k, v in opts) or "defaults")
+            for s, opts in ((pinn, PINN.options), (resnet, RESNET.options))
+        )
+        + ".",
         "",
     ]
     return "\n".join(lines)
 
 
-def write_case_studies(work: Path, out: Path, on_event: OnEvent = lambda *a, **k: None, *, jobs: int = 1) -> tuple[Path, StudyResult, StudyResult]:
+def write_case_studies(
+    work: Path, out: Path, on_event: OnEvent = lambda *a, **k: None, *, jobs: int = 1
+) -> tuple[Path, StudyResult, StudyResult]:
     """Run both studies under ``work`` (incrementally) and write ``out`` with its pictures in ``out``'s
     sibling folder named after it (``docs/case-studies/``)."""
     work, out = Path(work), Path(out)

@@ -70,7 +70,9 @@ def _read_torch(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], st
 def _split_state(obj: Any, where: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Accept a bare state_dict or ``{"state_dict": ..., "meta": {...}}`` (and common variants)."""
     if not isinstance(obj, dict):
-        raise LossLensError(f"expected a dict of tensors, found {type(obj).__name__}", where=where, hint="save model.state_dict()")
+        raise LossLensError(
+            f"expected a dict of tensors, found {type(obj).__name__}", where=where, hint="save model.state_dict()"
+        )
     for key in _STATE_KEYS:
         if isinstance(obj.get(key), dict):
             state = obj[key]
@@ -99,7 +101,9 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:
-        raise LossLensError(f"cannot read safetensors ({exc})", where=str(path), hint="the file is truncated or corrupt; save it again") from None
+        raise LossLensError(
+            f"cannot read safetensors ({exc})", where=str(path), hint="the file is truncated or corrupt; save it again"
+        ) from None
 
 
 def _safetensors_meta(path: Path) -> dict[str, Any]:
@@ -162,7 +166,9 @@ def check_state_dict(model: nn.Module, state: dict[str, torch.Tensor], where: st
             )
 
 
-def checkpoint_metadata(meta: dict[str, Any], spec_hparams: dict[str, Any]) -> tuple[dict[str, Any], int | None, int | None, str | None]:
+def checkpoint_metadata(
+    meta: dict[str, Any], spec_hparams: dict[str, Any]
+) -> tuple[dict[str, Any], int | None, int | None, str | None]:
     """(hyperparameters, seed, step, name) from spec defaults < file metadata < sidecar."""
     hparams = dict(spec_hparams)
     if isinstance(meta.get("hparams"), dict):

@@ -36,8 +36,7 @@ from losslens.train import ConvectionConfig, TrainResult, train_convection
 from losslens.train.outputs import OnEvent
 
 #: Every metric the demo computes; ``compute`` adds what each requires and orders them.
-METRICS = ("performance", "hessian", "landscape", "topology", "connectivity", "cka", "similarity", "taxonomy",
-           "predictions")
+METRICS = ("performance", "hessian", "landscape", "topology", "connectivity", "cka", "similarity", "taxonomy", "predictions")
 EXPORT_FORMATS = ("png",)  # the viewer is the interactive export; PNGs are the files to share
 
 
@@ -55,8 +54,9 @@ class Study:
     metrics: tuple[str, ...] = METRICS
 
 
-def convection_study(name: str, betas: tuple[float, ...], seeds: tuple[int, ...], config: ConvectionConfig,
-                     options: dict[str, Any]) -> Study:
+def convection_study(
+    name: str, betas: tuple[float, ...], seeds: tuple[int, ...], config: ConvectionConfig, options: dict[str, Any]
+) -> Study:
     train = functools.partial(train_convection, betas=betas, seeds=seeds, config=config)
     return Study(name, train, tuple((k, str(v)) for k, v in options.items()))
 
@@ -72,14 +72,26 @@ def _grid(steps: int) -> dict[str, int]:
 #: instead of 100 and 5: the density is for the picture, and the 250 HVPs of the full default were
 #: most of the Hessian's time.
 DEFAULT = convection_study(
-    "convection", (1.0, 10.0, 30.0), (0, 1, 2), ConvectionConfig(iterations=500, n_collocation=1000),
+    "convection",
+    (1.0, 10.0, 30.0),
+    (0, 1, 2),
+    ConvectionConfig(iterations=500, n_collocation=1000),
     {**_grid(41), "hessian.trace-probes": 50, "hessian.esd-runs": 2},
 )
 #: ``--quick``: two regimes, two seeds (one pair each), a short L-BFGS and a coarse landscape.
 QUICK = convection_study(
-    "convection-quick", (1.0, 30.0), (0, 1), ConvectionConfig(iterations=150, n_collocation=200),
-    {**_grid(21), "hessian.trace-probes": 20, "hessian.esd-runs": 1, "hessian.esd-steps": 30,
-     "connectivity.steps": 100, "connectivity.points": 7},
+    "convection-quick",
+    (1.0, 30.0),
+    (0, 1),
+    ConvectionConfig(iterations=150, n_collocation=200),
+    {
+        **_grid(21),
+        "hessian.trace-probes": 20,
+        "hessian.esd-runs": 1,
+        "hessian.esd-steps": 30,
+        "connectivity.steps": 100,
+        "connectivity.points": 7,
+    },
 )
 
 
@@ -123,23 +135,49 @@ def run_study(study: Study, out: Path, on_event: OnEvent = _quiet, *, jobs: int 
         on_event("stage_done", name=name, seconds=seconds[name], summary=summary(result))
         return result
 
-    training = stage("train", lambda: study.train(out / "runs" / study.name, name=study.name, on_event=on_event),
-                     lambda r: f"trained {r.trained}, done before {len(r.runs) - r.trained}")
-    ingested = stage("ingest", lambda: ingest(training.spec, catalog, on_file=lambda o: on_event("ingested", outcome=o)),
-                     lambda r: f"added {r.count('added')}, present {r.count('present')}")
+    training = stage(
+        "train",
+        lambda: study.train(out / "runs" / study.name, name=study.name, on_event=on_event),
+        lambda r: f"trained {r.trained}, done before {len(r.runs) - r.trained}",
+    )
+    ingested = stage(
+        "ingest",
+        lambda: ingest(training.spec, catalog, on_file=lambda o: on_event("ingested", outcome=o)),
+        lambda r: f"added {r.count('added')}, present {r.count('present')}",
+    )
     if not ingested.ok:
         failures = "; ".join(o.error or "" for o in ingested.outcomes if o.status == "failed")
-        raise LossLensError(f"checkpoints failed to ingest: {failures}", where=str(training.spec),
-                            hint=f"delete {out} and run again")
-    computed = stage("compute", lambda: compute(list(study.metrics), list(study.options), catalog_path=catalog,
-                                                experiment=study.name, jobs=jobs, on_event=on_event),
-                     lambda r: f"computed {sum(m.done for m in r.metrics)}, done before "
-                               f"{sum(m.skipped for m in r.metrics)}, failed {r.failed}")
-    views, viewer, skipped = stage("export", lambda: export_views(catalog, out, study.name),
-                                   lambda r: "catalog unchanged, kept" if r[2] else f"wrote {len(r[0])} views and the viewer")
+        raise LossLensError(
+            f"checkpoints failed to ingest: {failures}", where=str(training.spec), hint=f"delete {out} and run again"
+        )
+    computed = stage(
+        "compute",
+        lambda: compute(
+            list(study.metrics), list(study.options), catalog_path=catalog, experiment=study.name, jobs=jobs, on_event=on_event
+        ),
+        lambda r: (
+            f"computed {sum(m.done for m in r.metrics)}, done before {sum(m.skipped for m in r.metrics)}, failed {r.failed}"
+        ),
+    )
+    views, viewer, skipped = stage(
+        "export",
+        lambda: export_views(catalog, out, study.name),
+        lambda r: "catalog unchanged, kept" if r[2] else f"wrote {len(r[0])} views and the viewer",
+    )
 
-    return StudyResult(study.name, out, catalog, training, ingested, computed, views, viewer, skipped,
-                       setting_table(catalog, study.name), seconds)
+    return StudyResult(
+        study.name,
+        out,
+        catalog,
+        training,
+        ingested,
+        computed,
+        views,
+        viewer,
+        skipped,
+        setting_table(catalog, study.name),
+        seconds,
+    )
 
 
 def default_jobs(quick: bool) -> int:
@@ -150,14 +188,16 @@ def default_jobs(quick: bool) -> int:
     return 1 if quick else min(2, cores())
 
 
-def run_demo(out: Path = Path("demo"), quick: bool = False, on_event: OnEvent = _quiet, *,
-             jobs: int | None = None) -> StudyResult:
+def run_demo(
+    out: Path = Path("demo"), quick: bool = False, on_event: OnEvent = _quiet, *, jobs: int | None = None
+) -> StudyResult:
     """The PINN case study (``DEFAULT`` or ``QUICK``) end to end under ``out``."""
     return run_study(QUICK if quick else DEFAULT, out, on_event, jobs=jobs or default_jobs(quick))
 
 
 # ---------------------------------------------------------------------------------------------
 # Static exports, rewritten only when the catalog changed.
+
 
 def catalog_fingerprint(catalog: Path) -> str:
     """A hash of everything the exports show: checkpoints and every metric run's outcome and time."""
@@ -188,6 +228,7 @@ def export_views(catalog: Path, out: Path, experiment: str) -> tuple[list[Path],
 # ---------------------------------------------------------------------------------------------
 # What the demo found: one row per setting.
 
+
 def _median(values: list[float | None]) -> float | None:
     finite = [v for v in values if v is not None]
     return statistics.median(finite) if finite else None
@@ -207,10 +248,13 @@ def setting_table(catalog: Path, experiment: str) -> list[dict[str, Any]]:
             return []
         seeds = cat.query(
             "SELECT c.sha256, s.id AS setting_id, s.label, s.values_json FROM checkpoints c JOIN models m ON m.id = c.model_id "
-            "JOIN settings s ON s.id = m.setting_id WHERE s.experiment_id = ? ORDER BY s.label, c.seed", (exp["id"],))
+            "JOIN settings s ON s.id = m.setting_id WHERE s.experiment_id = ? ORDER BY s.label, c.seed",
+            (exp["id"],),
+        )
         perf, _ = latest_rows(cat, "performance", "performance", exp["id"], "checkpoint, split, name, value")
-        eig, _ = latest_rows(cat, "hessian", "hessian_eigenvalues", exp["id"], "checkpoint, value",
-                             "AND which = 'largest' AND rank = 0")
+        eig, _ = latest_rows(
+            cat, "hessian", "hessian_eigenvalues", exp["id"], "checkpoint, value", "AND which = 'largest' AND rank = 0"
+        )
         trace, _ = latest_rows(cat, "hessian", "hessian_trace", exp["id"], "checkpoint, estimate")
         minima, _ = latest_rows(cat, "topology", "landscape_summaries", exp["id"], "checkpoint, n_minima, n_minima_above")
     phases = {r["setting"]: r for r in taxonomy_table(catalog, experiment)} if _has_taxonomy(catalog, experiment) else {}
@@ -228,27 +272,35 @@ def setting_table(catalog: Path, experiment: str) -> list[dict[str, Any]]:
     for setting_id, shas in by_setting.items():
         label, setting_values = labels[setting_id]
         tax = phases.get(label, {})
-        rows.append({
-            "setting": label,
-            "values": setting_values,
-            "seeds": len(shas),
-            "rel_l2": _median([values.get((s, "eval", "rel_l2")) for s in shas]),
-            "train_loss": _median([values.get((s, "train", "loss")) for s in shas]),
-            "train_accuracy": _median([values.get((s, "train", "accuracy")) for s in shas]),
-            "test_accuracy": _median([values.get((s, "test", "accuracy")) for s in shas]),
-            "top_eigenvalue": _median([top.get(s) for s in shas]),
-            "trace": _median([tr.get(s) for s in shas]),
-            "n_minima": _median([mins.get(s) for s in shas]),  # persistent: the pruned merge tree's minima
-            "n_local_minima": _median([local.get(s) for s in shas]),  # every local minimum of the grid
-            "mc": tax.get("mc"),
-            "cka": tax.get("cka"),
-            "phase": tax.get("phase"),
-            "note": tax.get("note"),
-        })
+        rows.append(
+            {
+                "setting": label,
+                "values": setting_values,
+                "seeds": len(shas),
+                "rel_l2": _median([values.get((s, "eval", "rel_l2")) for s in shas]),
+                "train_loss": _median([values.get((s, "train", "loss")) for s in shas]),
+                "train_accuracy": _median([values.get((s, "train", "accuracy")) for s in shas]),
+                "test_accuracy": _median([values.get((s, "test", "accuracy")) for s in shas]),
+                "top_eigenvalue": _median([top.get(s) for s in shas]),
+                "trace": _median([tr.get(s) for s in shas]),
+                "n_minima": _median([mins.get(s) for s in shas]),  # persistent: the pruned merge tree's minima
+                "n_local_minima": _median([local.get(s) for s in shas]),  # every local minimum of the grid
+                "mc": tax.get("mc"),
+                "cka": tax.get("cka"),
+                "phase": tax.get("phase"),
+                "note": tax.get("note"),
+            }
+        )
     return sorted(rows, key=lambda r: tuple(r["values"].values()))
 
 
 def _has_taxonomy(catalog: Path, experiment: str) -> bool:
     with open_catalog(catalog, readonly=True) as cat:
-        return cat.one("SELECT 1 FROM metric_runs r JOIN experiments e ON e.id = r.experiment_id "
-                       "WHERE r.metric = 'taxonomy' AND r.status = 'done' AND e.name = ?", (experiment,)) is not None
+        return (
+            cat.one(
+                "SELECT 1 FROM metric_runs r JOIN experiments e ON e.id = r.experiment_id "
+                "WHERE r.metric = 'taxonomy' AND r.status = 'done' AND e.name = ?",
+                (experiment,),
+            )
+            is not None
+        )

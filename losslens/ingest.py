@@ -113,7 +113,12 @@ class _Ingester:
         short = self.spec.model.factory.rsplit(":", 1)[-1]
         sha = sha256_file(path)
         rows = {
-            "settings": {"id": setting_id, "experiment_id": self.experiment_id, "label": label, "values_json": canonical_json(values)},
+            "settings": {
+                "id": setting_id,
+                "experiment_id": self.experiment_id,
+                "label": label,
+                "values_json": canonical_json(values),
+            },
             "models": {
                 "id": model_id,
                 "experiment_id": self.experiment_id,

@@ -55,14 +55,26 @@ def coverage(catalog_path: Path | None = None, experiment: str | None = None) ->
     metrics = all_metrics()
     rows = []
     with open_catalog(catalog_path, readonly=True) as cat:
-        exps = cat.query("SELECT id, name FROM experiments" + (" WHERE name = ?" if experiment else "") + " ORDER BY name",
-                         (experiment,) if experiment else ())
+        exps = cat.query(
+            "SELECT id, name FROM experiments" + (" WHERE name = ?" if experiment else "") + " ORDER BY name",
+            (experiment,) if experiment else (),
+        )
         for exp in exps:
-            per_setting = [r["n"] for r in cat.query(
-                "SELECT COUNT(c.sha256) AS n FROM settings s LEFT JOIN models m ON m.setting_id = s.id "
-                "LEFT JOIN checkpoints c ON c.model_id = m.id WHERE s.experiment_id = ? GROUP BY s.id", (exp["id"],))]
-            names = sorted(set(metrics) | {r["metric"] for r in cat.query(
-                "SELECT DISTINCT metric FROM metric_runs WHERE experiment_id = ?", (exp["id"],))})
+            per_setting = [
+                r["n"]
+                for r in cat.query(
+                    "SELECT COUNT(c.sha256) AS n FROM settings s LEFT JOIN models m ON m.setting_id = s.id "
+                    "LEFT JOIN checkpoints c ON c.model_id = m.id WHERE s.experiment_id = ? GROUP BY s.id",
+                    (exp["id"],),
+                )
+            ]
+            names = sorted(
+                set(metrics)
+                | {
+                    r["metric"]
+                    for r in cat.query("SELECT DISTINCT metric FROM metric_runs WHERE experiment_id = ?", (exp["id"],))
+                }
+            )
             for name in names:
                 counts = cat.one(
                     "SELECT COUNT(DISTINCT CASE WHEN status = 'done' THEN subject END) AS done, "
@@ -72,13 +84,15 @@ def coverage(catalog_path: Path | None = None, experiment: str | None = None) ->
                     {"m": name, "e": exp["id"]},
                 ) or {"done": 0, "failed": 0}
                 expected = _expected(metrics[name].scope, per_setting) if name in metrics else counts["done"] + counts["failed"]
-                rows.append({
-                    "experiment": exp["name"],
-                    "metric": name,
-                    "scope": metrics[name].scope if name in metrics else "unknown",
-                    "expected": expected,
-                    "done": counts["done"],
-                    "failed": counts["failed"],
-                    "missing": max(0, expected - counts["done"] - counts["failed"]),
-                })
+                rows.append(
+                    {
+                        "experiment": exp["name"],
+                        "metric": name,
+                        "scope": metrics[name].scope if name in metrics else "unknown",
+                        "expected": expected,
+                        "done": counts["done"],
+                        "failed": counts["failed"],
+                        "missing": max(0, expected - counts["done"] - counts["failed"]),
+                    }
+                )
     return rows

@@ -46,7 +46,7 @@ class FactorySpec:
     def resolve(self, where: str) -> Callable[..., Any]:
         return resolve_factory(self.factory, where)
 
-    def with_overrides(self, overrides: dict[str, Any], where: str) -> "FactorySpec":
+    def with_overrides(self, overrides: dict[str, Any], where: str) -> FactorySpec:
         """Apply hyperparameters whose names the factory accepts (sidecar values win)."""
         accepted = factory_parameters(self.resolve(where))
         merged = dict(self.kwargs)
@@ -135,7 +135,9 @@ def factory_parameters(fn: Callable[..., Any]) -> set[str] | None:
 
 def _factory_spec(raw: Any, section: str, where: str) -> tuple[FactorySpec, str | None]:
     if not isinstance(raw, dict):
-        raise LossLensError(f"[{section}] must be a table", where=where, hint=f'add [{section}] with factory = "pkg.module:callable"')
+        raise LossLensError(
+            f"[{section}] must be a table", where=where, hint=f'add [{section}] with factory = "pkg.module:callable"'
+        )
     for key in raw:
         if key not in _FACTORY_KEYS:
             raise LossLensError(f"{section}.{key}: unknown key", where=where, hint=f"allowed: {', '.join(sorted(_FACTORY_KEYS))}")

@@ -17,8 +17,9 @@ from losslens.ingest import ingest  # noqa: E402
 from losslens.models import pinn_mlp, resnet20  # noqa: E402
 
 
-def write_spec(path: Path, name: str, model: str, model_kwargs: dict, problem: str, problem_kwargs: dict,
-               globs: list[str], keys: list[str]) -> Path:
+def write_spec(
+    path: Path, name: str, model: str, model_kwargs: dict, problem: str, problem_kwargs: dict, globs: list[str], keys: list[str]
+) -> Path:
     def kw(d: dict) -> str:
         return "{ " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in d.items()) + " }"
 
@@ -46,8 +47,16 @@ def pinn_experiment(tmp_path: Path) -> Path:
         for seed in (0, 1):
             torch.manual_seed(seed)
             save_checkpoint(tmp_path / "runs" / f"beta{int(beta)}_seed{seed}.pt", pinn_mlp(**PINN_KWARGS), seed, {"beta": beta})
-    return write_spec(tmp_path / "pinn.toml", "tiny-pinn", "losslens.models:pinn_mlp", PINN_KWARGS,
-                      "losslens.problems:convection", {"n_collocation": 64, "n_x": 32, "n_t": 16}, ["runs/*.pt"], ["beta"])
+    return write_spec(
+        tmp_path / "pinn.toml",
+        "tiny-pinn",
+        "losslens.models:pinn_mlp",
+        PINN_KWARGS,
+        "losslens.problems:convection",
+        {"n_collocation": 64, "n_x": 32, "n_t": 16},
+        ["runs/*.pt"],
+        ["beta"],
+    )
 
 
 @pytest.fixture
@@ -70,8 +79,16 @@ def digits_experiment(tmp_path: Path) -> Path:
             torch.manual_seed(seed)
             model = resnet20(residual=residual, **RESNET_KWARGS)
             save_checkpoint(tmp_path / "runs" / f"res{int(residual)}_seed{seed}.pt", model, seed, {"residual": residual})
-    return write_spec(tmp_path / "digits.toml", "tiny-digits", "losslens.models:resnet20", RESNET_KWARGS,
-                      "losslens.problems:digits", {"batch_size": 64}, ["runs/*.pt"], ["residual"])
+    return write_spec(
+        tmp_path / "digits.toml",
+        "tiny-digits",
+        "losslens.models:resnet20",
+        RESNET_KWARGS,
+        "losslens.problems:digits",
+        {"batch_size": 64},
+        ["runs/*.pt"],
+        ["residual"],
+    )
 
 
 @pytest.fixture

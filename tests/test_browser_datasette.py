@@ -11,11 +11,12 @@ import urllib.request
 from urllib.parse import urlsplit
 
 import pytest
-
 from browser import WatchedPage, browser  # noqa: F401  (browser is a fixture)
 from test_datasette_plugin import EVIL_MODEL, pinn_ids, shared_catalogs
 
 pytestmark = pytest.mark.slow
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -26,8 +27,11 @@ def free_port() -> int:
 def server(tmp_path_factory):
     db, _ = shared_catalogs(tmp_path_factory)
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "losslens", "serve", "--catalog", str(db), "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "losslens", "serve", "--catalog", str(db), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 90  # the first start builds the Vega bundle
     while True:

@@ -6,10 +6,10 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 import pytest
-
-from losslens.export import export_viewer
 from browser import ARTIFACTS, WatchedPage, browser  # noqa: F401  (browser is a fixture)
 from test_datasette_plugin import EVIL_MODEL, pinn_ids, shared_catalogs
+
+from losslens.export import export_viewer
 
 pytestmark = pytest.mark.slow
 
@@ -107,7 +107,7 @@ def test_reload_restores_tabs_and_selection(viewer, browser):
     w.page.click('#chart-modes path[aria-label*="mode: beta1_seed2"]')
     w.page.wait_for_function("s => location.hash.includes(s)", arg=ids["modes"][2])
     w.rendered("local")
-    w.page.click(f'#tree .row[data-kind="folder"]')
+    w.page.click('#tree .row[data-kind="folder"]')
     w.page.click(f'#tree .row[data-kind="pair"][data-id="{ids["modes"][0]}~{ids["modes"][1]}"]')
     for chart in ("curve", "layer_cka", "predictions"):
         w.rendered(chart)

@@ -11,11 +11,11 @@ import torch
 import torch.nn.functional as F
 
 from losslens.connectivity import coefficients, fit_bends, mode_connectivity, point_on_curve
-from losslens.params import unflatten
 from losslens.connectivity.metric import ConnectivityParams, PathEvaluator, profile
 from losslens.jobs import compute, load_subject
 from losslens.jobs.context import CHECKPOINT_SQL
 from losslens.models import pinn_mlp
+from losslens.params import unflatten
 from losslens.problems import convection
 from losslens.store.catalog import open_catalog
 from tests.conftest import PINN_KWARGS
@@ -86,8 +86,22 @@ def test_identical_endpoints_give_zero_mc(pinn_catalog):
     evaluator = PathEvaluator(s, ConnectivityParams())
     ts = np.linspace(0, 1, 5)
     for curve in ("linear", "bezier", "polychain"):
-        bends, _ = fit_bends(curve, s.params, s.params, evaluator.train_loss, evaluator.train_batches, bends=1,
-                             steps=0, lr=0.01, momentum=0.9, seed=0) if curve != "linear" else ([], [])
+        bends, _ = (
+            fit_bends(
+                curve,
+                s.params,
+                s.params,
+                evaluator.train_loss,
+                evaluator.train_batches,
+                bends=1,
+                steps=0,
+                lr=0.01,
+                momentum=0.9,
+                seed=0,
+            )
+            if curve != "linear"
+            else ([], [])
+        )
         rows = profile(evaluator, curve, s.params, s.params, bends, ts)
         mc, _ = mode_connectivity([loss for _, loss, _ in rows])
         assert abs(mc) < 1e-6 * max(1.0, rows[0][1])
@@ -104,6 +118,7 @@ def test_linear_profile_equals_direct_evaluation(pinn_catalog):
         paths = {r["sha256"]: (r["path"], r["problem_json"]) for r in cat.query(CHECKPOINT_SQL)}
     assert pair["quantity"] == "loss" and pair["curve"] == "linear" and len(rows) == 5
     import json
+
     (path_a, problem_json), (path_b, _) = paths[pair["checkpoint_a"]], paths[pair["checkpoint_b"]]
     sd_a, sd_b = torch.load(path_a, weights_only=True)["state_dict"], torch.load(path_b, weights_only=True)["state_dict"]
     problem = convection(**json.loads(problem_json)["kwargs"])
@@ -131,8 +146,10 @@ def test_batch_norm_statistics_are_recomputed_along_the_curve(digits_catalog):
     for t in (0.0, 0.5, 1.0):
         theta = point_on_curve("linear", t, a.params, b.params, [])
         buffers = evaluator.buffers_at(theta)
-        batch_means = [F.conv2d(x, theta["conv1.weight"], padding=1).mean(dim=(0, 2, 3))
-                       for x, _ in a.problem.batches("train", batch_size=64, limit=3)]
+        batch_means = [
+            F.conv2d(x, theta["conv1.weight"], padding=1).mean(dim=(0, 2, 3))
+            for x, _ in a.problem.batches("train", batch_size=64, limit=3)
+        ]
         assert torch.allclose(buffers["bn1.running_mean"], torch.stack(batch_means).mean(0), atol=1e-5)
         assert int(buffers["bn1.num_batches_tracked"]) == 3
         means.append(buffers["layers.4.bn2.running_var"])

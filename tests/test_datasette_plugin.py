@@ -21,11 +21,21 @@ from losslens.models import pinn_mlp, resnet20
 from losslens.views.source import inline
 
 EVIL_MODEL = "<img src=x onerror=alert(1)>"
-QUOTED_KEY = "it's \"q\""
+QUOTED_KEY = 'it\'s "q"'
 PINN_METRICS = ["performance", "landscape", "topology", "hessian", "connectivity", "cka", "similarity", "taxonomy", "predictions"]
-SMALL = [("connectivity.steps", "3"), ("landscape.steps", "11"), ("topology.steps", "11"), ("points", "5"), ("k", "10"),
-         ("tol", "1e-3"), ("max-iter", "40"), ("trace-probes", "4"), ("esd-runs", "1"), ("esd-steps", "12"),
-         ("inputs", "64")]
+SMALL = [
+    ("connectivity.steps", "3"),
+    ("landscape.steps", "11"),
+    ("topology.steps", "11"),
+    ("points", "5"),
+    ("k", "10"),
+    ("tol", "1e-3"),
+    ("max-iter", "40"),
+    ("trace-probes", "4"),
+    ("esd-runs", "1"),
+    ("esd-steps", "12"),
+    ("inputs", "64"),
+]
 
 
 def _save(path: Path, model: torch.nn.Module, seed: int, hparams: dict) -> None:
@@ -39,14 +49,16 @@ def build_pinn_catalog(root: Path) -> Path:
     for beta in (1.0, 5.0):
         for seed in (0, 1, 2):
             torch.manual_seed(seed)
-            _save(root / "runs" / f"beta{int(beta)}_seed{seed}.pt", pinn_mlp(width=8, depth=2), seed,
-                  {"beta": beta, QUOTED_KEY: 1})
+            _save(
+                root / "runs" / f"beta{int(beta)}_seed{seed}.pt", pinn_mlp(width=8, depth=2), seed, {"beta": beta, QUOTED_KEY: 1}
+            )
     spec = root / "pinn.toml"
     spec.write_text(
         f'name = "tiny-pinn"\n\n[model]\nfactory = "losslens.models:pinn_mlp"\nkwargs = {{ width = 8, depth = 2 }}\n'
         f"name = {json.dumps(EVIL_MODEL)}\n\n"
         '[problem]\nfactory = "losslens.problems:convection"\nkwargs = { n_collocation = 64, n_x = 32, n_t = 16 }\n\n'
-        f'[checkpoints]\npaths = ["runs/*.pt"]\n\n[settings]\nkeys = ["beta", {json.dumps(QUOTED_KEY)}]\n')
+        f'[checkpoints]\npaths = ["runs/*.pt"]\n\n[settings]\nkeys = ["beta", {json.dumps(QUOTED_KEY)}]\n'
+    )
     db = root / "catalog" / "losslens.db"
     ingest(spec, db)
     report = compute(PINN_METRICS, SMALL, catalog_path=db, device="cpu")
@@ -76,9 +88,10 @@ def build_digits_catalog(root: Path) -> Path:
     spec = root / "digits.toml"
     spec.write_text(
         'name = "tiny-digits"\n\n[model]\nfactory = "losslens.models:resnet20"\n'
-        'kwargs = { in_channels = 1, num_classes = 10, width_mult = 0.25 }\n\n'
+        "kwargs = { in_channels = 1, num_classes = 10, width_mult = 0.25 }\n\n"
         '[problem]\nfactory = "losslens.problems:digits"\nkwargs = { batch_size = 256 }\n\n'
-        '[checkpoints]\npaths = ["druns/*.pt"]\n\n[settings]\nkeys = ["residual"]\n')
+        '[checkpoints]\npaths = ["druns/*.pt"]\n\n[settings]\nkeys = ["residual"]\n'
+    )
     db = root / "dcatalog" / "digits.db"
     ingest(spec, db)
     report = compute(["predictions"], [], catalog_path=db, device="cpu")
@@ -108,8 +121,13 @@ def catalogs(tmp_path_factory) -> tuple[Path, Path]:
 @pytest.fixture(scope="module")
 def ds(catalogs) -> Datasette:
     pinn, digits = catalogs
-    app = Datasette([str(pinn), str(digits)], metadata={**METADATA, "databases": {
-        "losslens": METADATA["databases"]["losslens"], "digits": METADATA["databases"]["losslens"]}})
+    app = Datasette(
+        [str(pinn), str(digits)],
+        metadata={
+            **METADATA,
+            "databases": {"losslens": METADATA["databases"]["losslens"], "digits": METADATA["databases"]["losslens"]},
+        },
+    )
     asyncio.run(app.invoke_startup())
     return app
 
@@ -143,8 +161,14 @@ def compiled(ds: Datasette, spec_url: str) -> tuple[dict, str]:
 
 def pinn_ids(db: Path) -> dict:
     setting = query(db, "SELECT id FROM settings ORDER BY label")[0]["id"]
-    modes = [r["sha256"] for r in query(db, "SELECT c.sha256 FROM checkpoints c JOIN models m ON m.id = c.model_id "
-                                            "WHERE m.setting_id = ? ORDER BY c.seed", (setting,))]
+    modes = [
+        r["sha256"]
+        for r in query(
+            db,
+            "SELECT c.sha256 FROM checkpoints c JOIN models m ON m.id = c.model_id WHERE m.setting_id = ? ORDER BY c.seed",
+            (setting,),
+        )
+    ]
     experiment = query(db, "SELECT id FROM experiments")[0]["id"]
     return {"experiment": experiment, "setting": setting, "modes": modes}
 
@@ -154,8 +178,12 @@ def test_four_pages_render_and_every_spec_compiles(ds, catalogs):
     and draws SVG marks; every page answers 200."""
     ids = pinn_ids(catalogs[0])
     a, b = ids["modes"][:2]
-    pages = ["/-/losslens/losslens", f"/-/losslens/losslens/setting/{ids['setting']}",
-             f"/-/losslens/losslens/checkpoint/{a}", f"/-/losslens/losslens/pair/{a}/{b}"]
+    pages = [
+        "/-/losslens/losslens",
+        f"/-/losslens/losslens/setting/{ids['setting']}",
+        f"/-/losslens/losslens/checkpoint/{a}",
+        f"/-/losslens/losslens/pair/{a}/{b}",
+    ]
     seen = 0
     for page in pages:
         response = get(ds, page)
@@ -187,7 +215,9 @@ def test_local_data_matches_the_metric_tables(ds, catalogs):
     sha = pinn_ids(db)["modes"][0]
     cells = get(ds, f"/-/losslens/losslens/data/landscape.json?checkpoint={sha}").json()
     assert len(cells) == 11 * 11
-    truth = query(db, "SELECT p.point, p.loss FROM landscape_points p JOIN landscapes l ON l.id = p.run_id WHERE l.checkpoint = ?", (sha,))
+    truth = query(
+        db, "SELECT p.point, p.loss FROM landscape_points p JOIN landscapes l ON l.id = p.run_id WHERE l.checkpoint = ?", (sha,)
+    )
     assert {c["point"]: c["loss"] for c in cells} == pytest.approx({t["point"]: t["loss"] for t in truth})
     pairs = get(ds, f"/-/losslens/losslens/data/persistence.json?checkpoint={sha}").json()
     nodes = get(ds, f"/-/losslens/losslens/data/tree_nodes.json?checkpoint={sha}").json()
@@ -203,7 +233,10 @@ def test_modes_links_and_glyphs(ds, catalogs):
     db = catalogs[0]
     setting = pinn_ids(db)["setting"]
     modes = get(ds, f"/-/losslens/losslens/data/modes.json?setting={setting}").json()
-    coords = {r["checkpoint"]: (r["x"], r["y"]) for r in query(db, "SELECT checkpoint, x, y FROM mds_coords WHERE setting_id = ?", (setting,))}
+    coords = {
+        r["checkpoint"]: (r["x"], r["y"])
+        for r in query(db, "SELECT checkpoint, x, y FROM mds_coords WHERE setting_id = ?", (setting,))
+    }
     assert {m["checkpoint"]: (m["x"], m["y"]) for m in modes} == coords
     links = get(ds, f"/-/losslens/losslens/data/links.json?setting={setting}").json()
     assert len(links) == 3  # 3 seeds → 3 pairs
@@ -273,19 +306,22 @@ def test_user_names_render_as_text(ds, catalogs):
     assert "it&#39;s &#34;q&#34;" in html
 
 
-@pytest.mark.parametrize("path", [
-    "/-/losslens/losslens/setting/%27%20OR%201%3D1%20--",
-    "/-/losslens/losslens/setting/0123456789abcdef",
-    "/-/losslens/losslens/checkpoint/" + "0" * 64,
-    "/-/losslens/losslens/checkpoint/x%22%3E%3Cscript%3E",
-    "/-/losslens/losslens/pair/abc/def",
-    "/-/losslens/nope",
-    "/-/losslens/losslens/data/taxonomy.json?experiment=1%27%3B%20DROP%20TABLE%20settings%3B--",
-    "/-/losslens/losslens/data/modes.json",
-    "/-/losslens/losslens/data/sqlite_master.json?setting=0123456789abcdef",
-    "/-/losslens/losslens/spec/local.json?checkpoint=" + "f" * 64,
-    "/-/losslens/losslens?setting=zz",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/-/losslens/losslens/setting/%27%20OR%201%3D1%20--",
+        "/-/losslens/losslens/setting/0123456789abcdef",
+        "/-/losslens/losslens/checkpoint/" + "0" * 64,
+        "/-/losslens/losslens/checkpoint/x%22%3E%3Cscript%3E",
+        "/-/losslens/losslens/pair/abc/def",
+        "/-/losslens/nope",
+        "/-/losslens/losslens/data/taxonomy.json?experiment=1%27%3B%20DROP%20TABLE%20settings%3B--",
+        "/-/losslens/losslens/data/modes.json",
+        "/-/losslens/losslens/data/sqlite_master.json?setting=0123456789abcdef",
+        "/-/losslens/losslens/spec/local.json?checkpoint=" + "f" * 64,
+        "/-/losslens/losslens?setting=zz",
+    ],
+)
 def test_crafted_ids_get_404(ds, path):
     """Oracle: HTTP 404 for malformed or unknown ids, with no SQL error text."""
     response = get(ds, path)
@@ -297,8 +333,11 @@ def test_plugin_is_read_only(ds, catalogs):
     """Oracle: POST is refused on every plugin route, and the catalog's row counts do not change."""
     ids = pinn_ids(catalogs[0])
     before = query(catalogs[0], "SELECT (SELECT count(*) FROM settings) s, (SELECT count(*) FROM metric_runs) r")
-    for path in ("/-/losslens/losslens", f"/-/losslens/losslens/setting/{ids['setting']}",
-                 f"/-/losslens/losslens/data/modes.json?setting={ids['setting']}"):
+    for path in (
+        "/-/losslens/losslens",
+        f"/-/losslens/losslens/setting/{ids['setting']}",
+        f"/-/losslens/losslens/data/modes.json?setting={ids['setting']}",
+    ):
         assert get(ds, path, "post").status_code == 405
     assert query(catalogs[0], "SELECT (SELECT count(*) FROM settings) s, (SELECT count(*) FROM metric_runs) r") == before
 
@@ -332,8 +371,12 @@ def test_metadata_describes_every_table_and_column(catalogs):
     """Oracle: PRAGMA table_info of a fully migrated catalog."""
     tables = METADATA["databases"]["losslens"]["tables"]
     conn = sqlite3.connect(catalogs[0])
-    names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_%' ESCAPE '\\' "
-                                        "AND name NOT LIKE 'sqlite%'")]
+    names = [
+        r[0]
+        for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_%' ESCAPE '\\' AND name NOT LIKE 'sqlite%'"
+        )
+    ]
     for table in names:
         assert table in tables, table
         assert tables[table].get("description"), table

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from losslens.cli import app
 from losslens.case_studies import Claim, pinn_claims
+from losslens.cli import app
 from losslens.demo import QUICK, StudyResult, run_demo
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,8 +54,17 @@ def test_first_run_trains_and_computes_everything(first: StudyResult):
     assert first.training.trained == 4 and first.ingested.count("added") == 4
     assert first.computed.failed == 0
     done = {m.metric: m.done for m in first.computed.metrics}
-    assert done == {"performance": 4, "hessian": 4, "landscape": 4, "topology": 4, "connectivity": 2, "cka": 2,
-                    "similarity": 2, "taxonomy": 1, "predictions": 4}
+    assert done == {
+        "performance": 4,
+        "hessian": 4,
+        "landscape": 4,
+        "topology": 4,
+        "connectivity": 2,
+        "cka": 2,
+        "similarity": 2,
+        "taxonomy": 1,
+        "predictions": 4,
+    }
     assert not first.exports_skipped
 
 
@@ -67,15 +76,25 @@ def test_tables_are_filled_for_every_checkpoint_pair_and_setting(first: StudyRes
     assert rows(db, "SELECT metric, error FROM metric_runs WHERE status != 'done'") == []
     for sha in shas:
         for metric in CHECKPOINT_METRICS:
-            assert db.execute("SELECT count(*) FROM metric_runs WHERE metric = ? AND checkpoint = ? AND status = 'done'",
-                              (metric, sha)).fetchone()[0] == 1, (metric, sha)
-        count = lambda table, where="": db.execute(f"SELECT count(*) FROM {table} WHERE checkpoint = ? {where}", (sha,)).fetchone()[0]  # noqa: E731
+            assert (
+                db.execute(
+                    "SELECT count(*) FROM metric_runs WHERE metric = ? AND checkpoint = ? AND status = 'done'", (metric, sha)
+                ).fetchone()[0]
+                == 1
+            ), (metric, sha)
+        count = lambda table, where="": db.execute(
+            f"SELECT count(*) FROM {table} WHERE checkpoint = ? {where}", (sha,)
+        ).fetchone()[0]
         assert count("performance") == 7  # loss_ic, loss_bc, loss_residual, loss, rel_l2, mean_abs, linf
         assert count("hessian_eigenvalues", "AND which = 'largest'") == 10
         assert count("hessian_trace") == 1 and count("hessian_esd") == 256
         assert count("landscapes") == 1 and count("landscape_summaries") == 1
-        assert db.execute("SELECT count(*) FROM landscape_points p JOIN landscapes l ON l.id = p.run_id "
-                          "WHERE l.checkpoint = ?", (sha,)).fetchone()[0] == 21 * 21
+        assert (
+            db.execute(
+                "SELECT count(*) FROM landscape_points p JOIN landscapes l ON l.id = p.run_id WHERE l.checkpoint = ?", (sha,)
+            ).fetchone()[0]
+            == 21 * 21
+        )
         assert count("persistence_pairs", "AND dim = 0") >= 1 and count("merge_tree_nodes", "AND kind = 'minimum'") >= 1
         assert count("prediction_fields") == 2  # u and u_exact
         assert count("mds_coords") == 1
@@ -83,9 +102,21 @@ def test_tables_are_filled_for_every_checkpoint_pair_and_setting(first: StudyRes
     assert len(pairs) == 2
     for p in pairs:
         a, b = p["checkpoint"], p["checkpoint_b"]
-        metrics = rows(db, "SELECT metric, curve FROM pair_metrics WHERE checkpoint_a = ? AND checkpoint_b = ? ORDER BY metric, curve", (a, b))
-        assert [(m["metric"], m["curve"]) for m in metrics] == [("cka", None), ("cka_debiased", None), ("mc", "bezier"), ("mc", "linear")]
-        assert db.execute("SELECT count(*) FROM curve_points WHERE checkpoint_a = ? AND checkpoint_b = ?", (a, b)).fetchone()[0] == 2 * 7
+        metrics = rows(
+            db,
+            "SELECT metric, curve FROM pair_metrics WHERE checkpoint_a = ? AND checkpoint_b = ? ORDER BY metric, curve",
+            (a, b),
+        )
+        assert [(m["metric"], m["curve"]) for m in metrics] == [
+            ("cka", None),
+            ("cka_debiased", None),
+            ("mc", "bezier"),
+            ("mc", "linear"),
+        ]
+        assert (
+            db.execute("SELECT count(*) FROM curve_points WHERE checkpoint_a = ? AND checkpoint_b = ?", (a, b)).fetchone()[0]
+            == 2 * 7
+        )
         assert db.execute("SELECT count(*) FROM layer_cka WHERE checkpoint_a = ? AND checkpoint_b = ?", (a, b)).fetchone()[0] > 0
     settings = rows(db, "SELECT id FROM settings")
     assert len(settings) == 2
@@ -96,9 +127,24 @@ def test_every_metric_value_is_finite_or_flagged(db: sqlite3.Connection):
     """Oracle: math.isfinite on every stored REAL; NULL only where the table flags the value non-finite
     (is_finite = 0) or where the schema defines NULL (PINN has no train_error; SMAD without a saddle; curvature
     beyond dims)."""
-    tables = ["performance", "hessian_eigenvalues", "hessian_trace", "hessian_esd", "hessian_summaries", "landscapes",
-              "landscape_points", "landscape_summaries", "persistence_pairs", "merge_tree_nodes", "pair_metrics",
-              "curve_points", "layer_cka", "mds_coords", "taxonomy", "prediction_fields"]
+    tables = [
+        "performance",
+        "hessian_eigenvalues",
+        "hessian_trace",
+        "hessian_esd",
+        "hessian_summaries",
+        "landscapes",
+        "landscape_points",
+        "landscape_summaries",
+        "persistence_pairs",
+        "merge_tree_nodes",
+        "pair_metrics",
+        "curve_points",
+        "layer_cka",
+        "mds_coords",
+        "taxonomy",
+        "prediction_fields",
+    ]
     for table in tables:
         for row in rows(db, f"SELECT * FROM {table}"):
             for column, value in row.items():
@@ -107,23 +153,31 @@ def test_every_metric_value_is_finite_or_flagged(db: sqlite3.Connection):
             if "is_finite" in row:
                 assert (row.get("value", row.get("loss")) is not None) == bool(row["is_finite"]), (table, row)
     required = {
-        "performance": ["value"], "hessian_eigenvalues": ["value"], "hessian_trace": ["estimate", "std_error"],
-        "pair_metrics": ["value"], "curve_points": ["loss", "error"], "mds_coords": ["x", "y"], "layer_cka": ["value"],
-        "landscape_summaries": ["n_minima", "n_minima_above", "total_persistence", "centre_loss", "curvature_1",
-                                "curvature_2"],
+        "performance": ["value"],
+        "hessian_eigenvalues": ["value"],
+        "hessian_trace": ["estimate", "std_error"],
+        "pair_metrics": ["value"],
+        "curve_points": ["loss", "error"],
+        "mds_coords": ["x", "y"],
+        "layer_cka": ["value"],
+        "landscape_summaries": ["n_minima", "n_minima_above", "total_persistence", "centre_loss", "curvature_1", "curvature_2"],
         "taxonomy": ["train_loss", "test_error", "log_top_eigenvalue", "log_trace", "mc", "cka"],
     }
     for table, columns in required.items():
         for column in columns:
             nulls = db.execute(f"SELECT count(*) FROM {table} WHERE {column} IS NULL").fetchone()[0]
             assert nulls == 0, (table, column)
-    assert db.execute("SELECT count(*) FROM landscape_points WHERE is_finite = 0").fetchone()[0] == \
-        db.execute("SELECT sum(n_nonfinite) FROM landscapes").fetchone()[0]
+    assert (
+        db.execute("SELECT count(*) FROM landscape_points WHERE is_finite = 0").fetchone()[0]
+        == db.execute("SELECT sum(n_nonfinite) FROM landscapes").fetchone()[0]
+    )
 
 
 def test_every_setting_has_a_phase(first: StudyResult, db: sqlite3.Connection):
     """Oracle: Yang et al.'s five phases; the taxonomy table and the demo's table agree setting by setting."""
-    taxonomy = {r["label"]: r["phase"] for r in rows(db, "SELECT s.label, t.phase FROM taxonomy t JOIN settings s ON s.id = t.setting_id")}
+    taxonomy = {
+        r["label"]: r["phase"] for r in rows(db, "SELECT s.label, t.phase FROM taxonomy t JOIN settings s ON s.id = t.setting_id")
+    }
     assert set(taxonomy) == {"beta=1", "beta=30"} and set(taxonomy.values()) <= PHASES
     assert {r["setting"]: r["phase"] for r in first.settings} == taxonomy
 
@@ -138,13 +192,32 @@ def test_pinn_error_at_beta_1_is_far_below_the_largest_beta(first: StudyResult):
 def test_setting_table_medians_match_the_raw_rows(first: StudyResult, db: sqlite3.Connection):
     """Oracle: statistics.median over the performance, Hessian and topology rows read straight from SQLite."""
     for row in first.settings:
-        shas = [r["sha256"] for r in rows(db, "SELECT c.sha256 FROM checkpoints c JOIN models m ON m.id = c.model_id "
-                                                 "JOIN settings s ON s.id = m.setting_id WHERE s.label = ?", (row["setting"],))]
+        shas = [
+            r["sha256"]
+            for r in rows(
+                db,
+                "SELECT c.sha256 FROM checkpoints c JOIN models m ON m.id = c.model_id "
+                "JOIN settings s ON s.id = m.setting_id WHERE s.label = ?",
+                (row["setting"],),
+            )
+        ]
         marks = ",".join("?" * len(shas))
-        rel = [r["value"] for r in rows(db, f"SELECT value FROM performance WHERE name = 'rel_l2' AND checkpoint IN ({marks})", tuple(shas))]
-        top = [r["value"] for r in rows(db, f"SELECT value FROM hessian_eigenvalues WHERE which = 'largest' AND rank = 0 "
-                                            f"AND checkpoint IN ({marks})", tuple(shas))]
-        minima = [r["n_minima_above"] for r in rows(db, f"SELECT n_minima_above FROM landscape_summaries WHERE checkpoint IN ({marks})", tuple(shas))]
+        rel = [
+            r["value"]
+            for r in rows(db, f"SELECT value FROM performance WHERE name = 'rel_l2' AND checkpoint IN ({marks})", tuple(shas))
+        ]
+        top = [
+            r["value"]
+            for r in rows(
+                db,
+                f"SELECT value FROM hessian_eigenvalues WHERE which = 'largest' AND rank = 0 AND checkpoint IN ({marks})",
+                tuple(shas),
+            )
+        ]
+        minima = [
+            r["n_minima_above"]
+            for r in rows(db, f"SELECT n_minima_above FROM landscape_summaries WHERE checkpoint IN ({marks})", tuple(shas))
+        ]
         assert row["seeds"] == len(shas) == len(rel) == len(top) == 2
         assert row["rel_l2"] == pytest.approx(statistics.median(rel))
         assert row["top_eigenvalue"] == pytest.approx(statistics.median(top))
@@ -156,8 +229,11 @@ def test_sidecar_error_equals_the_performance_metric(first: StudyResult, db: sql
     saved checkpoint: the same weights and grid must give the same relative L2 error."""
     for run in first.training.runs:
         sidecar = json.loads(run.sidecar.read_text())
-        stored = db.execute("SELECT p.value FROM performance p JOIN checkpoints c ON c.sha256 = p.checkpoint "
-                            "WHERE c.path = ? AND p.name = 'rel_l2'", (str(run.checkpoint.resolve()),)).fetchone()
+        stored = db.execute(
+            "SELECT p.value FROM performance p JOIN checkpoints c ON c.sha256 = p.checkpoint "
+            "WHERE c.path = ? AND p.name = 'rel_l2'",
+            (str(run.checkpoint.resolve()),),
+        ).fetchone()
         assert stored is not None
         assert stored[0] == pytest.approx(sidecar["metrics"]["rel_l2"], rel=1e-5)
 

@@ -12,7 +12,21 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_cli_reference_is_current():
     """Regenerate with `just docs` when this fails."""
     out = subprocess.run(
-        [sys.executable, "-m", "typer", "losslens.cli", "utils", "docs", "--name", "losslens", "--title", "LossLens command line"],
-        check=True, capture_output=True, text=True, cwd=ROOT,
+        [
+            sys.executable,
+            "-m",
+            "typer",
+            "losslens.cli",
+            "utils",
+            "docs",
+            "--name",
+            "losslens",
+            "--title",
+            "LossLens command line",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
     ).stdout
     assert (ROOT / "docs" / "cli.md").read_text().rstrip() == out.rstrip()

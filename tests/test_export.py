@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import vl_convert as vlc
 from PIL import Image
+from test_datasette_plugin import EVIL_MODEL, METADATA, get, pinn_ids, shared_catalogs
 from typer.testing import CliRunner
 
 from losslens.cli import app
@@ -25,7 +26,6 @@ from losslens.export.codec import Blobs, decode_rows, encode_rows
 from losslens.export.data import viewer_data
 from losslens.export.viewer import data_script
 from losslens.views.source import inline
-from test_datasette_plugin import EVIL_MODEL, METADATA, get, pinn_ids, shared_catalogs
 
 SVG = "{http://www.w3.org/2000/svg}svg"
 
@@ -105,14 +105,23 @@ def test_exported_specs_are_the_plugins(catalogs):
     ids = pinn_ids(db)
     ds = Datasette([str(db)], metadata={**METADATA})
     a, b = ids["modes"][:2]
-    routes = {"taxonomy": f"taxonomy.json?experiment={ids['experiment']}", "modes": f"modes.json?setting={ids['setting']}",
-              "curve": f"curve.json?a={a}&b={b}", "layer-cka": f"layer_cka.json?a={a}&b={b}",
-              "predictions": f"predictions.json?a={a}&b={b}"}
+    routes = {
+        "taxonomy": f"taxonomy.json?experiment={ids['experiment']}",
+        "modes": f"modes.json?setting={ids['setting']}",
+        "curve": f"curve.json?a={a}&b={b}",
+        "layer-cka": f"layer_cka.json?a={a}&b={b}",
+        "predictions": f"predictions.json?a={a}&b={b}",
+    }
     with read_catalog(db) as conn:
         for view, route in routes.items():
             served = inline(get(ds, f"/-/losslens/losslens/spec/{route}").json(), lambda u: get(ds, u).json())
-            args = {"experiment": ids["experiment"]} if view == "taxonomy" else {"setting": ids["setting"]} if view == "modes" \
+            args = (
+                {"experiment": ids["experiment"]}
+                if view == "taxonomy"
+                else {"setting": ids["setting"]}
+                if view == "modes"
                 else {"a": a, "b": b}
+            )
             exported, n_rows = inline_spec(conn, view, args)
             assert n_rows > 0
             if view == "modes":
@@ -129,8 +138,12 @@ def test_cli_chart_by_names_and_errors(catalogs, tmp_path):
     runner = CliRunner()
     with read_catalog(db) as conn:
         label, sid = conn.execute("SELECT label, id FROM settings ORDER BY label").fetchone()
-    by_label = runner.invoke(app, ["export", "chart", "modes", "--setting", label, "--out", str(tmp_path / "a.json"), "--catalog", str(db)])
-    by_id = runner.invoke(app, ["export", "chart", "modes", "--setting", sid[:6], "--out", str(tmp_path / "b.json"), "--catalog", str(db)])
+    by_label = runner.invoke(
+        app, ["export", "chart", "modes", "--setting", label, "--out", str(tmp_path / "a.json"), "--catalog", str(db)]
+    )
+    by_id = runner.invoke(
+        app, ["export", "chart", "modes", "--setting", sid[:6], "--out", str(tmp_path / "b.json"), "--catalog", str(db)]
+    )
     assert by_label.exit_code == 0 and by_id.exit_code == 0, by_label.output + by_id.output
     assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
     missing = runner.invoke(app, ["export", "chart", "curve", "--out", str(tmp_path / "c.svg"), "--catalog", str(db)])
@@ -149,8 +162,13 @@ def test_export_all_writes_every_view(catalogs, tmp_path):
     db = catalogs[0]
     with read_catalog(db) as conn:
         n_settings = conn.execute("SELECT count(*) FROM settings").fetchone()[0]
-        per_setting = [r[0] for r in conn.execute("SELECT count(*) FROM checkpoints c JOIN models m ON m.id = c.model_id GROUP BY m.setting_id")]
-    result = CliRunner().invoke(app, ["export", "all", "--out", str(tmp_path), "--format", "svg", "--format", "json", "--catalog", str(db)])
+        per_setting = [
+            r[0]
+            for r in conn.execute("SELECT count(*) FROM checkpoints c JOIN models m ON m.id = c.model_id GROUP BY m.setting_id")
+        ]
+    result = CliRunner().invoke(
+        app, ["export", "all", "--out", str(tmp_path), "--format", "svg", "--format", "json", "--catalog", str(db)]
+    )
     assert result.exit_code == 0, result.output
     svgs = sorted(tmp_path.rglob("*.svg"))
     n_pairs = sum(n * (n - 1) // 2 for n in per_setting)
@@ -194,8 +212,10 @@ def test_codec_round_trips_every_table(catalogs):
 
 def test_codec_keeps_nulls_types_and_missing_keys():
     """Oracle: hand-made rows: None, booleans, large ints, values beyond float32 and keys only some rows have."""
-    rows = [{"i": i, "x": None if i % 7 == 0 else i / 3, "big": 1e300 if i == 5 else 1.0, "flag": i % 2 == 0, "s": f"<{i % 3}>"}
-            for i in range(200)]
+    rows = [
+        {"i": i, "x": None if i % 7 == 0 else i / 3, "big": 1e300 if i == 5 else 1.0, "flag": i % 2 == 0, "s": f"<{i % 3}>"}
+        for i in range(200)
+    ]
     for r in rows[::10]:
         r["extra"] = "only here"
     blobs = Blobs()
@@ -213,7 +233,7 @@ def test_data_script_cannot_break_out():
     data = {"name": "</script><script>alert(1)</script><!-- \u2028 & >"}
     text = data_script(data)
     assert "</script" not in text.lower() and "<!--" not in text and "\u2028" not in text
-    assert text.startswith("window.LOSSLENS = ") and json.loads(text[len("window.LOSSLENS = "):].rstrip(";\n")) == data
+    assert text.startswith("window.LOSSLENS = ") and json.loads(text[len("window.LOSSLENS = ") :].rstrip(";\n")) == data
 
 
 def test_viewer_files_and_data(catalogs, tmp_path):
@@ -225,7 +245,7 @@ def test_viewer_files_and_data(catalogs, tmp_path):
     assert sorted(loaded) == ["data.js", "vega-bundle.js", "viewer.css", "viewer.js"]
     assert all((index.parent / name).is_file() for name in loaded)
     text = (index.parent / "data.js").read_text()
-    data = json.loads(text[len("window.LOSSLENS = "):].rstrip(";\n"))
+    data = json.loads(text[len("window.LOSSLENS = ") :].rstrip(";\n"))
     with read_catalog(db) as conn:
         counts = {k: conn.execute(f"SELECT count(*) FROM {k}").fetchone()[0] for k in ("experiments", "settings", "checkpoints")}
     assert {k: data["counts"][k] for k in counts} == counts

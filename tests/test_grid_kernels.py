@@ -25,7 +25,9 @@ def _linear(x, w, b):
 
 
 @pytest.mark.parametrize("inputs", [1, 3])
-@pytest.mark.parametrize("in_dims", [(0, 0, 0), (None, 0, 0), (0, None, None), (None, None, 0), (0, 0, None), (1, 0, None), (0, None, 0)])
+@pytest.mark.parametrize(
+    "in_dims", [(0, 0, 0), (None, 0, 0), (0, None, None), (None, None, 0), (0, 0, None), (1, 0, None), (0, None, 0)]
+)
 def test_linear_vmap_rule_equals_torch(in_dims, inputs: int) -> None:
     """Every combination of batched and shared x, weight and bias (and a batch dim not in front)
     gives torch's vmapped ``F.linear``, for one input (the outer-product path) and for three."""
@@ -146,8 +148,10 @@ def test_keep_freed_memory_keeps_blocks_in_the_heap() -> None:
     """glibc's own accounting (mallinfo2), fresh processes: by default a 20 MB tensor is its own
     mmap, unmapped when freed (so the next one faults in fresh pages); after keep_freed_memory it
     comes from the heap and stays there, free for the next one."""
-    runs = [subprocess.run([sys.executable, "-c", ALLOC, flag], capture_output=True, text=True, check=True).stdout.split()
-            for flag in ("0", "1")]
+    runs = [
+        subprocess.run([sys.executable, "-c", ALLOC, flag], capture_output=True, text=True, check=True).stdout.split()
+        for flag in ("0", "1")
+    ]
     (mapped, kept), (mapped_tuned, kept_tuned) = [[int(v) for v in run] for run in runs]
     assert mapped >= 20_000_000 and kept < 1_000_000
     assert mapped_tuned == 0 and kept_tuned >= 19_000_000

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
-from torch.func import functional_call
 
+from losslens.errors import LossLensError
 from losslens.hessian import (
     HVP,
     HVP_METHODS,
@@ -21,7 +21,6 @@ from losslens.hessian import (
     top_eigenpairs,
     unflatten,
 )
-from losslens.errors import LossLensError
 from losslens.hessian.pyhessian_backend import PyHessianBackend
 from losslens.jobs import compute
 from losslens.jobs.context import CHECKPOINT_SQL, Subject, load_subject
@@ -34,19 +33,27 @@ from losslens.store.catalog import open_catalog
 def small_cnn() -> nn.Sequential:
     """Two conv + BatchNorm blocks and a linear head: 470 parameters."""
     return nn.Sequential(
-        nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
-        nn.Conv2d(4, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4), nn.Tanh(),
-        nn.Flatten(), nn.Linear(4 * 4 * 4, 6),
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.Conv2d(4, 4, 3, padding=1, bias=False),
+        nn.BatchNorm2d(4),
+        nn.Tanh(),
+        nn.Flatten(),
+        nn.Linear(4 * 4 * 4, 6),
     )
 
 
 def make_subject(model: nn.Module, problem, name: str = "test") -> Subject:
     model.eval()
     return Subject(
-        sha256=name, name=name, model=model,
+        sha256=name,
+        name=name,
+        model=model,
         params={k: v.detach() for k, v in model.named_parameters()},
         buffers={k: v.detach() for k, v in model.named_buffers()},
-        problem=problem, record={},
+        problem=problem,
+        record={},
     )
 
 
@@ -237,8 +244,7 @@ def test_pyhessian_averages_batches_like_ours():
 
 
 LATEST_RUN = (
-    "SELECT id FROM metric_runs WHERE metric='hessian' AND checkpoint=? AND status='done' "
-    "ORDER BY finished_at DESC LIMIT 1"
+    "SELECT id FROM metric_runs WHERE metric='hessian' AND checkpoint=? AND status='done' ORDER BY finished_at DESC LIMIT 1"
 )
 
 
@@ -258,7 +264,9 @@ def test_compute_fills_tables_for_every_checkpoint(pinn_catalog):
             n = record["n_params"]
             assert vectors.shape == (3, n) and vectors.dtype == np.float32
             assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-6)
-            rows = cat.query("SELECT which, rank, value FROM hessian_eigenvalues WHERE run_id=? ORDER BY which, rank", (run["id"],))
+            rows = cat.query(
+                "SELECT which, rank, value FROM hessian_eigenvalues WHERE run_id=? ORDER BY which, rank", (run["id"],)
+            )
             largest = np.array([r["value"] for r in rows if r["which"] == "largest"])
             smallest = np.array([r["value"] for r in rows if r["which"] == "smallest"])
             exact = np.linalg.eigvalsh(dense_hessian(load_subject(record, torch.device("cpu"))))

@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 import torch
+from conftest import PINN_KWARGS, save_checkpoint, write_spec
 from safetensors.torch import save_file
 
-from conftest import PINN_KWARGS, save_checkpoint, write_spec
 from losslens.ingest import ingest
 from losslens.models import pinn_mlp
 
@@ -27,9 +27,16 @@ LOSSLENS = [sys.executable, "-m", "losslens"]
 
 
 def spec_for(tmp_path: Path, globs: list[str], name: str = "exp", keys: list[str] | None = None) -> Path:
-    return write_spec(tmp_path / f"{name}.toml", name, "losslens.models:pinn_mlp", PINN_KWARGS,
-                      "losslens.problems:convection", {"n_collocation": 16, "n_x": 8, "n_t": 4}, globs,
-                      keys if keys is not None else ["beta"])
+    return write_spec(
+        tmp_path / f"{name}.toml",
+        name,
+        "losslens.models:pinn_mlp",
+        PINN_KWARGS,
+        "losslens.problems:convection",
+        {"n_collocation": 16, "n_x": 8, "n_t": 4},
+        globs,
+        keys if keys is not None else ["beta"],
+    )
 
 
 def good(path: Path, seed: int = 0, beta: float = 1.0) -> Path:
@@ -62,8 +69,10 @@ def test_ingest_adds_rows_and_reingest_adds_nothing(tmp_path):
     assert again.count("present") == 4 and again.count("added") == 0
     assert count(db, "checkpoints") == 4
     with sqlite3.connect(db) as conn:
-        rows = conn.execute("SELECT c.seed, s.values_json, c.n_params FROM checkpoints c JOIN models m ON m.id = c.model_id "
-                            "JOIN settings s ON s.id = m.setting_id ORDER BY c.seed, s.values_json").fetchall()
+        rows = conn.execute(
+            "SELECT c.seed, s.values_json, c.n_params FROM checkpoints c JOIN models m ON m.id = c.model_id "
+            "JOIN settings s ON s.id = m.setting_id ORDER BY c.seed, s.values_json"
+        ).fetchall()
     assert rows == [(0, '{"beta":1.0}', 105), (0, '{"beta":30.0}', 105), (1, '{"beta":1.0}', 105), (1, '{"beta":30.0}', 105)]
 
 
@@ -78,7 +87,8 @@ def test_sidecar_overrides_kwargs_and_spec(tmp_path):
     assert report.ok, report.outcomes
     with sqlite3.connect(db) as conn:
         seed, step, problem, hparams = conn.execute(
-            "SELECT c.seed, c.step, m.problem_json, m.hparams_json FROM checkpoints c JOIN models m ON m.id = c.model_id").fetchone()
+            "SELECT c.seed, c.step, m.problem_json, m.hparams_json FROM checkpoints c JOIN models m ON m.id = c.model_id"
+        ).fetchone()
     assert (seed, step) == (7, 100)
     assert json.loads(problem)["kwargs"]["beta"] == 12.5
     assert json.loads(hparams) == {"beta": 12.5, "lr": 0.1}
@@ -201,7 +211,9 @@ def test_kill_9_during_ingest_leaves_a_sound_catalog_that_completes(tmp_path):
     """Oracle: PRAGMA integrity_check, and the row count after a rerun."""
     spec = _many(tmp_path, "many", 60)
     db = tmp_path / "losslens.db"
-    proc = subprocess.Popen([*LOSSLENS, "ingest", str(spec), "--catalog", str(db)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [*LOSSLENS, "ingest", str(spec), "--catalog", str(db)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 120
     try:
         while time.time() < deadline:
@@ -219,7 +231,9 @@ def test_kill_9_during_ingest_leaves_a_sound_catalog_that_completes(tmp_path):
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         partial = conn.execute("SELECT COUNT(*) FROM checkpoints").fetchone()[0]
-        orphans = conn.execute("SELECT COUNT(*) FROM checkpoints c LEFT JOIN models m ON m.id = c.model_id WHERE m.id IS NULL").fetchone()[0]
+        orphans = conn.execute(
+            "SELECT COUNT(*) FROM checkpoints c LEFT JOIN models m ON m.id = c.model_id WHERE m.id IS NULL"
+        ).fetchone()[0]
     assert 3 <= partial < 60 and orphans == 0
     report = ingest(spec, db)
     assert report.ok
@@ -230,8 +244,12 @@ def test_two_concurrent_ingests_lose_nothing(tmp_path):
     """Two processes on one new catalog at once: no 'database is locked', every row lands."""
     spec_a, spec_b = _many(tmp_path, "alpha", 25), _many(tmp_path, "beta", 25, first_seed=100)
     db = tmp_path / "losslens.db"
-    procs = [subprocess.Popen([*LOSSLENS, "ingest", str(s), "--catalog", str(db)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for s in (spec_a, spec_b)]
+    procs = [
+        subprocess.Popen(
+            [*LOSSLENS, "ingest", str(s), "--catalog", str(db)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for s in (spec_a, spec_b)
+    ]
     outs = [p.communicate(timeout=300) for p in procs]
     for p, (out, err) in zip(procs, outs):
         assert p.returncode == 0, err

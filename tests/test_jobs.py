@@ -76,12 +76,22 @@ def test_force_recomputes_named_metrics_and_stale_dependents_follow(pinn_catalog
     recomputed the next time it is asked for, and only once."""
     opts = [("steps", "5")]
     assert _counts(compute(["landscape", "topology"], opts, catalog_path=pinn_catalog, device="cpu")) == {
-        "landscape": (4, 0), "topology": (4, 0)}
+        "landscape": (4, 0),
+        "topology": (4, 0),
+    }
     assert _counts(compute(["topology"], opts, catalog_path=pinn_catalog, device="cpu", force=True)) == {
-        "landscape": (0, 4), "topology": (4, 0)}
+        "landscape": (0, 4),
+        "topology": (4, 0),
+    }
     assert _counts(compute(["landscape"], opts, catalog_path=pinn_catalog, device="cpu", force=True)) == {"landscape": (4, 0)}
-    assert _counts(compute(["topology"], opts, catalog_path=pinn_catalog, device="cpu")) == {"landscape": (0, 4), "topology": (4, 0)}
-    assert _counts(compute(["topology"], opts, catalog_path=pinn_catalog, device="cpu")) == {"landscape": (0, 4), "topology": (0, 4)}
+    assert _counts(compute(["topology"], opts, catalog_path=pinn_catalog, device="cpu")) == {
+        "landscape": (0, 4),
+        "topology": (4, 0),
+    }
+    assert _counts(compute(["topology"], opts, catalog_path=pinn_catalog, device="cpu")) == {
+        "landscape": (0, 4),
+        "topology": (0, 4),
+    }
 
     compute(["similarity"], catalog_path=pinn_catalog, device="cpu")
     settings = rows(pinn_catalog, "SELECT COUNT(*) FROM settings")[0][0]
@@ -138,7 +148,9 @@ def _metric(name: str) -> Metric:
 
 
 def test_option_parsing_routes_converts_and_rejects():
-    names, opts = parse_tokens(["hessian", "landscape", "--k", "5", "--span=0.1", "--smallest", "--landscape.backend", "b", "--names", "x,y"])
+    names, opts = parse_tokens(
+        ["hessian", "landscape", "--k", "5", "--span=0.1", "--smallest", "--landscape.backend", "b", "--names", "x,y"]
+    )
     assert names == ["hessian", "landscape"]
     params = build_params([_metric("hessian"), _metric("landscape")], opts)
     assert params["hessian"] == _Opts(k=5, span=0.1, backend="a", smallest=True, names=("x", "y"))
@@ -214,6 +226,7 @@ def test_adding_a_seed_reruns_setting_jobs_and_replaces_the_stale_row(pinn_catal
     compute(["test_setting_size"], catalog_path=pinn_catalog, device="cpu")
     assert sorted(v for (v,) in rows(pinn_catalog, "SELECT value FROM performance WHERE name = 'members'")) == [2, 2]
     from conftest import PINN_KWARGS, save_checkpoint
+
     from losslens.ingest import ingest
     from losslens.models import pinn_mlp
 

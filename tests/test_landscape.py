@@ -8,28 +8,34 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import PINN_KWARGS, save_checkpoint, write_spec
 
 from losslens.ingest import ingest
 from losslens.jobs import compute
 from losslens.jobs.context import Subject
 from losslens.landscape.directions import random_directions
-from losslens.params import flatten, unflatten
 from losslens.landscape.grid import evaluate, evaluate_loop, grid_coordinates
 from losslens.models import mlp, pinn_mlp, resnet20
+from losslens.params import flatten, unflatten
 from losslens.problems.base import ClassificationProblem
 from losslens.problems.convection import convection
 from losslens.problems.digits import digits
 from losslens.store.catalog import open_catalog
-
-from conftest import PINN_KWARGS, save_checkpoint, write_spec
 
 TABLES = ("landscapes", "landscape_points", "persistence_pairs", "merge_tree_nodes", "merge_tree_edges", "landscape_summaries")
 
 
 def _subject(model: torch.nn.Module, problem) -> Subject:
     model.eval()
-    return Subject("sha", "name", model, {k: v.detach() for k, v in model.named_parameters()},
-                   {k: v.detach() for k, v in model.named_buffers()}, problem, {})
+    return Subject(
+        "sha",
+        "name",
+        model,
+        {k: v.detach() for k, v in model.named_parameters()},
+        {k: v.detach() for k, v in model.named_buffers()},
+        problem,
+        {},
+    )
 
 
 def _mlp_problem() -> ClassificationProblem:
@@ -70,7 +76,9 @@ def test_filter_normalisation_matches_theta_filter_norms() -> None:
             assert torch.count_nonzero(parts[name]) == 0
         else:
             axes = tuple(range(1, w.dim()))
-            assert torch.allclose(torch.linalg.vector_norm(parts[name], dim=axes), torch.linalg.vector_norm(w, dim=axes), rtol=1e-5)
+            assert torch.allclose(
+                torch.linalg.vector_norm(parts[name], dim=axes), torch.linalg.vector_norm(w, dim=axes), rtol=1e-5
+            )
 
 
 def test_directions_are_orthonormal_when_asked() -> None:
@@ -119,8 +127,9 @@ def test_compute_landscape_topology_fills_every_table(pinn_catalog: Path) -> Non
 def test_bn_model_landscape_says_eval_mode(digits_catalog: Path) -> None:
     """The BatchNorm ResNet's landscape rows record eval mode; a sampled 3-D landscape runs its
     topology on a kNN graph (θ and the ±1-step probes are its first points)."""
-    report = compute(["landscape", "topology"], [("steps", "3"), ("dims", "3"), ("samples", "20")],
-                     catalog_path=digits_catalog, device="cpu")
+    report = compute(
+        ["landscape", "topology"], [("steps", "3"), ("dims", "3"), ("samples", "20")], catalog_path=digits_catalog, device="cpu"
+    )
     assert all(m.failed == 0 for m in report.metrics), [m.failures for m in report.metrics]
     with open_catalog(digits_catalog) as cat:
         rows = cat.query("SELECT batch_norm_eval, notes, n_points FROM landscapes")
@@ -143,8 +152,16 @@ def test_pca_directions_span_the_trajectory(tmp_path: Path) -> None:
         ckpt = torch.load(path, weights_only=True)
         ckpt["meta"]["step"] = step
         torch.save(ckpt, path)
-    spec = write_spec(tmp_path / "traj.toml", "traj", "losslens.models:pinn_mlp", PINN_KWARGS, "losslens.problems:convection",
-                      {"n_collocation": 32, "n_x": 16, "n_t": 8}, ["runs/*.pt"], ["beta"])
+    spec = write_spec(
+        tmp_path / "traj.toml",
+        "traj",
+        "losslens.models:pinn_mlp",
+        PINN_KWARGS,
+        "losslens.problems:convection",
+        {"n_collocation": 32, "n_x": 16, "n_t": 8},
+        ["runs/*.pt"],
+        ["beta"],
+    )
     db = tmp_path / "catalog" / "losslens.db"
     ingest(spec, db)
     report = compute(["landscape"], [("directions", "pca"), ("steps", "3")], catalog_path=db, device="cpu")
@@ -173,27 +190,50 @@ def test_hessian_directions_read_or_computed_and_curvature_matches_eigenvalue(tm
     difference is the eigenvalue (to O(h²)). One PINN checkpoint."""
     torch.manual_seed(0)
     save_checkpoint(tmp_path / "runs" / "beta1_seed0.pt", pinn_mlp(**PINN_KWARGS), 0, {"beta": 1.0})
-    spec = write_spec(tmp_path / "one.toml", "one-pinn", "losslens.models:pinn_mlp", PINN_KWARGS, "losslens.problems:convection",
-                      {"n_collocation": 64, "n_x": 32, "n_t": 16}, ["runs/*.pt"], ["beta"])
+    spec = write_spec(
+        tmp_path / "one.toml",
+        "one-pinn",
+        "losslens.models:pinn_mlp",
+        PINN_KWARGS,
+        "losslens.problems:convection",
+        {"n_collocation": 64, "n_x": 32, "n_t": 16},
+        ["runs/*.pt"],
+        ["beta"],
+    )
     pinn_catalog = tmp_path / "catalog" / "losslens.db"
     ingest(spec, pinn_catalog)
     opts = [("directions", "hessian"), ("steps", "3"), ("span", "0.01")]
     compute(["landscape"], opts, catalog_path=pinn_catalog, device="cpu")
     with open_catalog(pinn_catalog) as cat:
-        on_demand = {r["checkpoint"]: (r["direction_source"], cat.artifact(r["directions_artifact"])) for r in cat.query("SELECT * FROM landscapes")}
-    report = compute(["hessian", "landscape", "topology"], [("k", "2"), ("no-esd", None), ("trace-probes", "0"), *opts],
-                     catalog_path=pinn_catalog, device="cpu", force=True)
+        on_demand = {
+            r["checkpoint"]: (r["direction_source"], cat.artifact(r["directions_artifact"]))
+            for r in cat.query("SELECT * FROM landscapes")
+        }
+    report = compute(
+        ["hessian", "landscape", "topology"],
+        [("k", "2"), ("no-esd", None), ("trace-probes", "0"), *opts],
+        catalog_path=pinn_catalog,
+        device="cpu",
+        force=True,
+    )
     assert all(m.failed == 0 for m in report.metrics), [m.failures for m in report.metrics]
     with open_catalog(pinn_catalog) as cat:
-        rows = cat.query("SELECT l.checkpoint, l.direction_source, l.directions_artifact, s.curvature_1, s.curvature_2 "
-                         "FROM landscapes l JOIN landscape_summaries s ON s.landscape_id = l.id")
+        rows = cat.query(
+            "SELECT l.checkpoint, l.direction_source, l.directions_artifact, s.curvature_1, s.curvature_2 "
+            "FROM landscapes l JOIN landscape_summaries s ON s.landscape_id = l.id"
+        )
         assert len(rows) == 1
         for r in rows:
             source, vectors = on_demand[r["checkpoint"]]
             assert "computed on demand" in source and r["direction_source"].startswith("hessian run ")
             stored = cat.artifact(r["directions_artifact"]).astype(np.float64)
             assert np.allclose(np.abs(stored @ vectors.astype(np.float64).T), np.eye(2), atol=1e-3)
-            eig = [e["value"] for e in cat.query(
-                "SELECT e.value FROM hessian_eigenvalues e JOIN metric_runs m ON m.id = e.run_id "
-                "WHERE m.checkpoint = ? AND e.which = 'largest' ORDER BY e.rank", (r["checkpoint"],))][:2]
+            eig = [
+                e["value"]
+                for e in cat.query(
+                    "SELECT e.value FROM hessian_eigenvalues e JOIN metric_runs m ON m.id = e.run_id "
+                    "WHERE m.checkpoint = ? AND e.which = 'largest' ORDER BY e.rank",
+                    (r["checkpoint"],),
+                )
+            ][:2]
             assert np.allclose([r["curvature_1"], r["curvature_2"]], eig, rtol=0.05, atol=1e-3)

@@ -13,7 +13,7 @@ from scipy.spatial.distance import pdist, squareform
 
 from losslens.jobs import compute, load_subject
 from losslens.jobs.context import CHECKPOINT_SQL
-from losslens.similarity import Representation, classical_mds, cka, linear_cka
+from losslens.similarity import Representation, classical_mds, linear_cka
 from losslens.similarity.features import default_layers, input_set, model_outputs
 from losslens.store.catalog import open_catalog
 
@@ -30,8 +30,9 @@ def u_statistic_hsic(k: np.ndarray, l: np.ndarray) -> float:
     """Unbiased HSIC as the U-statistic of Song et al. (2012): the mean over ordered distinct quadruples
     (i, j, q, r) of K_ij L_ij + K_ij L_qr − 2 K_ij L_iq."""
     n = len(k)
-    total = sum(k[i, j] * l[i, j] + k[i, j] * l[q, r] - 2 * k[i, j] * l[i, q]
-                for i, j, q, r in itertools.permutations(range(n), 4))
+    total = sum(
+        k[i, j] * l[i, j] + k[i, j] * l[q, r] - 2 * k[i, j] * l[i, q] for i, j, q, r in itertools.permutations(range(n), 4)
+    )
     return total / math.perm(n, 4)
 
 
@@ -143,10 +144,14 @@ def test_cka_on_mixup_softmax_for_batch_norm_models(digits_catalog):
     report = compute(["cka"], opts, catalog_path=digits_catalog)
     assert report.failed == 0
     with open_catalog(digits_catalog, readonly=True) as cat:
-        pair = cat.one("SELECT p.* FROM pair_metrics p JOIN metric_runs r ON r.id = p.run_id JOIN settings s "
-                       "ON s.id = r.setting_id WHERE p.metric = 'cka' AND s.label LIKE '%True%'")
-        constant = cat.one("SELECT p.* FROM pair_metrics p JOIN metric_runs r ON r.id = p.run_id JOIN settings s "
-                           "ON s.id = r.setting_id WHERE p.metric = 'cka' AND s.label LIKE '%False%'")
+        pair = cat.one(
+            "SELECT p.* FROM pair_metrics p JOIN metric_runs r ON r.id = p.run_id JOIN settings s "
+            "ON s.id = r.setting_id WHERE p.metric = 'cka' AND s.label LIKE '%True%'"
+        )
+        constant = cat.one(
+            "SELECT p.* FROM pair_metrics p JOIN metric_runs r ON r.id = p.run_id JOIN settings s "
+            "ON s.id = r.setting_id WHERE p.metric = 'cka' AND s.label LIKE '%False%'"
+        )
         recipe = cat.run_artifact(pair["run_id"], "inputs")
         layers = cat.query("SELECT * FROM layer_cka WHERE run_id = ?", (pair["run_id"],))
         records = {r["sha256"]: r for r in cat.query(CHECKPOINT_SQL)}

@@ -52,7 +52,11 @@ def test_good_spec_parses(tmp_path):
 
 
 def test_bare_builtin_names_resolve(tmp_path):
-    spec = load_spec(write(tmp_path, GOOD.replace("losslens.models:pinn_mlp", "pinn_mlp").replace("losslens.problems:convection", "convection")))
+    spec = load_spec(
+        write(
+            tmp_path, GOOD.replace("losslens.models:pinn_mlp", "pinn_mlp").replace("losslens.problems:convection", "convection")
+        )
+    )
     assert spec.model.build("m") is not None
 
 

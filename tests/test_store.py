@@ -8,13 +8,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import losslens.store.migrate as migrate_module
 from losslens.errors import LossLensError
 from losslens.store import Artifact, open_catalog
 from losslens.store.catalog import init_catalog
-import losslens.store.migrate as migrate_module
 from losslens.store.migrate import migration_files, split_statements
 
-FOUNDATION_TABLES = {"experiments", "settings", "models", "checkpoints", "metric_runs", "artifacts", "run_artifacts", "performance"}
+FOUNDATION_TABLES = {
+    "experiments",
+    "settings",
+    "models",
+    "checkpoints",
+    "metric_runs",
+    "artifacts",
+    "run_artifacts",
+    "performance",
+}
 
 
 def tables(path: Path) -> set[str]:
@@ -32,7 +41,7 @@ def test_init_creates_schema_with_wal_foreign_keys_and_busy_timeout(tmp_path):
     assert cat.db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     assert cat.db.execute("PRAGMA busy_timeout").fetchone()[0] >= 10_000
     cat.close()
-    assert FOUNDATION_TABLES <= tables(db)
+    assert tables(db) >= FOUNDATION_TABLES
 
 
 def test_second_init_is_a_no_op_without_backup(tmp_path):
@@ -66,7 +75,7 @@ def test_pending_migration_is_applied_after_a_backup(tmp_path, monkeypatch):
     assert backup is not None and backup.exists()
     assert "extra_table" in tables(db)
     assert "extra_table" not in tables(backup)
-    assert FOUNDATION_TABLES <= tables(backup)
+    assert tables(backup) >= FOUNDATION_TABLES
 
 
 def test_catalog_from_newer_version_is_refused_untouched(tmp_path):

@@ -41,10 +41,11 @@ def test_summaries_from_synthetic_tables():
     ]
     eig = {"a1": 2.0, "a2": 4.0, "b1": 1.0, "b2": 1.0}
     trace = {"a1": 10.0, "a2": 30.0, "b1": -1.0, "b2": 0.5}
-    mc = [{"checkpoint_a": "a1", "checkpoint_b": "a2", "value": -3.0},
-          {"checkpoint_a": "a1", "checkpoint_b": "b1", "value": 100.0}]
-    cka = [{"checkpoint_a": "a1", "checkpoint_b": "a2", "value": 0.8},
-           {"checkpoint_a": "b1", "checkpoint_b": "b2", "value": 0.6}]
+    mc = [
+        {"checkpoint_a": "a1", "checkpoint_b": "a2", "value": -3.0},
+        {"checkpoint_a": "a1", "checkpoint_b": "b1", "value": 100.0},
+    ]
+    cka = [{"checkpoint_a": "a1", "checkpoint_b": "a2", "value": 0.8}, {"checkpoint_a": "b1", "checkpoint_b": "b2", "value": 0.6}]
     a, b = summarize(checkpoints, performance, eig, trace, mc, cka)
     assert a.train_loss == pytest.approx(0.3) and a.train_error == pytest.approx(0.2) and a.test_error == 0.5
     assert a.log_top_eigenvalue == pytest.approx(math.log(3.0)) and a.log_trace == pytest.approx(math.log(20.0))
@@ -57,17 +58,23 @@ def test_summaries_from_synthetic_tables():
 def test_phases_with_median_thresholds():
     """Hand computation: four settings with log λmax 1, 2, 3, 4 (median 2.5) and CKA 0.2, 0.9, 0.4, 0.8 (median 0.6)
     land in I, II, III/IV as the table says; the thresholds used are returned with each row."""
-    rows = assign_phases([
-        summary("flat-low-cka", 1.0, 0.5, 0.2),
-        summary("flat-poor", 2.0, -0.5, 0.9),
-        summary("sharp-well", 3.0, 0.5, 0.4),
-        summary("sharp-poor", 4.0, -0.5, 0.8),
-    ])
+    rows = assign_phases(
+        [
+            summary("flat-low-cka", 1.0, 0.5, 0.2),
+            summary("flat-poor", 2.0, -0.5, 0.9),
+            summary("sharp-well", 3.0, 0.5, 0.4),
+            summary("sharp-poor", 4.0, -0.5, 0.8),
+        ]
+    )
     phases = {r["setting_id"]: r["phase"] for r in rows}
     assert phases == {"flat-low-cka": "IV-A", "flat-poor": "III", "sharp-well": "II", "sharp-poor": "I"}
     t = rows[0]["thresholds"]
     assert t["sharpness"]["value"] == 2.5 and t["sharpness"]["measure"] == "log_top_eigenvalue"
-    assert t["cka"]["value"] == pytest.approx(0.6) and t["mc"] == {"value": 0.0, "epsilon": 0.0, "rule": "well connected when mc >= -epsilon"}
+    assert t["cka"]["value"] == pytest.approx(0.6) and t["mc"] == {
+        "value": 0.0,
+        "epsilon": 0.0,
+        "rule": "well connected when mc >= -epsilon",
+    }
 
 
 def test_epsilon_band_and_ties():
@@ -81,18 +88,28 @@ def test_epsilon_band_and_ties():
     band = {r["setting_id"]: r for r in assign_phases(base, epsilon=0.1, sharpness_threshold=1.0, cka_threshold=0.5)}
     assert band["small-barrier"]["phase"] == "IV-B" and band["small-barrier"]["thresholds"]["mc"]["epsilon"] == 0.1
     # odd count, median threshold: the middle setting ties and is flat / high-CKA
-    odd = {r["setting_id"]: r for r in assign_phases([summary("lo", 1.0, 1.0, 0.1), summary("mid", 2.0, 1.0, 0.5),
-                                                       summary("hi", 3.0, 1.0, 0.9)])}
+    odd = {
+        r["setting_id"]: r
+        for r in assign_phases([summary("lo", 1.0, 1.0, 0.1), summary("mid", 2.0, 1.0, 0.5), summary("hi", 3.0, 1.0, 0.9)])
+    }
     assert [odd[k]["phase"] for k in ("lo", "mid", "hi")] == ["IV-A", "IV-B", "II"]
 
 
 def test_trace_as_sharpness_and_missing_inputs():
     """Rule checks: --sharpness trace uses log_trace; a setting without mc (one seed) or without a finite
     log trace gets no phase and a note saying what is missing, and does not move the thresholds."""
-    rows = {r["setting_id"]: r for r in assign_phases(
-        [summary("a", 9.0, 1.0, 0.9, trace=1.0), summary("b", 0.0, 1.0, 0.9, trace=3.0),
-         summary("one-seed", 0.0, None, None, trace=2.0), summary("no-trace", 0.0, 1.0, 0.9, trace=None)],
-        sharpness="trace")}
+    rows = {
+        r["setting_id"]: r
+        for r in assign_phases(
+            [
+                summary("a", 9.0, 1.0, 0.9, trace=1.0),
+                summary("b", 0.0, 1.0, 0.9, trace=3.0),
+                summary("one-seed", 0.0, None, None, trace=2.0),
+                summary("no-trace", 0.0, 1.0, 0.9, trace=None),
+            ],
+            sharpness="trace",
+        )
+    }
     assert rows["a"]["phase"] == "IV-B" and rows["b"]["phase"] == "II"
     assert rows["a"]["thresholds"]["sharpness"]["value"] == 2.0  # median of 1, 3, 2
     assert rows["one-seed"]["phase"] is None and "mc" in rows["one-seed"]["note"]
@@ -122,14 +139,22 @@ def test_compute_taxonomy_end_to_end_on_the_pinn_sweep(pinn_catalog):
             return {r["sid"]: r["v"] for r in cat.query(sql)}
 
         ckpt = "SELECT c.sha256, m.setting_id AS sid FROM checkpoints c JOIN models m ON m.id = c.model_id"
-        loss = per_setting(f"SELECT k.sid, AVG(p.value) AS v FROM performance p JOIN ({ckpt}) k ON k.sha256 = p.checkpoint "
-                           "WHERE p.split = 'train' AND p.name = 'loss' GROUP BY k.sid")
-        eig = per_setting(f"SELECT k.sid, AVG(h.value) AS v FROM hessian_eigenvalues h JOIN ({ckpt}) k ON k.sha256 = h.checkpoint "
-                          "WHERE h.which = 'largest' AND h.rank = 0 GROUP BY k.sid")
-        mc = per_setting(f"SELECT k.sid, AVG(p.value) AS v FROM pair_metrics p JOIN ({ckpt}) k ON k.sha256 = p.checkpoint_a "
-                         "WHERE p.metric = 'mc' AND p.curve = 'bezier' GROUP BY k.sid")
-        cka = per_setting(f"SELECT k.sid, AVG(p.value) AS v FROM pair_metrics p JOIN ({ckpt}) k ON k.sha256 = p.checkpoint_a "
-                          "WHERE p.metric = 'cka' GROUP BY k.sid")
+        loss = per_setting(
+            f"SELECT k.sid, AVG(p.value) AS v FROM performance p JOIN ({ckpt}) k ON k.sha256 = p.checkpoint "
+            "WHERE p.split = 'train' AND p.name = 'loss' GROUP BY k.sid"
+        )
+        eig = per_setting(
+            f"SELECT k.sid, AVG(h.value) AS v FROM hessian_eigenvalues h JOIN ({ckpt}) k ON k.sha256 = h.checkpoint "
+            "WHERE h.which = 'largest' AND h.rank = 0 GROUP BY k.sid"
+        )
+        mc = per_setting(
+            f"SELECT k.sid, AVG(p.value) AS v FROM pair_metrics p JOIN ({ckpt}) k ON k.sha256 = p.checkpoint_a "
+            "WHERE p.metric = 'mc' AND p.curve = 'bezier' GROUP BY k.sid"
+        )
+        cka = per_setting(
+            f"SELECT k.sid, AVG(p.value) AS v FROM pair_metrics p JOIN ({ckpt}) k ON k.sha256 = p.checkpoint_a "
+            "WHERE p.metric = 'cka' GROUP BY k.sid"
+        )
     assert set(rows) == set(settings) and len(rows) == 2
     tau_s = float(np.median([math.log(v) for v in eig.values()]))
     tau_c = float(np.median(list(cka.values())))

@@ -138,8 +138,25 @@ def test_classifier_spec_ingests_with_residual_settings(tmp_path: Path):
 def test_cli_trains_and_prints_the_ingest_command(tmp_path: Path):
     """Oracle: the files the command promises, via the real Typer app; ``--beta 2 3`` means two settings."""
     out = tmp_path / "runs"
-    args = ["train", "convection", "--beta", "2", "3", "--seeds", "0", "--iterations", "3", "--n-collocation", "16",
-            "--width", "4", "--depth", "1", "--out", str(out)]
+    args = [
+        "train",
+        "convection",
+        "--beta",
+        "2",
+        "3",
+        "--seeds",
+        "0",
+        "--iterations",
+        "3",
+        "--n-collocation",
+        "16",
+        "--width",
+        "4",
+        "--depth",
+        "1",
+        "--out",
+        str(out),
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     for beta in (2, 3):
@@ -149,12 +166,15 @@ def test_cli_trains_and_prints_the_ingest_command(tmp_path: Path):
     assert again.exit_code == 0 and "trained 0, done before 2" in again.output
 
 
-@pytest.mark.parametrize(("dataset", "fix"), [
-    ("cifar10", "cifar10:PATH"),
-    ("fashion-mnist:{tmp}/none", "apt-get install dataset-fashion-mnist"),
-    ("cifar10:{tmp}/none", "CIFAR-10"),
-    ("imagenet", "digits, mnist, fashion-mnist"),
-])
+@pytest.mark.parametrize(
+    ("dataset", "fix"),
+    [
+        ("cifar10", "cifar10:PATH"),
+        ("fashion-mnist:{tmp}/none", "apt-get install dataset-fashion-mnist"),
+        ("cifar10:{tmp}/none", "CIFAR-10"),
+        ("imagenet", "digits, mnist, fashion-mnist"),
+    ],
+)
 def test_cli_missing_data_is_one_line_naming_the_fix(tmp_path: Path, dataset: str, fix: str):
     """Oracle: the error contract: exit status 1, one ``error:`` line that names the fix, no traceback."""
     result = runner.invoke(app, ["train", "resnet20", "--dataset", dataset.format(tmp=tmp_path), "--out", str(tmp_path / "o")])

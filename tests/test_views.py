@@ -18,8 +18,11 @@ from losslens.views.source import inline, npy_summary, values
 def bowl_cells(n: int = 21) -> list[dict]:
     """The closed-form bowl loss = 1 + a² + b² on an n × n grid over [−1, 1]²."""
     axis = np.linspace(-1, 1, n)
-    return [{"point": i * n + j, "i": i, "j": j, "a": float(a), "b": float(b), "loss": float(1 + a * a + b * b)}
-            for i, a in enumerate(axis) for j, b in enumerate(axis)]
+    return [
+        {"point": i * n + j, "i": i, "j": j, "a": float(a), "b": float(b), "loss": float(1 + a * a + b * b)}
+        for i, a in enumerate(axis)
+        for j, b in enumerate(axis)
+    ]
 
 
 def test_isolines_follow_the_closed_form():
@@ -35,8 +38,10 @@ def test_inline_replaces_url_sources_only():
     """Oracle: a hand-written nested spec; url sources become the fetched rows, other dicts stay."""
     spec = {"data": {"url": "/x"}, "layer": [{"data": {"values": [1]}}, {"data": {"url": "/y"}, "mark": "point"}]}
     out = inline(spec, lambda u: [{"from": u}])
-    assert out == {"data": {"values": [{"from": "/x"}]},
-                   "layer": [{"data": {"values": [1]}}, {"data": {"values": [{"from": "/y"}]}, "mark": "point"}]}
+    assert out == {
+        "data": {"values": [{"from": "/x"}]},
+        "layer": [{"data": {"values": [1]}}, {"data": {"values": [{"from": "/y"}]}, "mark": "point"}],
+    }
 
 
 @pytest.mark.parametrize("array", [np.zeros((41, 41), np.float32), np.arange(7, dtype=np.int16), np.ones((2, 3, 4))])
@@ -60,8 +65,10 @@ def _signals(spec: dict) -> set[str]:
 def test_taxonomy_selection_is_keyed_on_setting_id():
     """Oracle: Vega-Lite compiles the shared point selection to a ``setting`` signal, and the
     pre-selected value is the given id; the SVG carries one mark per setting per panel."""
-    rows = [{"setting_id": "a" * 16, "label": "beta=1", "phase": "IV-B", "mc": 0.1, "log_top_eigenvalue": 1.0, "gx": 1, "gy": ""},
-            {"setting_id": "b" * 16, "label": "beta=5", "phase": "I", "mc": -0.2, "log_top_eigenvalue": 2.0, "gx": 5, "gy": ""}]
+    rows = [
+        {"setting_id": "a" * 16, "label": "beta=1", "phase": "IV-B", "mc": 0.1, "log_top_eigenvalue": 1.0, "gx": 1, "gy": ""},
+        {"setting_id": "b" * 16, "label": "beta=5", "phase": "I", "mc": -0.2, "log_top_eigenvalue": 2.0, "gx": 5, "gy": ""},
+    ]
     spec = taxonomy.taxonomy_spec(values(rows), ["beta"], selected="b" * 16)
     assert "setting" in _signals(spec)
     assert spec["params"][0]["value"] == [{"setting_id": "b" * 16}]
@@ -77,34 +84,73 @@ def test_every_builder_compiles_with_and_without_data():
     cells = bowl_cells(5)
     iso = landscape.isoline_rows(cells)
     minima = [{"point": 12, "a": 0.0, "b": 0.0, "loss": 1.0, "persistence": None, "basin_size": 25}]
-    nodes = [{"node": 0, "kind": "minimum", "point": 12, "value": 1.0, "x": 0.0, "y": 1.0},
-             {"node": 1, "kind": "root", "point": 0, "value": 3.0, "x": 0.0, "y": 3.0}]
+    nodes = [
+        {"node": 0, "kind": "minimum", "point": 12, "value": 1.0, "x": 0.0, "y": 1.0},
+        {"node": 1, "kind": "root", "point": 0, "value": 3.0, "x": 0.0, "y": 3.0},
+    ]
     segments = [{"x": 0.0, "y": 1.0, "x2": 0.0, "y2": 3.0, "branch": 0}]
     pairs = [{"dim": 0, "birth": 1.0, "death": None, "death_drawn": 3.1, "essential": True, "dimension": "H0", "point": 12}]
     eig = [{"which": "largest", "rank": r, "value": 10.0 / (r + 1), "residual": 1e-6} for r in range(10)]
     esd = [{"x": x, "density": float(np.exp(-x * x))} for x in np.linspace(-2, 2, 9)]
-    mode_rows = [{"checkpoint": c, "name": c, "seed": i, "x": float(i), "y": float(-i), "test_error": 0.1 * i, "train_loss": 1.0}
-                 for i, c in enumerate("abc")]
-    link_rows = [{"checkpoint_a": "a", "checkpoint_b": "b", "mc": -0.1, "link": "poor", "x": 0.0, "y": 0.0, "x2": 1.0, "y2": -1.0}]
-    glyph_rows = [{"piece": "bar", "checkpoint": "a", "x": 0.0, "y": 0.0, "rank": 0, "value": 5.0, "theta": 0.0, "theta2": 0.5},
-                  {"piece": "ring", "checkpoint": "a", "x": 0.0, "y": 0.0, "metric": "loss", "value": 1.0, "badness": 0.0,
-                   "theta": 0.0, "theta2": 3.0}]
+    mode_rows = [
+        {"checkpoint": c, "name": c, "seed": i, "x": float(i), "y": float(-i), "test_error": 0.1 * i, "train_loss": 1.0}
+        for i, c in enumerate("abc")
+    ]
+    link_rows = [
+        {"checkpoint_a": "a", "checkpoint_b": "b", "mc": -0.1, "link": "poor", "x": 0.0, "y": 0.0, "x2": 1.0, "y2": -1.0}
+    ]
+    glyph_rows = [
+        {"piece": "bar", "checkpoint": "a", "x": 0.0, "y": 0.0, "rank": 0, "value": 5.0, "theta": 0.0, "theta2": 0.5},
+        {
+            "piece": "ring",
+            "checkpoint": "a",
+            "x": 0.0,
+            "y": 0.0,
+            "metric": "loss",
+            "value": 1.0,
+            "badness": 0.0,
+            "theta": 0.0,
+            "theta2": 3.0,
+        },
+    ]
     specs = [
-        (local.local_spec(values(cells), values(iso), values(minima), values(nodes), values(segments), values(pairs),
-                          values(eig), values(esd)),
-         local.local_spec(*([empty] * 8))),
-        (modes.modes_spec(values(mode_rows), values(link_rows), values(glyph_rows), selected="a", pair_href="/p/"),
-         modes.modes_spec(empty, empty, empty)),
+        (
+            local.local_spec(
+                values(cells),
+                values(iso),
+                values(minima),
+                values(nodes),
+                values(segments),
+                values(pairs),
+                values(eig),
+                values(esd),
+            ),
+            local.local_spec(*([empty] * 8)),
+        ),
+        (
+            modes.modes_spec(values(mode_rows), values(link_rows), values(glyph_rows), selected="a", pair_href="/p/"),
+            modes.modes_spec(empty, empty, empty),
+        ),
         (landscape.landscape_spec(values(cells), values(iso), values(minima)), landscape.landscape_spec(empty, empty, empty)),
         (topology.merge_tree_spec(values(nodes), values(segments)), topology.merge_tree_spec(empty, empty)),
         (topology.persistence_spec(values(pairs)), topology.persistence_spec(empty)),
         (hessian.hessian_spec(values(eig), values(esd)), hessian.hessian_spec(empty, empty)),
-        (pair.curve_spec(values([{"curve": "bezier", "t": t, "loss": 1 - t, "error": t} for t in (0, 0.5, 1)])), pair.curve_spec(empty)),
-        (pair.layer_cka_spec(values([{"layer_a": "0: fc", "layer_b": "0: fc", "index_a": 0, "index_b": 0, "value": 1.0}])),
-         pair.layer_cka_spec(empty)),
-        (pair.fields_spec(values([{"panel": "u (a)", "x0": 0, "x1": 1, "t0": 0, "t1": 1, "value": 0.5}])), pair.fields_spec(empty)),
-        (pair.confusion_spec(values([{"model": "a", "true_label": 0, "predicted_label": 0, "count": 3}]), 0.25),
-         pair.confusion_spec(empty)),
+        (
+            pair.curve_spec(values([{"curve": "bezier", "t": t, "loss": 1 - t, "error": t} for t in (0, 0.5, 1)])),
+            pair.curve_spec(empty),
+        ),
+        (
+            pair.layer_cka_spec(values([{"layer_a": "0: fc", "layer_b": "0: fc", "index_a": 0, "index_b": 0, "value": 1.0}])),
+            pair.layer_cka_spec(empty),
+        ),
+        (
+            pair.fields_spec(values([{"panel": "u (a)", "x0": 0, "x1": 1, "t0": 0, "t1": 1, "value": 0.5}])),
+            pair.fields_spec(empty),
+        ),
+        (
+            pair.confusion_spec(values([{"model": "a", "true_label": 0, "predicted_label": 0, "count": 3}]), 0.25),
+            pair.confusion_spec(empty),
+        ),
     ]
     for full, blank in specs:
         assert vlc.vegalite_to_svg(full).count("<path") > 0
@@ -115,7 +161,9 @@ def test_every_builder_compiles_with_and_without_data():
 def test_mode_links_open_the_pair_view():
     """Oracle: the href Vega computes for a link is the prefix + both checkpoint ids (read back from the SVG,
     where vl-convert resolves it against its own base URL)."""
-    link_rows = [{"checkpoint_a": "aa", "checkpoint_b": "bb", "mc": 0.2, "link": "well", "x": 0.0, "y": 0.0, "x2": 1.0, "y2": 1.0}]
+    link_rows = [
+        {"checkpoint_a": "aa", "checkpoint_b": "bb", "mc": 0.2, "link": "well", "x": 0.0, "y": 0.0, "x2": 1.0, "y2": 1.0}
+    ]
     spec = modes.modes_spec(values([]), values(link_rows), values([]), pair_href="/-/losslens/db/pair/")
     assert '/-/losslens/db/pair/aa/bb"' in vlc.vegalite_to_svg(spec)
 

@@ -15,25 +15,36 @@ from rich import box
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from losslens.case_studies import write_case_studies
 from losslens.cli.app import app, console, err_console, user_errors
 from losslens.cli.compute_cmd import report_failure
-from losslens.case_studies import write_case_studies
 from losslens.demo import StudyResult, default_jobs, run_demo
 from losslens.train.outputs import OnEvent
 
 report_app = typer.Typer(help="Reports generated from real runs.", no_args_is_help=True)
 app.add_typer(report_app, name="report")
 
-ThreadsOpt = Annotated[int | None, typer.Option("--threads", min=1, help="torch threads for training (default: torch's "
-                                                "choice; metrics split the cores between their workers).")]
+ThreadsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--threads",
+        min=1,
+        help="torch threads for training (default: torch's choice; metrics split the cores between their workers).",
+    ),
+]
 
 
 @contextmanager
 def study_progress() -> Iterator[OnEvent]:
     """Rich bars for every stage of a study: training runs and iterations, ingestion, each metric's jobs."""
     with Progress(
-        TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(), console=err_console,
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
     ) as progress:
         tasks: dict[str, Any] = {}
 
@@ -49,8 +60,9 @@ def study_progress() -> Iterator[OnEvent]:
                     progress.update(tasks[data["name"]], total=1, completed=1)
                 if data["name"] == "train" and "run" in tasks:
                     progress.remove_task(tasks.pop("run"))
-                progress.console.print(f"[green]✓[/] {data['name']}: {data['summary']} ({data['seconds']:.1f} s)",
-                                       highlight=False)
+                progress.console.print(
+                    f"[green]✓[/] {data['name']}: {data['summary']} ({data['seconds']:.1f} s)", highlight=False
+                )
             elif event == "sweep_start":
                 task("runs", "train", data["total"])
             elif event == "run_start":
@@ -81,10 +93,26 @@ def print_settings(result: StudyResult) -> None:
     """The settings with their metrics and phase."""
     pinn = any(r["rel_l2"] is not None for r in result.settings)
     error = ("rel L2", "rel_l2") if pinn else ("test acc", "test_accuracy")
-    columns = [("setting", "setting"), ("seeds", "seeds"), error, ("λmax", "top_eigenvalue"), ("tr H", "trace"),
-               ("minima", "n_minima"), ("mc", "mc"), ("CKA", "cka"), ("phase", "phase")]
-    table = Table(title=result.study, title_justify="left", box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False,
-                  caption="medians over seeds; mc and CKA: the taxonomy's means over seed pairs", caption_justify="left")
+    columns = [
+        ("setting", "setting"),
+        ("seeds", "seeds"),
+        error,
+        ("λmax", "top_eigenvalue"),
+        ("tr H", "trace"),
+        ("minima", "n_minima"),
+        ("mc", "mc"),
+        ("CKA", "cka"),
+        ("phase", "phase"),
+    ]
+    table = Table(
+        title=result.study,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        collapse_padding=True,
+        pad_edge=False,
+        caption="medians over seeds; mc and CKA: the taxonomy's means over seed pairs",
+        caption_justify="left",
+    )
     for header, _ in columns:
         table.add_column(header, no_wrap=True)
     for row in result.settings:
@@ -103,12 +131,25 @@ def print_browse(result: StudyResult) -> None:
 @app.command()
 @user_errors
 def demo(
-    out: Annotated[Path, typer.Option("--out", help="Folder for runs, catalog (OUT/catalog/losslens.db), views and viewer.")] = Path("demo"),
-    quick: Annotated[bool, typer.Option("--quick", help="β ∈ {1, 30} × 2 seeds, 150 L-BFGS iterations, 21×21 landscapes: "
-                                        "under a minute, what CI runs.")] = False,
-    jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes for the metrics, 1 torch "
-                                             "thread each on 2 cores (default: 2, or 1 with --quick).",
-                                             show_default=False)] = None,
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for runs, catalog (OUT/catalog/losslens.db), views and viewer.")
+    ] = Path("demo"),
+    quick: Annotated[
+        bool,
+        typer.Option(
+            "--quick", help="β ∈ {1, 30} × 2 seeds, 150 L-BFGS iterations, 21×21 landscapes: under a minute, what CI runs."
+        ),
+    ] = False,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs",
+            "-j",
+            min=1,
+            help="Worker processes for the metrics, 1 torch thread each on 2 cores (default: 2, or 1 with --quick).",
+            show_default=False,
+        ),
+    ] = None,
     threads: ThreadsOpt = None,
 ) -> None:
     """The PINN case study end to end: train β ∈ {1, 10, 30} × 3 seeds, ingest, compute every metric, export the views.
@@ -130,11 +171,25 @@ def demo(
 @report_app.command("case-studies")
 @user_errors
 def case_studies(
-    out: Annotated[Path, typer.Option("--out", help="Markdown file to write; pictures go to the folder beside it named "
-                                      "after it (docs/case-studies/).")] = Path("docs/case-studies.md"),
-    work: Annotated[Path, typer.Option("--work", help="Folder for both studies' runs, catalog and views.")] = Path("runs/case-studies"),
-    jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes for the metrics, cores ÷ jobs "
-                                             "torch threads each (default: 2).", show_default=False)] = None,
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", help="Markdown file to write; pictures go to the folder beside it named after it (docs/case-studies/)."
+        ),
+    ] = Path("docs/case-studies.md"),
+    work: Annotated[Path, typer.Option("--work", help="Folder for both studies' runs, catalog and views.")] = Path(
+        "runs/case-studies"
+    ),
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs",
+            "-j",
+            min=1,
+            help="Worker processes for the metrics, cores ÷ jobs torch threads each (default: 2).",
+            show_default=False,
+        ),
+    ] = None,
     threads: ThreadsOpt = None,
 ) -> None:
     """Run the PINN (β sweep) and ResNet-20 (skips or not, on digits) studies and write the reproduction report.

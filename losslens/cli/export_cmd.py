@@ -8,16 +8,19 @@ from typing import Annotated
 import typer
 
 from losslens.cli.app import DEFAULT_CATALOG, CatalogOpt, app, console, user_errors
+from losslens.errors import LossLensError
 from losslens.export import export_all, export_chart, export_viewer
 from losslens.export.all_views import DEFAULT_FORMATS
 from losslens.export.chart import FORMATS, VIEWS
-from losslens.errors import LossLensError
 
-export_app = typer.Typer(help="Static exports: one chart, every view of an experiment, or the offline viewer.",
-                         no_args_is_help=True)
+export_app = typer.Typer(
+    help="Static exports: one chart, every view of an experiment, or the offline viewer.", no_args_is_help=True
+)
 app.add_typer(export_app, name="export")
 
-ExperimentName = Annotated[str | None, typer.Option("--experiment", "-e", help="Experiment name or id (default: all; taxonomy: the first).")]
+ExperimentName = Annotated[
+    str | None, typer.Option("--experiment", "-e", help="Experiment name or id (default: all; taxonomy: the first).")
+]
 
 
 @export_app.command("chart")
@@ -25,10 +28,19 @@ ExperimentName = Annotated[str | None, typer.Option("--experiment", "-e", help="
 def chart(
     view: Annotated[str, typer.Argument(help=f"One of: {', '.join(VIEWS)}.", show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="File to write.")],
-    fmt: Annotated[str | None, typer.Option("--format", "-f", help=f"{'|'.join(FORMATS)} (default: from --out's suffix).")] = None,
+    fmt: Annotated[
+        str | None, typer.Option("--format", "-f", help=f"{'|'.join(FORMATS)} (default: from --out's suffix).")
+    ] = None,
     setting: Annotated[str | None, typer.Option("--setting", help="Setting id or label (modes).")] = None,
-    checkpoint: Annotated[str | None, typer.Option("--checkpoint", help="Checkpoint sha256, unique prefix or name (landscape, merge-tree, persistence, hessian).")] = None,
-    pair: Annotated[tuple[str, str] | None, typer.Option("--pair", help="Two checkpoints (curve, layer-cka, predictions).")] = None,
+    checkpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--checkpoint", help="Checkpoint sha256, unique prefix or name (landscape, merge-tree, persistence, hessian)."
+        ),
+    ] = None,
+    pair: Annotated[
+        tuple[str, str] | None, typer.Option("--pair", help="Two checkpoints (curve, layer-cka, predictions).")
+    ] = None,
     experiment: ExperimentName = None,
     catalog: CatalogOpt = DEFAULT_CATALOG,
 ) -> None:
@@ -41,7 +53,12 @@ def chart(
 @user_errors
 def all_(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write into.")],
-    fmt: Annotated[list[str] | None, typer.Option("--format", "-f", help=f"Repeat for several: {'|'.join(FORMATS)}. Default: {' and '.join(DEFAULT_FORMATS)}.")] = None,
+    fmt: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--format", "-f", help=f"Repeat for several: {'|'.join(FORMATS)}. Default: {' and '.join(DEFAULT_FORMATS)}."
+        ),
+    ] = None,
     experiment: ExperimentName = None,
     catalog: CatalogOpt = DEFAULT_CATALOG,
 ) -> None:

@@ -32,8 +32,22 @@ def metadata_for(catalog: Path) -> Path:
 
 def datasette_command(catalog: Path, host: str, port: int) -> list[str]:
     """The datasette command line that serves ``catalog`` with LossLens's metadata."""
-    return [sys.executable, "-m", "datasette", "serve", str(catalog), "--metadata", str(metadata_for(catalog)),
-            "--host", host, "--port", str(port), "--setting", "sql_time_limit_ms", "5000"]
+    return [
+        sys.executable,
+        "-m",
+        "datasette",
+        "serve",
+        str(catalog),
+        "--metadata",
+        str(metadata_for(catalog)),
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--setting",
+        "sql_time_limit_ms",
+        "5000",
+    ]
 
 
 @app.command()

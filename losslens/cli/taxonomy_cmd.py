@@ -8,9 +8,18 @@ from losslens.cli.app import DEFAULT_CATALOG, CatalogOpt, ExperimentOpt, JsonOpt
 from losslens.taxonomy.table import taxonomy_table
 
 COLUMNS = (
-    ("experiment", "experiment"), ("setting", "setting"), ("phase", "phase"), ("seeds", "n_checkpoints"),
-    ("train loss", "train_loss"), ("train err", "train_error"), ("test err", "test_error"),
-    ("log λmax", "log_top_eigenvalue"), ("log tr H", "log_trace"), ("mc", "mc"), ("CKA", "cka"), ("note", "note"),
+    ("experiment", "experiment"),
+    ("setting", "setting"),
+    ("phase", "phase"),
+    ("seeds", "n_checkpoints"),
+    ("train loss", "train_loss"),
+    ("train err", "train_error"),
+    ("test err", "test_error"),
+    ("log λmax", "log_top_eigenvalue"),
+    ("log tr H", "log_trace"),
+    ("mc", "mc"),
+    ("CKA", "cka"),
+    ("note", "note"),
 )
 
 
@@ -38,9 +47,11 @@ def taxonomy(catalog: CatalogOpt = DEFAULT_CATALOG, experiment: ExperimentOpt = 
     for row in rows:
         t = row["thresholds"]
         eps = t["mc"]["epsilon"]
-        line = (f"{row['experiment']}: well connected when mc ≥ {(-eps) or 0.0:g}; "
-                f"sharp when {t['sharpness']['measure']} > {_cell(t['sharpness']['value'])} ({t['sharpness']['source']}); "
-                f"high CKA when ≥ {_cell(t['cka']['value'])} ({t['cka']['source']})")
+        line = (
+            f"{row['experiment']}: well connected when mc ≥ {(-eps) or 0.0:g}; "
+            f"sharp when {t['sharpness']['measure']} > {_cell(t['sharpness']['value'])} ({t['sharpness']['source']}); "
+            f"high CKA when ≥ {_cell(t['cka']['value'])} ({t['cka']['source']})"
+        )
         if line not in seen:
             seen.add(line)
             console.print(line, highlight=False)

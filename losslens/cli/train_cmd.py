@@ -18,8 +18,9 @@ from losslens.train import ClassifierConfig, ConvectionConfig, TrainResult, trai
 from losslens.train.datasets import CHOICES, parse_dataset
 from losslens.train.outputs import OnEvent
 
-train_app = typer.Typer(help="Train the case-study models into checkpoints, sidecars and a ready experiment spec.",
-                        no_args_is_help=True)
+train_app = typer.Typer(
+    help="Train the case-study models into checkpoints, sidecars and a ready experiment spec.", no_args_is_help=True
+)
 app.add_typer(train_app, name="train")
 
 
@@ -47,19 +48,31 @@ def _is_number(token: str) -> bool:
     return True
 
 
-SeedsOpt = Annotated[list[int], typer.Option("--seeds", help="Seeds (--seeds 0 1 2); each seeds the initial weights "
-                                             "(and the batch order).")]
+SeedsOpt = Annotated[
+    list[int], typer.Option("--seeds", help="Seeds (--seeds 0 1 2); each seeds the initial weights (and the batch order).")
+]
 OutOpt = Annotated[Path, typer.Option("--out", help="Folder for checkpoints, sidecars and spec.toml.")]
-ThreadsOpt = Annotated[int | None, typer.Option("--threads", min=1, help="torch threads (default: torch's choice). Results "
-                                                "are repeatable for a fixed seed and thread count.")]
+ThreadsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--threads",
+        min=1,
+        help="torch threads (default: torch's choice). Results are repeatable for a fixed seed and thread count.",
+    ),
+]
 
 
 @contextmanager
 def training_progress() -> Iterator[OnEvent]:
     """Rich bars over runs and over the iterations of the current run, fed by ``on_event``."""
     with Progress(
-        TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[loss]}"), TimeElapsedColumn(), TimeRemainingColumn(), console=err_console,
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[loss]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
     ) as progress:
         runs = progress.add_task("runs", total=None, loss="")
         current: list[int] = []
@@ -91,29 +104,51 @@ def _summary(result: TrainResult, columns: list[tuple[str, str]]) -> None:
         table.add_column(title, no_wrap=True)
     for r in result.runs:
         values = [f"{r.metrics[key]:.3g}" for _, key in columns]
-        table.add_row(_setting(r.hparams), str(r.seed), *values, f"{r.wall_time_s:.1f}", str(r.steps),
-                      "done before" if r.skipped else "trained")
+        table.add_row(
+            _setting(r.hparams),
+            str(r.seed),
+            *values,
+            f"{r.wall_time_s:.1f}",
+            str(r.steps),
+            "done before" if r.skipped else "trained",
+        )
     console.print(table)
-    console.print(f"trained {result.trained}, done before {len(result.runs) - result.trained}; "
-                  f"next: losslens ingest {result.spec}", soft_wrap=True)
+    console.print(
+        f"trained {result.trained}, done before {len(result.runs) - result.trained}; next: losslens ingest {result.spec}",
+        soft_wrap=True,
+    )
 
 
 @train_app.command("convection", cls=ListOptionsCommand)
 @user_errors
 def convection_cmd(
     beta: Annotated[list[float], typer.Option("--beta", help="Wave speeds β (--beta 1 5 10); one setting each.")] = [
-        1.0, 5.0, 10.0, 20.0, 30.0, 40.0],
+        1.0,
+        5.0,
+        10.0,
+        20.0,
+        30.0,
+        40.0,
+    ],
     seeds: SeedsOpt = [0, 1, 2],
     out: OutOpt = Path("runs/convection"),
-    iterations: Annotated[int, typer.Option("--iterations", min=0, help="L-BFGS iterations (it may stop earlier on its tolerances).")] = 1000,
+    iterations: Annotated[
+        int, typer.Option("--iterations", min=0, help="L-BFGS iterations (it may stop earlier on its tolerances).")
+    ] = 1000,
     adam_iterations: Annotated[int, typer.Option("--adam-iterations", min=0, help="Adam warm-up steps before L-BFGS.")] = 0,
     adam_lr: Annotated[float, typer.Option("--adam-lr", help="Adam warm-up learning rate.")] = 1e-3,
-    n_collocation: Annotated[int, typer.Option("--n-collocation", min=1, help="Residual points N_f, drawn from the 256×100 grid.")] = 1000,
+    n_collocation: Annotated[
+        int, typer.Option("--n-collocation", min=1, help="Residual points N_f, drawn from the 256×100 grid.")
+    ] = 1000,
     data_seed: Annotated[int, typer.Option("--data-seed", help="Seed of the collocation points (shared by all runs).")] = 0,
     width: Annotated[int, typer.Option("--width", min=1, help="Hidden units per layer.")] = 50,
     depth: Annotated[int, typer.Option("--depth", min=1, help="Hidden layers.")] = 4,
-    name: Annotated[str | None, typer.Option("--name", help="Experiment name written into the spec (default: the "
-                                             "--out folder's name).", show_default=False)] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name", help="Experiment name written into the spec (default: the --out folder's name).", show_default=False
+        ),
+    ] = None,
     threads: ThreadsOpt = None,
 ) -> None:
     """The convection PINN across β (Krishnapriyan et al. 2021).
@@ -123,8 +158,15 @@ def convection_cmd(
     """
     if threads:
         torch.set_num_threads(threads)
-    config = ConvectionConfig(iterations=iterations, adam_iterations=adam_iterations, adam_lr=adam_lr,
-                              n_collocation=n_collocation, data_seed=data_seed, width=width, depth=depth)
+    config = ConvectionConfig(
+        iterations=iterations,
+        adam_iterations=adam_iterations,
+        adam_lr=adam_lr,
+        n_collocation=n_collocation,
+        data_seed=data_seed,
+        width=width,
+        depth=depth,
+    )
     with training_progress() as on_event:
         result = train_convection(out, beta, seeds, config, name=name, on_event=on_event)
     _summary(result, [("rel L2", "rel_l2"), ("loss", "loss")])
@@ -133,22 +175,38 @@ def convection_cmd(
 @train_app.command("resnet20", cls=ListOptionsCommand)
 @user_errors
 def resnet20_cmd(
-    residual: Annotated[bool | None, typer.Option("--residual/--no-residual", help="Only with skips, or only without; "
-                                                  "default both, as in the study.", show_default=False)] = None,
+    residual: Annotated[
+        bool | None,
+        typer.Option(
+            "--residual/--no-residual",
+            help="Only with skips, or only without; default both, as in the study.",
+            show_default=False,
+        ),
+    ] = None,
     dataset: Annotated[str, typer.Option("--dataset", help=f"One of {CHOICES}. Local data only.")] = "digits",
     seeds: SeedsOpt = [0, 1, 2],
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="Passes over the training set.")] = 10,
-    out: Annotated[Path | None, typer.Option("--out", help="Folder for checkpoints, sidecars and spec.toml "
-                                             "(default: runs/resnet20-DATASET).", show_default=False)] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Folder for checkpoints, sidecars and spec.toml (default: runs/resnet20-DATASET).", show_default=False
+        ),
+    ] = None,
     lr: Annotated[float, typer.Option("--lr", help="Peak SGD learning rate (cosine schedule to 0).")] = 0.1,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Training minibatch size.")] = 128,
     width_mult: Annotated[float, typer.Option("--width-mult", help="Multiplies the widths 16/32/64.")] = 1.0,
-    limit_train: Annotated[int | None, typer.Option("--limit-train", min=1, help="Keep the first N training images "
-                                                    "(fashion-mnist, cifar10).")] = None,
-    limit_test: Annotated[int | None, typer.Option("--limit-test", min=1, help="Keep the first N test images "
-                                                   "(fashion-mnist, cifar10).")] = None,
-    name: Annotated[str | None, typer.Option("--name", help="Experiment name written into the spec (default: the "
-                                             "--out folder's name).", show_default=False)] = None,
+    limit_train: Annotated[
+        int | None, typer.Option("--limit-train", min=1, help="Keep the first N training images (fashion-mnist, cifar10).")
+    ] = None,
+    limit_test: Annotated[
+        int | None, typer.Option("--limit-test", min=1, help="Keep the first N test images (fashion-mnist, cifar10).")
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name", help="Experiment name written into the spec (default: the --out folder's name).", show_default=False
+        ),
+    ] = None,
     threads: ThreadsOpt = None,
 ) -> None:
     """ResNet-20 with and without skip connections, on local data.
@@ -162,6 +220,7 @@ def resnet20_cmd(
     config = ClassifierConfig(epochs=epochs, lr=lr, batch_size=batch_size, width_mult=width_mult)
     switches = (True, False) if residual is None else (residual,)
     with training_progress() as on_event:
-        result = train_classifier(out or Path(f"runs/resnet20-{data.name}"), data, seeds, switches, config, name=name,
-                                  on_event=on_event)
+        result = train_classifier(
+            out or Path(f"runs/resnet20-{data.name}"), data, seeds, switches, config, name=name, on_event=on_event
+        )
     _summary(result, [("train acc", "train_accuracy"), ("test acc", "test_accuracy"), ("train loss", "train_loss")])

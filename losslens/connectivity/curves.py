@@ -20,14 +20,16 @@ from typing import Literal
 import torch
 
 from losslens.params import Params
+
 CurveName = Literal["bezier", "linear", "polychain"]
 CURVES: tuple[str, ...] = ("bezier", "linear", "polychain")
 
 
 def initial_bends(start: Params, end: Params, k: int) -> list[Params]:
     """k bends evenly spaced on the straight line: the curve starts as the linear path."""
-    return [{n: ((1 - s) * start[n] + s * end[n]).detach().clone() for n in start} for s in
-            (i / (k + 1) for i in range(1, k + 1))]
+    return [
+        {n: ((1 - s) * start[n] + s * end[n]).detach().clone() for n in start} for s in (i / (k + 1) for i in range(1, k + 1))
+    ]
 
 
 def coefficients(curve: CurveName, t: float, k: int) -> list[float]:

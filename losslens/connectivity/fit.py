@@ -44,8 +44,11 @@ def fit_bends(
         t = float(torch.rand((), generator=generator))
         value = loss(point_on_curve(curve, t, start, end, trainable), batch)
         if not torch.isfinite(value):
-            raise LossLensError(f"the loss along the {curve} curve became {float(value)} at step {step} (t={t:.3f})",
-                                where="connectivity", hint="lower --lr")
+            raise LossLensError(
+                f"the loss along the {curve} curve became {float(value)} at step {step} (t={t:.3f})",
+                where="connectivity",
+                hint="lower --lr",
+            )
         optimizer.zero_grad(set_to_none=True)
         value.backward()
         optimizer.step()

@@ -24,7 +24,8 @@ from losslens.store.ids import params_hash
 @dataclass(frozen=True)
 class ConnectivityParams:
     pairs: Literal["within-setting", "all"] = field(
-        default="within-setting", metadata={"help": "Which checkpoint pairs: all seed pairs within each setting, or all pairs."})
+        default="within-setting", metadata={"help": "Which checkpoint pairs: all seed pairs within each setting, or all pairs."}
+    )
     curve: CurveName = field(default="bezier", metadata={"help": "Path between the two modes (linear trains nothing)."})
     bends: int = field(default=1, metadata={"help": "Trainable bends; 1 with bezier is the quadratic curve of Yang et al."})
     steps: int = field(default=200, metadata={"help": "SGD steps for the bends, one t ~ U[0,1] and one batch each."})
@@ -32,10 +33,17 @@ class ConnectivityParams:
     momentum: float = field(default=0.9, metadata={"help": "SGD momentum for the bends."})
     seed: int = field(default=0, metadata={"help": "Seed of the t samples."})
     points: int = field(default=11, metadata={"help": "Evaluated points t = 0, 1/(N−1), …, 1 (≥ 3)."})
-    batch_size: int | None = field(default=None, metadata={"help": "Training batch size for the bends, BN statistics and evaluation (default: the problem's)."})
+    batch_size: int | None = field(
+        default=None,
+        metadata={"help": "Training batch size for the bends, BN statistics and evaluation (default: the problem's)."},
+    )
     eval_batches: int | None = field(default=None, metadata={"help": "Training batches per evaluated point (default: all)."})
-    bn_batches: int | None = field(default=None, metadata={"help": "Training batches to re-estimate BatchNorm statistics (default: all)."})
-    compare_linear: bool = field(default=True, metadata={"help": "Also evaluate the straight line, for the barrier the curve removes."})
+    bn_batches: int | None = field(
+        default=None, metadata={"help": "Training batches to re-estimate BatchNorm statistics (default: all)."}
+    )
+    compare_linear: bool = field(
+        default=True, metadata={"help": "Also evaluate the straight line, for the barrier the curve removes."}
+    )
 
 
 class PathEvaluator:
@@ -70,8 +78,9 @@ class PathEvaluator:
         """(training loss, error) at θ: error fraction for classifiers, eval rel. L2 for the PINN."""
         state = {**params, **self.buffers_at(params)}
         if self.problem.kind == "classifier":
-            return self.problem.loss_and_error(self.subject.model, state, "train", batch_size=self.params.batch_size,
-                                              limit=self.params.eval_batches)
+            return self.problem.loss_and_error(
+                self.subject.model, state, "train", batch_size=self.params.batch_size, limit=self.params.eval_batches
+            )
         loss = float(self.problem.loss(self.subject.model, state, self.problem.batch))
         return loss, self.problem.relative_l2(self.subject.model, state)
 
@@ -83,12 +92,16 @@ def _check_compatible(a: Subject, b: Subject) -> None:
     shapes_a = {k: tuple(v.shape) for k, v in a.params.items()}
     shapes_b = {k: tuple(v.shape) for k, v in b.params.items()}
     if shapes_a != shapes_b:
-        raise LossLensError(f"{a.name} and {b.name} have different parameters", where="connectivity",
-                            hint="connect checkpoints of one architecture (use --pairs within-setting)")
+        raise LossLensError(
+            f"{a.name} and {b.name} have different parameters",
+            where="connectivity",
+            hint="connect checkpoints of one architecture (use --pairs within-setting)",
+        )
 
 
-def profile(evaluator: PathEvaluator, curve: CurveName, start: Params, end: Params, bends: list[Params],
-            ts: np.ndarray) -> list[tuple[float, float, float]]:
+def profile(
+    evaluator: PathEvaluator, curve: CurveName, start: Params, end: Params, bends: list[Params], ts: np.ndarray
+) -> list[tuple[float, float, float]]:
     """(t, loss, error) at each t along the curve."""
     return [(float(t), *evaluator.evaluate(point_on_curve(curve, float(t), start, end, bends))) for t in ts]
 
@@ -111,9 +124,18 @@ def connectivity(ctx, params: ConnectivityParams) -> Result:
     result = Result()
     bends: list[Params] = []
     if params.curve != "linear":
-        bends, trace = fit_bends(params.curve, a.params, b.params, evaluator.train_loss, evaluator.train_batches,
-                                 bends=params.bends, steps=params.steps, lr=params.lr, momentum=params.momentum,
-                                 seed=params.seed)
+        bends, trace = fit_bends(
+            params.curve,
+            a.params,
+            b.params,
+            evaluator.train_loss,
+            evaluator.train_batches,
+            bends=params.bends,
+            steps=params.steps,
+            lr=params.lr,
+            momentum=params.momentum,
+            seed=params.seed,
+        )
         result.artifact("bends", "curve_bends", torch.stack([flatten(p) for p in bends]).detach().cpu().numpy())
         result.artifact("fit_loss", "curve_fit_loss", np.asarray(trace, dtype=np.float64))
     ts = np.linspace(0.0, 1.0, params.points)
@@ -122,10 +144,19 @@ def connectivity(ctx, params: ConnectivityParams) -> Result:
     for curve in curves:
         rows = profile(evaluator, curve, a.params, b.params, bends, ts)
         for t, loss, error in rows:
-            result.add("curve_points", checkpoint_a=sha_a, checkpoint_b=sha_b, curve=curve, t=t,
-                       loss=_finite(loss), error=_finite(error))
+            result.add(
+                "curve_points", checkpoint_a=sha_a, checkpoint_b=sha_b, curve=curve, t=t, loss=_finite(loss), error=_finite(error)
+            )
         values = [evaluator.mc_value(loss, error) for _, loss, error in rows]
         mc, _ = mode_connectivity(values)
-        result.add("pair_metrics", checkpoint_a=sha_a, checkpoint_b=sha_b, metric="mc", curve=curve,
-                   quantity=evaluator.quantity, value=_finite(mc), params_hash=phash)
+        result.add(
+            "pair_metrics",
+            checkpoint_a=sha_a,
+            checkpoint_b=sha_b,
+            metric="mc",
+            curve=curve,
+            quantity=evaluator.quantity,
+            value=_finite(mc),
+            params_hash=phash,
+        )
     return result

@@ -86,5 +86,8 @@ def render_cell(row, value, column, table, database, datasette):
 
 @hookimpl
 def menu_links(datasette, actor):
-    return [{"href": pages.page_url(datasette, db, ""), "label": f"LossLens views: {db}"}
-            for db in datasette.databases if db != "_internal"]
+    return [
+        {"href": pages.page_url(datasette, db, ""), "label": f"LossLens views: {db}"}
+        for db in datasette.databases
+        if db != "_internal"
+    ]

@@ -42,8 +42,12 @@ def spec_url(datasette, db_name: str, view: str, **args: str | None) -> str:
 
 
 async def render(datasette, request, template: str, context: dict[str, Any]) -> Response:
-    context = {**context, "bundle_url": asset_url(datasette, "vega-bundle.js"),
-               "js_url": asset_url(datasette, "losslens.js"), "css_url": asset_url(datasette, "losslens.css")}
+    context = {
+        **context,
+        "bundle_url": asset_url(datasette, "vega-bundle.js"),
+        "js_url": asset_url(datasette, "losslens.js"),
+        "css_url": asset_url(datasette, "losslens.css"),
+    }
     return Response.html(await datasette.render_template(template, context, request=request))
 
 
@@ -80,26 +84,36 @@ async def global_page(datasette, request) -> Response:
         setting = setting or (settings[0] if settings else None)
         # The first chart's spec goes into the page, saving a round trip before the bundle can draw.
         args = {"experiment": experiment["id"], **({"selected": setting["id"]} if setting else {})}
-        return {"experiments": experiments, "experiment": experiment, "setting": setting, "n_settings": len(settings),
-                "taxonomy_spec_json": script_json(build_spec(datasette, name, conn, "taxonomy", args))}
+        return {
+            "experiments": experiments,
+            "experiment": experiment,
+            "setting": setting,
+            "n_settings": len(settings),
+            "taxonomy_spec_json": script_json(build_spec(datasette, name, conn, "taxonomy", args)),
+        }
 
     ctx = await db.execute_fn(read)
     e, s = ctx["experiment"], ctx["setting"]
-    return await render(datasette, request, "losslens_global.html", {
-        **ctx,
-        "database": name,
-        "db_url": datasette.urls.database(name),
-        "page_url": page_url(datasette, name, ""),
-        "page_base": page_url(datasette, name, ""),
-        "setting_page": page_url(datasette, name, f"setting/{s['id']}") if s else None,
-        "taxonomy_spec": spec_url(datasette, name, "taxonomy", experiment=e["id"], selected=s and s["id"]) if e else None,
-        "taxonomy_data": data_url(datasette, name, "taxonomy", experiment=e["id"])["url"] if e else None,
-        "modes_spec": spec_url(datasette, name, "modes", setting=s["id"]) if s else None,
-        "modes_spec_base": spec_url(datasette, name, "modes"),
-        # SVG keeps marks addressable (tests, accessibility); canvas draws thousands of marks faster.
-        "renderer": "svg" if ctx["n_settings"] <= CANVAS_ABOVE else "canvas",
-        "setting_page_base": page_url(datasette, name, "setting/"),
-    })
+    return await render(
+        datasette,
+        request,
+        "losslens_global.html",
+        {
+            **ctx,
+            "database": name,
+            "db_url": datasette.urls.database(name),
+            "page_url": page_url(datasette, name, ""),
+            "page_base": page_url(datasette, name, ""),
+            "setting_page": page_url(datasette, name, f"setting/{s['id']}") if s else None,
+            "taxonomy_spec": spec_url(datasette, name, "taxonomy", experiment=e["id"], selected=s and s["id"]) if e else None,
+            "taxonomy_data": data_url(datasette, name, "taxonomy", experiment=e["id"])["url"] if e else None,
+            "modes_spec": spec_url(datasette, name, "modes", setting=s["id"]) if s else None,
+            "modes_spec_base": spec_url(datasette, name, "modes"),
+            # SVG keeps marks addressable (tests, accessibility); canvas draws thousands of marks faster.
+            "renderer": "svg" if ctx["n_settings"] <= CANVAS_ABOVE else "canvas",
+            "setting_page_base": page_url(datasette, name, "setting/"),
+        },
+    )
 
 
 async def setting_page(datasette, request) -> Response:
@@ -109,34 +123,52 @@ async def setting_page(datasette, request) -> Response:
 
     def read(conn: sqlite3.Connection) -> dict[str, Any]:
         check_args(conn, {"setting": setting_id})
-        setting = fetch(conn, "SELECT s.id, s.label, s.values_json, s.experiment_id, e.name AS experiment FROM settings s "
-                              "JOIN experiments e ON e.id = s.experiment_id WHERE s.id = ?", (setting_id,))[0]
-        modes = fetch(conn, "SELECT c.sha256, c.name, c.seed, m.name AS model_name FROM checkpoints c "
-                            "JOIN models m ON m.id = c.model_id WHERE m.setting_id = ? ORDER BY c.seed, c.name", (setting_id,))
+        setting = fetch(
+            conn,
+            "SELECT s.id, s.label, s.values_json, s.experiment_id, e.name AS experiment FROM settings s "
+            "JOIN experiments e ON e.id = s.experiment_id WHERE s.id = ?",
+            (setting_id,),
+        )[0]
+        modes = fetch(
+            conn,
+            "SELECT c.sha256, c.name, c.seed, m.name AS model_name FROM checkpoints c "
+            "JOIN models m ON m.id = c.model_id WHERE m.setting_id = ? ORDER BY c.seed, c.name",
+            (setting_id,),
+        )
         if wanted_mode and not any(m["sha256"] == wanted_mode for m in modes):
             raise NotFound("no such mode in this setting")
-        links = fetch(conn, """
+        links = fetch(
+            conn,
+            """
             SELECT pm.checkpoint_a, pm.checkpoint_b, pm.value AS mc, ca.name AS name_a, cb.name AS name_b
             FROM pair_metrics pm JOIN metric_runs r ON r.id = pm.run_id
             JOIN checkpoints ca ON ca.sha256 = pm.checkpoint_a JOIN checkpoints cb ON cb.sha256 = pm.checkpoint_b
-            WHERE pm.metric = 'mc' AND r.status = 'done' AND r.setting_id = ? ORDER BY r.finished_at""", (setting_id,))
+            WHERE pm.metric = 'mc' AND r.status = 'done' AND r.setting_id = ? ORDER BY r.finished_at""",
+            (setting_id,),
+        )
         latest = {(row["checkpoint_a"], row["checkpoint_b"]): {**row, "mc": finite(row["mc"])} for row in links}
         values = json.loads(setting["values_json"] or "{}")
         return {"setting": setting, "values": values, "modes": modes, "pairs": list(latest.values())}
 
     ctx = await db.execute_fn(read)
     mode = wanted_mode or (ctx["modes"][0]["sha256"] if ctx["modes"] else None)
-    return await render(datasette, request, "losslens_setting.html", {
-        **ctx,
-        "database": name,
-        "mode": mode,
-        "global_page": page_url(datasette, name, "") + "?" + urlencode({"experiment": ctx["setting"]["experiment_id"],
-                                                                        "setting": setting_id}),
-        "page_base": page_url(datasette, name, ""),
-        "modes_spec": spec_url(datasette, name, "modes", setting=setting_id, selected=mode),
-        "local_spec": spec_url(datasette, name, "local", checkpoint=mode) if mode else None,
-        "local_spec_base": spec_url(datasette, name, "local"),
-    })
+    return await render(
+        datasette,
+        request,
+        "losslens_setting.html",
+        {
+            **ctx,
+            "database": name,
+            "mode": mode,
+            "global_page": page_url(datasette, name, "")
+            + "?"
+            + urlencode({"experiment": ctx["setting"]["experiment_id"], "setting": setting_id}),
+            "page_base": page_url(datasette, name, ""),
+            "modes_spec": spec_url(datasette, name, "modes", setting=setting_id, selected=mode),
+            "local_spec": spec_url(datasette, name, "local", checkpoint=mode) if mode else None,
+            "local_spec_base": spec_url(datasette, name, "local"),
+        },
+    )
 
 
 async def checkpoint_page(datasette, request) -> Response:
@@ -147,18 +179,27 @@ async def checkpoint_page(datasette, request) -> Response:
     def read(conn: sqlite3.Connection) -> dict[str, Any]:
         check_args(conn, {"checkpoint": sha})
         record = fetch(conn, CHECKPOINT_SQL, (sha,))[0]
-        perf = fetch(conn, """SELECT split, name, value FROM performance WHERE run_id = (
+        perf = fetch(
+            conn,
+            """SELECT split, name, value FROM performance WHERE run_id = (
             SELECT id FROM metric_runs WHERE metric = 'performance' AND status = 'done' AND checkpoint = ?
-            ORDER BY finished_at DESC LIMIT 1) ORDER BY split, name""", (sha,))
+            ORDER BY finished_at DESC LIMIT 1) ORDER BY split, name""",
+            (sha,),
+        )
         return {"record": record, "performance": perf}
 
     ctx = await db.execute_fn(read)
-    return await render(datasette, request, "losslens_checkpoint.html", {
-        **ctx,
-        "database": name,
-        "page_base": page_url(datasette, name, ""),
-        "local_spec": spec_url(datasette, name, "local", checkpoint=sha),
-    })
+    return await render(
+        datasette,
+        request,
+        "losslens_checkpoint.html",
+        {
+            **ctx,
+            "database": name,
+            "page_base": page_url(datasette, name, ""),
+            "local_spec": spec_url(datasette, name, "local", checkpoint=sha),
+        },
+    )
 
 
 async def pair_page(datasette, request) -> Response:
@@ -168,17 +209,29 @@ async def pair_page(datasette, request) -> Response:
 
     def read(conn: sqlite3.Connection) -> dict[str, Any]:
         check_args(conn, {"a": a, "b": b})
-        metrics = fetch(conn, """
+        metrics = fetch(
+            conn,
+            """
             SELECT pm.metric, pm.curve, pm.quantity, pm.value FROM pair_metrics pm JOIN metric_runs r ON r.id = pm.run_id
             WHERE r.status = 'done' AND ((pm.checkpoint_a = ? AND pm.checkpoint_b = ?) OR (pm.checkpoint_a = ? AND pm.checkpoint_b = ?))
-            ORDER BY pm.metric, r.finished_at""", (a, b, b, a))
-        return {"a": fetch(conn, CHECKPOINT_SQL, (a,))[0], "b": fetch(conn, CHECKPOINT_SQL, (b,))[0],
-                "metrics": [{**m, "value": finite(m["value"])} for m in metrics]}
+            ORDER BY pm.metric, r.finished_at""",
+            (a, b, b, a),
+        )
+        return {
+            "a": fetch(conn, CHECKPOINT_SQL, (a,))[0],
+            "b": fetch(conn, CHECKPOINT_SQL, (b,))[0],
+            "metrics": [{**m, "value": finite(m["value"])} for m in metrics],
+        }
 
     ctx = await db.execute_fn(read)
-    return await render(datasette, request, "losslens_pair.html", {
-        **ctx,
-        "database": name,
-        "page_base": page_url(datasette, name, ""),
-        "specs": [spec_url(datasette, name, v, a=a, b=b) for v in ("curve", "layer_cka", "predictions")],
-    })
+    return await render(
+        datasette,
+        request,
+        "losslens_pair.html",
+        {
+            **ctx,
+            "database": name,
+            "page_base": page_url(datasette, name, ""),
+            "specs": [spec_url(datasette, name, v, a=a, b=b) for v in ("curve", "layer_cka", "predictions")],
+        },
+    )

@@ -40,6 +40,7 @@ def _landscape_rows(fn: Callable[[sqlite3.Connection, str], Any]) -> Callable[[s
     def rows(conn: sqlite3.Connection, checkpoint: str) -> Rows:
         found = landscape.landscape_of(conn, checkpoint)
         return fn(conn, found["id"]) if found else []
+
     return rows
 
 
@@ -120,24 +121,39 @@ def build_spec(datasette, db_name: str, conn: sqlite3.Connection, view: str, req
     """The spec of ``view``, with its data as URLs of the data routes."""
     from datasette.utils import tilde_encode
 
-    return view_spec(conn, view, request_args, lambda name, **a: data_url(datasette, db_name, name, **a),
-                     pair_href=datasette.urls.path(f"/-/losslens/{tilde_encode(db_name)}/pair/"))
+    return view_spec(
+        conn,
+        view,
+        request_args,
+        lambda name, **a: data_url(datasette, db_name, name, **a),
+        pair_href=datasette.urls.path(f"/-/losslens/{tilde_encode(db_name)}/pair/"),
+    )
 
 
-def view_spec(conn: sqlite3.Connection, view: str, request_args: dict[str, str], url: Callable[..., dict[str, Any]],
-              pair_href: str | None = None) -> dict[str, Any]:
+def view_spec(
+    conn: sqlite3.Connection,
+    view: str,
+    request_args: dict[str, str],
+    url: Callable[..., dict[str, Any]],
+    pair_href: str | None = None,
+) -> dict[str, Any]:
     """The spec of ``view``; ``url(name, **args)`` gives the data source of each DATASETS entry (a data
     route here, inline values in the static exports of :mod:`losslens.export`)."""
     selected = request_args.get("selected")
     if view == "taxonomy":
         e = request_args["experiment"]
         settings = fetch(conn, "SELECT values_json FROM settings WHERE experiment_id = ?", (e,))
-        return taxonomy.taxonomy_spec(url("taxonomy", experiment=e), taxonomy.setting_keys(settings), selected=selected,
-                                      cell_labels=len(settings) <= LABELLED_CELLS)
+        return taxonomy.taxonomy_spec(
+            url("taxonomy", experiment=e),
+            taxonomy.setting_keys(settings),
+            selected=selected,
+            cell_labels=len(settings) <= LABELLED_CELLS,
+        )
     if view == "modes":
         s = request_args["setting"]
-        return modes.modes_spec(url("modes", setting=s), url("links", setting=s), url("glyphs", setting=s), selected=selected,
-                                pair_href=pair_href)
+        return modes.modes_spec(
+            url("modes", setting=s), url("links", setting=s), url("glyphs", setting=s), selected=selected, pair_href=pair_href
+        )
     if view == "local":
         c = request_args["checkpoint"]
         names = ("landscape", "isolines", "minima", "tree_nodes", "tree_segments", "persistence", "spectrum", "esd")
@@ -155,8 +171,12 @@ def view_spec(conn: sqlite3.Connection, view: str, request_args: dict[str, str],
 
 
 SPEC_ARGS = {
-    "taxonomy": ("experiment",), "modes": ("setting",), "local": ("checkpoint",),
-    "curve": ("a", "b"), "layer_cka": ("a", "b"), "predictions": ("a", "b"),
+    "taxonomy": ("experiment",),
+    "modes": ("setting",),
+    "local": ("checkpoint",),
+    "curve": ("a", "b"),
+    "layer_cka": ("a", "b"),
+    "predictions": ("a", "b"),
 }
 
 

@@ -29,8 +29,9 @@ def safe_name(name: str, taken: set[str]) -> str:
     return candidate
 
 
-def export_all(catalog_path: Path, out_dir: Path, experiment: str | None = None,
-               formats: tuple[str, ...] = DEFAULT_FORMATS) -> list[Path]:
+def export_all(
+    catalog_path: Path, out_dir: Path, experiment: str | None = None, formats: tuple[str, ...] = DEFAULT_FORMATS
+) -> list[Path]:
     """Write every view of ``experiment`` (default: every experiment) in each of ``formats``."""
     out_dir = Path(out_dir)
     written: list[Path] = []

@@ -41,9 +41,17 @@ VIEWS: dict[str, tuple[str, ...]] = {
 }
 FORMATS = ("json", "html", "svg", "png", "pdf")
 # The metric a view needs, for the hint when it has nothing to draw.
-NEEDS = {"taxonomy": "taxonomy", "modes": "similarity", "landscape": "landscape", "merge-tree": "topology",
-         "persistence": "topology", "hessian": "hessian", "curve": "connectivity", "layer-cka": "similarity",
-         "predictions": "predictions"}
+NEEDS = {
+    "taxonomy": "taxonomy",
+    "modes": "similarity",
+    "landscape": "landscape",
+    "merge-tree": "topology",
+    "persistence": "topology",
+    "hessian": "hessian",
+    "curve": "connectivity",
+    "layer-cka": "similarity",
+    "predictions": "predictions",
+}
 PNG_SCALE = 2.0  # sharp on high-density screens and in papers
 
 
@@ -61,13 +69,16 @@ def read_catalog(path: Path) -> Iterator[sqlite3.Connection]:
         catalog.close()
 
 
-def spec_for(conn: sqlite3.Connection, view: str, args: dict[str, str], url: Callable[..., Data],
-             pair_href: str | None = None) -> dict[str, Any]:
+def spec_for(
+    conn: sqlite3.Connection, view: str, args: dict[str, str], url: Callable[..., Data], pair_href: str | None = None
+) -> dict[str, Any]:
     """The spec of an exportable view. The local view's panels are exported one by one; every
     other view is the plugin's own spec."""
     c = args.get("checkpoint")
     if view == "landscape":
-        return landscape.landscape_spec(url("landscape", checkpoint=c), url("isolines", checkpoint=c), url("minima", checkpoint=c))
+        return landscape.landscape_spec(
+            url("landscape", checkpoint=c), url("isolines", checkpoint=c), url("minima", checkpoint=c)
+        )
     if view == "merge-tree":
         return topology.merge_tree_spec(url("tree_nodes", checkpoint=c), url("tree_segments", checkpoint=c))
     if view == "persistence":
@@ -147,13 +158,17 @@ def render(spec: dict[str, Any], fmt: str, title: str = "LossLens") -> bytes:
 def format_of(out: Path, fmt: str | None) -> str:
     fmt = fmt or out.suffix.lstrip(".").lower()
     if fmt not in FORMATS:
-        raise LossLensError(f"cannot tell the format of {out}", where="export chart",
-                            hint=f"pass --format {'|'.join(FORMATS)} or end the file name in one of them")
+        raise LossLensError(
+            f"cannot tell the format of {out}",
+            where="export chart",
+            hint=f"pass --format {'|'.join(FORMATS)} or end the file name in one of them",
+        )
     return fmt
 
 
 # ---------------------------------------------------------------------------------------------
 # Which subject: ids, unique id prefixes or names.
+
 
 def _one(rows: list[sqlite3.Row | tuple], what: str, given: str, hint: str) -> str:
     ids = sorted({r[0] for r in rows})
@@ -168,26 +183,39 @@ def resolve_experiment(conn: sqlite3.Connection, name: str | None) -> str:
     if name is None:
         rows = conn.execute("SELECT id FROM experiments ORDER BY created_at, name").fetchall()
         if not rows:
-            raise LossLensError("the catalog has no experiments", where="export", hint="ingest checkpoints with losslens ingest SPEC")
+            raise LossLensError(
+                "the catalog has no experiments", where="export", hint="ingest checkpoints with losslens ingest SPEC"
+            )
         return rows[0][0]
     rows = conn.execute("SELECT id FROM experiments WHERE name = ? OR id = ?", (name, name)).fetchall()
     return _one(rows, "experiment", name, "losslens ls lists them")
 
 
 def resolve_setting(conn: sqlite3.Connection, given: str) -> str:
-    rows = conn.execute("SELECT id FROM settings WHERE id = ? OR label = ?", (given, given)).fetchall() or \
-        conn.execute("SELECT id FROM settings WHERE id LIKE ? || '%'", (given,)).fetchall()
+    rows = (
+        conn.execute("SELECT id FROM settings WHERE id = ? OR label = ?", (given, given)).fetchall()
+        or conn.execute("SELECT id FROM settings WHERE id LIKE ? || '%'", (given,)).fetchall()
+    )
     return _one(rows, "setting", given, "give a setting id or label (losslens taxonomy lists them)")
 
 
 def resolve_checkpoint(conn: sqlite3.Connection, given: str) -> str:
-    rows = conn.execute("SELECT sha256 FROM checkpoints WHERE sha256 = ? OR name = ?", (given, given)).fetchall() or \
-        conn.execute("SELECT sha256 FROM checkpoints WHERE sha256 LIKE ? || '%'", (given,)).fetchall()
+    rows = (
+        conn.execute("SELECT sha256 FROM checkpoints WHERE sha256 = ? OR name = ?", (given, given)).fetchall()
+        or conn.execute("SELECT sha256 FROM checkpoints WHERE sha256 LIKE ? || '%'", (given,)).fetchall()
+    )
     return _one(rows, "checkpoint", given, "give a checkpoint sha256 (or a unique prefix) or name (losslens ls lists them)")
 
 
-def resolve_args(conn: sqlite3.Connection, view: str, *, experiment: str | None = None, setting: str | None = None,
-                 checkpoint: str | None = None, pair: tuple[str, str] | None = None) -> dict[str, str]:
+def resolve_args(
+    conn: sqlite3.Connection,
+    view: str,
+    *,
+    experiment: str | None = None,
+    setting: str | None = None,
+    checkpoint: str | None = None,
+    pair: tuple[str, str] | None = None,
+) -> dict[str, str]:
     """The ids ``view`` is drawn for, from the options given."""
     if view not in VIEWS:
         raise LossLensError(f"unknown view {view!r}", where="export chart", hint=f"one of {', '.join(VIEWS)}")
@@ -203,7 +231,9 @@ def resolve_args(conn: sqlite3.Connection, view: str, *, experiment: str | None 
             raise LossLensError(f"the {view} view needs --checkpoint", where="export chart", hint="--checkpoint SHA or name")
         return {"checkpoint": resolve_checkpoint(conn, checkpoint)}
     if pair is None:
-        raise LossLensError(f"the {view} view needs --pair", where="export chart", hint="--pair A B (two checkpoint shas or names)")
+        raise LossLensError(
+            f"the {view} view needs --pair", where="export chart", hint="--pair A B (two checkpoint shas or names)"
+        )
     a, b = (resolve_checkpoint(conn, p) for p in pair)
     return {"a": a, "b": b}
 
@@ -215,8 +245,11 @@ def export_chart(catalog_path: Path, view: str, out: Path, fmt: str | None = Non
         args = resolve_args(conn, view, **subject)
         spec, n_rows = inline_spec(conn, view, args)
     if n_rows == 0:
-        raise LossLensError(f"nothing to draw: the {view} view has no rows for {', '.join(args.values())}",
-                            where="export chart", hint=f"compute it first: losslens compute {NEEDS[view]}")
+        raise LossLensError(
+            f"nothing to draw: the {view} view has no rows for {', '.join(args.values())}",
+            where="export chart",
+            hint=f"compute it first: losslens compute {NEEDS[view]}",
+        )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(render(spec, fmt, title=f"LossLens: {view}"))

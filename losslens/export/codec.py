@@ -46,7 +46,7 @@ def _is_number(v: Any) -> bool:
 
 def _numeric(values: list[Any], blobs: Blobs) -> dict[str, Any]:
     """Integers that fit as int32 (no nulls), else float32 with null as NaN."""
-    if all(isinstance(v, int) and not isinstance(v, bool) and -2**31 <= v < 2**31 for v in values):
+    if all(isinstance(v, int) and not isinstance(v, bool) and -(2**31) <= v < 2**31 for v in values):
         return {"i32": blobs.add(np.asarray(values, dtype="<i4"))}
     floats = np.asarray([math.nan if v is None else v for v in values], dtype="<f8")
     if np.nanmax(np.abs(floats), initial=0.0) > np.finfo(np.float32).max:
@@ -64,8 +64,10 @@ def encode_column(values: list[Any], blobs: Blobs) -> dict[str, Any]:
     distinct = list(dict.fromkeys(values))
     if len(distinct) <= 255 and len(distinct) * 4 < len(values):
         index = {v: i for i, v in enumerate(distinct)}
-        return {"dict": encode_column(distinct, blobs) if len(distinct) >= SMALL else {"json": distinct},
-                "idx": {"u8": blobs.add(np.asarray([index[v] for v in values], dtype="u1"))}}
+        return {
+            "dict": encode_column(distinct, blobs) if len(distinct) >= SMALL else {"json": distinct},
+            "idx": {"u8": blobs.add(np.asarray([index[v] for v in values], dtype="u1"))},
+        }
     return _numeric(values, blobs)
 
 
@@ -90,7 +92,7 @@ def decode_rows(table: dict[str, Any], blobs: list[str]) -> Rows:
         if "dict" in spec:
             lookup = column(spec["dict"])
             return [lookup[i] for i in column(spec["idx"])]
-        (kind, ref), = spec.items()
+        ((kind, ref),) = spec.items()
         array = np.frombuffer(base64.b64decode(blobs[ref]), dtype={"i32": "<i4", "f32": "<f4", "f64": "<f8", "u8": "u1"}[kind])
         if kind in ("f32", "f64"):
             return [None if math.isnan(v) else float(v) for v in array]

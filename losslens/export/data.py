@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import json
 import sqlite3
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,14 @@ from losslens.views.latest import latest_run
 from losslens.views.source import Rows, fetch, finite
 
 # Viewer views: the plugin's page specs (the local view is one linked chart there and here).
-VIEWER_VIEWS = {"taxonomy": ("experiment",), "modes": ("setting",), "local": ("checkpoint",),
-                "curve": ("a", "b"), "layer_cka": ("a", "b"), "predictions": ("a", "b")}
+VIEWER_VIEWS = {
+    "taxonomy": ("experiment",),
+    "modes": ("setting",),
+    "local": ("checkpoint",),
+    "curve": ("a", "b"),
+    "layer_cka": ("a", "b"),
+    "predictions": ("a", "b"),
+}
 PLACEHOLDER = "ll:"
 
 
@@ -41,9 +47,13 @@ def settings_of(conn: sqlite3.Connection, experiment_id: str) -> Rows:
 
 
 def modes_of(conn: sqlite3.Connection, setting_id: str) -> Rows:
-    return fetch(conn, """
+    return fetch(
+        conn,
+        """
         SELECT c.sha256, c.name, c.seed, c.step, c.n_params, m.name AS model
-        FROM checkpoints c JOIN models m ON m.id = c.model_id WHERE m.setting_id = ? ORDER BY c.seed, c.name""", (setting_id,))
+        FROM checkpoints c JOIN models m ON m.id = c.model_id WHERE m.setting_id = ? ORDER BY c.seed, c.name""",
+        (setting_id,),
+    )
 
 
 def pairs_of(modes: Rows) -> list[tuple[str, str]]:
@@ -53,6 +63,7 @@ def pairs_of(modes: Rows) -> list[tuple[str, str]]:
 
 # ---------------------------------------------------------------------------------------------
 # Metric tables: [metric, quantity, value, run id] per subject, newest done runs only.
+
 
 def checkpoint_metrics(conn: sqlite3.Connection, sha: str) -> list[list[Any]]:
     rows: list[list[Any]] = []
@@ -66,21 +77,29 @@ def checkpoint_metrics(conn: sqlite3.Connection, sha: str) -> list[list[Any]]:
             rows.append(["hessian", "λmax" if r["which"] == "largest" else "λmin", finite(r["value"]), run])
         for r in fetch(conn, "SELECT estimate FROM hessian_trace WHERE run_id = ?", (run,)):
             rows.append(["hessian", "trace", finite(r["estimate"]), run])
-    for r in fetch(conn, """
+    for r in fetch(
+        conn,
+        """
             SELECT s.run_id, s.n_minima, s.n_minima_above, s.total_persistence, s.max_persistence, s.centre_loss, s.grid_min,
                    s.grid_max, s.smad FROM landscape_summaries s JOIN metric_runs r ON r.id = s.run_id
-            WHERE s.checkpoint = ? AND r.status = 'done' ORDER BY r.finished_at DESC LIMIT 1""", (sha,)):
+            WHERE s.checkpoint = ? AND r.status = 'done' ORDER BY r.finished_at DESC LIMIT 1""",
+        (sha,),
+    ):
         run = r.pop("run_id")
         rows += [["topology", key.replace("_", " "), finite(value), run] for key, value in r.items()]
     return rows
 
 
 def setting_metrics(conn: sqlite3.Connection, setting_id: str) -> list[list[Any]]:
-    found = fetch(conn, """
+    found = fetch(
+        conn,
+        """
         SELECT t.run_id, t.phase, t.mc, t.cka, t.log_top_eigenvalue, t.log_trace, t.train_loss, t.train_error, t.test_error,
                t.n_checkpoints, t.n_pairs
         FROM taxonomy t JOIN metric_runs r ON r.id = t.run_id
-        WHERE t.setting_id = ? AND r.status = 'done' ORDER BY r.finished_at DESC LIMIT 1""", (setting_id,))
+        WHERE t.setting_id = ? AND r.status = 'done' ORDER BY r.finished_at DESC LIMIT 1""",
+        (setting_id,),
+    )
     if not found:
         return []
     row = found[0]
@@ -91,11 +110,15 @@ def setting_metrics(conn: sqlite3.Connection, setting_id: str) -> list[list[Any]
 def pair_metrics(conn: sqlite3.Connection, a: str, b: str) -> list[list[Any]]:
     """mc per curve and CKA, from the newest run of each (metric, curve, quantity)."""
     latest: dict[tuple[str, str | None, str], list[Any]] = {}
-    for r in fetch(conn, """
+    for r in fetch(
+        conn,
+        """
             SELECT r.metric AS run_metric, pm.metric, pm.curve, pm.quantity, pm.value, pm.run_id
             FROM pair_metrics pm JOIN metric_runs r ON r.id = pm.run_id
             WHERE r.status = 'done' AND ((pm.checkpoint_a = ? AND pm.checkpoint_b = ?) OR (pm.checkpoint_a = ? AND pm.checkpoint_b = ?))
-            ORDER BY r.finished_at""", (a, b, b, a)):
+            ORDER BY r.finished_at""",
+        (a, b, b, a),
+    ):
         what = f"{r['metric']} ({r['curve']}, {r['quantity']})" if r["curve"] else f"{r['metric']} ({r['quantity']})"
         latest[(r["metric"], r["curve"], r["quantity"])] = [r["run_metric"], what, finite(r["value"]), r["run_id"]]
     return list(latest.values())
@@ -103,8 +126,12 @@ def pair_metrics(conn: sqlite3.Connection, a: str, b: str) -> list[list[Any]]:
 
 def runs_of(conn: sqlite3.Connection, where: str, params: tuple) -> dict[str, dict[str, Any]]:
     """Provenance of the newest done run of each metric matching ``where``."""
-    rows = fetch(conn, f"""SELECT id, metric, params_json, code_version, device, wall_seconds, finished_at FROM metric_runs
-                           WHERE status = 'done' AND {where} ORDER BY finished_at""", params)
+    rows = fetch(
+        conn,
+        f"""SELECT id, metric, params_json, code_version, device, wall_seconds, finished_at FROM metric_runs
+                           WHERE status = 'done' AND {where} ORDER BY finished_at""",
+        params,
+    )
     newest = {r["metric"]: r for r in rows}
     return {r.pop("id"): {**r, "params": json.loads(r.pop("params_json"))} for r in newest.values()}
 
@@ -120,6 +147,7 @@ def hint(metrics: list[list[Any]], names: tuple[str, ...]) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------
 # The viewer's data.
+
 
 class ViewStore:
     """Specs as shared templates plus encoded tables, for the viewer."""
@@ -172,31 +200,62 @@ def viewer_data(conn: sqlite3.Connection, catalog_path: Path, experiment_id: str
             store.add("modes", {"setting": s["id"]})
             runs.update(s_runs := runs_of(conn, "setting_id = ? AND scope = 'setting'", (s["id"],)))
             s_pairs = pairs_of(modes)
-            settings[s["id"]] = {**s, "experiment": e["id"], "modes": [m["sha256"] for m in modes], "metrics": metrics,
-                                 "phase": hint(metrics, ("phase",)).get("value"),
-                                 "hint": hint(metrics, ("mc", "log top eigenvalue")),
-                                 "pairs": ["~".join(p) for p in s_pairs], "runs": list(s_runs)}
+            settings[s["id"]] = {
+                **s,
+                "experiment": e["id"],
+                "modes": [m["sha256"] for m in modes],
+                "metrics": metrics,
+                "phase": hint(metrics, ("phase",)).get("value"),
+                "hint": hint(metrics, ("mc", "log top eigenvalue")),
+                "pairs": ["~".join(p) for p in s_pairs],
+                "runs": list(s_runs),
+            }
             for m in modes:
                 sha = m.pop("sha256")
                 metrics = checkpoint_metrics(conn, sha)
                 store.add("local", {"checkpoint": sha})
                 runs.update(c_runs := runs_of(conn, "checkpoint = ? AND checkpoint_b IS NULL", (sha,)))
-                checkpoints[sha] = {**m, "setting": s["id"], "metrics": metrics, "runs": list(c_runs),
-                                    "hint": hint(metrics, ("eval rel_l2", "test error", "train loss"))}
+                checkpoints[sha] = {
+                    **m,
+                    "setting": s["id"],
+                    "metrics": metrics,
+                    "runs": list(c_runs),
+                    "hint": hint(metrics, ("eval rel_l2", "test error", "train loss")),
+                }
             for a, b in s_pairs:
                 views = [v for v in ("curve", "layer_cka", "predictions") if store.add(v, {"a": a, "b": b})]
-                p_runs = runs_of(conn, "((checkpoint = ? AND checkpoint_b = ?) OR (checkpoint = ? AND checkpoint_b = ?))",
-                                 (a, b, b, a))
+                p_runs = runs_of(
+                    conn, "((checkpoint = ? AND checkpoint_b = ?) OR (checkpoint = ? AND checkpoint_b = ?))", (a, b, b, a)
+                )
                 runs.update(p_runs)
                 metrics = pair_metrics(conn, a, b)
-                pairs[f"{a}~{b}"] = {"a": a, "b": b, "setting": s["id"], "views": views, "metrics": metrics,
-                                     "runs": list(p_runs), "hint": hint(metrics, ("mc (bezier, loss)", "mc (bezier, error)"))}
+                pairs[f"{a}~{b}"] = {
+                    "a": a,
+                    "b": b,
+                    "setting": s["id"],
+                    "views": views,
+                    "metrics": metrics,
+                    "runs": list(p_runs),
+                    "hint": hint(metrics, ("mc (bezier, loss)", "mc (bezier, error)")),
+                }
     return {
         "catalog": Path(catalog_path).name,
-        "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "version": __version__,
-        "counts": {"experiments": len(experiments), "settings": len(settings), "checkpoints": len(checkpoints),
-                   "pairs": len(pairs), "runs": len(runs)},
-        "experiments": experiments, "settings": settings, "checkpoints": checkpoints, "pairs": pairs, "runs": runs,
-        "templates": store.templates, "views": store.views, "tables": store.tables, "blobs": store.blobs.items,
+        "counts": {
+            "experiments": len(experiments),
+            "settings": len(settings),
+            "checkpoints": len(checkpoints),
+            "pairs": len(pairs),
+            "runs": len(runs),
+        },
+        "experiments": experiments,
+        "settings": settings,
+        "checkpoints": checkpoints,
+        "pairs": pairs,
+        "runs": runs,
+        "templates": store.templates,
+        "views": store.views,
+        "tables": store.tables,
+        "blobs": store.blobs.items,
     }

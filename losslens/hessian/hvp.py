@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 HVP_METHODS = ("double-backward", "forward-over-reverse", "reverse-over-reverse")
 
+
 def _unflatten_rows(vectors: Tensor, like: Params) -> list[Tensor]:
     """A batch of flat vectors (m, n) as per-parameter batches (m, *shape)."""
     out, start = [], 0
@@ -68,7 +69,9 @@ class HVP:
             with torch.enable_grad():
                 value = self.loss(leaves)
                 if not torch.isfinite(value):
-                    raise LossLensError(f"the loss is {float(value)}", where="hessian", hint="the checkpoint's loss must be finite")
+                    raise LossLensError(
+                        f"the loss is {float(value)}", where="hessian", hint="the checkpoint's loss must be finite"
+                    )
                 self._grads = torch.autograd.grad(value, list(leaves.values()), create_graph=True)
             self._leaves = list(leaves.values())
         assert self._leaves is not None
@@ -113,7 +116,7 @@ def examples(batch: Any) -> int:
     return len(batch[0]) if isinstance(batch, (tuple, list)) else 1
 
 
-def hvp_operator(subject: "Subject", batches: int = 1, batch_size: int | None = None, method: str = "double-backward") -> HVP:
+def hvp_operator(subject: Subject, batches: int = 1, batch_size: int | None = None, method: str = "double-backward") -> HVP:
     """The Hessian of the mean training loss over the first ``batches`` batches of the train split.
 
     Batches are weighted by their size, so the loss is that of the union of their examples.

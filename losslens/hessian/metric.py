@@ -80,7 +80,9 @@ def hessian(ctx, params: HessianParams) -> Result:
     hvp = hvp_operator(s, params.batches, params.batch_size)
     loss = hvp.value()
     if not math.isfinite(loss):
-        raise LossLensError(f"the training loss is {loss}", where=f"hessian {s.name}", hint="the Hessian of a non-finite loss is undefined")
+        raise LossLensError(
+            f"the training loss is {loss}", where=f"hessian {s.name}", hint="the Hessian of a non-finite loss is undefined"
+        )
     if params.k + params.smallest > hvp.n:
         raise LossLensError(f"k={params.k} exceeds the {hvp.n} parameters", where="hessian", hint="lower --k")
     result = Result()
@@ -106,7 +108,9 @@ def hessian(ctx, params: HessianParams) -> Result:
         largest, vectors, residuals = pairs.largest, pairs.largest_vectors, list(pairs.residuals)
         summary.update(converged=int(pairs.converged), lanczos_steps=pairs.steps, eigen_hvps=hvp.count)
         if params.smallest:
-            result.add("hessian_eigenvalues", **row, which="smallest", rank=0, value=float(pairs.smallest[0]), residual=residuals[-1])
+            result.add(
+                "hessian_eigenvalues", **row, which="smallest", rank=0, value=float(pairs.smallest[0]), residual=residuals[-1]
+            )
             result.artifact("smallest_eigenvector", "hessian_eigenvectors", _unit_rows(pairs.smallest_vectors))
     else:
         largest, vectors = backend.eigenpairs(params.k, tol, max_iter, int(seeds[0]))
@@ -136,8 +140,14 @@ def hessian(ctx, params: HessianParams) -> Result:
         result.extend("hessian_esd", [{**row, "x": float(a), "density": float(d)} for a, d in zip(x, density)])
         result.artifact("esd_nodes", "hessian_esd_nodes", slq.nodes)
         result.artifact("esd_weights", "hessian_esd_weights", slq.weights)
-        summary.update(esd_method="slq", esd_runs=params.esd_runs, esd_steps=slq.nodes.shape[1],
-                       esd_sigma=slq.width(params.esd_sigma), esd_hvps=hvp.count - before, esd_seconds=time.perf_counter() - t0)
+        summary.update(
+            esd_method="slq",
+            esd_runs=params.esd_runs,
+            esd_steps=slq.nodes.shape[1],
+            esd_sigma=slq.width(params.esd_sigma),
+            esd_hvps=hvp.count - before,
+            esd_seconds=time.perf_counter() - t0,
+        )
     result.add("hessian_summaries", **summary)
     return result
 

@@ -44,7 +44,7 @@ _CYCLE_WARNING = "Using backward.. with create_graph=True"
 class ProblemLoss(nn.Module):
     """``forward(index) = loss of batch index[0]``: a problem's loss in PyHessian's model slot."""
 
-    def __init__(self, subject: "Subject", data: list[Any]):
+    def __init__(self, subject: Subject, data: list[Any]):
         super().__init__()
         self.net = copy.deepcopy(subject.model).eval()
         for name, p in self.net.named_parameters():
@@ -64,11 +64,13 @@ def _identity_criterion(output: Tensor, _target: Tensor) -> Tensor:
 class PyHessianBackend:
     """PyHessian's ``hessian`` object over the subject's first ``batches`` training batches."""
 
-    def __init__(self, subject: "Subject", batches: int = 1, batch_size: int | None = None):
+    def __init__(self, subject: Subject, batches: int = 1, batch_size: int | None = None):
         try:
             module = importlib.import_module("pyhessian.hessian")  # the module; ``pyhessian.hessian`` is the class
         except ImportError as exc:
-            raise LossLensError("pyhessian is not installed", where="hessian", hint="pip install pyhessian, or use --backend lanczos") from exc
+            raise LossLensError(
+                "pyhessian is not installed", where="hessian", hint="pip install pyhessian, or use --backend lanczos"
+            ) from exc
 
         device = next(iter(subject.params.values())).device
         if device.type == "cuda" and device != torch.device("cuda", torch.cuda.current_device()):

@@ -86,7 +86,7 @@ def build_params(metrics: list[Metric], options: list[tuple[str, str | None]]) -
     values: dict[str, dict[str, Any]] = {m.name: {} for m in metrics}
     hints = typing.get_type_hints
     for raw_key, raw_value in options:
-        target, key = (raw_key.split(".", 1) if "." in raw_key else (None, raw_key))
+        target, key = raw_key.split(".", 1) if "." in raw_key else (None, raw_key)
         negate = False
         used = False
         for metric in metrics:
@@ -129,8 +129,10 @@ def describe_options(metric: Metric) -> list[tuple[str, str, str]]:
     rows = []
     type_hints = typing.get_type_hints(metric.params)
     for f in dataclasses.fields(metric.params):
-        default = f.default if f.default is not dataclasses.MISSING else (
-            f.default_factory() if f.default_factory is not dataclasses.MISSING else None
+        default = (
+            f.default
+            if f.default is not dataclasses.MISSING
+            else (f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
         )
         tp = type_hints[f.name]
         choices = _literal_choices(tp)

@@ -38,15 +38,15 @@ def experiments(catalog: Catalog, name: str | None) -> list[dict[str, Any]]:
         if not rows:
             known = [r["name"] for r in catalog.query("SELECT name FROM experiments ORDER BY name")]
             raise LossLensError(
-                f"no experiment named {name!r}", where=str(catalog.path), hint=f"known: {', '.join(known) or 'none (ingest first)'}"
+                f"no experiment named {name!r}",
+                where=str(catalog.path),
+                hint=f"known: {', '.join(known) or 'none (ingest first)'}",
             )
     return rows
 
 
 def checkpoint_records(catalog: Catalog, experiment_id: str) -> list[dict[str, Any]]:
-    return catalog.query(
-        CHECKPOINT_SQL + " WHERE m.experiment_id = ? ORDER BY s.label, c.seed, c.step, c.name", (experiment_id,)
-    )
+    return catalog.query(CHECKPOINT_SQL + " WHERE m.experiment_id = ? ORDER BY s.label, c.seed, c.step, c.name", (experiment_id,))
 
 
 def _groups(records: list[dict[str, Any]], key: str) -> dict[str, list[dict[str, Any]]]:
@@ -79,8 +79,14 @@ def plan(catalog: Catalog, metric: Metric, params: Any, experiment: str | None =
             subjects = []
             for setting_id, recs in groups.items():
                 for a, b in itertools.combinations(recs, 2):
-                    subjects.append(((a["sha256"], b["sha256"]), f"{a['sha256']}:{b['sha256']}", setting_id,
-                                     f"{a['setting_label']} · {a['name']} ↔ {b['name']}"))
+                    subjects.append(
+                        (
+                            (a["sha256"], b["sha256"]),
+                            f"{a['sha256']}:{b['sha256']}",
+                            setting_id,
+                            f"{a['setting_label']} · {a['name']} ↔ {b['name']}",
+                        )
+                    )
         elif metric.scope == "setting":
             subjects = [
                 (tuple(r["sha256"] for r in recs), sid, sid, recs[0]["setting_label"])

@@ -119,7 +119,9 @@ def execute_job(catalog_path: str, device: str, job: Job) -> Outcome:
         frame = traceback.extract_tb(exc.__traceback__)[-1]
         result, status = None, "failed"
         error = f"{type(exc).__name__}: {exc} (at {Path(frame.filename).name}:{frame.lineno})"
-    return Outcome(status, started, utcnow(), time.perf_counter() - t0, device, result, " ".join(str(error).split()) if error else None)
+    return Outcome(
+        status, started, utcnow(), time.perf_counter() - t0, device, result, " ".join(str(error).split()) if error else None
+    )
 
 
 def store_outcome(catalog: Catalog, metric: Metric, job: Job, outcome: Outcome) -> Outcome:
@@ -158,8 +160,14 @@ def store_outcome(catalog: Catalog, metric: Metric, job: Job, outcome: Outcome) 
     except Exception as exc:
         if outcome.status == "failed":
             raise
-        failed = Outcome("failed", outcome.started_at, outcome.finished_at, outcome.wall_seconds, outcome.device,
-                         error=f"storing results failed: {type(exc).__name__}: {exc}")
+        failed = Outcome(
+            "failed",
+            outcome.started_at,
+            outcome.finished_at,
+            outcome.wall_seconds,
+            outcome.device,
+            error=f"storing results failed: {type(exc).__name__}: {exc}",
+        )
         return store_outcome(catalog, metric, job, failed)
 
 

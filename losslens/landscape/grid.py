@@ -89,8 +89,9 @@ def batched_loss(subject: Any, batches: list[Any]) -> Callable[[Tensor], Tensor]
     return loss
 
 
-def evaluate(subject: Any, directions: Tensor, coords: np.ndarray, batches: list[Any],
-             chunk: int | None = None) -> tuple[np.ndarray, int]:
+def evaluate(
+    subject: Any, directions: Tensor, coords: np.ndarray, batches: list[Any], chunk: int | None = None
+) -> tuple[np.ndarray, int]:
     """Loss at θ + coords @ directions for every row of ``coords``; returns (losses, chunk size).
     ``chunk`` overrides :func:`chunk_size`."""
     theta = flatten(subject.params)

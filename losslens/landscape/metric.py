@@ -22,9 +22,9 @@ import torch
 
 from losslens.errors import LossLensError
 from losslens.landscape.directions import pca_directions, random_directions
-from losslens.params import flatten
 from losslens.landscape.grid import evaluate, grid_coordinates
 from losslens.metrics.registry import Result, register
+from losslens.params import flatten
 from losslens.store.ids import content_id, params_hash
 
 AXES = ("a", "b", "c", "d")
@@ -39,18 +39,28 @@ WHERE c.model_id = ? AND c.seed IS ? AND c.step IS NOT NULL AND c.sha256 != ? OR
 @dataclass(frozen=True)
 class LandscapeParams:
     directions: Literal["random", "hessian", "pca"] = field(
-        default="random", metadata={"help": "Random (normalised), top Hessian eigenvectors, or PCA of the checkpoint's training trajectory."})
+        default="random",
+        metadata={"help": "Random (normalised), top Hessian eigenvectors, or PCA of the checkpoint's training trajectory."},
+    )
     dims: int = field(default=2, metadata={"help": "Number of directions, 1 to 4."})
     steps: int = field(default=41, metadata={"help": "Grid points per axis (odd, so θ is the centre)."})
     span: float = field(default=0.01, metadata={"help": "Half-width of each axis (see --span-mode)."})
     span_mode: Literal["relative", "absolute"] = field(
-        default="relative", metadata={"help": "relative: ±span·‖θ‖ in parameter space; absolute: ±span in units of the direction."})
+        default="relative",
+        metadata={"help": "relative: ±span·‖θ‖ in parameter space; absolute: ±span in units of the direction."},
+    )
     normalization: Literal["filter", "layer", "unit"] = field(
-        default="filter", metadata={"help": "Random directions: Li et al. filter- or layer-wise (biases and BN zeroed), or unit vectors."})
+        default="filter",
+        metadata={"help": "Random directions: Li et al. filter- or layer-wise (biases and BN zeroed), or unit vectors."},
+    )
     orthogonalize: bool = field(default=True, metadata={"help": "Gram–Schmidt the random directions after normalisation."})
     seed: int = field(default=0, metadata={"help": "Seed of the random directions (and of --samples)."})
-    samples: int = field(default=0, metadata={"help": "0: the full grid; N > 0: θ, ±1 step per axis and N random points of the box."})
-    batches: int = field(default=1, metadata={"help": "Training batches (in the problem's fixed order) the loss is averaged over."})
+    samples: int = field(
+        default=0, metadata={"help": "0: the full grid; N > 0: θ, ±1 step per axis and N random points of the box."}
+    )
+    batches: int = field(
+        default=1, metadata={"help": "Training batches (in the problem's fixed order) the loss is averaged over."}
+    )
     batch_size: int = field(default=0, metadata={"help": "Batch size for the landscape loss; 0 is the problem's own."})
 
     def check(self) -> None:
@@ -91,11 +101,16 @@ def _pca(ctx: Any, subject: Any, k: int) -> tuple[torch.Tensor, str]:
     if len(others) < k + 1:
         raise LossLensError(
             f"PCA directions need at least {k + 1} other checkpoints of this run (same model and seed, with a step); found {len(others)}",
-            where=subject.name, hint="ingest the run's intermediate checkpoints, or use --directions random")
+            where=subject.name,
+            hint="ingest the run's intermediate checkpoints, or use --directions random",
+        )
     theta = flatten(subject.params)
     trajectory = torch.stack([flatten(ctx.subject(o["sha256"]).params).to(theta) for o in others])
     directions, ratio = pca_directions(theta, trajectory, k)
-    return directions, f"PCA of {len(others)} trajectory checkpoints (steps {others[0]['step']}…{others[-1]['step']}), explained variance {np.round(ratio, 4).tolist()}"
+    return (
+        directions,
+        f"PCA of {len(others)} trajectory checkpoints (steps {others[0]['step']}…{others[-1]['step']}), explained variance {np.round(ratio, 4).tolist()}",
+    )
 
 
 def _points(params: LandscapeParams, half: list[float]) -> tuple[np.ndarray, np.ndarray | None]:
@@ -123,7 +138,9 @@ def landscape(ctx: Any, params: LandscapeParams) -> Result:
     subject = ctx.subject()
     if params.directions == "random":
         directions = random_directions(subject.params, params.dims, params.seed, params.normalization, params.orthogonalize)
-        source = f"random, seed {params.seed}, {params.normalization}-normalised" + (", Gram–Schmidt in order" if params.orthogonalize else "")
+        source = f"random, seed {params.seed}, {params.normalization}-normalised" + (
+            ", Gram–Schmidt in order" if params.orthogonalize else ""
+        )
     elif params.directions == "hessian":
         directions, source = _hessian_directions(ctx, subject, params.dims)
     else:

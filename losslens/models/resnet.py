@@ -35,9 +35,7 @@ class BasicBlock(nn.Module):
         self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=not batch_norm)
         self.bn2 = norm(c_out)
         self.residual = residual
-        self.shortcut: nn.Module = (
-            _ZeroPadShortcut(stride, c_out - c_in) if (stride != 1 or c_in != c_out) else nn.Identity()
-        )
+        self.shortcut: nn.Module = _ZeroPadShortcut(stride, c_out - c_in) if (stride != 1 or c_in != c_out) else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)))

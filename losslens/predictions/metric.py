@@ -43,8 +43,14 @@ def _pinn(subject, result: Result) -> None:
         raise LossLensError("the predicted field is not finite", where=subject.name, hint="check the checkpoint's training")
     exact = problem.u_exact.reshape(problem.n_x, problem.n_t).cpu().numpy().astype(np.float32)
     grid = problem.grid.cpu().numpy()
-    extent = dict(n_x=problem.n_x, n_t=problem.n_t, x_min=float(grid[:, 0].min()), x_max=float(grid[:, 0].max()),
-                  t_min=float(grid[:, 1].min()), t_max=float(grid[:, 1].max()))
+    extent = dict(
+        n_x=problem.n_x,
+        n_t=problem.n_t,
+        x_min=float(grid[:, 0].min()),
+        x_max=float(grid[:, 0].max()),
+        t_min=float(grid[:, 1].min()),
+        t_max=float(grid[:, 1].max()),
+    )
     for name, array in (("u", u), ("u_exact", exact)):
         sha = result.artifact(name, "pinn_field", array)
         result.add("prediction_fields", checkpoint=subject.sha256, field=name, artifact=sha, **extent)
@@ -55,10 +61,14 @@ def _classifier(subject, result: Result) -> None:
     for split in ("train", "test"):
         true, predicted = _labels(problem, subject.model, subject.state, split)
         counts = confusion(true, predicted, problem.num_classes)
-        result.extend("confusion_matrices", [
-            dict(checkpoint=subject.sha256, split=split, true_label=i, predicted_label=j, count=int(counts[i, j]))
-            for i in range(problem.num_classes) for j in range(problem.num_classes)
-        ])
+        result.extend(
+            "confusion_matrices",
+            [
+                dict(checkpoint=subject.sha256, split=split, true_label=i, predicted_label=j, count=int(counts[i, j]))
+                for i in range(problem.num_classes)
+                for j in range(problem.num_classes)
+            ],
+        )
         result.artifact(f"{split}_labels", "predicted_labels", predicted.astype(np.int16))
 
 

@@ -10,5 +10,12 @@ from losslens.problems.image_folder import image_folder
 from losslens.problems.mnist import fashion_mnist, mnist
 
 __all__ = [
-    "ClassificationProblem", "ConvectionProblem", "Problem", "convection", "digits", "fashion_mnist", "image_folder", "mnist",
+    "ClassificationProblem",
+    "ConvectionProblem",
+    "Problem",
+    "convection",
+    "digits",
+    "fashion_mnist",
+    "image_folder",
+    "mnist",
 ]

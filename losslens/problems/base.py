@@ -39,7 +39,7 @@ class Problem(ABC):
         """``(split, name, value)`` rows describing how well the model does."""
 
     @abstractmethod
-    def to(self, device: torch.device) -> "Problem":
+    def to(self, device: torch.device) -> Problem:
         """Move the problem's tensors to ``device`` and return self."""
 
     def describe(self) -> dict[str, Any]:
@@ -73,7 +73,7 @@ class ClassificationProblem(Problem):
         self.batch_size = batch_size
         self.num_classes = int(num_classes or int(max(y_train.max(), y_test.max())) + 1)
 
-    def to(self, device: torch.device) -> "ClassificationProblem":
+    def to(self, device: torch.device) -> ClassificationProblem:
         self.device = torch.device(device)
         self.data = {k: (x.to(self.device), y.to(self.device)) for k, (x, y) in self.data.items()}
         return self
@@ -83,7 +83,9 @@ class ClassificationProblem(Problem):
             raise ValueError(f"unknown split {split!r}; use one of {sorted(self.data)}")
         return self.data[split]
 
-    def batches(self, split: str = "train", batch_size: int | None = None, limit: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def batches(
+        self, split: str = "train", batch_size: int | None = None, limit: int | None = None
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         x, y = self.split(split)
         size = batch_size or self.batch_size
         for i, start in enumerate(range(0, len(x), size)):
@@ -121,12 +123,14 @@ class ClassificationProblem(Problem):
     @torch.no_grad()
     def probabilities(self, model: nn.Module, state: State, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
         """Softmax outputs for ``x``, in batches: the model-level representation CKA compares."""
-        return torch.cat([torch.softmax(self.logits(model, state, x[s : s + batch_size]), -1)
-                          for s in range(0, len(x), batch_size)])
+        return torch.cat(
+            [torch.softmax(self.logits(model, state, x[s : s + batch_size]), -1) for s in range(0, len(x), batch_size)]
+        )
 
     @torch.no_grad()
-    def loss_and_error(self, model: nn.Module, state: State, split: str = "train", batch_size: int | None = None,
-                       limit: int | None = None) -> tuple[float, float]:
+    def loss_and_error(
+        self, model: nn.Module, state: State, split: str = "train", batch_size: int | None = None, limit: int | None = None
+    ) -> tuple[float, float]:
         """Mean loss and error fraction over ``split`` (the first ``limit`` batches when given)."""
         n, loss_sum, wrong = 0, 0.0, 0
         for x, y in self.batches(split, batch_size=batch_size, limit=limit):

@@ -60,7 +60,7 @@ class ConvectionProblem(Problem):
     def exact(self, x: np.ndarray, t: np.ndarray) -> np.ndarray:
         return np.sin(x - self.beta * t)
 
-    def to(self, device: torch.device) -> "ConvectionProblem":
+    def to(self, device: torch.device) -> ConvectionProblem:
         self.device = torch.device(device)
         self.batch = ConvectionBatch(*(getattr(self.batch, f).to(self.device) for f in ConvectionBatch.__dataclass_fields__))
         self.grid = self.grid.to(self.device)
@@ -124,7 +124,9 @@ class ConvectionProblem(Problem):
         }
 
 
-def convection(beta: float = 1.0, n_collocation: int = 1000, n_x: int = 256, n_t: int = 100, data_seed: int = 0) -> ConvectionProblem:
+def convection(
+    beta: float = 1.0, n_collocation: int = 1000, n_x: int = 256, n_t: int = 100, data_seed: int = 0
+) -> ConvectionProblem:
     """The convection PINN problem at wave speed ``beta``."""
     if n_collocation < 1 or n_x < 2 or n_t < 2:
         raise ValueError("n_collocation must be ≥ 1 and n_x, n_t ≥ 2")

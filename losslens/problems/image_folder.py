@@ -47,7 +47,9 @@ def load_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         with open(path, "rb") as fh:
             raw = _ArrayUnpickler(fh, encoding="bytes").load()
     except (pickle.UnpicklingError, EOFError, ValueError) as exc:
-        raise LossLensError(f"cannot read CIFAR batch ({exc})", where=str(path), hint="re-extract cifar-10-python.tar.gz") from None
+        raise LossLensError(
+            f"cannot read CIFAR batch ({exc})", where=str(path), hint="re-extract cifar-10-python.tar.gz"
+        ) from None
     if not isinstance(raw, dict):
         raise LossLensError("not a CIFAR batch (expected a dict)", where=str(path))
     raw = {(k.decode() if isinstance(k, bytes) else k): v for k, v in raw.items()}
@@ -102,7 +104,9 @@ def load_image_folder(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
     )
 
 
-def image_folder(path: str, batch_size: int = 128, limit_train: int | None = None, limit_test: int | None = None) -> ClassificationProblem:
+def image_folder(
+    path: str, batch_size: int = 128, limit_train: int | None = None, limit_test: int | None = None
+) -> ClassificationProblem:
     """Images scaled to [0, 1] and standardised per channel with training statistics."""
     x_train, y_train, x_test, y_test = load_image_folder(Path(path))
     x_train, y_train = x_train[:limit_train], y_train[:limit_train]
@@ -112,6 +116,4 @@ def image_folder(path: str, batch_size: int = 128, limit_train: int | None = Non
     mean = xtr.mean(axis=(0, 2, 3), keepdims=True)
     std = xtr.std(axis=(0, 2, 3), keepdims=True) + 1e-8
     t = torch.as_tensor
-    return ClassificationProblem(
-        Path(path).name, t((xtr - mean) / std), t(y_train), t((xte - mean) / std), t(y_test), batch_size
-    )
+    return ClassificationProblem(Path(path).name, t((xtr - mean) / std), t(y_train), t((xte - mean) / std), t(y_test), batch_size)

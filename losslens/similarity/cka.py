@@ -30,7 +30,7 @@ class Representation:
         self.gram = None if self.features is not None else x @ x.T
         self._self_hsic: dict[bool, float] = {}
 
-    def cross(self, other: "Representation") -> float:
+    def cross(self, other: Representation) -> float:
         """The biased cross term ‖YᵀX‖²_F = ⟨K_c, L_c⟩ between two representations."""
         if self.n != other.n:
             raise ValueError(f"representations of {self.n} and {other.n} examples")
@@ -41,7 +41,7 @@ class Representation:
             return float(((b.gram @ a.features) * a.features).sum())
         return float((a.gram * b.gram).sum())
 
-    def hsic(self, other: "Representation", debiased: bool = False) -> float:
+    def hsic(self, other: Representation, debiased: bool = False) -> float:
         """HSIC up to a positive factor shared by all pairs of the same n (it cancels in CKA)."""
         cross = self.cross(other)
         if not debiased:

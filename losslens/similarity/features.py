@@ -49,8 +49,10 @@ def layer_outputs(subject: Subject, x: torch.Tensor, layers: list[str], batch_si
     if missing:
         raise KeyError(", ".join(missing))
     captured: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
-    handles = [modules[name].register_forward_hook(lambda _m, _i, out, name=name: captured[name].append(out.reshape(len(out), -1)))
-               for name in layers]
+    handles = [
+        modules[name].register_forward_hook(lambda _m, _i, out, name=name: captured[name].append(out.reshape(len(out), -1)))
+        for name in layers
+    ]
     try:
         for start in range(0, len(x), batch_size):
             functional_call(twin, subject.state, (x[start : start + batch_size],))

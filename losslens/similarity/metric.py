@@ -21,11 +21,16 @@ from losslens.store.ids import params_hash
 @dataclass(frozen=True)
 class CKAParams:
     pairs: Literal["within-setting", "all"] = field(
-        default="within-setting", metadata={"help": "Which checkpoint pairs: all seed pairs within each setting, or all pairs."})
-    inputs: int = field(default=768, metadata={"help": "Classifiers: how many mixup training inputs (the PINN uses its evaluation grid)."})
+        default="within-setting", metadata={"help": "Which checkpoint pairs: all seed pairs within each setting, or all pairs."}
+    )
+    inputs: int = field(
+        default=768, metadata={"help": "Classifiers: how many mixup training inputs (the PINN uses its evaluation grid)."}
+    )
     mixup_alpha: float = field(default=16.0, metadata={"help": "Classifiers: mixup λ ~ Beta(α, α)."})
     input_seed: int = field(default=0, metadata={"help": "Seed of the mixup input set."})
-    layers: tuple[str, ...] = field(default=(), metadata={"help": "Comma-separated module names for layer CKA (default: every conv/linear)."})
+    layers: tuple[str, ...] = field(
+        default=(), metadata={"help": "Comma-separated module names for layer CKA (default: every conv/linear)."}
+    )
     layer_cka: bool = field(default=True, metadata={"help": "Also compute the layer-by-layer CKA matrix."})
     debiased: bool = field(default=False, metadata={"help": "Debiased HSIC for the layer matrix (model-level rows store both)."})
 
@@ -47,8 +52,16 @@ def cka_metric(ctx, params: CKAParams) -> Result:
     ra, rb = Representation(model_outputs(a, x)), Representation(model_outputs(b, x))
     phash = params_hash(dataclasses.asdict(params))
     for name, debiased in (("cka", False), ("cka_debiased", True)):
-        result.add("pair_metrics", checkpoint_a=sha_a, checkpoint_b=sha_b, metric=name, curve=None,
-                   quantity=output_name(a), value=_finite(cka(ra, rb, debiased)), params_hash=phash)
+        result.add(
+            "pair_metrics",
+            checkpoint_a=sha_a,
+            checkpoint_b=sha_b,
+            metric=name,
+            curve=None,
+            quantity=output_name(a),
+            value=_finite(cka(ra, rb, debiased)),
+            params_hash=phash,
+        )
     if params.layer_cka:
         result.extend("layer_cka", layer_matrix(a, b, x, list(params.layers), params.debiased))
     return result
@@ -62,12 +75,23 @@ def layer_matrix(a, b, x, layers: list[str], debiased: bool) -> list[dict[str, A
         feats_a = {k: Representation(v) for k, v in layer_outputs(a, x, names_a).items()}
         feats_b = {k: Representation(v) for k, v in layer_outputs(b, x, names_b).items()}
     except KeyError as exc:
-        raise LossLensError(f"no layer named {exc.args[0]}", where="cka --layers",
-                            hint=f"layers of {a.name}: {', '.join(n for n, _ in a.model.named_modules() if n)}") from None
+        raise LossLensError(
+            f"no layer named {exc.args[0]}",
+            where="cka --layers",
+            hint=f"layers of {a.name}: {', '.join(n for n, _ in a.model.named_modules() if n)}",
+        ) from None
     return [
-        {"checkpoint_a": a.sha256, "checkpoint_b": b.sha256, "layer_a": la, "layer_b": lb, "index_a": i, "index_b": j,
-         "value": _finite(cka(feats_a[la], feats_b[lb], debiased))}
-        for i, la in enumerate(names_a) for j, lb in enumerate(names_b)
+        {
+            "checkpoint_a": a.sha256,
+            "checkpoint_b": b.sha256,
+            "layer_a": la,
+            "layer_b": lb,
+            "index_a": i,
+            "index_b": j,
+            "value": _finite(cka(feats_a[la], feats_b[lb], debiased)),
+        }
+        for i, la in enumerate(names_a)
+        for j, lb in enumerate(names_b)
     ]
 
 
@@ -105,8 +129,11 @@ def similarity(ctx, params: SimilarityParams) -> Result:
     """Classical MDS of 1 − CKA between the seeds of a setting: the semi-global layout of its modes."""
     matrix = cka_matrix(ctx.catalog, ctx.experiment_id, ctx.shas, "cka_debiased" if params.debiased else "cka")
     if not np.isfinite(matrix).all():
-        raise LossLensError("CKA is undefined (NaN) for some seed pair", where="similarity",
-                            hint="a model with constant outputs has no CKA; check its performance")
+        raise LossLensError(
+            "CKA is undefined (NaN) for some seed pair",
+            where="similarity",
+            hint="a model with constant outputs has no CKA; check its performance",
+        )
     distance = np.clip(1.0 - matrix, 0.0, None)
     coords, eigenvalues = classical_mds(distance)
     result = Result()

@@ -23,7 +23,7 @@ class Artifact:
     npy: bytes = field(repr=False)
 
     @classmethod
-    def from_array(cls, kind: str, array: np.ndarray) -> "Artifact":
+    def from_array(cls, kind: str, array: np.ndarray) -> Artifact:
         array = np.ascontiguousarray(array)
         buffer = io.BytesIO()
         np.save(buffer, array, allow_pickle=False)

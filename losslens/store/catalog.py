@@ -26,7 +26,7 @@ def default_catalog_path() -> Path:
 
 
 def utcnow() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
 
 def _ro_uri(path: Path) -> str:
@@ -56,7 +56,7 @@ class Catalog:
     def close(self) -> None:
         self.db.conn.close()
 
-    def __enter__(self) -> "Catalog":
+    def __enter__(self) -> Catalog:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -108,8 +108,7 @@ class Catalog:
 
     def run_artifact(self, run_id: str, name: str) -> np.ndarray:
         row = self.one(
-            "SELECT a.path FROM run_artifacts r JOIN artifacts a ON a.sha256 = r.artifact "
-            "WHERE r.run_id = ? AND r.name = ?",
+            "SELECT a.path FROM run_artifacts r JOIN artifacts a ON a.sha256 = r.artifact WHERE r.run_id = ? AND r.name = ?",
             (run_id, name),
         )
         if row is None:
@@ -172,9 +171,7 @@ def open_catalog(path: Path | None = None, *, readonly: bool = False) -> Catalog
     path = Path(path) if path is not None else default_catalog_path()
     if not path.exists():
         if readonly:
-            raise LossLensError(
-                "no catalog here", where=str(path), hint="run `losslens init` or `losslens ingest SPEC` first"
-            )
+            raise LossLensError("no catalog here", where=str(path), hint="run `losslens init` or `losslens ingest SPEC` first")
         return init_catalog(path)[0]
     _check_is_sqlite(path)
     if readonly:

@@ -14,19 +14,30 @@ from losslens.taxonomy.rules import Sharpness, assign_phases, summarize
 
 @dataclass(frozen=True)
 class TaxonomyParams:
-    sharpness: Sharpness = field(default="eigenvalue", metadata={"help": "Sharp/flat by log mean top Hessian eigenvalue or log mean trace."})
+    sharpness: Sharpness = field(
+        default="eigenvalue", metadata={"help": "Sharp/flat by log mean top Hessian eigenvalue or log mean trace."}
+    )
     epsilon: float = field(default=0.0, metadata={"help": "mc ≥ −ε counts as well connected (ε band around the sign threshold)."})
-    sharpness_threshold: float | None = field(default=None, metadata={"help": "Sharp above this log value (default: the quantile over settings)."})
-    cka_threshold: float | None = field(default=None, metadata={"help": "High CKA at or above this (default: the quantile over settings)."})
+    sharpness_threshold: float | None = field(
+        default=None, metadata={"help": "Sharp above this log value (default: the quantile over settings)."}
+    )
+    cka_threshold: float | None = field(
+        default=None, metadata={"help": "High CKA at or above this (default: the quantile over settings)."}
+    )
     quantile: float = field(default=0.5, metadata={"help": "Quantile over the settings for default thresholds (0.5 = median)."})
 
 
-def latest_rows(catalog, metric: str, table: str, experiment_id: str, columns: str, where: str = "") -> tuple[list[dict[str, Any]], set[str]]:
+def latest_rows(
+    catalog, metric: str, table: str, experiment_id: str, columns: str, where: str = ""
+) -> tuple[list[dict[str, Any]], set[str]]:
     """Rows of ``table`` from the latest done run of ``metric`` per subject, and the params hashes used."""
     if catalog.one("SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)) is None:
         raise LossLensError(f"the catalog has no {table} table", where="taxonomy", hint="run `losslens init` to migrate it")
-    runs = catalog.query("SELECT id, subject, params_hash, params_json FROM metric_runs WHERE metric = ? AND status = 'done' "
-                         "AND experiment_id = ? ORDER BY finished_at", (metric, experiment_id))
+    runs = catalog.query(
+        "SELECT id, subject, params_hash, params_json FROM metric_runs WHERE metric = ? AND status = 'done' "
+        "AND experiment_id = ? ORDER BY finished_at",
+        (metric, experiment_id),
+    )
     latest = {r["subject"]: r for r in runs}
     chosen = {r["id"]: r for r in latest.values()}
     if not chosen:
@@ -38,17 +49,24 @@ def latest_rows(catalog, metric: str, table: str, experiment_id: str, columns: s
     return rows, {r["params_hash"] for r in chosen.values()}
 
 
-@register("taxonomy", scope="experiment", params=TaxonomyParams, tables=("taxonomy",),
-          requires=("performance", "hessian", "connectivity", "similarity"))
+@register(
+    "taxonomy",
+    scope="experiment",
+    params=TaxonomyParams,
+    tables=("taxonomy",),
+    requires=("performance", "hessian", "connectivity", "similarity"),
+)
 def taxonomy(ctx, params: TaxonomyParams) -> Result:
     """Phase I, II, III, IV-A or IV-B per setting from training loss, Hessian sharpness, mc and CKA (Yang et al.)."""
     cat, exp = ctx.catalog, ctx.experiment_id
     perf, h_perf = latest_rows(cat, "performance", "performance", exp, "checkpoint, split, name, value")
-    eig, h_eig = latest_rows(cat, "hessian", "hessian_eigenvalues", exp, "checkpoint, value",
-                             "AND which = 'largest' AND rank = 0")
+    eig, h_eig = latest_rows(
+        cat, "hessian", "hessian_eigenvalues", exp, "checkpoint, value", "AND which = 'largest' AND rank = 0"
+    )
     trace, _ = latest_rows(cat, "hessian", "hessian_trace", exp, "checkpoint, estimate")
-    pairs, h_conn = latest_rows(cat, "connectivity", "pair_metrics", exp, "checkpoint_a, checkpoint_b, curve, value",
-                                "AND metric = 'mc'")
+    pairs, h_conn = latest_rows(
+        cat, "connectivity", "pair_metrics", exp, "checkpoint_a, checkpoint_b, curve, value", "AND metric = 'mc'"
+    )
     mc = [p for p in pairs if p["curve"] == json.loads(p["run"]["params_json"])["curve"]]  # the fitted curve, not the line
     cka, h_cka = latest_rows(cat, "cka", "pair_metrics", exp, "checkpoint_a, checkpoint_b, value", "AND metric = 'cka'")
     summaries = summarize(
@@ -61,10 +79,19 @@ def taxonomy(ctx, params: TaxonomyParams) -> Result:
     )
     sources = {"performance": sorted(h_perf), "hessian": sorted(h_eig), "connectivity": sorted(h_conn), "cka": sorted(h_cka)}
     result = Result()
-    for row in assign_phases(summaries, sharpness=params.sharpness, epsilon=params.epsilon,
-                             sharpness_threshold=params.sharpness_threshold, cka_threshold=params.cka_threshold,
-                             quantile=params.quantile):
+    for row in assign_phases(
+        summaries,
+        sharpness=params.sharpness,
+        epsilon=params.epsilon,
+        sharpness_threshold=params.sharpness_threshold,
+        cka_threshold=params.cka_threshold,
+        quantile=params.quantile,
+    ):
         thresholds = row.pop("thresholds")
-        result.add("taxonomy", **row, thresholds_json=json.dumps(thresholds, sort_keys=True),
-                   sources_json=json.dumps(sources, sort_keys=True))
+        result.add(
+            "taxonomy",
+            **row,
+            thresholds_json=json.dumps(thresholds, sort_keys=True),
+            sources_json=json.dumps(sources, sort_keys=True),
+        )
     return result

@@ -73,26 +73,29 @@ def summarize(
     perf = {(r["checkpoint"], r["split"], r["name"]): r["value"] for r in performance}
 
     def pair_values(rows: list[dict[str, Any]], sid: str) -> list[float | None]:
-        return [r["value"] for r in rows
-                if checkpoints.get(r["checkpoint_a"]) == sid and checkpoints.get(r["checkpoint_b"]) == sid]
+        return [
+            r["value"] for r in rows if checkpoints.get(r["checkpoint_a"]) == sid and checkpoints.get(r["checkpoint_b"]) == sid
+        ]
 
     out = []
     for sid in sorted(by_setting):
         shas = by_setting[sid]
         mcs = pair_values(mc, sid)
         test = [perf.get((s, "test", "error"), perf.get((s, "eval", "rel_l2"))) for s in shas]
-        out.append(SettingSummary(
-            setting_id=sid,
-            n_checkpoints=len(shas),
-            n_pairs=len([v for v in mcs if v is not None]),
-            train_loss=_mean(perf.get((s, "train", "loss")) for s in shas),
-            train_error=_mean(perf.get((s, "train", "error")) for s in shas),
-            test_error=_mean(test),
-            log_top_eigenvalue=_log_of_mean(top_eigenvalues.get(s) for s in shas),
-            log_trace=_log_of_mean(traces.get(s) for s in shas),
-            mc=_mean(mcs),
-            cka=_mean(pair_values(cka, sid)),
-        ))
+        out.append(
+            SettingSummary(
+                setting_id=sid,
+                n_checkpoints=len(shas),
+                n_pairs=len([v for v in mcs if v is not None]),
+                train_loss=_mean(perf.get((s, "train", "loss")) for s in shas),
+                train_error=_mean(perf.get((s, "train", "error")) for s in shas),
+                test_error=_mean(test),
+                log_top_eigenvalue=_log_of_mean(top_eigenvalues.get(s) for s in shas),
+                log_trace=_log_of_mean(traces.get(s) for s in shas),
+                mc=_mean(mcs),
+                cka=_mean(pair_values(cka, sid)),
+            )
+        )
     return out
 
 
@@ -143,13 +146,15 @@ def assign_phases(
         phase = None if missing else phase_of(well, sharp, high)
         if phase is None and not missing:
             missing = ["cka"]
-        rows.append({
-            **asdict(s),
-            "well_connected": None if well is None else int(well),
-            "sharp": None if sharp is None else int(sharp),
-            "high_cka": None if high is None else int(high),
-            "phase": phase,
-            "note": f"missing {', '.join(missing)}" if missing else None,
-            "thresholds": thresholds,
-        })
+        rows.append(
+            {
+                **asdict(s),
+                "well_connected": None if well is None else int(well),
+                "sharp": None if sharp is None else int(sharp),
+                "high_cka": None if high is None else int(high),
+                "phase": phase,
+                "note": f"missing {', '.join(missing)}" if missing else None,
+                "thresholds": thresholds,
+            }
+        )
     return rows

@@ -26,8 +26,11 @@ def taxonomy_table(catalog_path: Path | None = None, experiment: str | None = No
         sql = TAXONOMY_SQL + (" AND e.name = ?" if experiment else "") + " ORDER BY e.name, s.label"
         rows = cat.query(sql, (experiment,) if experiment else ())
     if not rows:
-        raise LossLensError("no taxonomy computed" + (f" for {experiment}" if experiment else ""), where="taxonomy",
-                            hint="run `losslens compute taxonomy`")
+        raise LossLensError(
+            "no taxonomy computed" + (f" for {experiment}" if experiment else ""),
+            where="taxonomy",
+            hint="run `losslens compute taxonomy`",
+        )
     for row in rows:
         row["thresholds"] = json.loads(row.pop("thresholds_json"))
         row["sources"] = json.loads(row.pop("sources_json"))

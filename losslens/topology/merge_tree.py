@@ -209,6 +209,11 @@ def simplified(tree: JoinTree, keep: np.ndarray) -> MergeTreeGraph:
     kind = np.where(node_point == root, "root", np.where(is_min, "minimum", "saddle"))
     node_branch[node_point == root] = 0
     return MergeTreeGraph(
-        kind.tolist(), node_point, node_branch,
-        node_of[:-1][same], node_of[1:][same], branch[:-1][same], kept,
+        kind.tolist(),
+        node_point,
+        node_branch,
+        node_of[:-1][same],
+        node_of[1:][same],
+        branch[:-1][same],
+        kept,
     )

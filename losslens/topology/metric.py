@@ -20,16 +20,19 @@ from losslens.metrics.registry import Result, register
 from losslens.topology.graph import grid_edges, knn_edges
 from losslens.topology.layout import node_xy
 from losslens.topology.merge_tree import join_tree, simplified
-from losslens.topology.persistence import grid_persistence, graph_persistence
+from losslens.topology.persistence import graph_persistence, grid_persistence
 from losslens.topology.summaries import summarize
 
 
 @dataclass(frozen=True)
 class TopologyParams(LandscapeParams):
     persistence_threshold: float = field(
-        default=0.01, metadata={"help": "Merge-tree branches with persistence at or below this are pruned (see --threshold-mode)."})
+        default=0.01,
+        metadata={"help": "Merge-tree branches with persistence at or below this are pruned (see --threshold-mode)."},
+    )
     threshold_mode: Literal["relative", "absolute"] = field(
-        default="relative", metadata={"help": "relative: a fraction of the landscape's finite loss range; absolute: loss units."})
+        default="relative", metadata={"help": "relative: a fraction of the landscape's finite loss range; absolute: loss units."}
+    )
     knn: int = field(default=0, metadata={"help": "Neighbours per point for sampled landscapes; 0 is 4·dims."})
 
     def landscape_params(self) -> LandscapeParams:
@@ -59,16 +62,24 @@ def _value(v: float) -> float | None:
     return float(v) if np.isfinite(v) else None
 
 
-@register("topology", scope="checkpoint", params=TopologyParams,
-          tables=("persistence_pairs", "merge_tree_nodes", "merge_tree_edges", "landscape_summaries"), requires=("landscape",))
+@register(
+    "topology",
+    scope="checkpoint",
+    params=TopologyParams,
+    tables=("persistence_pairs", "merge_tree_nodes", "merge_tree_edges", "landscape_summaries"),
+    requires=("landscape",),
+)
 def topology(ctx: Any, params: TopologyParams) -> Result:
     """Persistence diagram (gudhi), merge tree with planar layout, and landscape summaries."""
     sha = ctx.shas[0]
     lid = landscape_run_id(sha, params.landscape_params())
     landscape = ctx.catalog.one("SELECT * FROM landscapes WHERE id = ?", (lid,))
     if landscape is None:
-        raise LossLensError("no landscape with these options for this checkpoint", where=sha[:12],
-                            hint="compute it in the same command: losslens compute landscape topology [options]")
+        raise LossLensError(
+            "no landscape with these options for this checkpoint",
+            where=sha[:12],
+            hint="compute it in the same command: losslens compute landscape topology [options]",
+        )
     raw = np.asarray(ctx.catalog.artifact(landscape["grid_artifact"]), dtype=np.float64)
     if landscape["samples"]:
         coords = ctx.catalog.artifact(landscape["coordinates_artifact"]) / np.array(json.loads(landscape["half_widths_json"]))
@@ -92,23 +103,47 @@ def topology(ctx: Any, params: TopologyParams) -> Result:
 
     result = Result()
     base = {"landscape_id": lid, "checkpoint": sha}
-    result.extend("persistence_pairs", [
-        {**base, "dim": int(d), "birth": float(b), "death": _value(e), "persistence": _value(e - b),
-         "birth_point": int(bp), "death_point": int(dp) if dp >= 0 else None}
-        for d, b, e, bp, dp in zip(pairs.dim, pairs.birth, pairs.death, pairs.birth_point, pairs.death_point)
-    ])
+    result.extend(
+        "persistence_pairs",
+        [
+            {
+                **base,
+                "dim": int(d),
+                "birth": float(b),
+                "death": _value(e),
+                "persistence": _value(e - b),
+                "birth_point": int(bp),
+                "death_point": int(dp) if dp >= 0 else None,
+            }
+            for d, b, e, bp, dp in zip(pairs.dim, pairs.birth, pairs.death, pairs.birth_point, pairs.death_point)
+        ],
+    )
     sizes = np.bincount(basins, minlength=len(tree.minimum))
     pers = tree.persistence
-    result.extend("merge_tree_nodes", [
-        {**base, "node": i, "kind": kind, "point": int(p), "value": _value(tree.values[p]), "x": float(x[i]), "y": float(y[i]),
-         "branch": int(b), "persistence": _value(pers[b]) if kind == "minimum" else None,
-         "basin_size": int(sizes[b]) if kind == "minimum" else None}
-        for i, (kind, p, b) in enumerate(zip(graph.node_kind, graph.node_point, graph.node_branch))
-    ])
-    result.extend("merge_tree_edges", [
-        {**base, "lower": int(lo), "upper": int(hi), "branch": int(b)}
-        for lo, hi, b in zip(graph.edge_lower, graph.edge_upper, graph.edge_branch)
-    ])
+    result.extend(
+        "merge_tree_nodes",
+        [
+            {
+                **base,
+                "node": i,
+                "kind": kind,
+                "point": int(p),
+                "value": _value(tree.values[p]),
+                "x": float(x[i]),
+                "y": float(y[i]),
+                "branch": int(b),
+                "persistence": _value(pers[b]) if kind == "minimum" else None,
+                "basin_size": int(sizes[b]) if kind == "minimum" else None,
+            }
+            for i, (kind, p, b) in enumerate(zip(graph.node_kind, graph.node_point, graph.node_branch))
+        ],
+    )
+    result.extend(
+        "merge_tree_edges",
+        [
+            {**base, "lower": int(lo), "upper": int(hi), "branch": int(b)}
+            for lo, hi, b in zip(graph.edge_lower, graph.edge_upper, graph.edge_branch)
+        ],
+    )
     result.add("landscape_summaries", **base, **summarize(flat_raw, tree, graph, basins, threshold, centre, probes, lengths))
     return result
-

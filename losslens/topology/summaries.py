@@ -30,8 +30,16 @@ def smad(tree: JoinTree, graph: MergeTreeGraph) -> float | None:
     return float(np.mean(np.abs(hi - lo)))
 
 
-def summarize(raw: np.ndarray, tree: JoinTree, graph: MergeTreeGraph, basins: np.ndarray, threshold: float,
-              centre: int, probes: list[tuple[int, int]], steps: list[float]) -> dict[str, Any]:
+def summarize(
+    raw: np.ndarray,
+    tree: JoinTree,
+    graph: MergeTreeGraph,
+    basins: np.ndarray,
+    threshold: float,
+    centre: int,
+    probes: list[tuple[int, int]],
+    steps: list[float],
+) -> dict[str, Any]:
     """One ``landscape_summaries`` row (without ids). ``raw`` are the stored losses, NaN and inf kept."""
     finite = np.isfinite(raw)
     pers = tree.persistence
@@ -44,8 +52,8 @@ def summarize(raw: np.ndarray, tree: JoinTree, graph: MergeTreeGraph, basins: np
     centre_loss = float(raw[centre]) if finite[centre] else None
     row = {
         "threshold": threshold,
-        "n_minima": int(len(tree.minimum)),
-        "n_minima_above": int(len(kept)),
+        "n_minima": len(tree.minimum),
+        "n_minima_above": len(kept),
         "total_persistence": float(pers[dying].sum()),
         "max_persistence": float(pers[dying].max()) if dying.any() else 0.0,
         "smad": smad(tree, graph),

@@ -10,6 +10,12 @@ from losslens.train.datasets import Dataset, parse_dataset
 from losslens.train.outputs import RunRecord, TrainResult
 
 __all__ = [
-    "ClassifierConfig", "ConvectionConfig", "Dataset", "RunRecord", "TrainResult", "parse_dataset", "train_classifier",
+    "ClassifierConfig",
+    "ConvectionConfig",
+    "Dataset",
+    "RunRecord",
+    "TrainResult",
+    "parse_dataset",
+    "train_classifier",
     "train_convection",
 ]

@@ -50,8 +50,9 @@ def _state(model: torch.nn.Module) -> State:
     return {**dict(model.named_parameters()), **dict(model.named_buffers())}
 
 
-def fit(model: torch.nn.Module, problem: ClassificationProblem, seed: int, config: ClassifierConfig,
-        on_event: OnEvent) -> tuple[int, float]:
+def fit(
+    model: torch.nn.Module, problem: ClassificationProblem, seed: int, config: ClassifierConfig, on_event: OnEvent
+) -> tuple[int, float]:
     """Minibatch SGD over shuffled training data: (optimiser steps, wall seconds of the loop)."""
     x, y = problem.split("train")
     per_epoch = math.ceil(len(x) / config.batch_size)
@@ -75,8 +76,9 @@ def fit(model: torch.nn.Module, problem: ClassificationProblem, seed: int, confi
     return total, time.perf_counter() - start
 
 
-def train_one(problem: ClassificationProblem, residual: bool, seed: int, config: ClassifierConfig,
-              on_event: OnEvent = lambda *a, **k: None) -> tuple[torch.nn.Module, dict[str, float], int, float]:
+def train_one(
+    problem: ClassificationProblem, residual: bool, seed: int, config: ClassifierConfig, on_event: OnEvent = lambda *a, **k: None
+) -> tuple[torch.nn.Module, dict[str, float], int, float]:
     """Train one ResNet-20 from ``seed``: (model, final metrics, steps, wall seconds)."""
     torch.manual_seed(seed)
     model = resnet20(residual=residual, **model_kwargs(problem, config))
@@ -86,8 +88,12 @@ def train_one(problem: ClassificationProblem, residual: bool, seed: int, config:
 
 
 def model_kwargs(problem: ClassificationProblem, config: ClassifierConfig) -> dict[str, Any]:
-    return {"in_channels": int(problem.split("train")[0].shape[1]), "num_classes": problem.num_classes,
-            "width_mult": config.width_mult, "batch_norm": True}
+    return {
+        "in_channels": int(problem.split("train")[0].shape[1]),
+        "num_classes": problem.num_classes,
+        "width_mult": config.width_mult,
+        "batch_norm": True,
+    }
 
 
 def run_path(out: Path, residual: bool, seed: int) -> Path:
@@ -127,8 +133,17 @@ def train_classifier(
             meta: dict[str, Any] = {
                 "name": f"{'residual' if skip else 'no-residual'}-seed{seed}",
                 "seed": seed,
-                "hparams": plain({"residual": skip, "dataset": dataset.name, "epochs": config.epochs, "optimizer": "sgd",
-                                  "lr": config.lr, "train_batch_size": config.batch_size, "width_mult": config.width_mult}),
+                "hparams": plain(
+                    {
+                        "residual": skip,
+                        "dataset": dataset.name,
+                        "epochs": config.epochs,
+                        "optimizer": "sgd",
+                        "lr": config.lr,
+                        "train_batch_size": config.batch_size,
+                        "width_mult": config.width_mult,
+                    }
+                ),
                 "step": steps,
                 "metrics": metrics,
                 "wall_time_s": round(wall, 3),

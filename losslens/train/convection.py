@@ -74,8 +74,9 @@ def fit(model: torch.nn.Module, problem: ConvectionProblem, config: ConvectionCo
     batch = problem.batch
     params = list(model.parameters())
     adam = torch.optim.Adam(params, lr=config.adam_lr)
-    lbfgs = torch.optim.LBFGS(params, lr=config.lr, max_iter=max(config.iterations, 1), history_size=config.history_size,
-                              line_search_fn="strong_wolfe")
+    lbfgs = torch.optim.LBFGS(
+        params, lr=config.lr, max_iter=max(config.iterations, 1), history_size=config.history_size, line_search_fn="strong_wolfe"
+    )
     state = lbfgs.state[params[0]]
     shown = 0
 
@@ -105,8 +106,12 @@ def fit(model: torch.nn.Module, problem: ConvectionProblem, config: ConvectionCo
     return Fit(config.adam_iterations + state.get("n_iter", 0), config.adam_iterations + state.get("func_evals", 0), wall)
 
 
-def train_one(beta: float, seed: int, config: ConvectionConfig, on_event: OnEvent = lambda *a, **k: None,
-              ) -> tuple[torch.nn.Module, dict[str, float], Fit]:
+def train_one(
+    beta: float,
+    seed: int,
+    config: ConvectionConfig,
+    on_event: OnEvent = lambda *a, **k: None,
+) -> tuple[torch.nn.Module, dict[str, float], Fit]:
     """Train one PINN at ``beta`` from ``seed``: (model in eval mode, final metrics, fit statistics)."""
     problem = convection(beta=beta, n_collocation=config.n_collocation, data_seed=config.data_seed)
     torch.manual_seed(seed)
@@ -141,8 +146,15 @@ def train_convection(
     records: list[RunRecord] = []
     for beta, seed in runs:
         path = run_path(out, beta, seed)
-        hparams = plain({"beta": beta, "n_collocation": config.n_collocation, "optimizer": "lbfgs",
-                         "iterations": config.iterations, "adam_iterations": config.adam_iterations})
+        hparams = plain(
+            {
+                "beta": beta,
+                "n_collocation": config.n_collocation,
+                "optimizer": "lbfgs",
+                "iterations": config.iterations,
+                "adam_iterations": config.adam_iterations,
+            }
+        )
         sha = config_sha({"kind": "convection", "beta": beta, "seed": seed, "config": asdict(config)})
         label = f"β={format_value(beta)} seed {seed}"
         record = finished_run(path, sha)

@@ -72,8 +72,16 @@ def finished_run(checkpoint: Path, sha: str) -> RunRecord | None:
         meta = json.loads(side.read_text())
         if meta.get("config_sha") != sha:
             return None
-        return RunRecord(checkpoint, side, int(meta["seed"]), meta["hparams"], meta["metrics"], float(meta["wall_time_s"]),
-                         int(meta["step"]), skipped=True)
+        return RunRecord(
+            checkpoint,
+            side,
+            int(meta["seed"]),
+            meta["hparams"],
+            meta["metrics"],
+            float(meta["wall_time_s"]),
+            int(meta["step"]),
+            skipped=True,
+        )
     except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
         return None  # unreadable or foreign sidecar: train again
 
@@ -94,12 +102,21 @@ def save_run(checkpoint: Path, state_dict: dict[str, torch.Tensor], meta: dict[s
     side = sidecar_of(checkpoint)
     full = {**meta, "config_sha": sha, "torch_version": torch.__version__}
     _atomic_write(side, lambda p: p.write_text(json.dumps(full, indent=2, sort_keys=True) + "\n"))
-    return RunRecord(checkpoint, side, int(meta["seed"]), meta["hparams"], meta["metrics"], float(meta["wall_time_s"]),
-                     int(meta["step"]))
+    return RunRecord(
+        checkpoint, side, int(meta["seed"]), meta["hparams"], meta["metrics"], float(meta["wall_time_s"]), int(meta["step"])
+    )
 
 
-def write_spec(path: Path, *, name: str, description: str, model: tuple[str, dict[str, Any]],
-               problem: tuple[str, dict[str, Any]], checkpoints: list[Path], setting_keys: list[str]) -> Path:
+def write_spec(
+    path: Path,
+    *,
+    name: str,
+    description: str,
+    model: tuple[str, dict[str, Any]],
+    problem: tuple[str, dict[str, Any]],
+    checkpoints: list[Path],
+    setting_keys: list[str],
+) -> Path:
     """Write an experiment spec naming ``checkpoints`` (relative to the spec) and check that it loads.
 
     An unchanged spec is not rewritten, so a rerun leaves its timestamp alone."""

@@ -15,7 +15,9 @@ def spectrum_rows(conn: sqlite3.Connection, checkpoint: str) -> Rows:
     run = latest_run(conn, "hessian", checkpoint)
     if run is None:
         return []
-    return fetch(conn, "SELECT which, rank, value, residual FROM hessian_eigenvalues WHERE run_id = ? ORDER BY which, rank", (run,))
+    return fetch(
+        conn, "SELECT which, rank, value, residual FROM hessian_eigenvalues WHERE run_id = ? ORDER BY which, rank", (run,)
+    )
 
 
 def esd_rows(conn: sqlite3.Connection, checkpoint: str) -> Rows:
@@ -36,10 +38,17 @@ def spectrum_panel(eigenvalues: Data) -> dict[str, Any]:
         "encoding": {
             "x": {"field": "k", "type": "ordinal", "title": "rank (negative: smallest)"},
             "y": {"field": "value", "type": "quantitative", "title": "eigenvalue λ", "scale": {"type": "symlog"}},
-            "color": {"field": "which", "type": "nominal", "scale": {"domain": ["largest", "smallest"],
-                                                                   "range": ["#3f51b5", "#ef6c00"]}},
-            "tooltip": [{"field": "which"}, {"field": "rank"}, {"field": "value", "format": ".5g"},
-                        {"field": "residual", "format": ".2g"}],
+            "color": {
+                "field": "which",
+                "type": "nominal",
+                "scale": {"domain": ["largest", "smallest"], "range": ["#3f51b5", "#ef6c00"]},
+            },
+            "tooltip": [
+                {"field": "which"},
+                {"field": "rank"},
+                {"field": "value", "format": ".5g"},
+                {"field": "residual", "format": ".2g"},
+            ],
         },
     }
 

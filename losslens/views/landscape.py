@@ -74,18 +74,24 @@ def isoline_rows(cells: Rows, n_levels: int = N_LEVELS) -> Rows:
 
 def minima_rows(conn: sqlite3.Connection, landscape_id: str) -> Rows:
     """Merge-tree minima placed on the landscape (from the newest topology run of that landscape)."""
-    return fetch(conn, """
+    return fetch(
+        conn,
+        """
         SELECT n.point, n.value AS loss, n.persistence, n.basin_size, p.a, p.b
         FROM merge_tree_nodes n JOIN landscape_points p ON p.run_id = n.landscape_id AND p.point = n.point
         WHERE n.landscape_id = ? AND n.kind = 'minimum' AND n.run_id = (
             SELECT n2.run_id FROM merge_tree_nodes n2 JOIN metric_runs r ON r.id = n2.run_id
             WHERE n2.landscape_id = ? AND r.status = 'done' ORDER BY r.finished_at DESC LIMIT 1)
-        ORDER BY n.persistence DESC""", (landscape_id, landscape_id))
+        ORDER BY n.persistence DESC""",
+        (landscape_id, landscape_id),
+    )
 
 
 def landscape_panel(cells: Data, isolines: Data, minima: Data, title: str = "Loss landscape") -> dict[str, Any]:
-    ab = {"x": {"field": "a", "type": "quantitative", "title": "direction 1", "scale": {"nice": False, "zero": False}},
-          "y": {"field": "b", "type": "quantitative", "title": "direction 2", "scale": {"nice": False, "zero": False}}}
+    ab = {
+        "x": {"field": "a", "type": "quantitative", "title": "direction 1", "scale": {"nice": False, "zero": False}},
+        "y": {"field": "b", "type": "quantitative", "title": "direction 2", "scale": {"nice": False, "zero": False}},
+    }
     return {
         "title": title,
         "width": 320,
@@ -95,29 +101,52 @@ def landscape_panel(cells: Data, isolines: Data, minima: Data, title: str = "Los
                 "data": cells,
                 "mark": {"type": "rect"},
                 "encoding": {
-                    "x": {**ab["x"], "field": "a0"}, "x2": {"field": "a1"},
-                    "y": {**ab["y"], "field": "b0"}, "y2": {"field": "b1"},
-                    "color": {"field": "loss", "type": "quantitative", "title": "loss",
-                              "scale": {"type": "log", "scheme": "viridis"}},
-                    "tooltip": [{"field": "a", "format": ".3g"}, {"field": "b", "format": ".3g"}, {"field": "loss", "format": ".4g"}],
+                    "x": {**ab["x"], "field": "a0"},
+                    "x2": {"field": "a1"},
+                    "y": {**ab["y"], "field": "b0"},
+                    "y2": {"field": "b1"},
+                    "color": {
+                        "field": "loss",
+                        "type": "quantitative",
+                        "title": "loss",
+                        "scale": {"type": "log", "scheme": "viridis"},
+                    },
+                    "tooltip": [
+                        {"field": "a", "format": ".3g"},
+                        {"field": "b", "format": ".3g"},
+                        {"field": "loss", "format": ".4g"},
+                    ],
                 },
             },
             {
                 "data": isolines,
                 "mark": {"type": "line", "color": "white", "strokeWidth": 1, "opacity": 0.85},
-                "encoding": {**ab, "detail": {"field": "line"}, "order": {"field": "order"},
-                             "tooltip": [{"field": "level", "title": "isoline loss", "format": ".3g"}]},
+                "encoding": {
+                    **ab,
+                    "detail": {"field": "line"},
+                    "order": {"field": "order"},
+                    "tooltip": [{"field": "level", "title": "isoline loss", "format": ".3g"}],
+                },
             },
             {
                 "name": "landscape_minima",
                 "data": minima,
-                "mark": {"type": "point", "shape": "triangle-down", "filled": True, "size": 90, "stroke": "black",
-                         "cursor": "pointer"},
+                "mark": {
+                    "type": "point",
+                    "shape": "triangle-down",
+                    "filled": True,
+                    "size": 90,
+                    "stroke": "black",
+                    "cursor": "pointer",
+                },
                 "encoding": {
                     **ab,
                     "color": {"condition": {"param": "minimum", "empty": False, "value": "#ff1744"}, "value": "#ffffff"},
-                    "tooltip": [{"field": "loss", "format": ".4g"}, {"field": "persistence", "format": ".3g"},
-                                {"field": "basin_size", "title": "basin size"}],
+                    "tooltip": [
+                        {"field": "loss", "format": ".4g"},
+                        {"field": "persistence", "format": ".3g"},
+                        {"field": "basin_size", "title": "basin size"},
+                    ],
                 },
             },
         ],

@@ -10,10 +10,14 @@ def latest_run(conn: sqlite3.Connection, metric: str, checkpoint: str, checkpoin
     if checkpoint_b is None:
         row = conn.execute(
             "SELECT id FROM metric_runs WHERE metric = ? AND status = 'done' AND checkpoint = ? AND checkpoint_b IS NULL "
-            "ORDER BY finished_at DESC LIMIT 1", (metric, checkpoint)).fetchone()
+            "ORDER BY finished_at DESC LIMIT 1",
+            (metric, checkpoint),
+        ).fetchone()
     else:
         row = conn.execute(
             "SELECT id FROM metric_runs WHERE metric = ? AND status = 'done' AND "
             "((checkpoint = ? AND checkpoint_b = ?) OR (checkpoint = ? AND checkpoint_b = ?)) "
-            "ORDER BY finished_at DESC LIMIT 1", (metric, checkpoint, checkpoint_b, checkpoint_b, checkpoint)).fetchone()
+            "ORDER BY finished_at DESC LIMIT 1",
+            (metric, checkpoint, checkpoint_b, checkpoint_b, checkpoint),
+        ).fetchone()
     return row[0] if row else None

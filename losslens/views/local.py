@@ -15,15 +15,25 @@ from losslens.views.spec import chart
 from losslens.views.topology import merge_tree_panel, persistence_panel
 
 
-def local_spec(cells: Data, isolines: Data, minima: Data, nodes: Data, segments: Data, pairs: Data,
-               eigenvalues: Data, density: Data) -> dict[str, Any]:
+def local_spec(
+    cells: Data, isolines: Data, minima: Data, nodes: Data, segments: Data, pairs: Data, eigenvalues: Data, density: Data
+) -> dict[str, Any]:
     param = {**MINIMUM, "views": ["landscape_minima", "tree_minima", "diagram_minima"]}
-    return chart({
-        "params": [param],
-        "vconcat": [
-            {"hconcat": [landscape_panel(cells, isolines, minima), merge_tree_panel(nodes, segments), persistence_panel(pairs)],
-             "resolve": {"scale": {"color": "independent", "shape": "independent"}}},
-            {"hconcat": [spectrum_panel(eigenvalues), esd_panel(density)]},
-        ],
-        "resolve": {"scale": {"color": "independent"}},
-    }, title="Local: the mode's landscape, topology and curvature")
+    return chart(
+        {
+            "params": [param],
+            "vconcat": [
+                {
+                    "hconcat": [
+                        landscape_panel(cells, isolines, minima),
+                        merge_tree_panel(nodes, segments),
+                        persistence_panel(pairs),
+                    ],
+                    "resolve": {"scale": {"color": "independent", "shape": "independent"}},
+                },
+                {"hconcat": [spectrum_panel(eigenvalues), esd_panel(density)]},
+            ],
+            "resolve": {"scale": {"color": "independent"}},
+        },
+        title="Local: the mode's landscape, topology and curvature",
+    )

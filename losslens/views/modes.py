@@ -54,8 +54,13 @@ ORDER BY e.checkpoint, e.rank
 """
 
 # Performance shown per mode: (split, name) and a label. Lower is better for all of them.
-RING = [("train", "loss", "train loss"), ("train", "error", "train error"), ("test", "error", "test error"),
-        ("eval", "rel_l2", "rel. L2 error"), ("eval", "linf", "L∞ error")]
+RING = [
+    ("train", "loss", "train loss"),
+    ("train", "error", "train error"),
+    ("test", "error", "test error"),
+    ("eval", "rel_l2", "rel. L2 error"),
+    ("eval", "linf", "L∞ error"),
+]
 TOP_K = 10
 
 
@@ -97,8 +102,20 @@ def link_rows(conn: sqlite3.Connection, setting_id: str) -> Rows:
         if pa is None or pb is None or pa["x"] is None or pb["x"] is None:
             continue
         mc = finite(link["mc"])
-        rows.append({"checkpoint_a": a, "checkpoint_b": b, "mc": mc, "link": "well" if mc is not None and mc > 0 else "poor",
-                     "x": pa["x"], "y": pa["y"], "x2": pb["x"], "y2": pb["y"], "name_a": pa["name"], "name_b": pb["name"]})
+        rows.append(
+            {
+                "checkpoint_a": a,
+                "checkpoint_b": b,
+                "mc": mc,
+                "link": "well" if mc is not None and mc > 0 else "poor",
+                "x": pa["x"],
+                "y": pa["y"],
+                "x2": pb["x"],
+                "y2": pb["y"],
+                "name_a": pa["name"],
+                "name_b": pb["name"],
+            }
+        )
     return rows
 
 
@@ -114,9 +131,18 @@ def glyph_rows(conn: sqlite3.Connection, setting_id: str) -> Rows:
             if mode is None or finite(row["value"]) is None:
                 continue
             slot = 2 * math.pi / TOP_K
-            rows.append({"piece": "bar", "checkpoint": row["checkpoint"], "x": mode["x"], "y": mode["y"],
-                         "rank": row["rank"], "value": row["value"],
-                         "theta": row["rank"] * slot, "theta2": (row["rank"] + 0.8) * slot})
+            rows.append(
+                {
+                    "piece": "bar",
+                    "checkpoint": row["checkpoint"],
+                    "x": mode["x"],
+                    "y": mode["y"],
+                    "rank": row["rank"],
+                    "value": row["value"],
+                    "theta": row["rank"] * slot,
+                    "theta2": (row["rank"] + 0.8) * slot,
+                }
+            )
     perf: dict[tuple[str, str], dict[str, float]] = {}
     for row in fetch(conn, PERFORMANCE_SQL, (setting_id,)):
         if row["checkpoint"] in at and finite(row["value"]) is not None:
@@ -128,17 +154,28 @@ def glyph_rows(conn: sqlite3.Connection, setting_id: str) -> Rows:
         slot = 2 * math.pi / len(shown)
         for sha, value in values.items():
             mode = at[sha]
-            rows.append({"piece": "ring", "checkpoint": sha, "x": mode["x"], "y": mode["y"], "metric": label,
-                         "value": value, "badness": 0.5 if hi == lo else (value - lo) / (hi - lo),
-                         "theta": i * slot + 0.04, "theta2": (i + 1) * slot - 0.04})
+            rows.append(
+                {
+                    "piece": "ring",
+                    "checkpoint": sha,
+                    "x": mode["x"],
+                    "y": mode["y"],
+                    "metric": label,
+                    "value": value,
+                    "badness": 0.5 if hi == lo else (value - lo) / (hi - lo),
+                    "theta": i * slot + 0.04,
+                    "theta2": (i + 1) * slot - 0.04,
+                }
+            )
     return rows
 
 
 SELECTION = {"name": "mode", "select": {"type": "point", "fields": ["checkpoint"], "on": "click"}}
 
 
-def modes_spec(modes: Data, links: Data, glyphs: Data, selected: str | None = None,
-               pair_href: str | None = None) -> dict[str, Any]:
+def modes_spec(
+    modes: Data, links: Data, glyphs: Data, selected: str | None = None, pair_href: str | None = None
+) -> dict[str, Any]:
     """MDS map of the modes with mc links and glyphs, beside a per-mode performance chart.
 
     With ``pair_href`` (an address prefix), a click on a link opens ``{pair_href}{a}/{b}``, the
@@ -160,14 +197,18 @@ def modes_spec(modes: Data, links: Data, glyphs: Data, selected: str | None = No
             "y2": {"field": "y2"},
             "color": {"field": "link", "type": "nominal", "scale": WELL_POOR_SCALE, "title": "connectivity"},
             "strokeDash": {"condition": {"test": "datum.link === 'poor'", "value": [5, 3]}, "value": [1, 0]},
-            "tooltip": [{"field": "name_a", "title": "mode a"}, {"field": "name_b", "title": "mode b"},
-                        {"field": "mc", "format": ".3g"}],
+            "tooltip": [
+                {"field": "name_a", "title": "mode a"},
+                {"field": "name_b", "title": "mode b"},
+                {"field": "mc", "format": ".3g"},
+            ],
             **({"href": {"field": "href"}} if pair_href else {}),
         },
     }
     if pair_href:
-        link_layer["transform"] = [{"calculate": f"{json.dumps(pair_href)} + datum.checkpoint_a + '/' + datum.checkpoint_b",
-                                    "as": "href"}]
+        link_layer["transform"] = [
+            {"calculate": f"{json.dumps(pair_href)} + datum.checkpoint_a + '/' + datum.checkpoint_b", "as": "href"}
+        ]
     bars = {
         "data": glyphs,
         "transform": [{"filter": "datum.piece === 'bar'"}],
@@ -176,8 +217,12 @@ def modes_spec(modes: Data, links: Data, glyphs: Data, selected: str | None = No
             **xy,
             "theta": {"field": "theta", "type": "quantitative", "scale": None},
             "theta2": {"field": "theta2"},
-            "radius": {"field": "value", "type": "quantitative", "title": "Hessian eigenvalue",
-                       "scale": {"type": "symlog", "range": [9, 30], "zero": True}},
+            "radius": {
+                "field": "value",
+                "type": "quantitative",
+                "title": "Hessian eigenvalue",
+                "scale": {"type": "symlog", "range": [9, 30], "zero": True},
+            },
             "radius2": {"value": 9},
             "color": {"value": "#555"},
             "tooltip": [{"field": "rank", "title": "eigenvalue #"}, {"field": "value", "title": "λ", "format": ".4g"}],
@@ -193,8 +238,12 @@ def modes_spec(modes: Data, links: Data, glyphs: Data, selected: str | None = No
             "theta2": {"field": "theta2"},
             "radius": {"value": 38},
             "radius2": {"value": 33},
-            "color": {"field": "badness", "type": "quantitative", "title": "performance (0 best, 1 worst)",
-                      "scale": {"scheme": "redyellowgreen", "reverse": True, "domain": [0, 1]}},
+            "color": {
+                "field": "badness",
+                "type": "quantitative",
+                "title": "performance (0 best, 1 worst)",
+                "scale": {"scheme": "redyellowgreen", "reverse": True, "domain": [0, 1]},
+            },
             "tooltip": [{"field": "metric"}, {"field": "value", "format": ".4g"}],
         },
     }
@@ -207,8 +256,13 @@ def modes_spec(modes: Data, links: Data, glyphs: Data, selected: str | None = No
             **xy,
             "fill": {"condition": {"param": "mode", "empty": False, "value": "#fdd835"}, "value": "white"},
             "strokeWidth": {"condition": {"param": "mode", "empty": False, "value": 3}, "value": 1},
-            "tooltip": [{"field": "name", "title": "mode"}, {"field": "seed"}, {"field": "train_loss", "format": ".3g"},
-                        {"field": "test_error", "format": ".3g"}, {"field": "top_eigenvalue", "title": "λmax", "format": ".4g"}],
+            "tooltip": [
+                {"field": "name", "title": "mode"},
+                {"field": "seed"},
+                {"field": "train_loss", "format": ".3g"},
+                {"field": "test_error", "format": ".3g"},
+                {"field": "top_eigenvalue", "title": "λmax", "format": ".4g"},
+            ],
         },
     }
     labels = {
@@ -217,9 +271,13 @@ def modes_spec(modes: Data, links: Data, glyphs: Data, selected: str | None = No
         "mark": {"type": "text", "dy": -44, "fontSize": 11},
         "encoding": {**xy, "text": {"field": "name"}},
     }
-    mode_map = {"title": "Modes: MDS on 1 − CKA", "width": 420, "height": 380,
-                "layer": [link_layer, ring, bars, centres, labels],
-                "resolve": {"scale": {"color": "independent", "radius": "independent"}}}
+    mode_map = {
+        "title": "Modes: MDS on 1 − CKA",
+        "width": 420,
+        "height": 380,
+        "layer": [link_layer, ring, bars, centres, labels],
+        "resolve": {"scale": {"color": "independent", "radius": "independent"}},
+    }
     bar_chart = {
         "name": "mode_bars",
         "data": modes,
@@ -234,5 +292,7 @@ def modes_spec(modes: Data, links: Data, glyphs: Data, selected: str | None = No
             "tooltip": [{"field": "name"}, {"field": "test_error", "format": ".4g"}, {"field": "train_loss", "format": ".4g"}],
         },
     }
-    return chart({"params": [param], "hconcat": [mode_map, bar_chart], "resolve": {"scale": {"color": "independent"}}},
-                 title="Semi-global: the setting's modes")
+    return chart(
+        {"params": [param], "hconcat": [mode_map, bar_chart], "resolve": {"scale": {"color": "independent"}}},
+        title="Semi-global: the setting's modes",
+    )

@@ -36,17 +36,23 @@ def curve_rows(conn: sqlite3.Connection, a: str, b: str) -> Rows:
 
 def layer_cka_rows(conn: sqlite3.Connection, a: str, b: str) -> Rows:
     """CKA between every layer of ``a`` (rows) and of ``b`` (columns), newest similarity run."""
-    rows = fetch(conn, """
+    rows = fetch(
+        conn,
+        """
         SELECT checkpoint_a, layer_a, layer_b, index_a, index_b, value FROM layer_cka
         WHERE run_id = (SELECT l.run_id FROM layer_cka l JOIN metric_runs r ON r.id = l.run_id
                         WHERE r.status = 'done' AND ((l.checkpoint_a = ? AND l.checkpoint_b = ?) OR (l.checkpoint_a = ? AND l.checkpoint_b = ?))
-                        ORDER BY r.finished_at DESC LIMIT 1)""", (a, b, b, a))
+                        ORDER BY r.finished_at DESC LIMIT 1)""",
+        (a, b, b, a),
+    )
     out = []
     for r in rows:
         swap = r["checkpoint_a"] != a
         la, lb = (r["layer_b"], r["layer_a"]) if swap else (r["layer_a"], r["layer_b"])
         ia, ib = (r["index_b"], r["index_a"]) if swap else (r["index_a"], r["index_b"])
-        out.append({"layer_a": f"{ia}: {la}", "layer_b": f"{ib}: {lb}", "index_a": ia, "index_b": ib, "value": finite(r["value"])})
+        out.append(
+            {"layer_a": f"{ia}: {la}", "layer_b": f"{ib}: {lb}", "index_a": ia, "index_b": ib, "value": finite(r["value"])}
+        )
     return out
 
 
@@ -63,8 +69,10 @@ def field_rows(conn: sqlite3.Connection, a: str, b: str) -> Rows:
     fa, fb = _fields(conn, a), _fields(conn, b)
     if "u" not in fa or "u" not in fb:
         return []
-    arrays = {name: load_array(conn, f[key]["artifact"]) for name, f, key in
-              (("a", fa, "u"), ("b", fb, "u"), ("exact_a", fa, "u_exact"), ("exact_b", fb, "u_exact"))}
+    arrays = {
+        name: load_array(conn, f[key]["artifact"])
+        for name, f, key in (("a", fa, "u"), ("b", fb, "u"), ("exact_a", fa, "u_exact"), ("exact_b", fb, "u_exact"))
+    }
     if any(v is None for v in arrays.values()):
         return []
     meta = fa["u"]
@@ -75,8 +83,10 @@ def field_rows(conn: sqlite3.Connection, a: str, b: str) -> Rows:
     dx = (xs[1] - xs[0]) / 2 if len(xs) > 1 else 0.5
     dt = (ts[1] - ts[0]) / 2 if len(ts) > 1 else 0.5
     panels = {
-        "u (a)": arrays["a"], "u (b)": arrays["b"],
-        "error (a)": arrays["a"] - arrays["exact_a"], "error (b)": arrays["b"] - arrays["exact_b"],
+        "u (a)": arrays["a"],
+        "u (b)": arrays["b"],
+        "error (a)": arrays["a"] - arrays["exact_a"],
+        "error (b)": arrays["b"] - arrays["exact_b"],
         "u (a) − u (b)": arrays["a"] - arrays["b"],
     }
     rows: Rows = []
@@ -84,8 +94,16 @@ def field_rows(conn: sqlite3.Connection, a: str, b: str) -> Rows:
         sub = array[::sx, ::st]
         for i, x in enumerate(xs):
             for j, t in enumerate(ts):
-                rows.append({"panel": panel, "x0": float(x - dx), "x1": float(x + dx), "t0": float(t - dt), "t1": float(t + dt),
-                             "value": float(sub[i, j])})
+                rows.append(
+                    {
+                        "panel": panel,
+                        "x0": float(x - dx),
+                        "x1": float(x + dx),
+                        "t0": float(t - dt),
+                        "t1": float(t + dt),
+                        "value": float(sub[i, j]),
+                    }
+                )
     return rows
 
 
@@ -95,8 +113,9 @@ def confusion_rows(conn: sqlite3.Connection, a: str, b: str, split: str = "test"
         run = latest_run(conn, "predictions", sha)
         if run is None:
             return []
-        for r in fetch(conn, "SELECT true_label, predicted_label, count FROM confusion_matrices WHERE run_id = ? AND split = ?",
-                       (run, split)):
+        for r in fetch(
+            conn, "SELECT true_label, predicted_label, count FROM confusion_matrices WHERE run_id = ? AND split = ?", (run, split)
+        ):
             rows.append({"model": label, **r})
     return rows
 
@@ -106,8 +125,11 @@ def disagreement(conn: sqlite3.Connection, a: str, b: str, split: str = "test") 
     labels = []
     for sha in (a, b):
         run = latest_run(conn, "predictions", sha)
-        row = conn.execute("SELECT artifact FROM run_artifacts WHERE run_id = ? AND name = ?", (run, f"{split}_labels")).fetchone() \
-            if run else None
+        row = (
+            conn.execute("SELECT artifact FROM run_artifacts WHERE run_id = ? AND name = ?", (run, f"{split}_labels")).fetchone()
+            if run
+            else None
+        )
         array = load_array(conn, row[0]) if row else None
         if array is None:
             return None
@@ -119,31 +141,48 @@ def disagreement(conn: sqlite3.Connection, a: str, b: str, split: str = "test") 
 
 def curve_spec(points: Data) -> dict[str, Any]:
     """Training loss and error along each fitted path between the two modes."""
-    base = {"x": {"field": "t", "type": "quantitative", "title": "t (0 = mode a, 1 = mode b)"},
-            "color": {"field": "curve", "type": "nominal", "title": "path"}}
-    panel = lambda field, title: {  # noqa: E731
-        "width": 260, "height": 200, "title": title,
-        "mark": {"type": "line", "point": True},
-        "encoding": {**base, "y": {"field": field, "type": "quantitative", "title": title},
-                     "tooltip": [{"field": "curve"}, {"field": "t", "format": ".2f"}, {"field": field, "format": ".4g"}]},
+    base = {
+        "x": {"field": "t", "type": "quantitative", "title": "t (0 = mode a, 1 = mode b)"},
+        "color": {"field": "curve", "type": "nominal", "title": "path"},
     }
-    return chart({"data": points, "hconcat": [panel("loss", "training loss"), panel("error", "error")]},
-                 title="Mode connectivity: curve profile")
+    panel = lambda field, title: {  # noqa: E731
+        "width": 260,
+        "height": 200,
+        "title": title,
+        "mark": {"type": "line", "point": True},
+        "encoding": {
+            **base,
+            "y": {"field": field, "type": "quantitative", "title": title},
+            "tooltip": [{"field": "curve"}, {"field": "t", "format": ".2f"}, {"field": field, "format": ".4g"}],
+        },
+    }
+    return chart(
+        {"data": points, "hconcat": [panel("loss", "training loss"), panel("error", "error")]},
+        title="Mode connectivity: curve profile",
+    )
 
 
 def layer_cka_spec(cells: Data) -> dict[str, Any]:
-    return chart({
-        "data": cells,
-        "width": {"step": 18},
-        "height": {"step": 18},
-        "mark": {"type": "rect"},
-        "encoding": {
-            "x": {"field": "layer_b", "type": "ordinal", "title": "layer of mode b", "sort": {"field": "index_b"}},
-            "y": {"field": "layer_a", "type": "ordinal", "title": "layer of mode a", "sort": {"field": "index_a"}},
-            "color": {"field": "value", "type": "quantitative", "title": "CKA", "scale": {"domain": [0, 1], "scheme": "blues"}},
-            "tooltip": [{"field": "layer_a"}, {"field": "layer_b"}, {"field": "value", "title": "CKA", "format": ".3f"}],
+    return chart(
+        {
+            "data": cells,
+            "width": {"step": 18},
+            "height": {"step": 18},
+            "mark": {"type": "rect"},
+            "encoding": {
+                "x": {"field": "layer_b", "type": "ordinal", "title": "layer of mode b", "sort": {"field": "index_b"}},
+                "y": {"field": "layer_a", "type": "ordinal", "title": "layer of mode a", "sort": {"field": "index_a"}},
+                "color": {
+                    "field": "value",
+                    "type": "quantitative",
+                    "title": "CKA",
+                    "scale": {"domain": [0, 1], "scheme": "blues"},
+                },
+                "tooltip": [{"field": "layer_a"}, {"field": "layer_b"}, {"field": "value", "title": "CKA", "format": ".3f"}],
+            },
         },
-    }, title="Layer CKA")
+        title="Layer CKA",
+    )
 
 
 def fields_spec(cells: Data) -> dict[str, Any]:
@@ -163,19 +202,32 @@ def fields_spec(cells: Data) -> dict[str, Any]:
             "transform": [{"filter": {"field": "panel", "equal": name}}],
             "mark": {"type": "rect"},
             "encoding": {
-                "x": {"field": "x0", "type": "quantitative", "title": "x", "scale": {"nice": False}}, "x2": {"field": "x1"},
-                "y": {"field": "t0", "type": "quantitative", "title": "t", "scale": {"nice": False}}, "y2": {"field": "t1"},
-                "color": {"field": "value", "type": "quantitative", "title": name, "scale": scale,
-                          "legend": {"orient": "bottom", "gradientLength": 150}},
+                "x": {"field": "x0", "type": "quantitative", "title": "x", "scale": {"nice": False}},
+                "x2": {"field": "x1"},
+                "y": {"field": "t0", "type": "quantitative", "title": "t", "scale": {"nice": False}},
+                "y2": {"field": "t1"},
+                "color": {
+                    "field": "value",
+                    "type": "quantitative",
+                    "title": name,
+                    "scale": scale,
+                    "legend": {"orient": "bottom", "gradientLength": 150},
+                },
                 "tooltip": [{"field": "value", "format": ".3g"}],
             },
         }
 
-    panels = [panel("u (a)", "redblue", False), panel("u (b)", "redblue", False),
-              panel("error (a)", "purpleorange", True), panel("error (b)", "purpleorange", True),
-              panel("u (a) − u (b)", "purplegreen", True)]
-    return chart({"data": cells, "hconcat": panels, "resolve": {"scale": {"color": "independent"}}},
-                 title="Predictions u(x, t), errors against the exact solution, and their difference")
+    panels = [
+        panel("u (a)", "redblue", False),
+        panel("u (b)", "redblue", False),
+        panel("error (a)", "purpleorange", True),
+        panel("error (b)", "purpleorange", True),
+        panel("u (a) − u (b)", "purplegreen", True),
+    ]
+    return chart(
+        {"data": cells, "hconcat": panels, "resolve": {"scale": {"color": "independent"}}},
+        title="Predictions u(x, t), errors against the exact solution, and their difference",
+    )
 
 
 def confusion_spec(cells: Data, disagreement_rate: float | None = None) -> dict[str, Any]:
@@ -183,22 +235,34 @@ def confusion_spec(cells: Data, disagreement_rate: float | None = None) -> dict[
     title = "Confusion matrices (test)"
     if disagreement_rate is not None:
         title += f" — the two modes disagree on {100 * disagreement_rate:.1f}% of test examples"
-    return chart({
-        "data": cells,
-        "facet": {"column": {"field": "model", "type": "nominal", "title": "mode"}},
-        "spec": {
-            "width": {"step": 20},
-            "height": {"step": 20},
-            "layer": [
-                {"mark": "rect", "encoding": {"color": {"field": "count", "type": "quantitative", "scale": {"type": "symlog", "scheme": "greys"}}}},
-                {"mark": {"type": "text", "fontSize": 9},
-                 "encoding": {"text": {"field": "count"},
-                              "color": {"condition": {"test": "datum.count > 0", "value": "#c62828"}, "value": "#bbb"}}},
-            ],
-            "encoding": {
-                "x": {"field": "predicted_label", "type": "ordinal", "title": "predicted"},
-                "y": {"field": "true_label", "type": "ordinal", "title": "true"},
-                "tooltip": [{"field": "true_label"}, {"field": "predicted_label"}, {"field": "count"}],
+    return chart(
+        {
+            "data": cells,
+            "facet": {"column": {"field": "model", "type": "nominal", "title": "mode"}},
+            "spec": {
+                "width": {"step": 20},
+                "height": {"step": 20},
+                "layer": [
+                    {
+                        "mark": "rect",
+                        "encoding": {
+                            "color": {"field": "count", "type": "quantitative", "scale": {"type": "symlog", "scheme": "greys"}}
+                        },
+                    },
+                    {
+                        "mark": {"type": "text", "fontSize": 9},
+                        "encoding": {
+                            "text": {"field": "count"},
+                            "color": {"condition": {"test": "datum.count > 0", "value": "#c62828"}, "value": "#bbb"},
+                        },
+                    },
+                ],
+                "encoding": {
+                    "x": {"field": "predicted_label", "type": "ordinal", "title": "predicted"},
+                    "y": {"field": "true_label", "type": "ordinal", "title": "true"},
+                    "tooltip": [{"field": "true_label"}, {"field": "predicted_label"}, {"field": "count"}],
+                },
             },
         },
-    }, title=title)
+        title=title,
+    )

@@ -31,10 +31,12 @@ def chart(body: dict[str, Any], title: str | None = None, **extra: Any) -> dict[
 
 def empty(message: str, width: int = 300, height: int = 60) -> dict[str, Any]:
     """A chart that says why there is nothing to draw (a metric not computed yet)."""
-    return chart({
-        "data": {"values": [{"text": message}]},
-        "mark": {"type": "text", "color": "#777", "fontSize": 12},
-        "encoding": {"text": {"field": "text"}},
-        "width": width,
-        "height": height,
-    })
+    return chart(
+        {
+            "data": {"values": [{"text": message}]},
+            "mark": {"type": "text", "color": "#777", "fontSize": 12},
+            "encoding": {"text": {"field": "text"}},
+            "width": width,
+            "height": height,
+        }
+    )

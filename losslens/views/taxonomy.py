@@ -79,8 +79,9 @@ def _colour() -> dict[str, Any]:
     return {"field": "phase", "type": "nominal", "scale": scale, "title": "phase"}
 
 
-def taxonomy_spec(data: Data, keys: list[str] | None = None, selected: str | None = None,
-                  cell_labels: bool = True) -> dict[str, Any]:
+def taxonomy_spec(
+    data: Data, keys: list[str] | None = None, selected: str | None = None, cell_labels: bool = True
+) -> dict[str, Any]:
     """Phase plot and hyperparameter grid of one experiment's settings, linked on ``setting_id``.
 
     ``keys`` names the grid's axes (the sweep's first two keys); ``selected`` pre-selects a setting;
@@ -107,8 +108,12 @@ def taxonomy_spec(data: Data, keys: list[str] | None = None, selected: str | Non
                 "mark": {"type": "point", "filled": True, "size": 110, "stroke": "black", "cursor": "pointer"},
                 "transform": [{"filter": "isValid(datum.mc) && isValid(datum.log_top_eigenvalue)"}],
                 "encoding": {
-                    "x": {"field": "log_top_eigenvalue", "type": "quantitative", "title": "log top Hessian eigenvalue (sharper →)",
-                          "scale": {"zero": False}},
+                    "x": {
+                        "field": "log_top_eigenvalue",
+                        "type": "quantitative",
+                        "title": "log top Hessian eigenvalue (sharper →)",
+                        "scale": {"zero": False},
+                    },
                     "y": {"field": "mc", "type": "quantitative", "title": "mode connectivity mc (well ↑ / poor ↓)"},
                     "color": _colour(),
                     "strokeWidth": selected_stroke,
@@ -138,8 +143,13 @@ def taxonomy_spec(data: Data, keys: list[str] | None = None, selected: str | Non
                     "tooltip": TOOLTIP,
                 },
             },
-        ] + ([{"mark": {"type": "text", "fontSize": 10, "color": "white"}, "encoding": {"text": {"field": "phase"}}}]
-             if cell_labels else []),
+        ]
+        + (
+            [{"mark": {"type": "text", "fontSize": 10, "color": "white"}, "encoding": {"text": {"field": "phase"}}}]
+            if cell_labels
+            else []
+        ),
     }
-    return chart({"data": data, "params": [param], "hconcat": [phase_plot, grid]},
-                 title="Global: settings in the loss-landscape taxonomy")
+    return chart(
+        {"data": data, "params": [param], "hconcat": [phase_plot, grid]}, title="Global: settings in the loss-landscape taxonomy"
+    )

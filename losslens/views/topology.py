@@ -21,8 +21,12 @@ LATEST_TOPOLOGY = """(SELECT n2.run_id FROM merge_tree_nodes n2 JOIN metric_runs
 
 def tree_rows(conn: sqlite3.Connection, landscape_id: str) -> tuple[Rows, Rows]:
     """(nodes, segments) of the newest merge tree of a landscape; two elbow segments per edge."""
-    nodes = fetch(conn, f"SELECT node, kind, point, value, x, y, branch, persistence, basin_size FROM merge_tree_nodes "
-                        f"WHERE run_id = {LATEST_TOPOLOGY} ORDER BY node", (landscape_id,))
+    nodes = fetch(
+        conn,
+        f"SELECT node, kind, point, value, x, y, branch, persistence, basin_size FROM merge_tree_nodes "
+        f"WHERE run_id = {LATEST_TOPOLOGY} ORDER BY node",
+        (landscape_id,),
+    )
     edges = fetch(conn, f"SELECT lower, upper, branch FROM merge_tree_edges WHERE run_id = {LATEST_TOPOLOGY}", (landscape_id,))
     at = {n["node"]: n for n in nodes}
     segments: Rows = []
@@ -40,11 +44,15 @@ def tree_rows(conn: sqlite3.Connection, landscape_id: str) -> tuple[Rows, Rows]:
 def persistence_rows(conn: sqlite3.Connection, landscape_id: str) -> Rows:
     """Pairs of the newest topology run; essential classes (death NULL) get ``essential`` = true and
     are drawn on a line above the finite deaths."""
-    rows = fetch(conn, """
+    rows = fetch(
+        conn,
+        """
         SELECT dim, birth, death, persistence, birth_point AS point FROM persistence_pairs
         WHERE run_id = (SELECT p2.run_id FROM persistence_pairs p2 JOIN metric_runs r ON r.id = p2.run_id
                         WHERE p2.landscape_id = ? AND r.status = 'done' ORDER BY r.finished_at DESC LIMIT 1)
-        ORDER BY dim, birth""", (landscape_id,))
+        ORDER BY dim, birth""",
+        (landscape_id,),
+    )
     deaths = [r["death"] for r in rows if r["death"] is not None] + [r["birth"] for r in rows]
     top = max(deaths) + 0.05 * (max(deaths) - min(deaths) or 1.0) if deaths else 1.0
     for r in rows:
@@ -55,26 +63,39 @@ def persistence_rows(conn: sqlite3.Connection, landscape_id: str) -> Rows:
 
 
 def merge_tree_panel(nodes: Data, segments: Data) -> dict[str, Any]:
-    xy = {"x": {"field": "x", "type": "quantitative", "axis": None, "scale": {"padding": 12}},
-          "y": {"field": "y", "type": "quantitative", "title": "loss", "scale": {"zero": False}}}
+    xy = {
+        "x": {"field": "x", "type": "quantitative", "axis": None, "scale": {"padding": 12}},
+        "y": {"field": "y", "type": "quantitative", "title": "loss", "scale": {"zero": False}},
+    }
     return {
         "title": "Merge tree",
         "width": 260,
         "height": 320,
         "layer": [
-            {"data": segments, "mark": {"type": "rule", "color": "#555", "strokeWidth": 1.5},
-             "encoding": {**xy, "x2": {"field": "x2"}, "y2": {"field": "y2"}}},
+            {
+                "data": segments,
+                "mark": {"type": "rule", "color": "#555", "strokeWidth": 1.5},
+                "encoding": {**xy, "x2": {"field": "x2"}, "y2": {"field": "y2"}},
+            },
             {
                 "name": "tree_minima",
                 "data": nodes,
                 "mark": {"type": "point", "filled": True, "size": 70, "stroke": "black", "cursor": "pointer"},
                 "encoding": {
                     **xy,
-                    "shape": {"field": "kind", "type": "nominal", "title": "node",
-                              "scale": {"domain": ["minimum", "saddle", "root"], "range": ["triangle-down", "circle", "square"]}},
+                    "shape": {
+                        "field": "kind",
+                        "type": "nominal",
+                        "title": "node",
+                        "scale": {"domain": ["minimum", "saddle", "root"], "range": ["triangle-down", "circle", "square"]},
+                    },
                     "color": {"condition": {"param": "minimum", "empty": False, "value": "#ff1744"}, "value": "#90a4ae"},
-                    "tooltip": [{"field": "kind"}, {"field": "value", "title": "loss", "format": ".4g"},
-                                {"field": "persistence", "format": ".3g"}, {"field": "basin_size", "title": "basin size"}],
+                    "tooltip": [
+                        {"field": "kind"},
+                        {"field": "value", "title": "loss", "format": ".4g"},
+                        {"field": "persistence", "format": ".3g"},
+                        {"field": "basin_size", "title": "basin size"},
+                    ],
                 },
             },
         ],
@@ -88,10 +109,20 @@ def persistence_panel(pairs: Data) -> dict[str, Any]:
         "width": 260,
         "height": 260,
         "layer": [
-            {"data": pairs, "mark": {"type": "line", "color": "#999", "strokeDash": [4, 3]},
-             "transform": [{"aggregate": [{"op": "min", "field": "birth", "as": "lo"}, {"op": "max", "field": "death_drawn", "as": "hi"}]},
-                           {"fold": ["lo", "hi"], "as": ["end", "v"]}],
-             "encoding": {"x": {"field": "v", **axis, "title": "birth"}, "y": {"field": "v", **axis, "title": "death"}}},
+            {
+                "data": pairs,
+                "mark": {"type": "line", "color": "#999", "strokeDash": [4, 3]},
+                "transform": [
+                    {
+                        "aggregate": [
+                            {"op": "min", "field": "birth", "as": "lo"},
+                            {"op": "max", "field": "death_drawn", "as": "hi"},
+                        ]
+                    },
+                    {"fold": ["lo", "hi"], "as": ["end", "v"]},
+                ],
+                "encoding": {"x": {"field": "v", **axis, "title": "birth"}, "y": {"field": "v", **axis, "title": "death"}},
+            },
             {
                 "name": "diagram_minima",
                 "data": pairs,
@@ -99,13 +130,25 @@ def persistence_panel(pairs: Data) -> dict[str, Any]:
                 "encoding": {
                     "x": {"field": "birth", **axis, "title": "birth"},
                     "y": {"field": "death_drawn", **axis, "title": "death (top row: never dies)"},
-                    "shape": {"field": "essential", "type": "nominal", "title": "essential",
-                              "scale": {"domain": [False, True], "range": ["circle", "diamond"]}},
-                    "color": {"condition": {"param": "minimum", "empty": False, "value": "#ff1744"},
-                              "field": "dimension", "type": "nominal", "title": "dimension",
-                              "scale": {"domain": ["H0", "H1"], "range": ["#1f77b4", "#ff7f0e"]}},
-                    "tooltip": [{"field": "dimension"}, {"field": "birth", "format": ".4g"},
-                                {"field": "death", "format": ".4g"}, {"field": "persistence", "format": ".3g"}],
+                    "shape": {
+                        "field": "essential",
+                        "type": "nominal",
+                        "title": "essential",
+                        "scale": {"domain": [False, True], "range": ["circle", "diamond"]},
+                    },
+                    "color": {
+                        "condition": {"param": "minimum", "empty": False, "value": "#ff1744"},
+                        "field": "dimension",
+                        "type": "nominal",
+                        "title": "dimension",
+                        "scale": {"domain": ["H0", "H1"], "range": ["#1f77b4", "#ff7f0e"]},
+                    },
+                    "tooltip": [
+                        {"field": "dimension"},
+                        {"field": "birth", "format": ".4g"},
+                        {"field": "death", "format": ".4g"},
+                        {"field": "persistence", "format": ".3g"},
+                    ],
                 },
             },
         ],
