@@ -1,6 +1,7 @@
 """Built-in architectures. Specs name them as ``losslens.models:<name>`` (or just ``<name>``)."""
 
+from losslens.models.hf import hf_causal_lm
 from losslens.models.mlp import mlp, pinn_mlp
 from losslens.models.resnet import resnet20
 
-__all__ = ["mlp", "pinn_mlp", "resnet20"]
+__all__ = ["hf_causal_lm", "mlp", "pinn_mlp", "resnet20"]

@@ -4,15 +4,18 @@ Every metric is written against :class:`~losslens.problems.base.Problem`, never 
 """
 
 from losslens.problems.base import ClassificationProblem, Problem
+from losslens.problems.causal_lm import CausalLMProblem, causal_lm
 from losslens.problems.convection import ConvectionProblem, convection
 from losslens.problems.digits import digits
 from losslens.problems.image_folder import image_folder
 from losslens.problems.mnist import fashion_mnist, mnist
 
 __all__ = [
+    "CausalLMProblem",
     "ClassificationProblem",
     "ConvectionProblem",
     "Problem",
+    "causal_lm",
     "convection",
     "digits",
     "fashion_mnist",

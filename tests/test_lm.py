@@ -1,0 +1,184 @@
+"""Hugging Face causal LMs: the model factory and the ``causal_lm`` problem.
+
+Oracles: transformers' own ``from_pretrained`` model and its ``model(input_ids, labels=...).loss``;
+the ``tokenizers`` library's own encoding; dense Hessians by ``torch.autograd.functional.hessian``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("transformers")
+
+from losslens.errors import LossLensError
+from losslens.models.hf import align_state_dict, hf_causal_lm, read_config, tied_parameter_names
+from losslens.models.hf_tiny import generated_text, gpt_neox_config, save_folder, word_tokenizer
+from losslens.problems.causal_lm import causal_lm
+
+
+def make_folder(path: Path, seed: int = 0, tie: bool = False, **config) -> Path:
+    """A tiny random GPT-NeoX saved with ``save_pretrained`` plus a word-level tokenizer trained in code."""
+    text = generated_text(300, seed=1)
+    tok = word_tokenizer(text, vocab_size=48)
+    torch.manual_seed(seed)
+    model = hf_causal_lm(gpt_neox_config(vocab_size=48, hidden_size=16, layers=2, heads=2, tie_word_embeddings=tie, **config))
+    save_folder(model, path, tok)
+    (path.parent / "text.txt").write_text(text)
+    return path
+
+
+@pytest.fixture(scope="module")
+def lm_folder(tmp_path_factory) -> Path:
+    return make_folder(tmp_path_factory.mktemp("lm") / "step100")
+
+
+def reference_model(folder: Path):
+    """transformers' own loader: the oracle our rebuild is compared with."""
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(folder, attn_implementation="eager", local_files_only=True).eval()
+
+
+def our_model(folder: Path):
+    from safetensors.torch import load_file
+
+    model = hf_causal_lm(str(folder))
+    model.load_state_dict(align_state_dict(model, load_file(folder / "model.safetensors")))
+    return model
+
+
+def test_loss_equals_transformers_loss(lm_folder):
+    """Oracle: transformers' from_pretrained model and its own ``labels=`` loss, batch by batch."""
+    problem = causal_lm(text=str(lm_folder.parent / "text.txt"), tokenizer=str(lm_folder), seq_len=16, batch_size=4)
+    ours = our_model(lm_folder)
+    ref = reference_model(lm_folder)
+    state = {**dict(ours.named_parameters()), **dict(ours.named_buffers())}
+    n = 0
+    for batch in problem.batches("train"):
+        with torch.no_grad():
+            expected = ref(batch, labels=batch).loss
+            got = problem.loss(ours, state, batch)
+        torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
+        n += 1
+    assert n == math.ceil(len(problem.data["train"]) / 4)
+
+
+def test_perplexity_matches_transformers(lm_folder):
+    """Oracle: exp of transformers' token-weighted mean loss over each split; accuracy from its logits."""
+    problem = causal_lm(text=str(lm_folder.parent / "text.txt"), tokenizer=str(lm_folder), seq_len=16, batch_size=5)
+    ours = our_model(lm_folder)
+    ref = reference_model(lm_folder)
+    rows = {(s, k): v for s, k, v in problem.performance(ours, {**dict(ours.named_parameters()), **dict(ours.named_buffers())})}
+    for split in ("train", "test"):
+        seqs = problem.data[split]
+        with torch.no_grad():
+            out = ref(seqs, labels=seqs)  # one batch: its loss is the mean over every predicted token
+        assert rows[(split, "perplexity")] == pytest.approx(math.exp(float(out.loss)), rel=1e-5)
+        right = (out.logits[:, :-1].argmax(-1) == seqs[:, 1:]).double().mean()
+        assert rows[(split, "accuracy")] == pytest.approx(float(right), abs=1e-12)
+
+
+def test_sequences_are_the_tokenizers_ids_in_order(lm_folder, tmp_path):
+    """Oracle: the tokenizers library's encoding of the file, cut in order; .npy and .bin give the same sequences."""
+    from tokenizers import Tokenizer
+
+    text_path = lm_folder.parent / "text.txt"
+    ids = Tokenizer.from_file(str(lm_folder / "tokenizer.json")).encode(text_path.read_text(), add_special_tokens=False).ids
+    problem = causal_lm(text=str(text_path), tokenizer=str(lm_folder), seq_len=10, test_fraction=0.25)
+    n = len(ids) // 10
+    n_test = math.ceil(0.25 * n)
+    expected = torch.tensor(ids[: n * 10]).reshape(n, 10)
+    assert torch.equal(torch.cat([problem.data["train"], problem.data["test"]]), expected)
+    assert len(problem.data["test"]) == n_test
+    np.save(tmp_path / "ids.npy", np.asarray(ids, dtype=np.int32))
+    np.asarray(ids, dtype="<u2").tofile(tmp_path / "ids.bin")
+    for kwargs in ({"tokens": str(tmp_path / "ids.npy")}, {"tokens": str(tmp_path / "ids.bin"), "token_dtype": "uint16"}):
+        other = causal_lm(seq_len=10, test_fraction=0.25, **kwargs)
+        assert torch.equal(other.data["train"], problem.data["train"])
+        assert torch.equal(other.data["test"], problem.data["test"])
+
+
+def test_max_sequences_and_batches_are_fixed(lm_folder):
+    """Closed form: the first N sequences, split at the end, batches in file order."""
+    problem = causal_lm(text=str(lm_folder.parent / "text.txt"), tokenizer=str(lm_folder), seq_len=8, max_sequences=10)
+    assert len(problem.data["train"]) == 9 and len(problem.data["test"]) == 1
+    batches = list(problem.batches("train", batch_size=4))
+    assert [len(b) for b in batches] == [4, 4, 1]
+    assert torch.equal(torch.cat(batches), problem.data["train"])
+
+
+def test_auto_map_refused(tmp_path):
+    """A config that needs remote code is refused in one line, before transformers is asked."""
+    config = gpt_neox_config()
+    config["auto_map"] = {"AutoModelForCausalLM": "modeling_evil.EvilForCausalLM"}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(LossLensError) as info:
+        hf_causal_lm(str(tmp_path))
+    line = info.value.line()
+    assert "auto_map" in line and "remote code" in line and "\n" not in line
+    with pytest.raises(LossLensError, match="auto_map"):
+        hf_causal_lm(config)
+
+
+def test_missing_tokenizer_refused(lm_folder, tmp_path):
+    """A text without a tokenizer.json in the named folder is refused in one line naming the file."""
+    empty = tmp_path / "no_tokenizer"
+    empty.mkdir()
+    with pytest.raises(LossLensError) as info:
+        causal_lm(text=str(lm_folder.parent / "text.txt"), tokenizer=str(empty))
+    line = info.value.line()
+    assert "no tokenizer.json" in line and str(empty / "tokenizer.json") in line and "\n" not in line
+    with pytest.raises(LossLensError, match="needs tokenizer"):
+        causal_lm(text=str(lm_folder.parent / "text.txt"))
+
+
+def test_bad_configs_refused(tmp_path):
+    """Unknown architectures and non-causal models are refused in one line each."""
+    with pytest.raises(LossLensError, match="unknown model_type 'nope'"):
+        hf_causal_lm({"model_type": "nope"})
+    with pytest.raises(LossLensError, match=r"no config\.json"):
+        hf_causal_lm(str(tmp_path))
+    with pytest.raises(LossLensError, match="not a causal LM"):
+        hf_causal_lm({"model_type": "vit"})
+
+
+def test_config_identity_ignores_provenance(lm_folder):
+    """The rebuilt architecture drops keys that do not change the computation (version, dtype, path)."""
+    cfg = read_config(lm_folder)
+    raw = json.loads((lm_folder / "config.json").read_text())
+    assert "transformers_version" in raw and "transformers_version" not in cfg
+    assert cfg["hidden_size"] == 16 and cfg["model_type"] == "gpt_neox"
+
+
+def test_tied_embeddings_counted_once(tmp_path):
+    """Tied input/output embeddings: one parameter, absent from the file, and the loss still equals transformers'."""
+    folder = make_folder(tmp_path / "tied", tie=True)
+    model = our_model(folder)
+    names = [n for n, _ in model.named_parameters()]
+    aliases = tied_parameter_names(model)
+    assert aliases == {"lm_head.weight": "gpt_neox.embed_in.weight"}
+    assert "lm_head.weight" not in names
+    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for _, p in model.named_parameters())
+    problem = causal_lm(text=str(folder.parent / "text.txt"), tokenizer=str(folder), seq_len=16)
+    batch = next(problem.batches())
+    params = dict(model.named_parameters())  # only the kept name: functional_call ties the alias to it
+    with torch.no_grad():
+        torch.testing.assert_close(
+            problem.loss(model, {**params, **dict(model.named_buffers())}, batch),
+            reference_model(folder)(batch, labels=batch).loss,
+        )
+
+
+def test_vocabulary_mismatch_refused(lm_folder, tmp_path):
+    """Token ids beyond the model's vocabulary are refused in one line instead of an index error."""
+    np.save(tmp_path / "big.npy", np.arange(100) % 60)
+    problem = causal_lm(tokens=str(tmp_path / "big.npy"), seq_len=10)
+    model = our_model(lm_folder)
+    with pytest.raises(LossLensError, match="outside the model's vocabulary of 48"):
+        problem.loss(model, dict(model.named_parameters()), next(problem.batches()))
