@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
+import typer
+import typer.main
 from typer.testing import CliRunner
 
 from losslens.cli import app
+from losslens.jobs.options import build_params
+from losslens.metrics.registry import all_metrics, get_metric
 
 runner = CliRunner()
 
@@ -44,11 +49,47 @@ def test_ls_on_missing_catalog_is_one_error_line(tmp_path):
     assert "error:" in result.output and "losslens init" in result.output and "Traceback" not in result.output
 
 
-def test_compute_help_lists_metric_options():
-    result = runner.invoke(app, ["compute", "--help"])
-    assert result.exit_code == 0 and "performance" in result.stdout
+def test_compute_help_lists_every_metric_and_option():
+    """Oracle: the metrics' own parameter dataclasses."""
+    result = runner.invoke(app, ["compute", "--help"], env={"COLUMNS": "300"})
+    assert result.exit_code == 0
+    for name, metric in all_metrics().items():
+        assert f"{name} ({metric.scope} scope" in result.stdout
+        for f in dataclasses.fields(metric.params):
+            assert f"--{name}.{f.name.replace('_', '-')}" in result.stdout
 
 
-def test_compute_rejects_unknown_option(pinn_catalog):
+def test_compute_options_reach_the_metric_params():
+    """Oracle: the parameter dataclasses built directly with the intended values."""
+    from losslens.landscape.metric import LandscapeParams
+    from losslens.topology.metric import TopologyParams
+
+    command = typer.main.get_command(app).commands["compute"]
+    args = [
+        "topology",
+        "--steps",
+        "7",
+        "--landscape.steps",
+        "9",
+        "--directions",
+        "pca",
+        "--no-orthogonalize",
+        "--span-mode",
+        "absolute",
+    ]
+    ctx = command.make_context("compute", args)
+    options = command.take_metric_options(ctx)
+    params = build_params([get_metric("landscape"), get_metric("topology")], options)
+    assert params["landscape"] == LandscapeParams(steps=9, directions="pca", orthogonalize=False, span_mode="absolute")
+    assert params["topology"] == TopologyParams(steps=7, directions="pca", orthogonalize=False, span_mode="absolute")
+    assert ctx.params["metrics"] == ["topology"]
+
+
+def test_compute_rejects_unknown_option_and_value(pinn_catalog):
     result = runner.invoke(app, ["compute", "performance", "--bogus", "1", "--catalog", str(pinn_catalog)])
-    assert result.exit_code == 1 and "--bogus is not an option" in result.output
+    assert result.exit_code == 2 and "No such option" in result.output and "--bogus" in result.output
+    result = runner.invoke(app, ["compute", "landscape", "--landscape.directions", "sideways", "--catalog", str(pinn_catalog)])
+    assert result.exit_code == 2 and "sideways" in result.output
+    # an option of a metric that is not named is one error line, not silently ignored
+    result = runner.invoke(app, ["compute", "performance", "--hessian.k", "5", "--catalog", str(pinn_catalog)])
+    assert result.exit_code == 1 and "--hessian.k is not an option of performance" in result.output

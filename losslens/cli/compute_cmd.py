@@ -1,4 +1,5 @@
-"""``losslens compute METRIC... [--option value ...]``."""
+"""``losslens compute METRIC... [--option value ...]``; the metric options come from
+:mod:`losslens.cli.metric_options`, built only when ``compute`` runs or shows its help."""
 
 from __future__ import annotations
 
@@ -9,9 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from losslens.cli.app import DEFAULT_CATALOG, CatalogOpt, ExperimentOpt, app, console, err_console, user_errors
-from losslens.jobs.options import describe_options, parse_tokens
-from losslens.jobs.runner import compute as run_compute
-from losslens.metrics.registry import all_metrics
+from losslens.cli.metric_options import MetricOptionsCommand, given_options
 
 
 def report_failure(progress: Progress, data: dict) -> None:
@@ -23,26 +22,16 @@ def report_failure(progress: Progress, data: dict) -> None:
         )
 
 
-def _epilog() -> str:
-    lines = ["Metrics and their options (an option applies to every named metric that has it; --METRIC.OPTION targets one):", ""]
-    for name, metric in sorted(all_metrics().items()):
-        req = f" (runs {', '.join(metric.requires)} first)" if metric.requires else ""
-        lines.append(f"{name} — {metric.scope} scope{req}: {metric.summary}")
-        lines.append("")
-        for flag, default, helptext in describe_options(metric):
-            lines.append(f"    {flag} (default {default}): {helptext}")
-            lines.append("")
-    return "\n".join(lines)
-
-
-@app.command(
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-    epilog=_epilog(),
-    options_metavar="METRIC... [METRIC OPTIONS] [OPTIONS]",
-)
+@app.command(cls=MetricOptionsCommand)
 @user_errors
 def compute(
     ctx: typer.Context,
+    metrics: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="METRIC", help="Metrics to compute (see the list below); what they require runs first.", show_default=False
+        ),
+    ] = None,
     catalog: CatalogOpt = DEFAULT_CATALOG,
     experiment: ExperimentOpt = None,
     jobs: Annotated[
@@ -60,9 +49,11 @@ def compute(
     """Compute METRIC... for every checkpoint (or pair, setting) of the catalog's experiments.
 
     Jobs already done with the same parameters are skipped; failures are recorded in metric_runs and the
-    others go on. Required metrics run first.
+    others go on. Required metrics run first. Each metric's parameters are options: --METRIC.OPTION sets
+    one metric's, a bare --OPTION every named metric's that has it.
     """
-    names, options = parse_tokens(list(ctx.args))
+    from losslens.jobs.runner import compute as run_compute  # imports torch and the metrics: not at CLI start
+
     with Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -84,7 +75,14 @@ def compute(
                 progress.advance(tasks[data["metric"]])
 
         report = run_compute(
-            names, options, catalog_path=catalog, experiment=experiment, jobs=jobs, force=force, device=device, on_event=on_event
+            metrics or [],
+            given_options(ctx),
+            catalog_path=catalog,
+            experiment=experiment,
+            jobs=jobs,
+            force=force,
+            device=device,
+            on_event=on_event,
         )
     table = Table(title="compute", title_justify="left")
     for col in ("metric", "jobs", "skipped (done)", "computed", "failed"):

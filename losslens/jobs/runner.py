@@ -184,7 +184,7 @@ def _store_result(catalog: Catalog, db: Any, metric: Metric, run_id: str, result
 
 def compute(
     metric_names: list[str],
-    options: list[tuple[str, str | None]] | None = None,
+    options: list[tuple[str, Any]] | None = None,
     *,
     catalog_path: Path | None = None,
     experiment: str | None = None,
