@@ -14,6 +14,7 @@ import numpy as np
 from sqlite_utils import Database
 
 from losslens.errors import LossLensError
+from losslens.store import queries
 from losslens.store.artifacts import Artifact, load_artifact, save_artifact
 from losslens.store.migrate import check_not_newer, migrate, pending_names
 
@@ -29,13 +30,49 @@ def utcnow() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
 
+def folder_is_read_only(folder: Path) -> bool:
+    """Whether nothing may be created in ``folder``: a read-only mount, no write permission for this user,
+    or no write bit for anyone (a copy made read-only with ``chmod a-w``; root ignores permission bits, so
+    the bits themselves are the owner's statement)."""
+    try:
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return True
+        return not os.access(folder, os.W_OK) or not (os.stat(folder).st_mode & 0o222)
+    except OSError:
+        return True
+
+
+def _has_wal_content(path: Path) -> bool:
+    wal = path.with_name(path.name + "-wal")
+    return wal.is_file() and wal.stat().st_size > 0
+
+
+def read_uri(path: Path) -> str:
+    """The URI a reader opens ``path`` with.
+
+    Always ``mode=ro``: SQLite cannot write the database through it. In a read-only folder SQLite also
+    cannot create the ``-wal``/``-shm`` files a WAL database needs even for reading, so there the file is
+    opened ``immutable=1`` (no locks, no side files), unless a ``-wal`` file with content lies beside it
+    (a copy taken while a writer was active): then its content is part of the database and ``mode=ro``
+    reads it through the existing ``-wal``/``-shm``. In a writable folder, ``mode=ro`` lets SQLite create
+    (and leave) its own ``-wal``/``-shm`` files while the database bytes stay unchanged; that keeps reads
+    consistent with a writer that runs at the same time (``losslens serve`` during ``losslens compute``).
+    """
+    path = Path(path).resolve()
+    uri = f"{path.as_uri()}?mode=ro"
+    if folder_is_read_only(path.parent) and not _has_wal_content(path):
+        uri += "&immutable=1"
+    return uri
+
+
 def _ro_uri(path: Path) -> str:
     return f"{path.resolve().as_uri()}?mode=ro"
 
 
 def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
     if readonly:
-        conn = sqlite3.connect(_ro_uri(path), uri=True, timeout=BUSY_TIMEOUT_S)
+        conn = sqlite3.connect(read_uri(path), uri=True, timeout=BUSY_TIMEOUT_S)
+        conn.execute("PRAGMA query_only=ON")
     else:
         conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S)
         conn.execute("PRAGMA journal_mode=WAL")
@@ -52,6 +89,11 @@ class Catalog:
         self.dir = self.path.parent
         self.readonly = readonly
         self.db = Database(_connect(self.path, readonly), execute_plugins=False)
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The SQLite connection, for :mod:`losslens.store.queries`."""
+        return self.db.conn
 
     def close(self) -> None:
         self.db.conn.close()
@@ -101,19 +143,16 @@ class Catalog:
             )
 
     def artifact(self, sha256: str) -> np.ndarray:
-        row = self.one("SELECT path FROM artifacts WHERE sha256 = ?", (sha256,))
-        if row is None:
+        path = queries.artifact_path(self.conn, sha256)
+        if path is None:
             raise LossLensError(f"artifact {sha256} is not in the catalog", where=str(self.path))
-        return load_artifact(self.dir, row["path"])
+        return load_artifact(self.dir, path)
 
     def run_artifact(self, run_id: str, name: str) -> np.ndarray:
-        row = self.one(
-            "SELECT a.path FROM run_artifacts r JOIN artifacts a ON a.sha256 = r.artifact WHERE r.run_id = ? AND r.name = ?",
-            (run_id, name),
-        )
-        if row is None:
+        path = queries.run_artifact_path(self.conn, run_id, name)
+        if path is None:
             raise LossLensError(f"run {run_id} has no artifact {name!r}", where=str(self.path))
-        return load_artifact(self.dir, row["path"])
+        return load_artifact(self.dir, path)
 
 
 def backup(path: Path) -> Path:
