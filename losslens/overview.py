@@ -6,7 +6,7 @@ from math import comb
 from pathlib import Path
 from typing import Any
 
-from losslens.metrics.registry import all_metrics
+from losslens.metrics.registry import metric_scopes
 from losslens.store.catalog import open_catalog
 
 
@@ -52,7 +52,7 @@ def coverage(catalog_path: Path | None = None, experiment: str | None = None) ->
     """Per experiment and metric: subjects done, failed (and not done), and missing.
 
     Pair metrics are counted against all seed pairs within each setting (the default pairing)."""
-    metrics = all_metrics()
+    scopes = metric_scopes()  # without importing the metric modules (torch): status starts at once
     rows = []
     with open_catalog(catalog_path, readonly=True) as cat:
         exps = cat.query(
@@ -69,7 +69,7 @@ def coverage(catalog_path: Path | None = None, experiment: str | None = None) ->
                 )
             ]
             names = sorted(
-                set(metrics)
+                set(scopes)
                 | {
                     r["metric"]
                     for r in cat.query("SELECT DISTINCT metric FROM metric_runs WHERE experiment_id = ?", (exp["id"],))
@@ -83,12 +83,12 @@ def coverage(catalog_path: Path | None = None, experiment: str | None = None) ->
                     "FROM metric_runs WHERE metric = :m AND experiment_id = :e",
                     {"m": name, "e": exp["id"]},
                 ) or {"done": 0, "failed": 0}
-                expected = _expected(metrics[name].scope, per_setting) if name in metrics else counts["done"] + counts["failed"]
+                expected = _expected(scopes[name], per_setting) if name in scopes else counts["done"] + counts["failed"]
                 rows.append(
                     {
                         "experiment": exp["name"],
                         "metric": name,
-                        "scope": metrics[name].scope if name in metrics else "unknown",
+                        "scope": scopes.get(name, "unknown"),
                         "expected": expected,
                         "done": counts["done"],
                         "failed": counts["failed"],

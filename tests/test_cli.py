@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import typer
+import typer.core
 import typer.main
 from typer.testing import CliRunner
 
 from losslens.cli import app
+from losslens.cli.commands import COMMANDS, load_all
 from losslens.jobs.options import build_params
-from losslens.metrics.registry import all_metrics, get_metric
+from losslens.metrics.registry import BUILTIN_MODULES, BUILTIN_SCOPES, all_metrics, get_metric
+
+ROOT = Path(__file__).resolve().parents[1]
 
 runner = CliRunner()
 
@@ -93,3 +100,50 @@ def test_compute_rejects_unknown_option_and_value(pinn_catalog):
     # an option of a metric that is not named is one error line, not silently ignored
     result = runner.invoke(app, ["compute", "performance", "--hessian.k", "5", "--catalog", str(pinn_catalog)])
     assert result.exit_code == 1 and "--hessian.k is not an option of performance" in result.output
+
+
+FORBIDDEN_AT_START = ("torch", "datasette", *BUILTIN_MODULES)
+
+
+def _modules_after(args: list[str], tmp_path) -> set[str]:
+    """Run ``losslens ARGS`` in a fresh interpreter and return the modules it imported."""
+    out = tmp_path / "modules.txt"
+    code = (
+        "import sys\n"
+        "from losslens.cli import app\n"
+        "try:\n"
+        "    app(sys.argv[2:], prog_name='losslens')\n"
+        "except SystemExit as exc:\n"
+        "    assert not exc.code, exc.code\n"
+        "open(sys.argv[1], 'w').write('\\n'.join(sorted(sys.modules)))\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(out), *args], check=True, cwd=ROOT, capture_output=True)
+    return set(out.read_text().split())
+
+
+def test_cli_starts_without_torch_or_the_metrics(pinn_catalog, tmp_path):
+    """Oracle: the interpreter's own sys.modules after each command (a fresh process each)."""
+    db = str(pinn_catalog)
+    assert runner.invoke(app, ["compute", "performance", "--catalog", db, "--device", "cpu"]).exit_code == 0
+    for args in (["--version"], ["--help"], ["ls", "--catalog", db], ["status", "--catalog", db]):
+        loaded = _modules_after(args, tmp_path)
+        assert "losslens.cli" in loaded
+        assert not [m for m in FORBIDDEN_AT_START if m in loaded], args
+
+
+def test_status_scopes_without_importing_the_metrics_match_their_registrations():
+    """Oracle: the scopes the metric modules register themselves with."""
+    registered = {name: m.scope for name, m in all_metrics().items() if m.fn.__module__ in BUILTIN_MODULES}
+    assert registered == BUILTIN_SCOPES
+
+
+def test_command_summaries_are_the_commands_own_help():
+    """Oracle: each command's help as Typer builds it from the command module (imported here)."""
+    load_all()
+    root = typer.main.get_command(app)
+    assert set(root.commands) == set(COMMANDS)
+    for name, entry in COMMANDS.items():
+        command = root.commands[name]
+        if not isinstance(command, typer.core.TyperGroup):  # a group's callback is Typer's own
+            assert command.callback.__module__ == entry.module, name
+        assert (command.help or "").strip().split("\n\n")[0].replace("\n", " ") == entry.summary, name

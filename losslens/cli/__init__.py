@@ -1,6 +1,8 @@
-"""The ``losslens`` command line. Each command is a thin shell over one library function."""
+"""The ``losslens`` command line. Each command is a thin shell over one library function.
 
-from losslens.cli import catalog_cmds, compute_cmd, demo_cmd, export_cmd, ingest_cmd, serve_cmd, taxonomy_cmd, train_cmd  # noqa: F401  (register commands)
+Command modules are imported when their command runs (:mod:`losslens.cli.commands`), so the CLI starts at once.
+"""
+
 from losslens.cli.app import app
 
 

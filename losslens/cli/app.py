@@ -13,10 +13,12 @@ import typer
 from rich.console import Console
 
 from losslens import __version__
+from losslens.cli.commands import LazyGroup
 from losslens.errors import LossLensError
 
 app = typer.Typer(
     name="losslens",
+    cls=LazyGroup,
     help="Diagnose neural networks through their loss landscapes: ingest checkpoints, compute "
     "multi-scale metrics into a SQLite catalog, browse it with Datasette, export static views.",
     no_args_is_help=True,

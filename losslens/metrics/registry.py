@@ -24,6 +24,20 @@ from losslens.store.artifacts import Artifact
 
 Scope = Literal["checkpoint", "pair", "setting", "experiment"]
 
+# The scope of each built-in metric, known without importing its module (which imports torch), for
+# ``losslens status``; tests/test_cli.py checks it against the registrations.
+BUILTIN_SCOPES: dict[str, Scope] = {
+    "performance": "checkpoint",
+    "landscape": "checkpoint",
+    "topology": "checkpoint",
+    "hessian": "checkpoint",
+    "connectivity": "pair",
+    "cka": "pair",
+    "similarity": "setting",
+    "taxonomy": "experiment",
+    "predictions": "checkpoint",
+}
+
 BUILTIN_MODULES: tuple[str, ...] = (
     "losslens.metrics.performance",
     "losslens.landscape.metric",
@@ -66,12 +80,10 @@ class Metric:
     requires: tuple[str, ...] = ()
     summary: str = ""
 
-    def default_params(self) -> Any:
-        return self.params()
-
 
 _REGISTRY: dict[str, Metric] = {}
 _loaded = False
+_plugins_loaded = False
 
 
 def register(
@@ -100,10 +112,26 @@ def load_metrics() -> dict[str, Metric]:
     if not _loaded:
         for module in BUILTIN_MODULES:
             importlib.import_module(module)
-        for ep in entry_points(group="losslens.metrics"):
-            ep.load()
+        _load_plugins()
         _loaded = True
     return _REGISTRY
+
+
+def _load_plugins() -> None:
+    global _plugins_loaded
+    if not _plugins_loaded:
+        for ep in entry_points(group="losslens.metrics"):
+            ep.load()
+        _plugins_loaded = True
+
+
+def metric_scopes() -> dict[str, str]:
+    """Name → scope of every metric: built-ins from :data:`BUILTIN_SCOPES` without importing them,
+    plug-ins (``losslens.metrics`` entry points) and metrics registered so far from their registration."""
+    scopes: dict[str, str] = dict(BUILTIN_SCOPES)
+    _load_plugins()
+    scopes.update({name: metric.scope for name, metric in _REGISTRY.items()})
+    return scopes
 
 
 def all_metrics() -> dict[str, Metric]:
