@@ -109,7 +109,7 @@ def test_reload_restores_tabs_and_selection(viewer, browser):
     w.rendered("local")
     w.page.click('#tree .row[data-kind="folder"]')
     w.page.click(f'#tree .row[data-kind="pair"][data-id="{ids["modes"][0]}~{ids["modes"][1]}"]')
-    for chart in ("curve", "layer_cka", "predictions"):
+    for chart in ("curve", "layer-cka", "predictions"):
         w.rendered(chart)
     w.page.click("#tabs .tab >> nth=1")
     w.rendered("local")

@@ -229,7 +229,9 @@ def test_local_data_matches_the_metric_tables(ds, catalogs):
 
 
 def test_modes_links_and_glyphs(ds, catalogs):
-    """Oracles: mds_coords and pair_metrics read with plain SQL; link colour is the sign of mc."""
+    """Oracles: mds_coords and pair_metrics read with plain SQL: each link carries the mc of its run's fitted
+    curve (the quantity the taxonomy averages) and of the straight line; its class at the mc = 0 boundary is
+    tested in test_registry."""
     db = catalogs[0]
     setting = pinn_ids(db)["setting"]
     modes = get(ds, f"/-/losslens/losslens/data/modes.json?setting={setting}").json()
@@ -240,8 +242,19 @@ def test_modes_links_and_glyphs(ds, catalogs):
     assert {m["checkpoint"]: (m["x"], m["y"]) for m in modes} == coords
     links = get(ds, f"/-/losslens/losslens/data/links.json?setting={setting}").json()
     assert len(links) == 3  # 3 seeds → 3 pairs
+    stored = {
+        (r["checkpoint_a"], r["checkpoint_b"], r["curve"]): r["value"]
+        for r in query(
+            db,
+            "SELECT pm.checkpoint_a, pm.checkpoint_b, pm.curve, pm.value FROM pair_metrics pm "
+            "JOIN metric_runs r ON r.id = pm.run_id WHERE pm.metric = 'mc' AND r.setting_id = ?",
+            (setting,),
+        )
+    }
     for link in links:
-        assert link["link"] == ("well" if link["mc"] > 0 else "poor")
+        assert link["curve"] != "linear"  # the fitted curve, not the line
+        assert link["mc"] == pytest.approx(stored[(link["checkpoint_a"], link["checkpoint_b"], link["curve"])])
+        assert link["mc_linear"] == pytest.approx(stored[(link["checkpoint_a"], link["checkpoint_b"], "linear")])
         assert (link["x"], link["y"]) == coords[link["checkpoint_a"]]
     glyphs = get(ds, f"/-/losslens/losslens/data/glyphs.json?setting={setting}").json()
     assert sum(g["piece"] == "bar" for g in glyphs) == 3 * 10

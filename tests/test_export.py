@@ -17,14 +17,15 @@ from test_datasette_plugin import EVIL_MODEL, METADATA, get, pinn_ids, shared_ca
 from typer.testing import CliRunner
 
 from losslens.cli import app
-from losslens.datasette_plugin.routes import DATASETS
 from losslens.errors import LossLensError
 from losslens.export import export_all, export_chart, export_viewer
 from losslens.export.all_views import CHECKPOINT_VIEWS, PAIR_VIEWS, safe_name
-from losslens.export.chart import FORMATS, VIEWS, dataset_rows, inline_spec, read_catalog
+from losslens.export.chart import FORMATS, inline_spec, read_catalog
 from losslens.export.codec import Blobs, decode_rows, encode_rows
 from losslens.export.data import viewer_data
 from losslens.export.viewer import data_script
+from losslens.views import registry
+from losslens.views.registry import VIEWS
 from losslens.views.source import inline
 
 SVG = "{http://www.w3.org/2000/svg}svg"
@@ -36,7 +37,7 @@ def catalogs(tmp_path_factory) -> tuple[Path, Path]:
 
 
 def subject(ids: dict, view: str) -> dict:
-    need = VIEWS[view][0]
+    need = VIEWS[view].subject
     if need == "experiment":
         return {}
     if need == "setting":
@@ -109,7 +110,7 @@ def test_exported_specs_are_the_plugins(catalogs):
         "taxonomy": f"taxonomy.json?experiment={ids['experiment']}",
         "modes": f"modes.json?setting={ids['setting']}",
         "curve": f"curve.json?a={a}&b={b}",
-        "layer-cka": f"layer_cka.json?a={a}&b={b}",
+        "layer-cka": f"layer-cka.json?a={a}&b={b}",
         "predictions": f"predictions.json?a={a}&b={b}",
     }
     with read_catalog(db) as conn:
@@ -188,7 +189,7 @@ def test_safe_names():
 
 
 def test_codec_round_trips_every_table(catalogs):
-    """Oracle: the plugin's rows (DATASETS): decoding every encoded table gives the same rows and keys,
+    """Oracle: the registry's rows (the plugin's data routes): decoding every encoded table gives the same rows and keys,
     floats within float32 precision; shared columns are stored once."""
     db = catalogs[0]
     with read_catalog(db) as conn:
@@ -196,10 +197,10 @@ def test_codec_round_trips_every_table(catalogs):
         n_typed = 0
         for key, table in data["tables"].items():
             name, *args = key.split("|")
-            rows = dataset_rows(conn, name, dict(zip(DATASETS[name][0], args)))
+            rows = registry.rows(conn, name, dict(zip(registry.DATASETS[name].args, args, strict=True)))
             back = decode_rows(table, data["blobs"])
             assert len(back) == len(rows) == table["n"]
-            for r, s in zip(rows, back):
+            for r, s in zip(rows, back, strict=True):
                 assert r.keys() == s.keys()
                 for k, v in r.items():
                     if isinstance(v, float) and s[k] is not None:

@@ -175,8 +175,11 @@
   }
 
   // ---------------------------------------------------------------- editors
-  var METRIC_OF = { taxonomy: "taxonomy", modes: "similarity", local: "landscape topology hessian", curve: "connectivity",
-                    layer_cka: "cka", predictions: "predictions" };
+  // The view registry (losslens/views/registry.py), shipped in data.js: each view's subject, title and metrics.
+  function metricOf(view) { return D.registry[view] ? D.registry[view].metrics.join(" ") : ""; }
+  function pageViews(subject) {
+    return Object.keys(D.registry).filter(function (v) { return D.registry[v].subject === subject && D.registry[v].page; });
+  }
 
   function header(body, title, meta) {
     var h = el("div", "view-head");
@@ -200,7 +203,7 @@
     var e = experimentOf(tab.id);
     header(body, "Taxonomy", e.name + " · " + e.settings.length + " setting(s) · click a setting to see its modes");
     if (!tab.pick) tab.pick = e.settings[0];
-    embed(body, "taxonomy:" + e.id, { metric: METRIC_OF.taxonomy, select: ["setting", "setting_id", tab.pick], onView: function (view) {
+    embed(body, "taxonomy:" + e.id, { metric: metricOf("taxonomy"), select: ["setting", "setting_id", tab.pick], onView: function (view) {
       view.addSignalListener("setting", function (_, value) {
         var id = chosen(value, "setting_id");
         if (id && id !== tab.pick && D.settings[id]) { tab.pick = id; semi(); changed(); }
@@ -212,7 +215,7 @@
       holder.textContent = "";
       if (!tab.pick) return;
       subhead(holder, "Setting " + settingOf(tab.pick).label, "Open setting", function () { open({ kind: "setting", id: tab.pick }); });
-      embed(holder, "modes:" + tab.pick, { slot: "semi", metric: METRIC_OF.modes, onView: pairClicks });
+      embed(holder, "modes:" + tab.pick, { slot: "semi", metric: metricOf("modes"), onView: pairClicks });
     }
     semi();
   }
@@ -232,7 +235,7 @@
     header(body, s.label, experimentOf(s.experiment).name + " · " + s.modes.length + " mode(s) · phase " + (s.phase || "unknown") +
       " · click a mode for its local views, a link for the pair");
     if (!tab.pick) tab.pick = s.modes[0];
-    embed(body, "modes:" + s.id, { metric: METRIC_OF.modes, select: ["mode", "checkpoint", tab.pick], onView: function (view) {
+    embed(body, "modes:" + s.id, { metric: metricOf("modes"), select: ["mode", "checkpoint", tab.pick], onView: function (view) {
       pairClicks(view);
       view.addSignalListener("mode", function (_, value) {
         var id = chosen(value, "checkpoint");
@@ -254,7 +257,7 @@
       holder.textContent = "";
       if (!tab.pick) return;
       subhead(holder, "Mode " + modeName(tab.pick), "Open mode", function () { open({ kind: "mode", id: tab.pick }); });
-      embed(holder, "local:" + tab.pick, { slot: "local", metric: METRIC_OF.local });
+      embed(holder, "local:" + tab.pick, { slot: "local", metric: metricOf("local") });
     }
     local();
   }
@@ -262,14 +265,14 @@
   function renderMode(tab, body) {
     var c = D.checkpoints[tab.id];
     header(body, c.name, settingOf(c.setting).label + " · seed " + fmt(c.seed) + " · " + fmt(c.n_params) + " parameters · " + c.model);
-    embed(body, "local:" + tab.id, { metric: METRIC_OF.local });
+    embed(body, "local:" + tab.id, { metric: metricOf("local") });
   }
 
   function renderPair(tab, body) {
     var p = D.pairs[tab.id];
     header(body, pairName(tab.id), settingOf(p.setting).label + " · mode a = " + modeName(p.a) + ", mode b = " + modeName(p.b));
-    ["curve", "layer_cka", "predictions"].forEach(function (v) {
-      embed(body, v + ":" + p.a + ":" + p.b, { slot: v, metric: METRIC_OF[v] });
+    pageViews("pair").forEach(function (v) {
+      embed(body, v + ":" + p.a + ":" + p.b, { slot: v, metric: metricOf(v) });
     });
   }
 

@@ -11,7 +11,8 @@ from losslens.cli.app import DEFAULT_CATALOG, CatalogOpt, app, console, user_err
 from losslens.errors import LossLensError
 from losslens.export import export_all, export_chart, export_viewer
 from losslens.export.all_views import DEFAULT_FORMATS
-from losslens.export.chart import FORMATS, VIEWS
+from losslens.export.chart import FORMATS
+from losslens.views.registry import VIEWS
 
 export_app = typer.Typer(
     help="Static exports: one chart, every view of an experiment, or the offline viewer.", no_args_is_help=True

@@ -18,17 +18,12 @@ from markupsafe import Markup
 
 from losslens.datasette_plugin.assets import asset_url
 from losslens.datasette_plugin.routes import build_spec, check_args, data_url, database
-from losslens.views import taxonomy
-from losslens.views.source import fetch, finite
+from losslens.store import reads
+from losslens.views import modes as modes_view
+from losslens.views import registry
+from losslens.views.source import finite
 
 CANVAS_ABOVE = 200  # settings in the taxonomy beyond which the global chart draws on a canvas
-
-CHECKPOINT_SQL = """
-SELECT c.sha256, c.name, c.seed, c.step, c.n_params, m.name AS model_name, m.setting_id, s.label AS setting_label,
-       s.experiment_id, e.name AS experiment
-FROM checkpoints c JOIN models m ON m.id = c.model_id JOIN settings s ON s.id = m.setting_id
-JOIN experiments e ON e.id = s.experiment_id WHERE c.sha256 = ?
-"""
 
 
 def page_url(datasette, db_name: str, path: str) -> str:
@@ -58,23 +53,19 @@ def script_json(value: Any) -> Markup:
     return Markup(text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
 
 
-def _setting_rows(conn: sqlite3.Connection, experiment_id: str) -> list[dict[str, Any]]:
-    return fetch(conn, "SELECT id, label FROM settings WHERE experiment_id = ? ORDER BY label", (experiment_id,))
-
-
 async def global_page(datasette, request) -> Response:
     """Taxonomy of an experiment's settings, with the chosen setting's modes below."""
     name, db = database(datasette, request.url_vars["database"])
     wanted_experiment, wanted_setting = request.args.get("experiment"), request.args.get("setting")
 
     def read(conn: sqlite3.Connection) -> dict[str, Any]:
-        experiments = taxonomy.experiments(conn)
+        experiments = reads.experiments(conn)
         if wanted_experiment:
             check_args(conn, {"experiment": wanted_experiment})
         experiment = next((e for e in experiments if e["id"] == wanted_experiment), experiments[0] if experiments else None)
         if experiment is None:
             return {"experiments": [], "experiment": None, "setting": None, "n_settings": 0}
-        settings = _setting_rows(conn, experiment["id"])
+        settings = reads.settings(conn, experiment["id"])
         setting = None
         if wanted_setting:
             check_args(conn, {"setting": wanted_setting})
@@ -83,13 +74,14 @@ async def global_page(datasette, request) -> Response:
                 raise NotFound("that setting is in another experiment")
         setting = setting or (settings[0] if settings else None)
         # The first chart's spec goes into the page, saving a round trip before the bundle can draw.
-        args = {"experiment": experiment["id"], **({"selected": setting["id"]} if setting else {})}
+        spec = build_spec(datasette, name, conn, "taxonomy", {"experiment": experiment["id"]}, setting and setting["id"])
         return {
             "experiments": experiments,
             "experiment": experiment,
             "setting": setting,
             "n_settings": len(settings),
-            "taxonomy_spec_json": script_json(build_spec(datasette, name, conn, "taxonomy", args)),
+            "taxonomy_spec_json": script_json(spec),
+            "names_json": script_json({s["id"]: s["label"] for s in settings}),
         }
 
     ctx = await db.execute_fn(read)
@@ -123,32 +115,27 @@ async def setting_page(datasette, request) -> Response:
 
     def read(conn: sqlite3.Connection) -> dict[str, Any]:
         check_args(conn, {"setting": setting_id})
-        setting = fetch(
-            conn,
-            "SELECT s.id, s.label, s.values_json, s.experiment_id, e.name AS experiment FROM settings s "
-            "JOIN experiments e ON e.id = s.experiment_id WHERE s.id = ?",
-            (setting_id,),
-        )[0]
-        modes = fetch(
-            conn,
-            "SELECT c.sha256, c.name, c.seed, m.name AS model_name FROM checkpoints c "
-            "JOIN models m ON m.id = c.model_id WHERE m.setting_id = ? ORDER BY c.seed, c.name",
-            (setting_id,),
-        )
+        setting = reads.setting(conn, setting_id)
+        modes = reads.modes(conn, setting_id)
         if wanted_mode and not any(m["sha256"] == wanted_mode for m in modes):
             raise NotFound("no such mode in this setting")
-        links = fetch(
-            conn,
-            """
-            SELECT pm.checkpoint_a, pm.checkpoint_b, pm.value AS mc, ca.name AS name_a, cb.name AS name_b
-            FROM pair_metrics pm JOIN metric_runs r ON r.id = pm.run_id
-            JOIN checkpoints ca ON ca.sha256 = pm.checkpoint_a JOIN checkpoints cb ON cb.sha256 = pm.checkpoint_b
-            WHERE pm.metric = 'mc' AND r.status = 'done' AND r.setting_id = ? ORDER BY r.finished_at""",
-            (setting_id,),
-        )
-        latest = {(row["checkpoint_a"], row["checkpoint_b"]): {**row, "mc": finite(row["mc"])} for row in links}
+        names = {m["sha256"]: m["name"] for m in modes}
+        pairs = [
+            {
+                **p,
+                "name_a": names.get(p["checkpoint_a"], p["checkpoint_a"][:12]),
+                "name_b": names.get(p["checkpoint_b"], p["checkpoint_b"][:12]),
+            }
+            for p in modes_view.connectivity_rows(conn, setting_id)
+        ]
         values = json.loads(setting["values_json"] or "{}")
-        return {"setting": setting, "values": values, "modes": modes, "pairs": list(latest.values())}
+        return {
+            "setting": setting,
+            "values": values,
+            "modes": modes,
+            "pairs": pairs,
+            "names_json": script_json(names),
+        }
 
     ctx = await db.execute_fn(read)
     mode = wanted_mode or (ctx["modes"][0]["sha256"] if ctx["modes"] else None)
@@ -160,6 +147,7 @@ async def setting_page(datasette, request) -> Response:
             **ctx,
             "database": name,
             "mode": mode,
+            "mode_name": next((m["name"] for m in ctx["modes"] if m["sha256"] == mode), mode),
             "global_page": page_url(datasette, name, "")
             + "?"
             + urlencode({"experiment": ctx["setting"]["experiment_id"], "setting": setting_id}),
@@ -178,14 +166,8 @@ async def checkpoint_page(datasette, request) -> Response:
 
     def read(conn: sqlite3.Connection) -> dict[str, Any]:
         check_args(conn, {"checkpoint": sha})
-        record = fetch(conn, CHECKPOINT_SQL, (sha,))[0]
-        perf = fetch(
-            conn,
-            """SELECT split, name, value FROM performance WHERE run_id = (
-            SELECT id FROM metric_runs WHERE metric = 'performance' AND status = 'done' AND checkpoint = ?
-            ORDER BY finished_at DESC LIMIT 1) ORDER BY split, name""",
-            (sha,),
-        )
+        record = reads.checkpoint(conn, sha)
+        perf = reads.performance(conn, sha)
         return {"record": record, "performance": perf}
 
     ctx = await db.execute_fn(read)
@@ -209,17 +191,10 @@ async def pair_page(datasette, request) -> Response:
 
     def read(conn: sqlite3.Connection) -> dict[str, Any]:
         check_args(conn, {"a": a, "b": b})
-        metrics = fetch(
-            conn,
-            """
-            SELECT pm.metric, pm.curve, pm.quantity, pm.value FROM pair_metrics pm JOIN metric_runs r ON r.id = pm.run_id
-            WHERE r.status = 'done' AND ((pm.checkpoint_a = ? AND pm.checkpoint_b = ?) OR (pm.checkpoint_a = ? AND pm.checkpoint_b = ?))
-            ORDER BY pm.metric, r.finished_at""",
-            (a, b, b, a),
-        )
+        metrics = reads.pair_metric_rows(conn, a, b)
         return {
-            "a": fetch(conn, CHECKPOINT_SQL, (a,))[0],
-            "b": fetch(conn, CHECKPOINT_SQL, (b,))[0],
+            "a": reads.checkpoint(conn, a),
+            "b": reads.checkpoint(conn, b),
             "metrics": [{**m, "value": finite(m["value"])} for m in metrics],
         }
 
@@ -232,6 +207,6 @@ async def pair_page(datasette, request) -> Response:
             **ctx,
             "database": name,
             "page_base": page_url(datasette, name, ""),
-            "specs": [spec_url(datasette, name, v, a=a, b=b) for v in ("curve", "layer_cka", "predictions")],
+            "specs": [spec_url(datasette, name, v.name, a=a, b=b) for v in registry.views_of("pair", page=True)],
         },
     )

@@ -1,8 +1,9 @@
 """``losslens export all``: every view of an experiment as files, in a folder per subject.
 
 Layout: ``DIR/<experiment>/taxonomy.<fmt>``, ``.../<setting>/modes.<fmt>``,
-``.../<setting>/<checkpoint>/{landscape,merge-tree,persistence,hessian}.<fmt>`` and
-``.../<setting>/<a>--<b>/{curve,layer-cka,predictions}.<fmt>``. Folder names are the
+``.../<setting>/<checkpoint>/<view>.<fmt>`` and ``.../<setting>/<a>--<b>/<view>.<fmt>``, one
+file per view of :mod:`losslens.views.registry` (the local view as its panels: landscape,
+merge-tree, persistence, hessian). Folder names are the
 user's names made file-safe; views with nothing to draw (a metric not computed) are skipped.
 """
 
@@ -13,10 +14,14 @@ from pathlib import Path
 
 from losslens.export.chart import inline_spec, read_catalog, render, resolve_experiment
 from losslens.export.data import experiments_of, modes_of, pairs_of, settings_of
+from losslens.views.registry import views_of
 
 DEFAULT_FORMATS = ("svg", "png")
-CHECKPOINT_VIEWS = ("landscape", "merge-tree", "persistence", "hessian")
-PAIR_VIEWS = ("curve", "layer-cka", "predictions")
+# The registry's views per subject; a composite (the local view) is written as its panels.
+EXPERIMENT_VIEWS = tuple(v.name for v in views_of("experiment", exported=True))
+SETTING_VIEWS = tuple(v.name for v in views_of("setting", exported=True))
+CHECKPOINT_VIEWS = tuple(v.name for v in views_of("checkpoint", exported=True))
+PAIR_VIEWS = tuple(v.name for v in views_of("pair", exported=True))
 
 
 def safe_name(name: str, taken: set[str]) -> str:
@@ -51,14 +56,16 @@ def export_all(
         top: set[str] = set()
         for e in experiments_of(conn, experiment_id):
             e_dir = out_dir / safe_name(e["name"], top)
-            write(e_dir, "taxonomy", {"experiment": e["id"]})
-            in_experiment: set[str] = {"taxonomy"}
+            for view in EXPERIMENT_VIEWS:
+                write(e_dir, view, {"experiment": e["id"]})
+            in_experiment: set[str] = set(EXPERIMENT_VIEWS)
             for s in settings_of(conn, e["id"]):
                 s_dir = e_dir / safe_name(s["label"], in_experiment)
-                write(s_dir, "modes", {"setting": s["id"]})
+                for view in SETTING_VIEWS:
+                    write(s_dir, view, {"setting": s["id"]})
                 modes = modes_of(conn, s["id"])
                 names = {m["sha256"]: m["name"] for m in modes}
-                in_setting: set[str] = {"modes"}
+                in_setting: set[str] = set(SETTING_VIEWS)
                 for m in modes:
                     c_dir = s_dir / safe_name(m["name"], in_setting)
                     for view in CHECKPOINT_VIEWS:

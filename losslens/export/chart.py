@@ -1,8 +1,7 @@
 """``losslens export chart``: one view as JSON, self-contained HTML, SVG, PNG or PDF.
 
-The spec is the one the Datasette plugin serves (the same ``losslens/views`` builders, fed by
-the plugin's ``DATASETS`` row functions through ``routes.view_spec``), with its data inlined
-as values instead of data-route URLs. SVG, PNG and PDF are drawn by vl-convert from that same
+The spec is the one the Datasette plugin serves (the same builder and datasets of
+:mod:`losslens.views.registry`), with its data inlined as values instead of data-route URLs. SVG, PNG and PDF are drawn by vl-convert from that same
 spec; HTML inlines the vl-convert Vega bundle, so nothing is fetched from anywhere.
 """
 
@@ -12,46 +11,20 @@ import html
 import json
 import re
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import vl_convert as vlc
 
-from losslens.datasette_plugin.routes import DATASETS
-from losslens.datasette_plugin.routes import view_spec as plugin_view_spec
 from losslens.errors import LossLensError
+from losslens.store import reads
 from losslens.store.catalog import Catalog, init_catalog
-from losslens.views import hessian, landscape, topology
+from losslens.views import registry
 from losslens.views.bundle import bundle_text
-from losslens.views.source import Data, values
 
-# View → the ids it is drawn for.
-VIEWS: dict[str, tuple[str, ...]] = {
-    "taxonomy": ("experiment",),
-    "modes": ("setting",),
-    "landscape": ("checkpoint",),
-    "merge-tree": ("checkpoint",),
-    "persistence": ("checkpoint",),
-    "hessian": ("checkpoint",),
-    "curve": ("a", "b"),
-    "layer-cka": ("a", "b"),
-    "predictions": ("a", "b"),
-}
 FORMATS = ("json", "html", "svg", "png", "pdf")
-# The metric a view needs, for the hint when it has nothing to draw.
-NEEDS = {
-    "taxonomy": "taxonomy",
-    "modes": "similarity",
-    "landscape": "landscape",
-    "merge-tree": "topology",
-    "persistence": "topology",
-    "hessian": "hessian",
-    "curve": "connectivity",
-    "layer-cka": "similarity",
-    "predictions": "predictions",
-}
 PNG_SCALE = 2.0  # sharp on high-density screens and in papers
 
 
@@ -69,42 +42,15 @@ def read_catalog(path: Path) -> Iterator[sqlite3.Connection]:
         catalog.close()
 
 
-def spec_for(
-    conn: sqlite3.Connection, view: str, args: dict[str, str], url: Callable[..., Data], pair_href: str | None = None
-) -> dict[str, Any]:
-    """The spec of an exportable view. The local view's panels are exported one by one; every
-    other view is the plugin's own spec."""
-    c = args.get("checkpoint")
-    if view == "landscape":
-        return landscape.landscape_spec(
-            url("landscape", checkpoint=c), url("isolines", checkpoint=c), url("minima", checkpoint=c)
-        )
-    if view == "merge-tree":
-        return topology.merge_tree_spec(url("tree_nodes", checkpoint=c), url("tree_segments", checkpoint=c))
-    if view == "persistence":
-        return topology.persistence_spec(url("persistence", checkpoint=c))
-    if view == "hessian":
-        return hessian.hessian_spec(url("spectrum", checkpoint=c), url("esd", checkpoint=c))
-    return plugin_view_spec(conn, view.replace("-", "_"), args, url, pair_href=pair_href)
-
-
-def dataset_rows(conn: sqlite3.Connection, name: str, args: dict[str, str]) -> list[dict[str, Any]]:
-    """Rows of one of the plugin's datasets (the same function its data route calls)."""
-    keys, fn = DATASETS[name]
-    return fn(conn, *(args[k] for k in keys))
-
-
 def inline_spec(conn: sqlite3.Connection, view: str, args: dict[str, str]) -> tuple[dict[str, Any], int]:
-    """(spec with its data as values, number of rows it draws)."""
-    counts: list[int] = []
+    """(spec of a registered view with its data as values, number of rows it draws).
 
-    def url(name: str, **a: str) -> Data:
-        rows = dataset_rows(conn, name, a)
-        counts.append(len(rows))
-        return values(rows)
-
-    spec = spec_for(conn, view, args, url)
-    return spec, sum(counts)
+    :raises LossLensError: for a view the registry does not know.
+    """
+    try:
+        return registry.inline_spec(conn, view, args)
+    except registry.NotFound as error:
+        raise LossLensError(str(error), where="export chart", hint=f"one of {', '.join(registry.VIEWS)}") from None
 
 
 def _script_safe(text: str) -> str:
@@ -170,8 +116,8 @@ def format_of(out: Path, fmt: str | None) -> str:
 # Which subject: ids, unique id prefixes or names.
 
 
-def _one(rows: list[sqlite3.Row | tuple], what: str, given: str, hint: str) -> str:
-    ids = sorted({r[0] for r in rows})
+def _one(found: list[str], what: str, given: str, hint: str) -> str:
+    ids = sorted(set(found))
     if len(ids) == 1:
         return ids[0]
     if not ids:
@@ -181,30 +127,26 @@ def _one(rows: list[sqlite3.Row | tuple], what: str, given: str, hint: str) -> s
 
 def resolve_experiment(conn: sqlite3.Connection, name: str | None) -> str:
     if name is None:
-        rows = conn.execute("SELECT id FROM experiments ORDER BY created_at, name").fetchall()
+        rows = reads.experiments(conn)
         if not rows:
             raise LossLensError(
                 "the catalog has no experiments", where="export", hint="ingest checkpoints with losslens ingest SPEC"
             )
-        return rows[0][0]
-    rows = conn.execute("SELECT id FROM experiments WHERE name = ? OR id = ?", (name, name)).fetchall()
-    return _one(rows, "experiment", name, "losslens ls lists them")
+        return rows[0]["id"]
+    return _one(reads.find_experiments(conn, name), "experiment", name, "losslens ls lists them")
 
 
 def resolve_setting(conn: sqlite3.Connection, given: str) -> str:
-    rows = (
-        conn.execute("SELECT id FROM settings WHERE id = ? OR label = ?", (given, given)).fetchall()
-        or conn.execute("SELECT id FROM settings WHERE id LIKE ? || '%'", (given,)).fetchall()
-    )
-    return _one(rows, "setting", given, "give a setting id or label (losslens taxonomy lists them)")
+    return _one(reads.find_settings(conn, given), "setting", given, "give a setting id or label (losslens taxonomy lists them)")
 
 
 def resolve_checkpoint(conn: sqlite3.Connection, given: str) -> str:
-    rows = (
-        conn.execute("SELECT sha256 FROM checkpoints WHERE sha256 = ? OR name = ?", (given, given)).fetchall()
-        or conn.execute("SELECT sha256 FROM checkpoints WHERE sha256 LIKE ? || '%'", (given,)).fetchall()
+    return _one(
+        reads.find_checkpoints(conn, given),
+        "checkpoint",
+        given,
+        "give a checkpoint sha256 (or a unique prefix) or name (losslens ls lists them)",
     )
-    return _one(rows, "checkpoint", given, "give a checkpoint sha256 (or a unique prefix) or name (losslens ls lists them)")
 
 
 def resolve_args(
@@ -217,9 +159,9 @@ def resolve_args(
     pair: tuple[str, str] | None = None,
 ) -> dict[str, str]:
     """The ids ``view`` is drawn for, from the options given."""
-    if view not in VIEWS:
-        raise LossLensError(f"unknown view {view!r}", where="export chart", hint=f"one of {', '.join(VIEWS)}")
-    needs = VIEWS[view][0]
+    if view not in registry.VIEWS:
+        raise LossLensError(f"unknown view {view!r}", where="export chart", hint=f"one of {', '.join(registry.VIEWS)}")
+    needs = registry.VIEWS[view].subject
     if needs == "experiment":
         return {"experiment": resolve_experiment(conn, experiment)}
     if needs == "setting":
@@ -248,7 +190,7 @@ def export_chart(catalog_path: Path, view: str, out: Path, fmt: str | None = Non
         raise LossLensError(
             f"nothing to draw: the {view} view has no rows for {', '.join(args.values())}",
             where="export chart",
-            hint=f"compute it first: losslens compute {NEEDS[view]}",
+            hint=f"compute it first: losslens compute {' '.join(registry.VIEWS[view].metrics)}",
         )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -99,6 +99,14 @@ def summarize(
     return out
 
 
+def well_connected(mc: float | None, epsilon: float = 0.0) -> bool | None:
+    """Yang et al.'s sign rule: mc ≥ −ε is well connected (a barrier within ε counts as noise); None for no mc.
+    The one definition of "well connected", used by the taxonomy, the mode map's links and the pages."""
+    if mc is None or not math.isfinite(mc):
+        return None
+    return mc >= -epsilon
+
+
 def phase_of(well_connected: bool, sharp: bool, high_cka: bool | None) -> str | None:
     if not well_connected:
         return "I" if sharp else "III"
@@ -139,7 +147,7 @@ def assign_phases(
     rows = []
     for s in summaries:
         value = getattr(s, column)
-        well = None if s.mc is None else s.mc >= -epsilon
+        well = well_connected(s.mc, epsilon)
         sharp = None if value is None or tau_s["value"] is None else value > tau_s["value"]
         high = None if s.cka is None or tau_c["value"] is None else s.cka >= tau_c["value"]
         missing = [n for n, v in (("mc (needs two or more seeds)", well), (f"{column}", sharp)) if v is None]

@@ -5,26 +5,18 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from losslens.views.latest import latest_run
-from losslens.views.source import Data, Rows, fetch
+from losslens.store import reads
+from losslens.views.source import Data, Rows
 from losslens.views.spec import chart
 
 
 def spectrum_rows(conn: sqlite3.Connection, checkpoint: str) -> Rows:
     """Eigenvalues of the newest ``hessian`` run: the largest (and smallest, when computed)."""
-    run = latest_run(conn, "hessian", checkpoint)
-    if run is None:
-        return []
-    return fetch(
-        conn, "SELECT which, rank, value, residual FROM hessian_eigenvalues WHERE run_id = ? ORDER BY which, rank", (run,)
-    )
+    return reads.hessian_eigenvalues(conn, checkpoint)
 
 
 def esd_rows(conn: sqlite3.Connection, checkpoint: str) -> Rows:
-    run = latest_run(conn, "hessian", checkpoint)
-    if run is None:
-        return []
-    return fetch(conn, "SELECT x, density FROM hessian_esd WHERE run_id = ? ORDER BY x", (run,))
+    return reads.hessian_esd(conn, checkpoint)
 
 
 def spectrum_panel(eigenvalues: Data) -> dict[str, Any]:

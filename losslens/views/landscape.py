@@ -13,27 +13,21 @@ from typing import Any
 import contourpy
 import numpy as np
 
-from losslens.views.source import Data, Rows, fetch, finite
+from losslens.store import reads
+from losslens.views.source import Data, Rows, finite
 from losslens.views.spec import chart
 
-LANDSCAPE_SQL = """
-SELECT l.id, l.directions, l.normalization, l.steps, l.span, l.span_mode, l.centre_loss
-FROM landscapes l JOIN metric_runs r ON r.id = l.run_id
-WHERE l.checkpoint = ? AND l.dims = 2 AND l.samples = 0 AND r.status = 'done'
-ORDER BY r.finished_at DESC LIMIT 1
-"""
 N_LEVELS = 10
 
 
 def landscape_of(conn: sqlite3.Connection, checkpoint: str) -> dict[str, Any] | None:
     """The newest 2-D grid landscape of a checkpoint."""
-    rows = fetch(conn, LANDSCAPE_SQL, (checkpoint,))
-    return rows[0] if rows else None
+    return reads.landscape(conn, checkpoint)
 
 
 def grid_rows(conn: sqlite3.Connection, landscape_id: str) -> Rows:
     """Heat-map cells: ``a``, ``b``, ``loss`` and the cell's extent (``a0``…``b1``)."""
-    rows = fetch(conn, "SELECT point, i, j, a, b, loss FROM landscape_points WHERE run_id = ? ORDER BY point", (landscape_id,))
+    rows = reads.landscape_points(conn, landscape_id)
     if not rows:
         return rows
     a = np.unique([r["a"] for r in rows])
@@ -74,17 +68,8 @@ def isoline_rows(cells: Rows, n_levels: int = N_LEVELS) -> Rows:
 
 def minima_rows(conn: sqlite3.Connection, landscape_id: str) -> Rows:
     """Merge-tree minima placed on the landscape (from the newest topology run of that landscape)."""
-    return fetch(
-        conn,
-        """
-        SELECT n.point, n.value AS loss, n.persistence, n.basin_size, p.a, p.b
-        FROM merge_tree_nodes n JOIN landscape_points p ON p.run_id = n.landscape_id AND p.point = n.point
-        WHERE n.landscape_id = ? AND n.kind = 'minimum' AND n.run_id = (
-            SELECT n2.run_id FROM merge_tree_nodes n2 JOIN metric_runs r ON r.id = n2.run_id
-            WHERE n2.landscape_id = ? AND r.status = 'done' ORDER BY r.finished_at DESC LIMIT 1)
-        ORDER BY n.persistence DESC""",
-        (landscape_id, landscape_id),
-    )
+    run = reads.latest_topology_run(conn, landscape_id)
+    return reads.merge_tree_minima(conn, run) if run else []
 
 
 def landscape_panel(cells: Data, isolines: Data, minima: Data, title: str = "Loss landscape") -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """The semi-global view: the modes (seeds) of one setting, placed by MDS on 1 − CKA.
 
-Links between modes show mode connectivity, "well" when mc > 0 and "poor" otherwise
-(LossLens). Each mode is a glyph: radial bars of its top-10 Hessian eigenvalues and an outer
+Links between modes show mode connectivity of the fitted curve, "well" or "poor" by the
+taxonomy's own rule (mc ≥ −ε, Yang et al.), so the map, the pages and the phases agree. Each mode is a glyph: radial bars of its top-10 Hessian eigenvalues and an outer
 ring of performance metrics. A bar chart of the modes' performance beside the map shares the
 click selection keyed on ``checkpoint``.
 """
@@ -13,45 +13,10 @@ import math
 import sqlite3
 from typing import Any
 
-from losslens.views.source import Data, Rows, fetch, finite
+from losslens.store import reads
+from losslens.taxonomy.rules import well_connected
+from losslens.views.source import Data, Row, Rows, finite
 from losslens.views.spec import WELL_POOR_SCALE, chart
-
-MODES_SQL = """
-SELECT c.sha256 AS checkpoint, c.name, c.seed, d.x, d.y
-FROM checkpoints c JOIN models m ON m.id = c.model_id
-LEFT JOIN mds_coords d ON d.checkpoint = c.sha256 AND d.run_id = (
-    SELECT d2.run_id FROM mds_coords d2 JOIN metric_runs r ON r.id = d2.run_id
-    WHERE d2.setting_id = ? AND r.status = 'done' ORDER BY r.finished_at DESC LIMIT 1)
-WHERE m.setting_id = ?
-ORDER BY c.seed, c.name
-"""
-
-# The latest done performance run of each checkpoint of the setting.
-PERFORMANCE_SQL = """
-SELECT p.checkpoint, p.split, p.name, p.value
-FROM performance p
-WHERE p.run_id IN (
-    SELECT (SELECT r.id FROM metric_runs r WHERE r.metric = 'performance' AND r.status = 'done'
-            AND r.checkpoint = c.sha256 ORDER BY r.finished_at DESC LIMIT 1)
-    FROM checkpoints c JOIN models m ON m.id = c.model_id WHERE m.setting_id = ?)
-"""
-
-LINKS_SQL = """
-SELECT pm.checkpoint_a, pm.checkpoint_b, pm.value AS mc, pm.curve, pm.quantity
-FROM pair_metrics pm JOIN metric_runs r ON r.id = pm.run_id
-WHERE pm.metric = 'mc' AND r.status = 'done' AND r.setting_id = ?
-ORDER BY r.finished_at
-"""
-
-EIGEN_SQL = """
-SELECT e.checkpoint, e.rank, e.value
-FROM hessian_eigenvalues e
-WHERE e.which = 'largest' AND e.rank < ? AND e.run_id IN (
-    SELECT (SELECT r.id FROM metric_runs r WHERE r.metric = 'hessian' AND r.status = 'done'
-            AND r.checkpoint = c.sha256 ORDER BY r.finished_at DESC LIMIT 1)
-    FROM checkpoints c JOIN models m ON m.id = c.model_id WHERE m.setting_id = ?)
-ORDER BY e.checkpoint, e.rank
-"""
 
 # Performance shown per mode: (split, name) and a label. Lower is better for all of them.
 RING = [
@@ -64,50 +29,66 @@ RING = [
 TOP_K = 10
 
 
-def has_table(conn: sqlite3.Connection, name: str) -> bool:
-    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
-
-
-def _links(conn: sqlite3.Connection, setting_id: str) -> dict[tuple[str, str], dict[str, Any]]:
-    latest: dict[tuple[str, str], dict[str, Any]] = {}
-    for row in fetch(conn, LINKS_SQL, (setting_id,)):
-        latest[(row["checkpoint_a"], row["checkpoint_b"])] = row  # ordered by time: the latest wins
-    return latest
-
-
 def modes_rows(conn: sqlite3.Connection, setting_id: str) -> Rows:
     """One row per mode: MDS position (None before the similarity metric ran), performance, top eigenvalue."""
-    modes = fetch(conn, MODES_SQL, (setting_id, setting_id))
+    found = reads.mode_positions(conn, setting_id)
     perf: dict[str, dict[str, float]] = {}
-    for row in fetch(conn, PERFORMANCE_SQL, (setting_id,)):
+    for row in reads.setting_performance(conn, setting_id):
         perf.setdefault(row["checkpoint"], {})[f"{row['split']}_{row['name']}"] = finite(row["value"])
-    top: dict[str, float] = {}
-    if has_table(conn, "hessian_eigenvalues"):
-        for row in fetch(conn, EIGEN_SQL, (1, setting_id)):
-            top[row["checkpoint"]] = finite(row["value"])
-    for mode in modes:
+    top = {row["checkpoint"]: finite(row["value"]) for row in reads.setting_eigenvalues(conn, setting_id, 1)}
+    for mode in found:
         values = perf.get(mode["checkpoint"], {})
         mode["train_loss"] = values.get("train_loss")
         mode["test_error"] = values.get("test_error", values.get("eval_rel_l2"))
         mode["top_eigenvalue"] = top.get(mode["checkpoint"])
-    return modes
+    return found
+
+
+def _epsilon(conn: sqlite3.Connection, setting_id: str) -> float:
+    """The ε band of the newest taxonomy run that classified this setting (0 without one)."""
+    row = reads.setting_taxonomy(conn, setting_id)
+    if row is None or not row["thresholds_json"]:
+        return 0.0
+    return float(json.loads(row["thresholds_json"]).get("mc", {}).get("epsilon", 0.0))
+
+
+def connectivity_rows(conn: sqlite3.Connection, setting_id: str) -> Rows:
+    """One row per connected pair of the setting: ``mc`` of the fitted curve (the quantity the taxonomy
+    averages), named in ``curve``; ``mc_linear`` of the straight line beside it when computed; ``link``
+    "well" or "poor" by the taxonomy's own rule (:func:`losslens.taxonomy.rules.well_connected`, with the
+    ε of the taxonomy run); ``quantity`` what mc is measured on (error or loss)."""
+    epsilon = _epsilon(conn, setting_id)
+    pairs: dict[tuple[str, str], Row] = {}
+    for r in reads.setting_pair_metrics(conn, setting_id, "mc"):
+        fitted = json.loads(r["params_json"]).get("curve")
+        row = pairs.setdefault(
+            (r["checkpoint_a"], r["checkpoint_b"]), {"checkpoint_a": r["checkpoint_a"], "checkpoint_b": r["checkpoint_b"]}
+        )
+        if r["curve"] == fitted:
+            row.update(curve=r["curve"], quantity=r["quantity"], mc=finite(r["value"]))
+        if r["curve"] == "linear":
+            row["mc_linear"] = finite(r["value"])
+    out = []
+    for row in pairs.values():
+        if "curve" not in row:
+            continue
+        row.setdefault("mc_linear", None)
+        row["link"] = "well" if well_connected(row["mc"], epsilon) else "poor"
+        out.append(row)
+    return out
 
 
 def link_rows(conn: sqlite3.Connection, setting_id: str) -> Rows:
-    """mc links between the setting's modes, with both ends' MDS positions."""
-    where = {m["checkpoint"]: m for m in fetch(conn, MODES_SQL, (setting_id, setting_id))}
+    """mc links between the setting's modes (:func:`connectivity_rows`), with both ends' MDS positions."""
+    where = {m["checkpoint"]: m for m in reads.mode_positions(conn, setting_id)}
     rows = []
-    for (a, b), link in _links(conn, setting_id).items():
-        pa, pb = where.get(a), where.get(b)
+    for link in connectivity_rows(conn, setting_id):
+        pa, pb = where.get(link["checkpoint_a"]), where.get(link["checkpoint_b"])
         if pa is None or pb is None or pa["x"] is None or pb["x"] is None:
             continue
-        mc = finite(link["mc"])
         rows.append(
             {
-                "checkpoint_a": a,
-                "checkpoint_b": b,
-                "mc": mc,
-                "link": "well" if mc is not None and mc > 0 else "poor",
+                **link,
                 "x": pa["x"],
                 "y": pa["y"],
                 "x2": pb["x"],
@@ -122,29 +103,28 @@ def link_rows(conn: sqlite3.Connection, setting_id: str) -> Rows:
 def glyph_rows(conn: sqlite3.Connection, setting_id: str) -> Rows:
     """Glyph pieces at each mode's position: ``bar`` rows (top-10 eigenvalues, one angular slot each)
     and ``ring`` rows (performance, scaled 0 = best to 1 = worst among the setting's modes)."""
-    modes = [m for m in fetch(conn, MODES_SQL, (setting_id, setting_id)) if m["x"] is not None]
+    modes = [m for m in reads.mode_positions(conn, setting_id) if m["x"] is not None]
     at = {m["checkpoint"]: m for m in modes}
     rows: Rows = []
-    if has_table(conn, "hessian_eigenvalues"):
-        for row in fetch(conn, EIGEN_SQL, (TOP_K, setting_id)):
-            mode = at.get(row["checkpoint"])
-            if mode is None or finite(row["value"]) is None:
-                continue
-            slot = 2 * math.pi / TOP_K
-            rows.append(
-                {
-                    "piece": "bar",
-                    "checkpoint": row["checkpoint"],
-                    "x": mode["x"],
-                    "y": mode["y"],
-                    "rank": row["rank"],
-                    "value": row["value"],
-                    "theta": row["rank"] * slot,
-                    "theta2": (row["rank"] + 0.8) * slot,
-                }
-            )
+    for row in reads.setting_eigenvalues(conn, setting_id, TOP_K):
+        mode = at.get(row["checkpoint"])
+        if mode is None or finite(row["value"]) is None:
+            continue
+        slot = 2 * math.pi / TOP_K
+        rows.append(
+            {
+                "piece": "bar",
+                "checkpoint": row["checkpoint"],
+                "x": mode["x"],
+                "y": mode["y"],
+                "rank": row["rank"],
+                "value": row["value"],
+                "theta": row["rank"] * slot,
+                "theta2": (row["rank"] + 0.8) * slot,
+            }
+        )
     perf: dict[tuple[str, str], dict[str, float]] = {}
-    for row in fetch(conn, PERFORMANCE_SQL, (setting_id,)):
+    for row in reads.setting_performance(conn, setting_id):
         if row["checkpoint"] in at and finite(row["value"]) is not None:
             perf.setdefault((row["split"], row["name"]), {})[row["checkpoint"]] = row["value"]
     shown = [(key, label) for *key, label in RING if tuple(key) in perf]

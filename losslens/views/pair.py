@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from losslens.views.latest import latest_run
-from losslens.views.source import Data, Rows, fetch, finite, load_array
+from losslens.store import reads
+from losslens.views.source import Data, Rows, finite, load_array
 from losslens.views.spec import chart
 
 MAX_CELLS = (64, 50)  # displayed PINN field: at most this many (x, t) cells, by striding the 256 × 100 grid
@@ -23,10 +23,10 @@ MAX_CELLS = (64, 50)  # displayed PINN field: at most this many (x, t) cells, by
 
 def curve_rows(conn: sqlite3.Connection, a: str, b: str) -> Rows:
     """Points of the newest connectivity run of the pair, with t measured from ``a``."""
-    run = latest_run(conn, "connectivity", a, b)
+    run = reads.latest_run(conn, "connectivity", a, b)
     if run is None:
         return []
-    rows = fetch(conn, "SELECT checkpoint_a, curve, t, loss, error FROM curve_points WHERE run_id = ? ORDER BY curve, t", (run,))
+    rows = reads.curve_points(conn, run)
     for r in rows:
         if r.pop("checkpoint_a") != a:
             r["t"] = 1.0 - r["t"]
@@ -36,15 +36,7 @@ def curve_rows(conn: sqlite3.Connection, a: str, b: str) -> Rows:
 
 def layer_cka_rows(conn: sqlite3.Connection, a: str, b: str) -> Rows:
     """CKA between every layer of ``a`` (rows) and of ``b`` (columns), newest similarity run."""
-    rows = fetch(
-        conn,
-        """
-        SELECT checkpoint_a, layer_a, layer_b, index_a, index_b, value FROM layer_cka
-        WHERE run_id = (SELECT l.run_id FROM layer_cka l JOIN metric_runs r ON r.id = l.run_id
-                        WHERE r.status = 'done' AND ((l.checkpoint_a = ? AND l.checkpoint_b = ?) OR (l.checkpoint_a = ? AND l.checkpoint_b = ?))
-                        ORDER BY r.finished_at DESC LIMIT 1)""",
-        (a, b, b, a),
-    )
+    rows = reads.layer_cka(conn, a, b)
     out = []
     for r in rows:
         swap = r["checkpoint_a"] != a
@@ -56,17 +48,9 @@ def layer_cka_rows(conn: sqlite3.Connection, a: str, b: str) -> Rows:
     return out
 
 
-def _fields(conn: sqlite3.Connection, sha: str) -> dict[str, Any]:
-    run = latest_run(conn, "predictions", sha)
-    if run is None:
-        return {}
-    rows = fetch(conn, "SELECT * FROM prediction_fields WHERE run_id = ?", (run,))
-    return {r["field"]: r for r in rows}
-
-
 def field_rows(conn: sqlite3.Connection, a: str, b: str) -> Rows:
     """PINN fields on a strided evaluation grid: u_a, u_b, u_a − u_exact, u_b − u_exact, u_a − u_b."""
-    fa, fb = _fields(conn, a), _fields(conn, b)
+    fa, fb = reads.prediction_fields(conn, a), reads.prediction_fields(conn, b)
     if "u" not in fa or "u" not in fb:
         return []
     arrays = {
@@ -110,12 +94,10 @@ def field_rows(conn: sqlite3.Connection, a: str, b: str) -> Rows:
 def confusion_rows(conn: sqlite3.Connection, a: str, b: str, split: str = "test") -> Rows:
     rows: Rows = []
     for label, sha in (("a", a), ("b", b)):
-        run = latest_run(conn, "predictions", sha)
-        if run is None:
+        found = reads.confusion(conn, sha, split)
+        if found is None:
             return []
-        for r in fetch(
-            conn, "SELECT true_label, predicted_label, count FROM confusion_matrices WHERE run_id = ? AND split = ?", (run, split)
-        ):
+        for r in found:
             rows.append({"model": label, **r})
     return rows
 
@@ -124,13 +106,9 @@ def disagreement(conn: sqlite3.Connection, a: str, b: str, split: str = "test") 
     """Fraction of ``split`` examples on which the two classifiers predict different labels."""
     labels = []
     for sha in (a, b):
-        run = latest_run(conn, "predictions", sha)
-        row = (
-            conn.execute("SELECT artifact FROM run_artifacts WHERE run_id = ? AND name = ?", (run, f"{split}_labels")).fetchone()
-            if run
-            else None
-        )
-        array = load_array(conn, row[0]) if row else None
+        run = reads.latest_run(conn, "predictions", sha)
+        artifact = reads.run_artifact(conn, run, f"{split}_labels") if run else None
+        array = load_array(conn, artifact) if artifact else None
         if array is None:
             return None
         labels.append(array)

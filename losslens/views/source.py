@@ -10,8 +10,11 @@ from typing import Any
 
 import numpy as np
 
+from losslens.store import reads
+
 Data = dict[str, Any]  # {"url": str} or {"values": [row, ...]}
-Rows = list[dict[str, Any]]
+Row = dict[str, Any]
+Rows = list[Row]
 
 
 def url(address: str) -> Data:
@@ -33,25 +36,17 @@ def inline(spec: Any, fetch: Callable[[str], Rows]) -> Any:
     return spec
 
 
-def fetch(conn: sqlite3.Connection, sql: str, params: tuple | dict = ()) -> Rows:
-    """Rows as dicts from a parameterised query."""
-    cursor = conn.execute(sql, params)
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row)) for row in cursor.fetchall()]
-
-
 def catalog_dir(conn: sqlite3.Connection) -> Path:
     """The folder of the connection's main database file, where ``artifacts/`` lives."""
-    path = next(row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main")
-    return Path(path).parent
+    return Path(reads.catalog_file(conn)).parent
 
 
 def load_array(conn: sqlite3.Connection, sha256: str) -> np.ndarray | None:
     """An artifact's array by sha256, or None when the catalog does not know it."""
-    row = conn.execute("SELECT path FROM artifacts WHERE sha256 = ?", (sha256,)).fetchone()
-    if row is None:
+    path = reads.artifact_path(conn, sha256)
+    if path is None:
         return None
-    return np.load(catalog_dir(conn) / row[0], allow_pickle=False)
+    return np.load(catalog_dir(conn) / path, allow_pickle=False)
 
 
 def npy_summary(blob: bytes) -> str | None:

@@ -11,25 +11,13 @@ import json
 import sqlite3
 from typing import Any
 
-from losslens.views.source import Data, Rows, fetch, finite
+from losslens.store import reads
+from losslens.views.source import Data, Rows, finite
 from losslens.views.spec import PHASE_SCALE, chart
-
-SETTINGS_SQL = """
-SELECT s.id AS setting_id, s.label, s.values_json,
-       (SELECT count(*) FROM models m JOIN checkpoints c ON c.model_id = m.id WHERE m.setting_id = s.id) AS n_modes,
-       t.phase, t.mc, t.cka, t.log_top_eigenvalue, t.log_trace, t.train_loss, t.train_error, t.test_error,
-       t.sharp, t.well_connected, t.high_cka, t.note
-FROM settings s
-LEFT JOIN taxonomy t ON t.setting_id = s.id AND t.run_id = (
-    SELECT t2.run_id FROM taxonomy t2 JOIN metric_runs r ON r.id = t2.run_id
-    WHERE t2.setting_id = s.id AND r.status = 'done' ORDER BY r.finished_at DESC LIMIT 1)
-WHERE s.experiment_id = ?
-ORDER BY s.label
-"""
 
 
 def experiments(conn: sqlite3.Connection) -> Rows:
-    return fetch(conn, "SELECT id, name FROM experiments ORDER BY created_at, name")
+    return reads.experiments(conn)
 
 
 def setting_keys(rows: Rows) -> list[str]:
@@ -44,7 +32,7 @@ def setting_keys(rows: Rows) -> list[str]:
 
 def taxonomy_rows(conn: sqlite3.Connection, experiment_id: str) -> Rows:
     """One row per setting, with its latest taxonomy values and its first two sweep values as ``gx``/``gy``."""
-    rows = fetch(conn, SETTINGS_SQL, (experiment_id,))
+    rows = reads.experiment_taxonomy(conn, experiment_id)
     keys = setting_keys(rows)[:2]
     out = []
     for row in rows:

@@ -11,23 +11,18 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from losslens.store import reads
 from losslens.views.landscape import MINIMUM
-from losslens.views.source import Data, Rows, fetch, finite
+from losslens.views.source import Data, Rows, finite
 from losslens.views.spec import chart
-
-LATEST_TOPOLOGY = """(SELECT n2.run_id FROM merge_tree_nodes n2 JOIN metric_runs r ON r.id = n2.run_id
-    WHERE n2.landscape_id = ? AND r.status = 'done' ORDER BY r.finished_at DESC LIMIT 1)"""
 
 
 def tree_rows(conn: sqlite3.Connection, landscape_id: str) -> tuple[Rows, Rows]:
     """(nodes, segments) of the newest merge tree of a landscape; two elbow segments per edge."""
-    nodes = fetch(
-        conn,
-        f"SELECT node, kind, point, value, x, y, branch, persistence, basin_size FROM merge_tree_nodes "
-        f"WHERE run_id = {LATEST_TOPOLOGY} ORDER BY node",
-        (landscape_id,),
-    )
-    edges = fetch(conn, f"SELECT lower, upper, branch FROM merge_tree_edges WHERE run_id = {LATEST_TOPOLOGY}", (landscape_id,))
+    run = reads.latest_topology_run(conn, landscape_id)
+    if run is None:
+        return [], []
+    nodes, edges = reads.merge_tree(conn, run)
     at = {n["node"]: n for n in nodes}
     segments: Rows = []
     for e in edges:
@@ -44,15 +39,8 @@ def tree_rows(conn: sqlite3.Connection, landscape_id: str) -> tuple[Rows, Rows]:
 def persistence_rows(conn: sqlite3.Connection, landscape_id: str) -> Rows:
     """Pairs of the newest topology run; essential classes (death NULL) get ``essential`` = true and
     are drawn on a line above the finite deaths."""
-    rows = fetch(
-        conn,
-        """
-        SELECT dim, birth, death, persistence, birth_point AS point FROM persistence_pairs
-        WHERE run_id = (SELECT p2.run_id FROM persistence_pairs p2 JOIN metric_runs r ON r.id = p2.run_id
-                        WHERE p2.landscape_id = ? AND r.status = 'done' ORDER BY r.finished_at DESC LIMIT 1)
-        ORDER BY dim, birth""",
-        (landscape_id,),
-    )
+    run = reads.latest_topology_run(conn, landscape_id)
+    rows = reads.persistence_pairs(conn, run) if run else []
     deaths = [r["death"] for r in rows if r["death"] is not None] + [r["birth"] for r in rows]
     top = max(deaths) + 0.05 * (max(deaths) - min(deaths) or 1.0) if deaths else 1.0
     for r in rows:

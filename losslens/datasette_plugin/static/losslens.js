@@ -6,6 +6,8 @@
 //   data-target       id of the chart element to re-render with data-target-base + "&" + data-target-arg=<id>
 //   data-url-param    query parameter that keeps the choice in the address bar
 //   data-link, data-link-base  id of an <a> whose href becomes data-link-base + <id>
+//   data-label, data-names     id of an element whose text becomes the chosen subject's name, looked up in the
+//                              id -> name JSON of the <script> element named by data-names
 (function () {
   "use strict";
   var views = {};
@@ -75,8 +77,14 @@
         link.hidden = false;
       }
       var label = document.getElementById(el.getAttribute("data-label") || "");
-      if (label) label.textContent = id;
+      if (label) label.textContent = nameOf(el, id);
     });
+  }
+
+  function nameOf(el, id) {
+    var holder = document.getElementById(el.getAttribute("data-names") || "");
+    var names = holder ? JSON.parse(holder.textContent) : {};
+    return Object.prototype.hasOwnProperty.call(names, id) ? names[id] : id;
   }
 
   // The next chart starts after the browser has painted a frame, so a drawn chart shows at once.

@@ -1,0 +1,493 @@
+"""Named read queries for the views, the static exports and the Datasette plugin.
+
+Every function takes a ``sqlite3.Connection`` (Datasette hands its read-only connections to
+``execute_fn``; the exports open the catalog read-only) and returns plain dicts. The one rule for
+"which result a view shows" lives here: the newest *done* run of a metric on its subject, by
+``finished_at`` (:func:`latest_run`). Ids are always bound as parameters.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+Row = dict[str, Any]
+Rows = list[Row]
+
+
+def fetch(conn: sqlite3.Connection, sql: str, params: tuple | dict = ()) -> Rows:
+    """Rows as dicts from a parameterised query."""
+    cursor = conn.execute(sql, params)
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _first(conn: sqlite3.Connection, sql: str, params: tuple = ()) -> Row | None:
+    rows = fetch(conn, sql, params)
+    return rows[0] if rows else None
+
+
+def has_table(conn: sqlite3.Connection, name: str) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
+
+
+# ---------------------------------------------------------------------------------------------
+# The study tree: experiments → settings → models → checkpoints.
+
+_EXISTS = {
+    "experiment": "SELECT 1 FROM experiments WHERE id = ?",
+    "setting": "SELECT 1 FROM settings WHERE id = ?",
+    "checkpoint": "SELECT 1 FROM checkpoints WHERE sha256 = ?",
+}
+
+
+def exists(conn: sqlite3.Connection, kind: str, key: str) -> bool:
+    """Whether an experiment, setting or checkpoint with this id is in the catalog.
+
+    :raises KeyError: for a ``kind`` other than experiment, setting or checkpoint.
+    """
+    return conn.execute(_EXISTS[kind], (key,)).fetchone() is not None
+
+
+def experiments(conn: sqlite3.Connection) -> Rows:
+    """``id``, ``name`` of every experiment, oldest first."""
+    return fetch(conn, "SELECT id, name FROM experiments ORDER BY created_at, name")
+
+
+def settings(conn: sqlite3.Connection, experiment_id: str) -> Rows:
+    """``id``, ``label``, ``values_json`` of an experiment's settings, by label."""
+    return fetch(conn, "SELECT id, label, values_json FROM settings WHERE experiment_id = ? ORDER BY label", (experiment_id,))
+
+
+def setting(conn: sqlite3.Connection, setting_id: str) -> Row | None:
+    """One setting with its experiment's id and name, or None."""
+    return _first(
+        conn,
+        "SELECT s.id, s.label, s.values_json, s.experiment_id, e.name AS experiment FROM settings s "
+        "JOIN experiments e ON e.id = s.experiment_id WHERE s.id = ?",
+        (setting_id,),
+    )
+
+
+def modes(conn: sqlite3.Connection, setting_id: str) -> Rows:
+    """The checkpoints (modes) of a setting in seed order: ``sha256, name, seed, step, n_params, model``."""
+    return fetch(
+        conn,
+        "SELECT c.sha256, c.name, c.seed, c.step, c.n_params, m.name AS model FROM checkpoints c "
+        "JOIN models m ON m.id = c.model_id WHERE m.setting_id = ? ORDER BY c.seed, c.name",
+        (setting_id,),
+    )
+
+
+def checkpoint(conn: sqlite3.Connection, sha: str) -> Row | None:
+    """A checkpoint with its model, setting and experiment names, or None."""
+    return _first(
+        conn,
+        """
+        SELECT c.sha256, c.name, c.seed, c.step, c.n_params, m.name AS model_name, m.setting_id, s.label AS setting_label,
+               s.experiment_id, e.name AS experiment
+        FROM checkpoints c JOIN models m ON m.id = c.model_id JOIN settings s ON s.id = m.setting_id
+        JOIN experiments e ON e.id = s.experiment_id WHERE c.sha256 = ?""",
+        (sha,),
+    )
+
+
+def checkpoint_names(conn: sqlite3.Connection, shas: list[str]) -> dict[str, str]:
+    """sha256 → name for the checkpoints given (unknown ones left out)."""
+    if not shas:
+        return {}
+    marks = ",".join("?" * len(shas))
+    return dict(conn.execute(f"SELECT sha256, name FROM checkpoints WHERE sha256 IN ({marks})", tuple(shas)).fetchall())
+
+
+def setting_labels(conn: sqlite3.Connection, ids: list[str]) -> dict[str, str]:
+    """setting id → label for the ids given (unknown ones left out)."""
+    if not ids:
+        return {}
+    marks = ",".join("?" * len(ids))
+    return dict(conn.execute(f"SELECT id, label FROM settings WHERE id IN ({marks})", tuple(ids)).fetchall())
+
+
+# Finding a subject by id, unique id prefix or name (the CLI's and the notebook's arguments).
+
+
+def find_experiments(conn: sqlite3.Connection, given: str) -> list[str]:
+    return [r[0] for r in conn.execute("SELECT id FROM experiments WHERE name = ? OR id = ?", (given, given))]
+
+
+def find_settings(conn: sqlite3.Connection, given: str) -> list[str]:
+    exact = [r[0] for r in conn.execute("SELECT id FROM settings WHERE id = ? OR label = ?", (given, given))]
+    return exact or [r[0] for r in conn.execute("SELECT id FROM settings WHERE id LIKE ? || '%'", (given,))]
+
+
+def find_checkpoints(conn: sqlite3.Connection, given: str) -> list[str]:
+    exact = [r[0] for r in conn.execute("SELECT sha256 FROM checkpoints WHERE sha256 = ? OR name = ?", (given, given))]
+    return exact or [r[0] for r in conn.execute("SELECT sha256 FROM checkpoints WHERE sha256 LIKE ? || '%'", (given,))]
+
+
+# ---------------------------------------------------------------------------------------------
+# Which run: the newest done run of a metric on its subject.
+
+
+def latest_run(conn: sqlite3.Connection, metric: str, checkpoint: str, checkpoint_b: str | None = None) -> str | None:
+    """Id of the newest done run of ``metric`` on a checkpoint, or on an (unordered) pair of checkpoints."""
+    if checkpoint_b is None:
+        row = conn.execute(
+            "SELECT id FROM metric_runs WHERE metric = ? AND status = 'done' AND checkpoint = ? AND checkpoint_b IS NULL "
+            "ORDER BY finished_at DESC LIMIT 1",
+            (metric, checkpoint),
+        ).fetchone()
+    else:
+        row = conn.execute(
+            "SELECT id FROM metric_runs WHERE metric = ? AND status = 'done' AND "
+            "((checkpoint = ? AND checkpoint_b = ?) OR (checkpoint = ? AND checkpoint_b = ?)) "
+            "ORDER BY finished_at DESC LIMIT 1",
+            (metric, checkpoint, checkpoint_b, checkpoint_b, checkpoint),
+        ).fetchone()
+    return row[0] if row else None
+
+
+def latest_experiment_run(conn: sqlite3.Connection, metric: str, experiment_id: str) -> Row | None:
+    """The newest done experiment-scope run of ``metric`` (``id``, ``params_json``), or None."""
+    return _first(
+        conn,
+        "SELECT id, params_json FROM metric_runs WHERE metric = ? AND status = 'done' AND scope = 'experiment' "
+        "AND experiment_id = ? ORDER BY finished_at DESC LIMIT 1",
+        (metric, experiment_id),
+    )
+
+
+def run_artifact(conn: sqlite3.Connection, run_id: str, name: str) -> str | None:
+    """sha256 of a run's named artifact, or None."""
+    row = conn.execute("SELECT artifact FROM run_artifacts WHERE run_id = ? AND name = ?", (run_id, name)).fetchone()
+    return row[0] if row else None
+
+
+def artifact_path(conn: sqlite3.Connection, sha256: str) -> str | None:
+    """An artifact's path relative to the catalog folder, or None when the catalog does not know it."""
+    row = conn.execute("SELECT path FROM artifacts WHERE sha256 = ?", (sha256,)).fetchone()
+    return row[0] if row else None
+
+
+def catalog_file(conn: sqlite3.Connection) -> str:
+    """The path of the connection's main database file."""
+    return next(row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main")
+
+
+_RUN_COLUMNS = "id, metric, params_json, code_version, device, wall_seconds, finished_at"
+
+
+def _newest_per_metric(rows: Rows) -> Rows:
+    newest = {r["metric"]: r for r in rows}  # rows come oldest first: the newest of each metric wins
+    return list(newest.values())
+
+
+def experiment_runs(conn: sqlite3.Connection, experiment_id: str) -> Rows:
+    """Provenance of the newest done experiment-scope run of each metric."""
+    sql = f"SELECT {_RUN_COLUMNS} FROM metric_runs WHERE status = 'done' AND experiment_id = ? AND scope = 'experiment' ORDER BY finished_at"
+    return _newest_per_metric(fetch(conn, sql, (experiment_id,)))
+
+
+def setting_runs(conn: sqlite3.Connection, setting_id: str) -> Rows:
+    """Provenance of the newest done setting-scope run of each metric."""
+    sql = f"SELECT {_RUN_COLUMNS} FROM metric_runs WHERE status = 'done' AND setting_id = ? AND scope = 'setting' ORDER BY finished_at"
+    return _newest_per_metric(fetch(conn, sql, (setting_id,)))
+
+
+def checkpoint_runs(conn: sqlite3.Connection, sha: str) -> Rows:
+    """Provenance of the newest done run of each metric on one checkpoint."""
+    sql = f"SELECT {_RUN_COLUMNS} FROM metric_runs WHERE status = 'done' AND checkpoint = ? AND checkpoint_b IS NULL ORDER BY finished_at"
+    return _newest_per_metric(fetch(conn, sql, (sha,)))
+
+
+def pair_runs(conn: sqlite3.Connection, a: str, b: str) -> Rows:
+    """Provenance of the newest done run of each metric on an (unordered) pair."""
+    sql = (
+        f"SELECT {_RUN_COLUMNS} FROM metric_runs WHERE status = 'done' AND "
+        "((checkpoint = ? AND checkpoint_b = ?) OR (checkpoint = ? AND checkpoint_b = ?)) ORDER BY finished_at"
+    )
+    return _newest_per_metric(fetch(conn, sql, (a, b, b, a)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-checkpoint results.
+
+
+def performance(conn: sqlite3.Connection, sha: str) -> Rows:
+    """``split, name, value`` of the newest performance run of a checkpoint."""
+    run = latest_run(conn, "performance", sha)
+    if run is None:
+        return []
+    return fetch(conn, "SELECT split, name, value FROM performance WHERE run_id = ? ORDER BY split, name", (run,))
+
+
+def hessian_eigenvalues(conn: sqlite3.Connection, sha: str) -> Rows:
+    """``which, rank, value, residual`` of the newest hessian run of a checkpoint."""
+    run = latest_run(conn, "hessian", sha)
+    if run is None:
+        return []
+    return fetch(
+        conn, "SELECT which, rank, value, residual FROM hessian_eigenvalues WHERE run_id = ? ORDER BY which, rank", (run,)
+    )
+
+
+def hessian_trace(conn: sqlite3.Connection, sha: str) -> float | None:
+    """The Hutchinson trace estimate of the newest hessian run, or None."""
+    run = latest_run(conn, "hessian", sha)
+    row = conn.execute("SELECT estimate FROM hessian_trace WHERE run_id = ?", (run,)).fetchone() if run else None
+    return row[0] if row else None
+
+
+def hessian_esd(conn: sqlite3.Connection, sha: str) -> Rows:
+    """``x, density`` of the newest hessian run's spectral density."""
+    run = latest_run(conn, "hessian", sha)
+    if run is None:
+        return []
+    return fetch(conn, "SELECT x, density FROM hessian_esd WHERE run_id = ? ORDER BY x", (run,))
+
+
+def landscape_summary(conn: sqlite3.Connection, sha: str) -> Row | None:
+    """The newest done topology summary of a checkpoint's landscape (``run_id`` and the summary columns)."""
+    return _first(
+        conn,
+        """
+        SELECT s.run_id, s.n_minima, s.n_minima_above, s.total_persistence, s.max_persistence, s.centre_loss, s.grid_min,
+               s.grid_max, s.smad FROM landscape_summaries s JOIN metric_runs r ON r.id = s.run_id
+        WHERE s.checkpoint = ? AND r.status = 'done' ORDER BY r.finished_at DESC LIMIT 1""",
+        (sha,),
+    )
+
+
+def prediction_fields(conn: sqlite3.Connection, sha: str) -> dict[str, Row]:
+    """field name → row of ``prediction_fields`` from the newest predictions run of a checkpoint."""
+    run = latest_run(conn, "predictions", sha)
+    if run is None:
+        return {}
+    return {r["field"]: r for r in fetch(conn, "SELECT * FROM prediction_fields WHERE run_id = ?", (run,))}
+
+
+def confusion(conn: sqlite3.Connection, sha: str, split: str) -> Rows | None:
+    """``true_label, predicted_label, count`` of the newest predictions run, or None without such a run."""
+    run = latest_run(conn, "predictions", sha)
+    if run is None:
+        return None
+    return fetch(
+        conn, "SELECT true_label, predicted_label, count FROM confusion_matrices WHERE run_id = ? AND split = ?", (run, split)
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Landscapes and their topology.
+
+
+def landscape(conn: sqlite3.Connection, sha: str) -> Row | None:
+    """The newest done 2-D grid landscape of a checkpoint (id, directions, normalization, steps, span, span_mode,
+    centre_loss), or None."""
+    return _first(
+        conn,
+        """
+        SELECT l.id, l.directions, l.normalization, l.steps, l.span, l.span_mode, l.centre_loss
+        FROM landscapes l JOIN metric_runs r ON r.id = l.run_id
+        WHERE l.checkpoint = ? AND l.dims = 2 AND l.samples = 0 AND r.status = 'done'
+        ORDER BY r.finished_at DESC LIMIT 1""",
+        (sha,),
+    )
+
+
+def landscape_points(conn: sqlite3.Connection, landscape_id: str) -> Rows:
+    """``point, i, j, a, b, loss`` of a landscape grid, in point order."""
+    return fetch(conn, "SELECT point, i, j, a, b, loss FROM landscape_points WHERE run_id = ? ORDER BY point", (landscape_id,))
+
+
+def latest_topology_run(conn: sqlite3.Connection, landscape_id: str) -> str | None:
+    """Id of the newest done topology run of a landscape, or None."""
+    row = conn.execute(
+        "SELECT r.id FROM metric_runs r WHERE r.status = 'done' AND r.metric = 'topology' AND EXISTS "
+        "(SELECT 1 FROM merge_tree_nodes n WHERE n.run_id = r.id AND n.landscape_id = ?) ORDER BY r.finished_at DESC LIMIT 1",
+        (landscape_id,),
+    ).fetchone()
+    return row[0] if row else None
+
+
+def merge_tree_minima(conn: sqlite3.Connection, run_id: str) -> Rows:
+    """The minima of a topology run's merge tree placed on its grid: ``point, loss, persistence, basin_size, a, b``."""
+    return fetch(
+        conn,
+        """
+        SELECT n.point, n.value AS loss, n.persistence, n.basin_size, p.a, p.b
+        FROM merge_tree_nodes n JOIN landscape_points p ON p.run_id = n.landscape_id AND p.point = n.point
+        WHERE n.run_id = ? AND n.kind = 'minimum' ORDER BY n.persistence DESC""",
+        (run_id,),
+    )
+
+
+def merge_tree(conn: sqlite3.Connection, run_id: str) -> tuple[Rows, Rows]:
+    """(nodes, edges) of a topology run's merge tree."""
+    nodes = fetch(
+        conn,
+        "SELECT node, kind, point, value, x, y, branch, persistence, basin_size FROM merge_tree_nodes WHERE run_id = ? ORDER BY node",
+        (run_id,),
+    )
+    edges = fetch(conn, "SELECT lower, upper, branch FROM merge_tree_edges WHERE run_id = ?", (run_id,))
+    return nodes, edges
+
+
+def persistence_pairs(conn: sqlite3.Connection, run_id: str) -> Rows:
+    """``dim, birth, death, persistence, point`` (the birth point) of a topology run."""
+    return fetch(
+        conn,
+        "SELECT dim, birth, death, persistence, birth_point AS point FROM persistence_pairs WHERE run_id = ? ORDER BY dim, birth",
+        (run_id,),
+    )
+
+
+def run_params(conn: sqlite3.Connection, run_id: str) -> str | None:
+    """A run's ``params_json``."""
+    row = conn.execute("SELECT params_json FROM metric_runs WHERE id = ?", (run_id,)).fetchone()
+    return row[0] if row else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-setting results (the semi-global view).
+
+
+def mode_positions(conn: sqlite3.Connection, setting_id: str) -> Rows:
+    """Every mode of a setting with its position in the newest MDS run (``x``, ``y`` None before one ran):
+    ``checkpoint, name, seed, x, y``."""
+    return fetch(
+        conn,
+        """
+        SELECT c.sha256 AS checkpoint, c.name, c.seed, d.x, d.y
+        FROM checkpoints c JOIN models m ON m.id = c.model_id
+        LEFT JOIN mds_coords d ON d.checkpoint = c.sha256 AND d.run_id = (
+            SELECT d2.run_id FROM mds_coords d2 JOIN metric_runs r ON r.id = d2.run_id
+            WHERE d2.setting_id = ? AND r.status = 'done' ORDER BY r.finished_at DESC LIMIT 1)
+        WHERE m.setting_id = ?
+        ORDER BY c.seed, c.name""",
+        (setting_id, setting_id),
+    )
+
+
+def setting_performance(conn: sqlite3.Connection, setting_id: str) -> Rows:
+    """``checkpoint, split, name, value`` of the newest performance run of each mode of a setting."""
+    return fetch(
+        conn,
+        """
+        SELECT p.checkpoint, p.split, p.name, p.value FROM performance p
+        WHERE p.run_id IN (
+            SELECT (SELECT r.id FROM metric_runs r WHERE r.metric = 'performance' AND r.status = 'done'
+                    AND r.checkpoint = c.sha256 ORDER BY r.finished_at DESC LIMIT 1)
+            FROM checkpoints c JOIN models m ON m.id = c.model_id WHERE m.setting_id = ?)""",
+        (setting_id,),
+    )
+
+
+def setting_eigenvalues(conn: sqlite3.Connection, setting_id: str, top_k: int) -> Rows:
+    """``checkpoint, rank, value``: the ``top_k`` largest Hessian eigenvalues of each mode's newest hessian run."""
+    if not has_table(conn, "hessian_eigenvalues"):
+        return []
+    return fetch(
+        conn,
+        """
+        SELECT e.checkpoint, e.rank, e.value FROM hessian_eigenvalues e
+        WHERE e.which = 'largest' AND e.rank < ? AND e.run_id IN (
+            SELECT (SELECT r.id FROM metric_runs r WHERE r.metric = 'hessian' AND r.status = 'done'
+                    AND r.checkpoint = c.sha256 ORDER BY r.finished_at DESC LIMIT 1)
+            FROM checkpoints c JOIN models m ON m.id = c.model_id WHERE m.setting_id = ?)
+        ORDER BY e.checkpoint, e.rank""",
+        (top_k, setting_id),
+    )
+
+
+def pair_metric_rows(conn: sqlite3.Connection, a: str, b: str) -> Rows:
+    """Every ``pair_metrics`` row of the newest done run of each metric on an (unordered) pair, with the run's
+    metric (``run_metric``) and parameters: ``run_metric, params_json, metric, curve, quantity, value, run_id``."""
+    runs = {r["metric"]: r for r in pair_runs(conn, a, b)}
+    if not runs:
+        return []
+    ids = tuple(r["id"] for r in runs.values())
+    marks = ",".join("?" * len(ids))
+    rows = fetch(
+        conn,
+        f"""SELECT r.metric AS run_metric, r.params_json, pm.metric, pm.curve, pm.quantity, pm.value, pm.run_id
+            FROM pair_metrics pm JOIN metric_runs r ON r.id = pm.run_id WHERE pm.run_id IN ({marks})
+            ORDER BY pm.metric, pm.curve""",
+        ids,
+    )
+    return rows
+
+
+def setting_pair_metrics(conn: sqlite3.Connection, setting_id: str, metric: str) -> Rows:
+    """``pair_metrics`` rows of ``metric`` (mc, cka, ...) for the pairs of a setting, from the newest done run of
+    each pair: ``checkpoint_a, checkpoint_b, curve, quantity, value, params_json``."""
+    return fetch(
+        conn,
+        """
+        SELECT pm.checkpoint_a, pm.checkpoint_b, pm.curve, pm.quantity, pm.value, r.params_json
+        FROM pair_metrics pm JOIN metric_runs r ON r.id = pm.run_id
+        WHERE pm.metric = ? AND r.status = 'done' AND r.setting_id = ? AND r.id = (
+            SELECT r2.id FROM metric_runs r2 WHERE r2.metric = r.metric AND r2.status = 'done' AND r2.subject = r.subject
+            ORDER BY r2.finished_at DESC LIMIT 1)
+        ORDER BY pm.checkpoint_a, pm.checkpoint_b, pm.curve""",
+        (metric, setting_id),
+    )
+
+
+def setting_taxonomy(conn: sqlite3.Connection, setting_id: str) -> Row | None:
+    """The newest done taxonomy row of a setting (with ``run_id`` and ``thresholds_json``), or None."""
+    return _first(
+        conn,
+        """
+        SELECT t.run_id, t.phase, t.mc, t.cka, t.log_top_eigenvalue, t.log_trace, t.train_loss, t.train_error, t.test_error,
+               t.n_checkpoints, t.n_pairs, t.thresholds_json
+        FROM taxonomy t JOIN metric_runs r ON r.id = t.run_id
+        WHERE t.setting_id = ? AND r.status = 'done' ORDER BY r.finished_at DESC LIMIT 1""",
+        (setting_id,),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-experiment results (the global view).
+
+
+def experiment_taxonomy(conn: sqlite3.Connection, experiment_id: str) -> Rows:
+    """One row per setting of an experiment with its newest taxonomy values (None where not computed)."""
+    return fetch(
+        conn,
+        """
+        SELECT s.id AS setting_id, s.label, s.values_json,
+               (SELECT count(*) FROM models m JOIN checkpoints c ON c.model_id = m.id WHERE m.setting_id = s.id) AS n_modes,
+               t.phase, t.mc, t.cka, t.log_top_eigenvalue, t.log_trace, t.train_loss, t.train_error, t.test_error,
+               t.sharp, t.well_connected, t.high_cka, t.note
+        FROM settings s
+        LEFT JOIN taxonomy t ON t.setting_id = s.id AND t.run_id = (
+            SELECT t2.run_id FROM taxonomy t2 JOIN metric_runs r ON r.id = t2.run_id
+            WHERE t2.setting_id = s.id AND r.status = 'done' ORDER BY r.finished_at DESC LIMIT 1)
+        WHERE s.experiment_id = ?
+        ORDER BY s.label""",
+        (experiment_id,),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-pair results (the pair view).
+
+
+def curve_points(conn: sqlite3.Connection, run_id: str) -> Rows:
+    """``checkpoint_a, curve, t, loss, error`` of a connectivity run, by curve and t."""
+    return fetch(
+        conn, "SELECT checkpoint_a, curve, t, loss, error FROM curve_points WHERE run_id = ? ORDER BY curve, t", (run_id,)
+    )
+
+
+def layer_cka(conn: sqlite3.Connection, a: str, b: str) -> Rows:
+    """Layer-CKA rows (``checkpoint_a, layer_a, layer_b, index_a, index_b, value``) of the newest done run on a pair."""
+    return fetch(
+        conn,
+        """
+        SELECT checkpoint_a, layer_a, layer_b, index_a, index_b, value FROM layer_cka
+        WHERE run_id = (SELECT l.run_id FROM layer_cka l JOIN metric_runs r ON r.id = l.run_id
+                        WHERE r.status = 'done' AND ((l.checkpoint_a = ? AND l.checkpoint_b = ?) OR (l.checkpoint_a = ? AND l.checkpoint_b = ?))
+                        ORDER BY r.finished_at DESC LIMIT 1)""",
+        (a, b, b, a),
+    )

@@ -1,0 +1,93 @@
+"""The one view registry (``losslens/views/registry.py``) and the places that read it: the plugin's
+routes, ``export chart|all|viewer`` and the viewer's ``data.js``."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+from test_datasette_plugin import METADATA, compiled, get, pinn_ids, shared_catalogs
+
+from losslens.export.chart import read_catalog
+from losslens.export.data import viewer_data
+from losslens.views import modes, registry
+
+
+@pytest.fixture(scope="module")
+def catalogs(tmp_path_factory):
+    return shared_catalogs(tmp_path_factory)
+
+
+def test_export_does_not_load_datasette():
+    """Oracle: ``sys.modules`` of a fresh interpreter after ``import losslens.export`` and the registry."""
+    code = "import sys, losslens.export, losslens.views.registry; print(sorted(m for m in sys.modules if m.split('.')[0] == 'datasette'))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"
+
+
+def test_every_registered_view_is_served_and_compiles(catalogs):
+    """Oracle: vl-convert compiles the spec route's answer for every view of the registry (data fetched
+    from the data routes) and draws marks; an unknown view or dataset is Datasette's 404."""
+    from datasette.app import Datasette
+
+    db = catalogs[0]
+    ids = pinn_ids(db)
+    a, b = ids["modes"][:2]
+    args = {"experiment": f"experiment={ids['experiment']}", "setting": f"setting={ids['setting']}"}
+    args |= {"checkpoint": f"checkpoint={a}", "pair": f"a={a}&b={b}"}
+    ds = Datasette([str(db)], metadata={**METADATA})
+    for name, view in registry.VIEWS.items():
+        _, svg = compiled(ds, f"/-/losslens/losslens/spec/{name}.json?{args[view.subject]}")
+        assert svg.count("<path") > 1, name
+    assert get(ds, f"/-/losslens/losslens/spec/nothing.json?{args['pair']}").status_code == 404
+    assert get(ds, f"/-/losslens/losslens/data/nothing.json?{args['pair']}").status_code == 404
+    assert get(ds, "/-/losslens/losslens/spec/curve.json?a=" + a).status_code == 404  # b missing
+
+
+def test_viewer_data_carries_the_registry(catalogs):
+    """Oracle: the registry itself: data.js ships its manifest, and each pair lists exactly the registry's
+    pair page views that have rows (all three on the fully computed PINN catalog)."""
+    db = catalogs[0]
+    with read_catalog(db) as conn:
+        data = viewer_data(conn, db)
+    assert data["registry"] == registry.manifest()
+    pair_views = [v.name for v in registry.views_of("pair", page=True)]
+    assert pair_views == ["curve", "layer-cka", "predictions"]
+    assert all(p["views"] == pair_views for p in data["pairs"].values())
+
+
+def test_link_class_is_the_taxonomy_rule_at_the_boundary(catalogs, tmp_path):
+    """Closed form (Yang et al.): mc = 0 is well connected, any barrier (mc < 0) is poor, and the ε band of
+    the taxonomy run widens "well" to mc ≥ −ε. Checked on a copy of the catalog whose fitted-curve mc of
+    one pair is set to 0 and then to −1e-9, and whose taxonomy run is given ε = 0.01."""
+    source = sqlite3.connect(catalogs[0])
+    conn = sqlite3.connect(tmp_path / "copy.db")
+    source.backup(conn)  # the WAL's pages too
+    source.close()
+    setting = pinn_ids(catalogs[0])["setting"]
+    conn.row_factory = sqlite3.Row
+    fitted = conn.execute(
+        "SELECT pm.rowid AS id, pm.checkpoint_a, pm.checkpoint_b, json_extract(r.params_json, '$.curve') AS curve "
+        "FROM pair_metrics pm JOIN metric_runs r ON r.id = pm.run_id "
+        "WHERE pm.metric = 'mc' AND r.setting_id = ? AND pm.curve = json_extract(r.params_json, '$.curve') LIMIT 1",
+        (setting,),
+    ).fetchone()
+
+    def link_of(value: float) -> dict:
+        conn.execute("UPDATE pair_metrics SET value = ? WHERE rowid = ?", (value, fitted["id"]))
+        (row,) = [
+            r
+            for r in modes.connectivity_rows(conn, setting)
+            if (r["checkpoint_a"], r["checkpoint_b"]) == (fitted["checkpoint_a"], fitted["checkpoint_b"])
+        ]
+        return row
+
+    assert link_of(0.0)["link"] == "well" and link_of(0.0)["curve"] == fitted["curve"]
+    assert link_of(-1e-9)["link"] == "poor"
+    conn.execute(
+        "UPDATE taxonomy SET thresholds_json = json_set(thresholds_json, '$.mc.epsilon', 0.01) WHERE setting_id = ?", (setting,)
+    )
+    assert link_of(-0.005)["link"] == "well" and link_of(-0.02)["link"] == "poor"
+    conn.close()
