@@ -76,6 +76,8 @@ def test_global_page_click_changes_semi_global(server, browser):
     after = w.page.get_attribute("#semi", "data-spec")
     other = after.split("setting=")[1]
     assert other != ids["setting"] and f"setting={other}" in w.page.url
+    # The heading names the clicked setting by its label, not its hash.
+    assert w.page.text_content("#setting-label").startswith("beta=5") and other not in w.page.text_content("h2")
     assert w.page.locator("#semi svg .mark-arc path").count() > 0  # glyphs drawn
     w.check("global")
 
@@ -92,6 +94,7 @@ def test_setting_page_click_changes_local(server, browser):
     w.page.wait_for_function("() => document.querySelector('#local').getAttribute('data-spec').includes(%r)" % ids["modes"][2])
     w.rendered("#local")
     assert f"mode={ids['modes'][2]}" in w.page.url
+    assert w.page.text_content("#mode-label") == "beta1_seed2"  # the name, not the sha256
     assert w.page.locator("#local svg .mark-rect path").count() >= 11 * 11  # heat-map cells
     w.check("setting")
 
