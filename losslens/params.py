@@ -6,8 +6,12 @@ so one pair of functions serves them all.
 
 from __future__ import annotations
 
+from fnmatch import fnmatchcase
+
 import torch
 from torch import Tensor
+
+from losslens.errors import LossLensError
 
 Params = dict[str, Tensor]
 
@@ -28,3 +32,30 @@ def unflatten(vector: Tensor, like: Params) -> Params:
         out[name] = vector[..., start : start + t.numel()].reshape(*vector.shape[:-1], *t.shape)
         start += t.numel()
     return out
+
+
+def matches(name: str, pattern: str) -> bool:
+    """Whether a parameter name matches a glob: the whole name, or any dotted suffix of it.
+
+    ``fnmatch`` rules, case-sensitive (``*`` also crosses dots). So ``layers.11.*`` matches
+    ``gpt_neox.layers.11.attention.dense.weight``, ``*.bias`` every bias, ``lm_head.weight`` that tensor.
+    """
+    parts = name.split(".")
+    return any(fnmatchcase(".".join(parts[i:]), pattern) for i in range(len(parts)))
+
+
+def select(params: Params, globs: tuple[str, ...] | list[str]) -> list[str]:
+    """Names of the parameters matching any glob (see :func:`matches`), in dict order; all when ``globs`` is empty.
+
+    :raises LossLensError: a glob matches no parameter (the error lists a few names to choose from).
+    """
+    if not globs:
+        return list(params)
+    for pattern in globs:
+        if not any(matches(name, pattern) for name in params):
+            names = list(params)
+            sample = ", ".join(names[:3] + (["…", names[-1]] if len(names) > 3 else []))
+            raise LossLensError(
+                f"--params {pattern!r} matches no parameter", where="params", hint=f"parameter names look like: {sample}"
+            )
+    return [name for name in params if any(matches(name, p) for p in globs)]

@@ -116,11 +116,19 @@ def examples(batch: Any) -> int:
     return len(batch[0]) if isinstance(batch, (tuple, list)) else 1
 
 
-def hvp_operator(subject: Subject, batches: int = 1, batch_size: int | None = None, method: str = "double-backward") -> HVP:
+def hvp_operator(
+    subject: Subject,
+    batches: int = 1,
+    batch_size: int | None = None,
+    method: str = "double-backward",
+    names: list[str] | None = None,
+) -> HVP:
     """The Hessian of the mean training loss over the first ``batches`` batches of the train split.
 
     Batches are weighted by their size, so the loss is that of the union of their examples.
     Buffers (BatchNorm running statistics) are fixed: the model is evaluated in eval mode.
+    ``names`` restricts the Hessian to those parameters (a diagonal block of the full Hessian; the
+    others stay at the checkpoint's values); vectors are then in the order of ``names``.
     """
     if batches < 1:
         raise LossLensError(f"batches must be ≥ 1, not {batches}", where="hessian")
@@ -130,7 +138,11 @@ def hvp_operator(subject: Subject, batches: int = 1, batch_size: int | None = No
     sizes = [examples(b) for b in data]
     weights = [s / sum(sizes) for s in sizes]
 
-    def loss(params: Params) -> Tensor:
-        return sum(w * subject.loss_at(params, b) for w, b in zip(weights, data))  # type: ignore[return-value]
+    fixed = {k: v for k, v in subject.params.items() if names is not None and k not in names}
 
-    return HVP(loss, subject.params, method, batches=len(data))
+    def loss(params: Params) -> Tensor:
+        full = {**fixed, **params} if fixed else params
+        return sum(w * subject.loss_at(full, b) for w, b in zip(weights, data))  # type: ignore[return-value]
+
+    active = subject.params if names is None else {k: subject.params[k] for k in names}
+    return HVP(loss, active, method, batches=len(data))

@@ -16,7 +16,9 @@ from losslens.hessian.esd import min_grid_points, spectral_density
 from losslens.hessian.hvp import hvp_operator
 from losslens.hessian.pyhessian_backend import PyHessianBackend
 from losslens.hessian.trace import hutchinson_trace
+from losslens.memory import GIB, available_bytes, check_budget, hessian_estimate, largest_fitting, saved_tensor_bytes
 from losslens.metrics.registry import Result, register
+from losslens.params import select
 from losslens.store.ids import params_hash
 
 #: Backend defaults when ``--tol`` / ``--max-iter`` are not given: ours, and PyHessian's own.
@@ -50,6 +52,17 @@ class HessianParams:
     esd_points: int = field(default=256, metadata={"help": "Grid points of the density."})
     esd_sigma: float = field(default=0.01, metadata={"help": "Gaussian broadening width, as a fraction of the spectrum's range."})
     seed: int = field(default=0, metadata={"help": "Seed of the start vectors and probes."})
+    params: tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "help": "Only the parameters matching these comma-separated globs (e.g. 'layers.11.*'; a glob matches a "
+            "whole name or any dotted suffix): a diagonal block of the Hessian, the rest held fixed. Default: all."
+        },
+    )
+    memory_gb: float | None = field(
+        default=None,
+        metadata={"help": "Refuse to start when the estimated peak exceeds this many GiB (default: the device's free memory)."},
+    )
 
     def __post_init__(self) -> None:
         if self.k < 1 or self.batches < 1:
@@ -62,6 +75,8 @@ class HessianParams:
             raise ValueError(f"esd_points must be ≥ {min_grid_points(self.esd_sigma)} to resolve esd_sigma={self.esd_sigma}")
         if self.backend == "pyhessian" and self.smallest:
             raise ValueError("--smallest needs --backend lanczos: PyHessian's power iteration finds the largest |λ| only")
+        if self.backend == "pyhessian" and self.params:
+            raise ValueError("--params needs --backend lanczos: PyHessian differentiates every parameter")
 
 
 @register(
@@ -77,7 +92,9 @@ def hessian(ctx, params: HessianParams) -> Result:
     seeds = np.random.SeedSequence(params.seed).generate_state(3)
     tol = params.tol if params.tol is not None else DEFAULT_TOL[params.backend]
     max_iter = params.max_iter if params.max_iter is not None else DEFAULT_ITER[params.backend]
-    hvp = hvp_operator(s, params.batches, params.batch_size)
+    names = select(s.params, params.params)
+    hvp = hvp_operator(s, params.batches, params.batch_size, names=names if params.params else None)
+    check_memory(s, hvp, params, max_iter, ctx.device)
     loss = hvp.value()
     if not math.isfinite(loss):
         raise LossLensError(
@@ -150,6 +167,34 @@ def hessian(ctx, params: HessianParams) -> Result:
         )
     result.add("hessian_summaries", **summary)
     return result
+
+
+def check_memory(s, hvp, params: HessianParams, max_iter: int, device) -> None:
+    """Refuse, before any HVP, a run whose estimated peak exceeds the budget (:mod:`losslens.memory`)."""
+    leaves = {k: v.detach().requires_grad_(True) for k, v in hvp.params.items()}
+    graph = saved_tensor_bytes(lambda: hvp.loss(leaves))
+    n = sum(p.numel() for p in s.params.values())
+    steps = max(max_iter, params.esd_steps if params.esd else 0) if params.backend == "lanczos" else 0
+    element = hvp.dtype.itemsize
+    estimate = hessian_estimate(n, hvp.n, element, graph, steps)
+    others = estimate.total - estimate.terms["Lanczos basis"]
+    budget = params.memory_gb * GIB if params.memory_gb else (available_bytes(device) or 0)
+    fits = largest_fitting(budget, others, hvp.n * 8)
+    block = "--params 'layers.0.*' (one block of the Hessian)"
+    basis_fix = (
+        f"use --max-iter {fits} --esd-steps {min(fits, params.esd_steps)}, or {block}"
+        if fits >= 2 * params.k + 1
+        else f"use {block}"
+    )
+    batch = params.batch_size or getattr(s.problem, "batch_size", 0)
+    scale = max(1, int(batch * budget / max(estimate.total, 1))) if batch else 1
+    fixes = {
+        "Lanczos basis": basis_fix,
+        "gradient and vectors": f"use {block}",
+        "double-backward graph": f"use --batches 1 --batch-size {scale}" if batch else "use --batches 1",
+        "weights": 'build the model in bfloat16 on a GPU ([model] kwargs dtype = "bfloat16"), or use a larger machine',
+    }
+    check_budget(estimate, params.memory_gb, device, f"hessian {s.name}", fixes)
 
 
 def _unit_rows(vectors: np.ndarray) -> np.ndarray:

@@ -73,7 +73,11 @@ def footprint(loss: Callable[[Tensor], Tensor], theta: Tensor) -> tuple[int, int
 
 def chunk_size(loss: Callable[[Tensor], Tensor], theta: Tensor, points: int) -> int:
     """Points per vmapped call, by the rules of the module docstring; 1 means no vmap."""
-    total, largest = footprint(loss, theta)
+    return chunk_for(*footprint(loss, theta), points)
+
+
+def chunk_for(total: int, largest: int, points: int) -> int:
+    """:func:`chunk_size` from a measured :func:`footprint`."""
     if total > ALONE_BYTES:
         return 1
     return int(max(1, min(points, CACHE_BYTES // max(largest, 1), MEMORY_BUDGET_BYTES // total)))

@@ -22,9 +22,10 @@ import torch
 
 from losslens.errors import LossLensError
 from losslens.landscape.directions import pca_directions, random_directions
-from losslens.landscape.grid import evaluate, grid_coordinates
+from losslens.landscape.grid import batched_loss, chunk_for, evaluate, footprint, grid_coordinates
+from losslens.memory import check_budget, landscape_estimate
 from losslens.metrics.registry import Result, register
-from losslens.params import flatten
+from losslens.params import flatten, select
 from losslens.store.ids import content_id, params_hash
 
 AXES = ("a", "b", "c", "d")
@@ -62,6 +63,10 @@ class LandscapeParams:
         default=1, metadata={"help": "Training batches (in the problem's fixed order) the loss is averaged over."}
     )
     batch_size: int = field(default=0, metadata={"help": "Batch size for the landscape loss; 0 is the problem's own."})
+    memory_gb: float | None = field(
+        default=None,
+        metadata={"help": "Refuse to start when the estimated peak exceeds this many GiB (default: the device's free memory)."},
+    )
 
     def check(self) -> None:
         where = "landscape"
@@ -82,17 +87,42 @@ def landscape_run_id(checkpoint: str, params: LandscapeParams) -> str:
 
 def _hessian_directions(ctx: Any, subject: Any, k: int) -> tuple[torch.Tensor, str]:
     row = ctx.catalog.one(
-        "SELECT id FROM metric_runs WHERE metric='hessian' AND checkpoint=? AND status='done' ORDER BY finished_at DESC LIMIT 1",
+        "SELECT id, params_json FROM metric_runs WHERE metric='hessian' AND checkpoint=? AND status='done' "
+        "ORDER BY finished_at DESC LIMIT 1",
         (subject.sha256,),
     )
     if row is not None:
         vectors = ctx.catalog.run_artifact(row["id"], "eigenvectors")
-        if vectors.shape[0] >= k and vectors.shape[1] == sum(p.numel() for p in subject.params.values()):
+        n = sum(p.numel() for p in subject.params.values())
+        if vectors.shape[0] >= k and vectors.shape[1] == n:
             return torch.as_tensor(vectors[:k]), f"hessian run {row['id']}"
+        globs = tuple(json.loads(row["params_json"] or "{}").get("params") or ())
+        if vectors.shape[0] >= k and globs:
+            block = _embed_block(subject.params, select(subject.params, globs), vectors[:k])
+            if block is not None:
+                return block, f"hessian run {row['id']} over --params {','.join(globs)} (zero elsewhere)"
     from losslens.hessian import hvp_operator, top_eigenpairs
 
     _, vectors = top_eigenpairs(hvp_operator(subject), k=k)
     return torch.as_tensor(np.asarray(vectors))[:k].to(torch.float32), "top eigenvectors computed on demand"
+
+
+def _embed_block(params: dict[str, torch.Tensor], names: list[str], vectors: np.ndarray) -> torch.Tensor | None:
+    """Eigenvectors of a Hessian block (over ``names``) as full-length directions, zero on the other parameters;
+    None when the sizes do not agree."""
+    sizes = {k: v.numel() for k, v in params.items()}
+    if sum(sizes[k] for k in names) != vectors.shape[1]:
+        return None
+    out = torch.zeros(len(vectors), sum(sizes.values()), dtype=torch.float32)
+    offsets, start = {}, 0
+    for k, size in sizes.items():
+        offsets[k] = start
+        start += size
+    col = 0
+    for k in names:
+        out[:, offsets[k] : offsets[k] + sizes[k]] = torch.as_tensor(vectors[:, col : col + sizes[k]])
+        col += sizes[k]
+    return out
 
 
 def _pca(ctx: Any, subject: Any, k: int) -> tuple[torch.Tensor, str]:
@@ -131,6 +161,24 @@ def _points(params: LandscapeParams, half: list[float]) -> tuple[np.ndarray, np.
     return np.concatenate([np.stack(probes), box]), None
 
 
+def check_memory(subject: Any, params: LandscapeParams, batches: list[Any], points: int, device: torch.device) -> int:
+    """The points per vmapped call (:func:`~losslens.landscape.grid.chunk_for`), after refusing a grid whose
+    estimated peak exceeds the budget (:mod:`losslens.memory`)."""
+    theta = flatten(subject.params)
+    total, largest = footprint(batched_loss(subject, batches), theta)
+    chunk = chunk_for(total, largest, points)
+    forward = total - 2 * theta.numel() * theta.element_size()
+    estimate = landscape_estimate(theta.numel(), theta.element_size(), params.dims, forward, chunk)
+    size = params.batch_size or getattr(subject.problem, "batch_size", 0)
+    fixes = {
+        "forward activations": f"use --batches 1 --batch-size {max(1, size // 4)}" if size else "use --batches 1",
+        "directions": "use fewer --dims",
+        "weights": 'build the model in bfloat16 on a GPU ([model] kwargs dtype = "bfloat16"), or use a larger machine',
+    }
+    check_budget(estimate, params.memory_gb, device, f"landscape {subject.name}", fixes)
+    return chunk
+
+
 @register("landscape", scope="checkpoint", params=LandscapeParams, tables=("landscapes", "landscape_points"))
 def landscape(ctx: Any, params: LandscapeParams) -> Result:
     """Loss over a grid of θ + Σ aᵢ dᵢ (random, Hessian or PCA directions), batched with vmap."""
@@ -152,8 +200,9 @@ def landscape(ctx: Any, params: LandscapeParams) -> Result:
     coords, index = _points(params, half)
     batches = list(subject.problem.batches("train", batch_size=params.batch_size or None, limit=params.batches))
 
+    chunk = check_memory(subject, params, batches, len(coords), ctx.device)
     t0 = time.perf_counter()
-    losses, chunk = evaluate(subject, directions, coords, batches)
+    losses, chunk = evaluate(subject, directions, coords, batches, chunk=chunk)
     seconds = time.perf_counter() - t0
 
     result = Result()
