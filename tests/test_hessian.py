@@ -322,3 +322,58 @@ def test_bad_options_are_user_errors(pinn_catalog):
         compute(["hessian"], [("trace-probes", "1")], catalog_path=pinn_catalog)
     with pytest.raises(LossLensError, match="esd_points"):
         compute(["hessian"], [("esd-points", "64")], catalog_path=pinn_catalog)
+
+
+def test_params_glob_is_a_block_of_the_dense_hessian(pinn_catalog):
+    """Oracle: the dense Hessian's diagonal block over the matched parameters (numpy eigh). `--params '2.*'`
+    differentiates only the middle layer; its eigenvalues are that block's, and the landscape embeds the
+    block's eigenvectors with zeros elsewhere."""
+    report = compute(
+        ["hessian"], [("k", "2"), ("params", "2.*"), ("trace-probes", "0"), ("esd", "false")], catalog_path=pinn_catalog
+    )
+    assert report.failed == 0
+    with open_catalog(pinn_catalog, readonly=True) as cat:
+        record = cat.query(CHECKPOINT_SQL)[0]
+        run = cat.one(LATEST_RUN, (record["sha256"],))
+        values = [
+            r["value"] for r in cat.query("SELECT value FROM hessian_eigenvalues WHERE run_id=? ORDER BY rank", (run["id"],))
+        ]
+        summary = cat.one("SELECT n_params FROM hessian_summaries WHERE run_id=?", (run["id"],))
+    subject = load_subject(record, torch.device("cpu"))
+    sizes = [p.numel() for p in subject.params.values()]
+    start = sum(sizes[:2])  # '0.weight', '0.bias' come first; '2.weight', '2.bias' are the block
+    block = slice(start, start + sizes[2] + sizes[3])
+    assert summary["n_params"] == sizes[2] + sizes[3] == 72
+    exact = np.linalg.eigvalsh(dense_hessian(subject)[block, block])[::-1][:2]
+    assert relerr(np.array(values), exact) <= 1e-4
+    report = compute(["landscape"], [("directions", "hessian"), ("steps", "3")], catalog_path=pinn_catalog)
+    assert report.failed == 0
+    with open_catalog(pinn_catalog, readonly=True) as cat:
+        row = cat.one("SELECT direction_source, directions_artifact FROM landscapes WHERE checkpoint=?", (record["sha256"],))
+        directions = cat.artifact(row["directions_artifact"])
+    assert "--params 2.*" in row["direction_source"]
+    assert np.all(directions[:, : block.start] == 0) and np.all(directions[:, block.stop :] == 0)
+
+
+def test_params_glob_that_matches_nothing_is_refused(pinn_catalog):
+    """A glob matching no parameter fails in one line listing names to choose from."""
+    report = compute(["hessian"], [("params", "layers.11.*"), ("esd", "false")], catalog_path=pinn_catalog)
+    assert report.failed == 4
+    error = report.metrics[0].failures[0][1]
+    assert "'layers.11.*' matches no parameter" in error and "0.weight" in error
+
+
+def test_memory_budget_refuses_with_the_option_that_fits(pinn_catalog):
+    """A budget below the estimate refuses before any HVP, naming the largest term and a fix; a budget that
+    holds the estimate runs. Closed form for the basis term: steps × n × 8 bytes."""
+    from losslens.memory import GIB
+
+    n = 8 * 2 + 8 + 8 * 8 + 8 + 8 + 1
+    basis = 300 * n * 8  # --max-iter 300 (the default) dominates the tiny PINN's estimate
+    opts = [("k", "2"), ("trace-probes", "0"), ("esd", "false")]
+    report = compute(["hessian"], [*opts, ("memory-gb", str(basis / 2 / GIB))], catalog_path=pinn_catalog)
+    assert report.failed == 4
+    error = report.metrics[0].failures[0][1]
+    assert "more than --memory-gb" in error and "Lanczos basis" in error and ("--max-iter" in error or "--params" in error)
+    report = compute(["hessian"], [*opts, ("memory-gb", "1")], catalog_path=pinn_catalog)
+    assert report.failed == 0

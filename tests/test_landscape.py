@@ -237,3 +237,13 @@ def test_hessian_directions_read_or_computed_and_curvature_matches_eigenvalue(tm
                 )
             ][:2]
             assert np.allclose([r["curvature_1"], r["curvature_2"]], eig, rtol=0.05, atol=1e-3)
+
+
+def test_landscape_memory_budget_refuses(pinn_catalog):
+    """A grid whose weights, directions and activations exceed --memory-gb is refused in one line naming the budget."""
+    from losslens.jobs import compute
+
+    report = compute(["landscape"], [("steps", "3"), ("memory-gb", "1e-9")], catalog_path=pinn_catalog)
+    assert report.failed == 4
+    error = report.metrics[0].failures[0][1]
+    assert "more than --memory-gb 1e-09" in error and "—" in error
