@@ -157,6 +157,11 @@ def test_option_values_route_convert_and_reject():
     assert build_params([_metric("h")], [("h.k", 3), ("k", 4)])["h"].k == 3
     assert build_params([_metric("h")], [("k", 4), ("h.k", 3)])["h"].k == 3
     assert build_params([_metric("h")], [("smallest", "off")])["h"].smallest is False
+    # library callers name flags the command line's way: ("flag", None) is on, ("no-flag", None) off
+    assert build_params([_metric("h")], [("smallest", None)])["h"].smallest is True
+    assert build_params([_metric("h")], [("smallest", True), ("h.no-smallest", None)])["h"].smallest is False
+    with pytest.raises(LossLensError, match="--k needs a value"):
+        build_params([_metric("h")], [("k", None)])
     with pytest.raises(LossLensError, match="--kk is not an option"):
         build_params([_metric("h")], [("kk", "1")])
     with pytest.raises(LossLensError, match="not a valid int"):

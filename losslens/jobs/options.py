@@ -98,11 +98,29 @@ def convert(value: Any, tp: Any, name: str) -> Any:
     return value
 
 
+def _lookup(fields: dict[str, OptionField], flag: str, raw: Any) -> tuple[OptionField | None, Any]:
+    """The field a flag names and its value: ``(flag, None)`` switches a bool field on, ``(no-flag, None)`` off.
+
+    Raises LossLensError when a field that is not a bool is given no value."""
+    if flag in fields:
+        field = fields[flag]
+        if raw is None:
+            if optional_inner(field.type) is not bool:
+                raise LossLensError(f"--{flag} needs a value", where="compute")
+            return field, True
+        return field, raw
+    negated = fields.get(flag.removeprefix("no-")) if flag.startswith("no-") else None
+    if negated is not None and optional_inner(negated.type) is bool and raw is None:
+        return negated, False
+    return None, raw
+
+
 def build_params(metrics: list[Metric], options: list[tuple[str, Any]]) -> dict[str, Any]:
     """Params instance per metric name from ``(key, value)`` pairs.
 
     ``key`` is a flag name (``batch-size``) or ``metric.flag``; values are typed already or strings
-    (converted with :func:`convert`). A qualified key wins over a bare one; otherwise the later pair wins.
+    (converted with :func:`convert`); a bool flag without a value (``("esd", None)``) is on, and
+    ``("no-esd", None)`` off. A qualified key wins over a bare one; otherwise the later pair wins.
     Raises LossLensError when an option is not a field of any of ``metrics``, or a value does not fit."""
     values: dict[str, dict[str, Any]] = {m.name: {} for m in metrics}
     fields = {m.name: {f.flag: f for f in option_fields(m)} for m in metrics}
@@ -112,10 +130,10 @@ def build_params(metrics: list[Metric], options: list[tuple[str, Any]]) -> dict[
         for metric in metrics:
             if target is not None and metric.name != target:
                 continue
-            field = fields[metric.name].get(flag)
+            field, value = _lookup(fields[metric.name], flag, raw)
             if field is None:
                 continue
-            values[metric.name][field.name] = convert(raw, field.type, key)
+            values[metric.name][field.name] = convert(value, field.type, key)
             used = True
         if not used:
             known = sorted({f"--{flag}" for by_flag in fields.values() for flag in by_flag})
