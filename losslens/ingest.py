@@ -1,7 +1,9 @@
 """From checkpoint files into the catalog: read safely, check against the model, hash, upsert.
 
 Each checkpoint is written in its own transaction, so a crash or a bad file leaves every
-other checkpoint intact, and re-ingesting adds nothing.
+other checkpoint intact, and re-ingesting adds nothing. How a file was read (its layout, the
+prefix removed, the globals allowed, notes on what was dropped or cast) is kept in its
+``meta_json`` under ``"losslens"``, so metrics read it back the same way.
 """
 
 from __future__ import annotations
@@ -11,10 +13,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from losslens.checkpoints import check_state_dict, checkpoint_metadata, read_checkpoint
+from losslens.checkpoints import (
+    checkpoint_metadata,
+    checkpoint_sha256,
+    checkpoint_size,
+    fit_state_dict,
+    jsonable,
+    read_checkpoint,
+)
+from losslens.checkpoints.safe_load import resolve_globals
 from losslens.errors import LossLensError
 from losslens.spec import ExperimentSpec, FactorySpec, load_spec
-from losslens.store import content_id, open_catalog, sha256_file
+from losslens.store import content_id, open_catalog
 from losslens.store.catalog import Catalog, utcnow
 from losslens.store.ids import canonical_json
 
@@ -27,6 +37,8 @@ class IngestOutcome:
     sha256: str | None = None
     setting: str | None = None
     seed: int | None = None
+    layout: str | None = None
+    notes: tuple[str, ...] = ()
 
 
 @dataclass
@@ -72,8 +84,10 @@ class _Prepared:
 
 
 class _Ingester:
-    def __init__(self, spec: ExperimentSpec, experiment: str):
+    def __init__(self, spec: ExperimentSpec, experiment: str, allow_globals: tuple[str, ...] = ()):
         self.spec = spec
+        self.allow_globals = tuple(dict.fromkeys((*spec.allow_globals, *allow_globals)))
+        resolve_globals(self.allow_globals)  # a bad name is one error for the whole batch, before any file
         self.experiment_id = content_id("experiment", experiment)
         self.experiment_row = {
             "id": self.experiment_id,
@@ -99,19 +113,29 @@ class _Ingester:
 
     def prepare(self, path: Path) -> _Prepared:
         where = str(path)
-        ckpt = read_checkpoint(path)
-        hparams, seed, step, name = checkpoint_metadata(ckpt.meta, self.spec.hparams)
+        ckpt = read_checkpoint(path, allow_globals=self.allow_globals, ema=self.spec.ema)
+        notes = list(ckpt.notes)
+        meta = jsonable(ckpt.meta, "meta", notes)
+        hparams, seed, step, name = checkpoint_metadata(meta, self.spec.hparams)
         model_spec = self.spec.model.with_overrides(hparams, f"{self.spec.path}: model.factory")
         problem_spec = self.spec.problem.with_overrides(hparams, f"{self.spec.path}: problem.factory")
         model = self._model(model_spec, f"{self.spec.path}: [model]")
         self._check_problem(problem_spec, f"{self.spec.path}: [problem]")
-        check_state_dict(model, ckpt.state_dict, where)
+        _, prefix, fit_notes = fit_state_dict(model, ckpt.state_dict, where, self.spec.prefix)
+        notes += fit_notes
+        meta["losslens"] = {
+            "layout": ckpt.layout,
+            "prefix": prefix,
+            "allow_globals": list(self.allow_globals),
+            "ema": self.spec.ema,
+            "notes": notes,
+        }
         values = setting_values(self.spec.setting_keys, [hparams, model_spec.kwargs, problem_spec.kwargs], where)
         label = ", ".join(f"{k}={format_value(v)}" for k, v in values.items()) or "default"
         setting_id = content_id("setting", self.experiment_id, values)
         model_id = content_id("model", self.experiment_id, model_spec.as_dict(), problem_spec.as_dict(), hparams)
         short = self.spec.model.factory.rsplit(":", 1)[-1]
-        sha = sha256_file(path)
+        sha = checkpoint_sha256(path)
         rows = {
             "settings": {
                 "id": setting_id,
@@ -131,18 +155,19 @@ class _Ingester:
             "checkpoints": {
                 "sha256": sha,
                 "path": str(path.resolve()),
-                "size_bytes": path.stat().st_size,
+                "size_bytes": checkpoint_size(path),
                 "format": ckpt.format,
                 "model_id": model_id,
                 "name": name or path.stem,
                 "seed": seed,
                 "step": step,
                 "n_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
-                "meta_json": canonical_json(ckpt.meta),
+                "meta_json": canonical_json(meta),
                 "ingested_at": utcnow(),
             },
         }
-        return _Prepared(rows, IngestOutcome(path, "added", sha256=sha, setting=label, seed=seed))
+        outcome = IngestOutcome(path, "added", sha256=sha, setting=label, seed=seed, layout=ckpt.layout, notes=tuple(notes))
+        return _Prepared(rows, outcome)
 
     def write(self, catalog: Catalog, prepared: _Prepared) -> None:
         rows = prepared.rows
@@ -162,14 +187,21 @@ def ingest(
     *,
     experiment: str | None = None,
     dry_run: bool = False,
+    allow_globals: tuple[str, ...] = (),
     on_file: Callable[[IngestOutcome], None] | None = None,
 ) -> IngestReport:
-    """Ingest every checkpoint a spec names. Bad files are reported, not fatal; a bad spec is."""
+    """Ingest every checkpoint a spec names. Bad files are reported, not fatal; a bad spec is.
+
+    :param allow_globals: extra trusted globals for ``torch.load(weights_only=True)``, added to the
+        spec's ``[checkpoints] allow_globals`` (see :mod:`losslens.checkpoints.safe_load`).
+    :param dry_run: read and check every file, report each one's layout, write nothing.
+    :raises LossLensError: the spec is invalid, or an allowed global is unknown or unsafe.
+    """
     spec = load_spec(spec_path)
     name = experiment or spec.name
     files, empty = spec.checkpoint_files()
     report = IngestReport(name, empty_patterns=empty)
-    ingester = _Ingester(spec, name)
+    ingester = _Ingester(spec, name, allow_globals)
     catalog = None
     if not dry_run:
         catalog = open_catalog(catalog_path)
@@ -184,6 +216,9 @@ def ingest(
                 outcome = prepared.outcome
             except LossLensError as exc:
                 outcome = IngestOutcome(path, "failed", error=exc.line() if exc.where else f"{path}: {exc.line()}")
+            except Exception as exc:  # a file torch or safetensors chokes on must not stop the batch
+                detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+                outcome = IngestOutcome(path, "failed", error=f"{path}: cannot ingest ({detail}) — report this file as a bug")
             report.outcomes.append(outcome)
             if on_file:
                 on_file(outcome)

@@ -13,7 +13,10 @@
     kwargs = { beta = 30.0, n_collocation = 100 }
 
     [checkpoints]
-    paths = ["runs/conv/beta30/*.pt"]      # globs, relative to the spec file
+    paths = ["runs/conv/beta30/*.pt"]      # globs (files or folders), relative to the spec file
+    # prefix = "model."                    # optional: remove exactly this key prefix (else detected)
+    # allow_globals = ["argparse.Namespace", "numpy"]  # optional: trusted extra globals for torch.load
+    # ema = true                           # optional: timm's state_dict_ema instead of state_dict
 
     [settings]
     keys = ["beta"]                        # hyperparameters that define a setting
@@ -34,6 +37,7 @@ from losslens.errors import LossLensError
 
 _TOP_KEYS = {"name", "description", "model", "problem", "checkpoints", "settings", "hparams"}
 _FACTORY_KEYS = {"factory", "kwargs", "name"}
+_CHECKPOINT_KEYS = {"paths", "prefix", "allow_globals", "ema"}
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,9 @@ class ExperimentSpec:
     hparams: dict[str, Any]
     model_name: str | None = None
     description: str = ""
+    prefix: str | None = None
+    allow_globals: tuple[str, ...] = ()
+    ema: bool = False
 
     def checkpoint_files(self) -> tuple[list[Path], list[str]]:
         """Files matched by the globs (relative to the spec), and the patterns that matched nothing."""
@@ -184,9 +191,20 @@ def load_spec(path: Path) -> ExperimentSpec:
     paths = ckpts.get("paths") if isinstance(ckpts, dict) else None
     if not isinstance(paths, list) or not paths or not all(isinstance(p, str) for p in paths):
         raise LossLensError("checkpoints.paths is missing", where=where, hint='add [checkpoints] paths = ["runs/*.pt"]')
-    extra = set(ckpts) - {"paths"}
+    extra = set(ckpts) - _CHECKPOINT_KEYS
     if extra:
-        raise LossLensError(f"checkpoints.{sorted(extra)[0]}: unknown key", where=where, hint="allowed: paths")
+        raise LossLensError(
+            f"checkpoints.{sorted(extra)[0]}: unknown key", where=where, hint=f"allowed: {', '.join(sorted(_CHECKPOINT_KEYS))}"
+        )
+    prefix = ckpts.get("prefix")
+    if prefix is not None and not isinstance(prefix, str):
+        raise LossLensError("checkpoints.prefix must be a string", where=where, hint='e.g. prefix = "model."')
+    allow = ckpts.get("allow_globals", [])
+    if not isinstance(allow, list) or not all(isinstance(a, str) for a in allow):
+        raise LossLensError("checkpoints.allow_globals must be a list of names", where=where, hint='e.g. ["argparse.Namespace"]')
+    ema = ckpts.get("ema", False)
+    if not isinstance(ema, bool):
+        raise LossLensError("checkpoints.ema must be true or false", where=where)
     settings = raw.get("settings", {})
     if not isinstance(settings, dict) or set(settings) - {"keys"}:
         raise LossLensError("[settings] may only hold keys = [...]", where=where)
@@ -207,4 +225,7 @@ def load_spec(path: Path) -> ExperimentSpec:
         hparams=dict(hparams),
         model_name=model_name,
         description=str(raw.get("description", "")),
+        prefix=prefix,
+        allow_globals=tuple(allow),
+        ema=ema,
     )

@@ -11,6 +11,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from losslens import __version__
 from losslens.cli.commands import LazyGroup
@@ -27,8 +28,23 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
+# Markup off: every message, name and label prints verbatim ("[model]", "[/data/run1]", "a<b&c").
+# Styled parts are rich Text objects (:func:`labelled`), never markup strings.
+console = Console(soft_wrap=True, markup=False, highlight=False)
+err_console = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
+
+
+def labelled(label: str, message: str, style: str = "bold red") -> Text:
+    """``label`` styled, then ``message`` verbatim: ``error: <where>: <what> — <hint>``."""
+    return Text.assemble((label, style), " ", message)
+
+
+def text_column(field: str = "description", style: str = "progress.description") -> Any:
+    """A progress column showing a task field verbatim (TextColumn reads markup by default)."""
+    from rich.progress import TextColumn
+
+    return TextColumn(f"{{task.{field}}}", style=style, markup=False)
+
 
 CatalogOpt = Annotated[
     Path,
@@ -54,7 +70,7 @@ def user_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except LossLensError as exc:
-            err_console.print(f"[bold red]error:[/] {exc.line()}", highlight=False, soft_wrap=True)
+            err_console.print(labelled("error:", exc.line()), soft_wrap=True)
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]

@@ -6,10 +6,21 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
-from losslens.cli.app import DEFAULT_CATALOG, CatalogOpt, ExperimentOpt, app, console, err_console, user_errors
+from losslens.cli.app import (
+    DEFAULT_CATALOG,
+    CatalogOpt,
+    ExperimentOpt,
+    app,
+    console,
+    err_console,
+    labelled,
+    text_column,
+    user_errors,
+)
 from losslens.cli.metric_options import MetricOptionsCommand, given_options
 
 
@@ -17,9 +28,7 @@ def report_failure(progress: Progress, data: dict) -> None:
     """Print a failed job above the progress bars, one line: metric, subject, error."""
     outcome = data["outcome"]
     if outcome.status == "failed":
-        progress.console.print(
-            f"[bold red]failed:[/] {data['metric']} {data['job'].label}: {outcome.error}", highlight=False, soft_wrap=True
-        )
+        progress.console.print(labelled("failed:", f"{data['metric']} {data['job'].label}: {outcome.error}"), soft_wrap=True)
 
 
 @app.command(cls=MetricOptionsCommand)
@@ -55,7 +64,7 @@ def compute(
     from losslens.jobs.runner import compute as run_compute  # imports torch and the metrics: not at CLI start
 
     with Progress(
-        TextColumn("[progress.description]{task.description}"),
+        text_column(),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -88,7 +97,9 @@ def compute(
     for col in ("metric", "jobs", "skipped (done)", "computed", "failed"):
         table.add_column(col)
     for m in report.metrics:
-        table.add_row(m.metric, str(m.planned), str(m.skipped), str(m.done), f"[red]{m.failed}[/]" if m.failed else "0")
+        table.add_row(
+            m.metric, str(m.planned), str(m.skipped), str(m.done), Text(str(m.failed), style="red") if m.failed else "0"
+        )
     console.print(table)
     if report.failed:
         raise typer.Exit(1)

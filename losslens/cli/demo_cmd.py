@@ -12,11 +12,11 @@ from typing import Annotated, Any
 import torch
 import typer
 from rich import box
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from losslens.case_studies import write_case_studies
-from losslens.cli.app import app, console, err_console, user_errors
+from losslens.cli.app import app, console, err_console, labelled, text_column, user_errors
 from losslens.cli.compute_cmd import report_failure
 from losslens.demo import StudyResult, default_jobs, run_demo
 from losslens.train.outputs import OnEvent
@@ -38,10 +38,10 @@ ThreadsOpt = Annotated[
 def study_progress() -> Iterator[OnEvent]:
     """Rich bars for every stage of a study: training runs and iterations, ingestion, each metric's jobs."""
     with Progress(
-        TextColumn("[progress.description]{task.description}"),
+        text_column(),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("{task.fields[info]}"),
+        text_column("fields[info]", style=""),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=err_console,
@@ -60,9 +60,7 @@ def study_progress() -> Iterator[OnEvent]:
                     progress.update(tasks[data["name"]], total=1, completed=1)
                 if data["name"] == "train" and "run" in tasks:
                     progress.remove_task(tasks.pop("run"))
-                progress.console.print(
-                    f"[green]✓[/] {data['name']}: {data['summary']} ({data['seconds']:.1f} s)", highlight=False
-                )
+                progress.console.print(labelled("✓", f"{data['name']}: {data['summary']} ({data['seconds']:.1f} s)", "green"))
             elif event == "sweep_start":
                 task("runs", "train", data["total"])
             elif event == "run_start":

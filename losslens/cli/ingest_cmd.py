@@ -6,10 +6,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
-from losslens.cli.app import DEFAULT_CATALOG, CatalogOpt, app, console, err_console, user_errors
+from losslens.cli.app import DEFAULT_CATALOG, CatalogOpt, app, console, err_console, labelled, text_column, user_errors
 from losslens.ingest import IngestOutcome
 from losslens.ingest import ingest as ingest_files
 from losslens.spec import load_spec
@@ -25,40 +26,52 @@ def ingest(
     experiment: Annotated[
         str | None, typer.Option("--experiment", "-e", help="Experiment name (default: the spec's name).")
     ] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check every file and report, but write nothing.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Read and check every file, report the layout recognised in each, write nothing.")
+    ] = False,
+    allow_global: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-global",
+            help="Trust this extra global when loading torch files (repeatable), e.g. argparse.Namespace, or 'numpy' for "
+            "numpy scalars/dtypes; needed by Lightning hyper_parameters or timm args. Never loads with weights_only=False.",
+        ),
+    ] = None,
 ) -> None:
     """Load checkpoints safely, check them against the model, hash them and add them to the catalog.
 
-    Bad files are reported one line each and do not stop the others; the exit status is 1 if any failed.
+    Reads plain state dicts, training-loop bundles, Lightning .ckpt, timm .pth.tar, safetensors, Hugging Face
+    and MLflow folders (docs/checkpoints.md). Bad files are reported one line each and do not stop the others;
+    the exit status is 1 if any failed.
     """
     files, _ = load_spec(spec).checkpoint_files()
     with Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
+        text_column(), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err_console, transient=True
     ) as progress:
         task = progress.add_task("ingesting", total=len(files))
 
         def on_file(outcome: IngestOutcome) -> None:
-            if outcome.status == "failed":
-                progress.console.print(f"[bold red]error:[/] {outcome.error}", highlight=False, soft_wrap=True)
+            if outcome.status == "failed" and outcome.error:
+                progress.console.print(labelled("error:", outcome.error), soft_wrap=True)
             progress.advance(task)
 
-        report = ingest_files(spec, catalog, experiment=experiment, dry_run=dry_run, on_file=on_file)
-    for pattern in report.empty_patterns:
-        err_console.print(
-            f"[bold red]error:[/] {spec}: checkpoints.paths: {pattern!r} matches no file — check the glob", highlight=False
+        report = ingest_files(
+            spec, catalog, experiment=experiment, dry_run=dry_run, allow_globals=tuple(allow_global or ()), on_file=on_file
         )
+    for pattern in report.empty_patterns:
+        err_console.print(labelled("error:", f"{spec}: checkpoints.paths: {pattern!r} matches no file — check the glob"))
     table = Table(title=f"{report.experiment}{' (dry run)' if dry_run else ''}", title_justify="left")
-    for col in ("setting", "seed", "file", "status"):
+    for col in ("setting", "seed", "file", "layout", "status", "notes"):
         table.add_column(col)
     for o in report.outcomes:
         style = {"failed": "red", "added": "green", "would-add": "green"}.get(o.status, "")
         table.add_row(
-            o.setting or "", "" if o.seed is None else str(o.seed), o.path.name, f"[{style}]{o.status}[/]" if style else o.status
+            o.setting or "",
+            "" if o.seed is None else str(o.seed),
+            o.path.name,
+            o.layout or "",
+            Text(o.status, style=style),
+            "; ".join(o.notes),
         )
     console.print(table)
     console.print(

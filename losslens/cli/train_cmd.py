@@ -9,11 +9,11 @@ from typing import Annotated
 
 import torch
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 from typer.core import TyperCommand
 
-from losslens.cli.app import app, console, err_console, user_errors
+from losslens.cli.app import app, console, err_console, text_column, user_errors
 from losslens.train import ClassifierConfig, ConvectionConfig, TrainResult, train_classifier, train_convection
 from losslens.train.datasets import CHOICES, parse_dataset
 from losslens.train.outputs import OnEvent
@@ -66,10 +66,10 @@ ThreadsOpt = Annotated[
 def training_progress() -> Iterator[OnEvent]:
     """Rich bars over runs and over the iterations of the current run, fed by ``on_event``."""
     with Progress(
-        TextColumn("[progress.description]{task.description}"),
+        text_column(),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("{task.fields[loss]}"),
+        text_column("fields[loss]", style=""),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=err_console,

@@ -11,12 +11,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from losslens.checkpoints import check_state_dict, read_checkpoint
+from losslens.checkpoints import checkpoint_sha256, fit_state_dict, read_checkpoint
 from losslens.errors import LossLensError
+from losslens.numerics import cast_inputs_to_model
 from losslens.problems.base import Problem, State
 from losslens.spec import FactorySpec
 from losslens.store.catalog import Catalog
-from losslens.store.ids import sha256_file
 
 CHECKPOINT_SQL = """
 SELECT c.*, m.name AS model_name, m.setting_id, m.experiment_id, m.architecture_json, m.problem_json,
@@ -27,7 +27,13 @@ FROM checkpoints c JOIN models m ON m.id = c.model_id JOIN settings s ON s.id = 
 
 @dataclass
 class Subject:
-    """One checkpoint, ready to evaluate: model in eval mode, detached parameters and buffers, problem."""
+    """One checkpoint, ready to evaluate: model in eval mode, detached parameters and buffers, problem.
+
+    ``params`` are the trainable parameters (``requires_grad=True``), the ones metrics differentiate
+    and move along; ``frozen`` are the parameters with ``requires_grad=False`` (fixed random features,
+    a frozen backbone), which belong to this checkpoint and are always passed explicitly, never taken
+    from the module, so two subjects never share them by accident.
+    """
 
     sha256: str
     name: str
@@ -36,14 +42,15 @@ class Subject:
     buffers: dict[str, torch.Tensor]
     problem: Problem
     record: dict[str, Any]
+    frozen: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @property
     def state(self) -> State:
-        return {**self.params, **self.buffers}
+        return {**self.params, **self.frozen, **self.buffers}
 
     def loss_at(self, params: dict[str, torch.Tensor], batch: Any) -> torch.Tensor:
         """The loss of one batch as a function of the trainable parameters alone."""
-        return self.problem.loss(self.model, {**params, **self.buffers}, batch)
+        return self.problem.loss(self.model, {**self.frozen, **params, **self.buffers}, batch)
 
     @property
     def has_batch_norm(self) -> bool:
@@ -59,14 +66,17 @@ def _problem(problem_json: str, device: str) -> Problem:
 def load_subject(record: dict[str, Any], device: torch.device, verify: bool = True) -> Subject:
     """Rebuild a checkpoint's model from its catalog record and load the weights."""
     path = Path(record["path"])
-    if verify and path.exists() and sha256_file(path) != record["sha256"]:
+    if verify and path.exists() and checkpoint_sha256(path) != record["sha256"]:
         raise LossLensError("file changed since it was ingested", where=str(path), hint="re-ingest it (losslens ingest SPEC)")
-    ckpt = read_checkpoint(path)
+    how = json.loads(record.get("meta_json") or "{}").get("losslens", {})  # how ingest read it
+    ckpt = read_checkpoint(path, allow_globals=tuple(how.get("allow_globals", ())), ema=bool(how.get("ema", False)))
     model = FactorySpec(**json.loads(record["architecture_json"])).build("model")
-    check_state_dict(model, ckpt.state_dict, str(path))
-    model.load_state_dict(ckpt.state_dict)
+    state, _, _ = fit_state_dict(model, ckpt.state_dict, str(path), how.get("prefix"))
+    model.load_state_dict(state)
     model.to(device).eval()
+    cast_inputs_to_model(model)
     params = {k: v.detach() for k, v in model.named_parameters() if v.requires_grad}
+    frozen = {k: v.detach() for k, v in model.named_parameters() if not v.requires_grad}
     buffers = {k: v.detach() for k, v in model.named_buffers()}
     return Subject(
         sha256=record["sha256"],
@@ -76,6 +86,7 @@ def load_subject(record: dict[str, Any], device: torch.device, verify: bool = Tr
         buffers=buffers,
         problem=_problem(record["problem_json"], str(device)),
         record=record,
+        frozen=frozen,
     )
 
 
