@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from losslens.connectivity import coefficients, fit_bends, mode_connectivity, point_on_curve
+from losslens.connectivity.fit import plateau
 from losslens.connectivity.metric import ConnectivityParams, PathEvaluator, profile
 from losslens.jobs import compute, load_subject
 from losslens.jobs.context import CHECKPOINT_SQL
@@ -51,7 +52,7 @@ def test_untrained_bends_are_the_linear_path():
     a, b = {"w": torch.tensor([-1.0, 2.0])}, {"w": torch.tensor([3.0, 0.5])}
     for curve in ("bezier", "polychain"):
         for k in (1, 3):
-            bends, _ = fit_bends(curve, a, b, ring_loss, lambda: iter([None]), bends=k, steps=0, lr=0.01, momentum=0.9, seed=0)
+            bends = fit_bends(curve, a, b, ring_loss, lambda: iter([None]), bends=k, steps=0, lr=0.01, momentum=0.9, seed=0).bends
             for t in (0.0, 0.2, 0.5, 0.9, 1.0):
                 line = point_on_curve("linear", t, a, b, [])["w"]
                 assert torch.allclose(point_on_curve(curve, t, a, b, bends)["w"], line, atol=1e-6)
@@ -72,11 +73,83 @@ def test_bezier_removes_the_barrier_between_symmetric_minima():
     linear = [float(ring_loss(point_on_curve("linear", float(t), a, b, []))) for t in ts]
     mc_linear, star = mode_connectivity(linear)
     assert mc_linear == pytest.approx(-1.0, abs=1e-6) and ts[star] == 0.5
-    bends, trace = fit_bends("bezier", a, b, ring_loss, lambda: iter([None]), bends=1, steps=300, lr=0.01, momentum=0.9, seed=0)
+    bends, trace, *_ = fit_bends(
+        "bezier", a, b, ring_loss, lambda: iter([None]), bends=1, steps=300, lr=0.01, momentum=0.9, seed=0
+    )
     curve = [float(ring_loss(point_on_curve("bezier", float(t), a, b, bends))) for t in ts]
     assert max(curve) < 0.1 < max(linear)
     assert mode_connectivity(curve)[0] > -0.1
     assert np.mean(trace[-20:]) < np.mean(trace[:20])
+
+
+def test_plateau_rule_closed_form():
+    """Closed form: the relative fall of the last window's mean from the window before; nan until two windows."""
+    assert plateau([4.0, 4.0, 2.0, 2.0], 2) == 0.5
+    assert plateau([9.0, 1.0, 3.0, 3.0, 4.0], 2) == pytest.approx((2.0 - 3.5) / 2.0)
+    assert math.isnan(plateau([1.0, 2.0, 3.0], 2))
+
+
+def test_sgd_bend_stops_at_its_plateau_and_says_so():
+    """Stopping rule, checked on the recorded trace: SGD stops at the first window boundary where the window mean
+    fell by less than tol (recomputed here with numpy), long before the budget; without the rule it runs the whole
+    budget and is not called converged."""
+    a, b = {"w": torch.tensor([-1.0, 0.0])}, {"w": torch.tensor([1.0, 0.0])}
+    common = dict(bends=1, lr=0.01, momentum=0.9, seed=0)
+    fit = fit_bends("bezier", a, b, ring_loss, lambda: iter([None]), steps=5000, window=20, tol=0.01, **common)
+    trace = np.asarray(fit.trace)
+    assert fit.converged and fit.steps == len(trace) < 5000 and fit.steps % 20 == 0
+    fall = lambda n: (trace[n - 40 : n - 20].mean() - trace[n - 20 : n].mean()) / trace[n - 40 : n - 20].mean()  # noqa: E731
+    assert fall(fit.steps) < 0.01 and all(fall(n) >= 0.01 for n in range(40, fit.steps, 20))
+    assert fit.rel_change == pytest.approx(fall(fit.steps))
+    budget = fit_bends("bezier", a, b, ring_loss, lambda: iter([None]), steps=300, **common)
+    assert not budget.converged and budget.steps == 300 and math.isnan(budget.rel_change)
+
+
+def test_adam_lbfgs_bend_reaches_the_scanned_optimum():
+    """Oracle: a dense scan. By symmetry the best quadratic Bezier bend between (±1, 0) on the ring loss is (0, y*);
+    y* minimises the midpoint-rule objective over 10 t, found here by scanning y. Adam then L-BFGS lands on it and
+    stops on L-BFGS's tolerances (converged) well within its budget."""
+    a, b = {"w": torch.tensor([-1.0, 0.0])}, {"w": torch.tensor([1.0, 0.0])}
+    ts = [(i + 0.5) / 10 for i in range(10)]
+    ys = np.linspace(0.5, 1.5, 20001)
+    objective = [
+        np.mean(
+            [
+                float(ring_loss(point_on_curve("bezier", t, a, b, [{"w": torch.tensor([0.0, y], dtype=torch.float64)}])))
+                for t in ts
+            ]
+        )
+        for y in ys[::20]
+    ]
+    coarse = ys[::20][int(np.argmin(objective))]
+    fine = ys[np.abs(ys - coarse) <= 1e-3]
+    objective = [
+        np.mean(
+            [
+                float(ring_loss(point_on_curve("bezier", t, a, b, [{"w": torch.tensor([0.0, y], dtype=torch.float64)}])))
+                for t in ts
+            ]
+        )
+        for y in fine
+    ]
+    y_star = fine[int(np.argmin(objective))]
+    fit = fit_bends(
+        "bezier",
+        a,
+        b,
+        ring_loss,
+        lambda: iter([None]),
+        bends=1,
+        steps=50,
+        lr=0.01,
+        momentum=0.0,
+        seed=0,
+        optimizer="adam-lbfgs",
+        lbfgs_iterations=200,
+    )
+    bend = fit.bends[0]["w"]
+    assert fit.converged and fit.steps < 50 + 200
+    assert abs(float(bend[0])) < 1e-3 and float(bend[1]) == pytest.approx(y_star, abs=1e-3)
 
 
 def test_identical_endpoints_give_zero_mc(pinn_catalog):
@@ -86,7 +159,7 @@ def test_identical_endpoints_give_zero_mc(pinn_catalog):
     evaluator = PathEvaluator(s, ConnectivityParams())
     ts = np.linspace(0, 1, 5)
     for curve in ("linear", "bezier", "polychain"):
-        bends, _ = (
+        bends = (
             fit_bends(
                 curve,
                 s.params,
@@ -98,9 +171,9 @@ def test_identical_endpoints_give_zero_mc(pinn_catalog):
                 lr=0.01,
                 momentum=0.9,
                 seed=0,
-            )
+            ).bends
             if curve != "linear"
-            else ([], [])
+            else []
         )
         rows = profile(evaluator, curve, s.params, s.params, bends, ts)
         mc, _ = mode_connectivity([loss for _, loss, _ in rows])
@@ -166,7 +239,8 @@ def test_bezier_run_on_batch_norm_models_fills_tables_and_stores_the_bend(digits
     report = compute(["connectivity"], opts, catalog_path=digits_catalog)
     assert report.failed == 0 and report.metrics[0].done == 2
     with open_catalog(digits_catalog, readonly=True) as cat:
-        pairs = cat.query("SELECT * FROM pair_metrics ORDER BY run_id, curve")
+        pairs = cat.query("SELECT * FROM pair_metrics WHERE metric = 'mc' ORDER BY run_id, curve")
+        fits = cat.query("SELECT * FROM pair_metrics WHERE metric != 'mc' ORDER BY run_id, metric")
         run_id = pairs[0]["run_id"]
         points = cat.query("SELECT * FROM curve_points WHERE run_id = ? AND curve = 'bezier' ORDER BY t", (run_id,))
         bends = cat.run_artifact(run_id, "bends")
@@ -175,6 +249,11 @@ def test_bezier_run_on_batch_norm_models_fills_tables_and_stores_the_bend(digits
         records = {r["sha256"]: r for r in cat.query(CHECKPOINT_SQL)}
     assert {(p["curve"], p["quantity"]) for p in pairs} == {("bezier", "error"), ("linear", "error")}
     assert len(fit_loss) == 3 and bends.shape[0] == 1
+    # 3 SGD steps are less than two windows of the plateau rule: the fit is recorded as not converged.
+    assert [(f["metric"], f["value"]) for f in fits if f["run_id"] == run_id] == [
+        ("fit_converged", 0.0),
+        ("fit_rel_change", None),
+    ]
     bezier = next(p for p in pairs if p["run_id"] == run_id and p["curve"] == "bezier")
     assert bezier["value"] == pytest.approx(mode_connectivity([100 * p["error"] for p in points])[0])
     a = load_subject(records[run["checkpoint"]], torch.device("cpu"))

@@ -19,7 +19,7 @@ from torch import nn
 from losslens.errors import LossLensError
 from losslens.problems import convection, digits, fashion_mnist, image_folder, mnist
 from losslens.problems.digits import split_indices
-from losslens.problems.mnist import read_idx
+from losslens.problems.mnist import FASHION_MNIST_DIR, read_idx
 
 
 class TravellingWave(nn.Module):
@@ -193,6 +193,21 @@ def test_fashion_mnist_missing_or_truncated_data_says_how_to_get_it(tmp_path: Pa
         fh.write(raw[:-10])
     with pytest.raises(LossLensError, match="truncated"):
         read_idx(bad)
+
+
+@pytest.mark.skipif(
+    not Path(FASHION_MNIST_DIR, "train-images-idx3-ubyte.gz").is_file(),
+    reason="Debian's dataset-fashion-mnist is not installed (.ci/setup installs it as root)",
+)
+def test_fashion_mnist_reads_debians_packaged_files():
+    """Oracle: the published dataset. Fashion-MNIST has 60,000 training and 10,000 test images of 28×28 in 10
+    balanced classes (6,000 and 1,000 each); the first training label is 9 (ankle boot) and the first test label 9."""
+    problem = fashion_mnist()
+    (x_train, y_train), (x_test, y_test) = problem.data["train"], problem.data["test"]
+    assert x_train.shape == (60000, 1, 28, 28) and x_test.shape == (10000, 1, 28, 28)
+    assert torch.bincount(y_train).tolist() == [6000] * 10 and torch.bincount(y_test).tolist() == [1000] * 10
+    assert int(y_train[0]) == 9 and int(y_test[0]) == 9
+    assert abs(float(x_train.mean())) < 1e-3 and abs(float(x_train.std()) - 1) < 1e-3
 
 
 def test_mnist_sample_split():

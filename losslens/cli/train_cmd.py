@@ -14,7 +14,15 @@ from rich.table import Table
 from typer.core import TyperCommand
 
 from losslens.cli.app import app, console, err_console, text_column, user_errors
-from losslens.train import ClassifierConfig, ConvectionConfig, TrainResult, train_classifier, train_convection
+from losslens.train import (
+    ClassifierConfig,
+    ConvectionConfig,
+    ModularConfig,
+    TrainResult,
+    train_classifier,
+    train_convection,
+    train_modular,
+)
 from losslens.train.datasets import CHOICES, parse_dataset
 from losslens.train.outputs import OnEvent
 
@@ -95,21 +103,23 @@ def training_progress() -> Iterator[OnEvent]:
 def _setting(hparams: dict) -> str:
     if "beta" in hparams:
         return f"β={hparams['beta']:g}"
+    if "weight_decay" in hparams:
+        return f"wd={hparams['weight_decay']:g}"
     return "residual" if hparams.get("residual") else "no residual"
 
 
 def _summary(result: TrainResult, columns: list[tuple[str, str]]) -> None:
     table = Table(title=str(result.spec.parent), title_justify="left")
-    for title in ["setting", "seed", *(c for c, _ in columns), "wall s", "steps", "status"]:
+    for title in ["setting", "seed", "step", *(c for c, _ in columns), "wall s", "status"]:
         table.add_column(title, no_wrap=True)
     for r in result.runs:
         values = [f"{r.metrics[key]:.3g}" for _, key in columns]
         table.add_row(
             _setting(r.hparams),
             str(r.seed),
+            str(r.steps),
             *values,
             f"{r.wall_time_s:.1f}",
-            str(r.steps),
             "done before" if r.skipped else "trained",
         )
     console.print(table)
@@ -223,4 +233,59 @@ def resnet20_cmd(
         result = train_classifier(
             out or Path(f"runs/resnet20-{data.name}"), data, seeds, switches, config, name=name, on_event=on_event
         )
+    _summary(result, [("train acc", "train_accuracy"), ("test acc", "test_accuracy"), ("train loss", "train_loss")])
+
+
+@train_app.command("modular", cls=ListOptionsCommand)
+@user_errors
+def modular_cmd(
+    weight_decay: Annotated[
+        list[float], typer.Option("--weight-decay", help="AdamW weight decays (--weight-decay 0 2); one setting each.")
+    ] = [0.0, 2.0],
+    seeds: SeedsOpt = [0, 1, 2],
+    out: OutOpt = Path("runs/modular"),
+    p: Annotated[int, typer.Option("--p", min=2, help="The modulus: inputs a, b < p, label (a + b) mod p.")] = ModularConfig.p,
+    train_fraction: Annotated[
+        float, typer.Option("--train-fraction", help="Share of the p² sums used for training (the rest is the test set).")
+    ] = ModularConfig.train_fraction,
+    data_seed: Annotated[int, typer.Option("--data-seed", help="Seed of the train/test split (shared by all runs).")] = 0,
+    steps: Annotated[int, typer.Option("--steps", min=1, help="Full-batch AdamW steps.")] = ModularConfig.steps,
+    lr: Annotated[float, typer.Option("--lr", help="AdamW learning rate (constant).")] = ModularConfig.lr,
+    d_model: Annotated[int, typer.Option("--d-model", min=1, help="Residual width.")] = ModularConfig.d_model,
+    heads: Annotated[int, typer.Option("--heads", min=1, help="Attention heads (must divide --d-model).")] = ModularConfig.heads,
+    d_mlp: Annotated[int, typer.Option("--d-mlp", min=1, help="MLP hidden width.")] = ModularConfig.d_mlp,
+    layers: Annotated[int, typer.Option("--layers", help="Transformer blocks (1 or 2).")] = ModularConfig.layers,
+    checkpoints: Annotated[
+        int, typer.Option("--checkpoints", min=1, help="Checkpoints per run, evenly spaced in steps, the last at --steps.")
+    ] = ModularConfig.checkpoints,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name", help="Experiment name written into the spec (default: the --out folder's name).", show_default=False
+        ),
+    ] = None,
+    threads: ThreadsOpt = None,
+) -> None:
+    """A 1–2 layer transformer on (a + b) mod p, with and without weight decay: the grokking setting.
+
+    Full-batch AdamW (betas 0.9, 0.98), cross-entropy at the last token; checkpoints along training for trajectory
+    PCA and for following the change from memorisation to generalisation. Runs already trained with the same options
+    are skipped, so reruns are incremental.
+    """
+    if threads:
+        torch.set_num_threads(threads)
+    config = ModularConfig(
+        p=p,
+        train_fraction=train_fraction,
+        data_seed=data_seed,
+        steps=steps,
+        lr=lr,
+        d_model=d_model,
+        heads=heads,
+        d_mlp=d_mlp,
+        layers=layers,
+        checkpoints=checkpoints,
+    )
+    with training_progress() as on_event:
+        result = train_modular(out, weight_decay, seeds, config, name=name, on_event=on_event)
     _summary(result, [("train acc", "train_accuracy"), ("test acc", "test_accuracy"), ("train loss", "train_loss")])

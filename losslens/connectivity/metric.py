@@ -23,14 +23,43 @@ from losslens.store.ids import params_hash
 
 @dataclass(frozen=True)
 class ConnectivityParams:
-    pairs: Literal["within-setting", "all"] = field(
-        default="within-setting", metadata={"help": "Which checkpoint pairs: all seed pairs within each setting, or all pairs."}
+    pairs: Literal["within-setting", "same-step", "all"] = field(
+        default="within-setting",
+        metadata={
+            "help": "Which checkpoint pairs: all pairs within each setting, those at the same training step within each "
+            "setting (checkpoints along training), or all pairs."
+        },
     )
     curve: CurveName = field(default="bezier", metadata={"help": "Path between the two modes (linear trains nothing)."})
     bends: int = field(default=1, metadata={"help": "Trainable bends; 1 with bezier is the quadratic curve of Yang et al."})
-    steps: int = field(default=200, metadata={"help": "SGD steps for the bends, one t ~ U[0,1] and one batch each."})
-    lr: float = field(default=0.01, metadata={"help": "SGD learning rate for the bends."})
+    optimizer: Literal["auto", "sgd", "adam-lbfgs"] = field(
+        default="auto",
+        metadata={
+            "help": "Bend optimiser: SGD with momentum (Yang et al.), or Adam then L-BFGS (how PINNs are trained); "
+            "auto: SGD for classifiers, Adam then L-BFGS for PINNs."
+        },
+    )
+    steps: int = field(
+        default=200, metadata={"help": "SGD or Adam steps for the bends (a budget), one t ~ U[0,1] and one batch each."}
+    )
+    epochs: int = field(
+        default=0, metadata={"help": "SGD budget in passes over the training batches (Yang et al.: 50); > 0 overrides --steps."}
+    )
+    lr: float | None = field(default=None, metadata={"help": "Learning rate for SGD/Adam (default: SGD 0.01, Adam 1e-3)."})
     momentum: float = field(default=0.9, metadata={"help": "SGD momentum for the bends."})
+    window: int = field(
+        default=0,
+        metadata={"help": "Steps per window of the plateau rule (default: one pass over the batches, at least 20 steps)."},
+    )
+    tol: float = field(
+        default=0.01,
+        metadata={
+            "help": "Plateau rule: converged (and SGD stops) once a window's mean fit loss falls by less than this "
+            "fraction from the previous window's; 0 runs the whole budget."
+        },
+    )
+    lbfgs_iterations: int = field(default=500, metadata={"help": "L-BFGS iterations after Adam (adam-lbfgs only)."})
+    t_points: int = field(default=10, metadata={"help": "Fixed t (midpoint rule) of the L-BFGS objective."})
     seed: int = field(default=0, metadata={"help": "Seed of the t samples."})
     points: int = field(default=11, metadata={"help": "Evaluated points t = 0, 1/(N−1), …, 1 (≥ 3)."})
     batch_size: int | None = field(
@@ -112,9 +141,14 @@ def _finite(value: float) -> float | None:
 
 @register("connectivity", scope="pair", params=ConnectivityParams, tables=("pair_metrics", "curve_points"))
 def connectivity(ctx, params: ConnectivityParams) -> Result:
-    """Mode connectivity mc of a Bezier/polychain curve fitted between two seeds (training error or PINN loss)."""
+    """Mode connectivity mc of a Bezier/polychain curve fitted between two seeds (training error or PINN loss);
+    also stores whether the bend fit converged (``fit_converged``, ``fit_rel_change``) and its loss curve."""
     if params.points < 3:
         raise LossLensError("--points must be at least 3", where="connectivity")
+    if params.steps < 0 or params.epochs < 0 or params.lbfgs_iterations < 0 or params.t_points < 1 or params.tol < 0:
+        raise LossLensError(
+            "--steps, --epochs, --lbfgs-iterations and --tol must be non-negative and --t-points positive", where="connectivity"
+        )
     if params.curve != "linear" and params.bends < 1:
         raise LossLensError("--bends must be at least 1 for a curve", where="connectivity", hint="or use --curve linear")
     sha_a, sha_b = ctx.shas
@@ -123,24 +157,44 @@ def connectivity(ctx, params: ConnectivityParams) -> Result:
     evaluator = PathEvaluator(a, params)
     result = Result()
     bends: list[Params] = []
+    phash = params_hash(dataclasses.asdict(params))
     if params.curve != "linear":
-        bends, trace = fit_bends(
+        optimizer = params.optimizer if params.optimizer != "auto" else ("sgd" if evaluator.quantity == "error" else "adam-lbfgs")
+        per_epoch = sum(1 for _ in evaluator.train_batches())
+        steps = params.epochs * per_epoch if params.epochs > 0 and optimizer == "sgd" else params.steps
+        fitted = fit_bends(
             params.curve,
             a.params,
             b.params,
             evaluator.train_loss,
             evaluator.train_batches,
             bends=params.bends,
-            steps=params.steps,
-            lr=params.lr,
+            steps=steps,
+            lr=params.lr if params.lr is not None else (0.01 if optimizer == "sgd" else 1e-3),
             momentum=params.momentum,
             seed=params.seed,
+            optimizer=optimizer,
+            window=params.window or max(per_epoch, 20),
+            tol=params.tol,
+            lbfgs_iterations=params.lbfgs_iterations,
+            t_points=params.t_points,
         )
+        bends = fitted.bends
         result.artifact("bends", "curve_bends", torch.stack([flatten(p) for p in bends]).detach().cpu().numpy())
-        result.artifact("fit_loss", "curve_fit_loss", np.asarray(trace, dtype=np.float64))
+        result.artifact("fit_loss", "curve_fit_loss", np.asarray(fitted.trace, dtype=np.float64))
+        for metric, value in (("fit_converged", float(fitted.converged)), ("fit_rel_change", fitted.rel_change)):
+            result.add(
+                "pair_metrics",
+                checkpoint_a=sha_a,
+                checkpoint_b=sha_b,
+                metric=metric,
+                curve=params.curve,
+                quantity="loss",
+                value=_finite(value),
+                params_hash=phash,
+            )
     ts = np.linspace(0.0, 1.0, params.points)
     curves = [params.curve] + (["linear"] if params.compare_linear and params.curve != "linear" else [])
-    phash = params_hash(dataclasses.asdict(params))
     for curve in curves:
         rows = profile(evaluator, curve, a.params, b.params, bends, ts)
         for t, loss, error in rows:

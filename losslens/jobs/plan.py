@@ -49,11 +49,22 @@ def checkpoint_records(catalog: Catalog, experiment_id: str) -> list[dict[str, A
     return catalog.query(CHECKPOINT_SQL + " WHERE m.experiment_id = ? ORDER BY s.label, c.seed, c.step, c.name", (experiment_id,))
 
 
-def _groups(records: list[dict[str, Any]], key: str) -> dict[str, list[dict[str, Any]]]:
-    out: dict[str, list[dict[str, Any]]] = {}
+def _groups(records: list[dict[str, Any]], *keys: str) -> dict[Any, list[dict[str, Any]]]:
+    out: dict[Any, list[dict[str, Any]]] = {}
     for rec in records:
-        out.setdefault(rec[key], []).append(rec)
+        out.setdefault(rec[keys[0]] if len(keys) == 1 else tuple(rec[k] for k in keys), []).append(rec)
     return out
+
+
+def pair_groups(records: list[dict[str, Any]], pairing: str) -> list[tuple[str | None, list[dict[str, Any]]]]:
+    """(setting id, members) of each group whose checkpoint pairs a pair metric compares: "within-setting"
+    (all checkpoints of a setting), "same-step" (those of a setting at one training step, e.g. the seeds'
+    checkpoints along training) or "all"."""
+    if pairing == "within-setting":
+        return list(_groups(records, "setting_id").items())
+    if pairing == "same-step":
+        return [(key[0], recs) for key, recs in _groups(records, "setting_id", "step").items()]
+    return [(None, records)]
 
 
 def _run_id(metric: Metric, subject: str, phash: str, shas: tuple[str, ...]) -> str:
@@ -75,9 +86,8 @@ def plan(catalog: Catalog, metric: Metric, params: Any, experiment: str | None =
             subjects = [((r["sha256"],), r["sha256"], r["setting_id"], f"{r['setting_label']} · {r['name']}") for r in records]
         elif metric.scope == "pair":
             pairing = raw.get("pairs", "within-setting")
-            groups = _groups(records, "setting_id") if pairing == "within-setting" else {None: records}
             subjects = []
-            for setting_id, recs in groups.items():
+            for setting_id, recs in pair_groups(records, pairing):
                 for a, b in itertools.combinations(recs, 2):
                     subjects.append(
                         (

@@ -9,6 +9,7 @@ from losslens.problems.convection import ConvectionProblem, convection
 from losslens.problems.digits import digits
 from losslens.problems.image_folder import image_folder
 from losslens.problems.mnist import fashion_mnist, mnist
+from losslens.problems.modular import ModularAdditionProblem, modular_addition
 
 __all__ = [
     "CausalLMProblem",
@@ -21,4 +22,6 @@ __all__ = [
     "fashion_mnist",
     "image_folder",
     "mnist",
+    "modular_addition",
+    "ModularAdditionProblem",
 ]

@@ -20,8 +20,12 @@ from losslens.store.ids import params_hash
 
 @dataclass(frozen=True)
 class CKAParams:
-    pairs: Literal["within-setting", "all"] = field(
-        default="within-setting", metadata={"help": "Which checkpoint pairs: all seed pairs within each setting, or all pairs."}
+    pairs: Literal["within-setting", "same-step", "all"] = field(
+        default="within-setting",
+        metadata={
+            "help": "Which checkpoint pairs: all pairs within each setting, those at the same training step within each "
+            "setting (checkpoints along training), or all pairs."
+        },
     )
     inputs: int = field(
         default=768, metadata={"help": "Classifiers: how many mixup training inputs (the PINN uses its evaluation grid)."}
