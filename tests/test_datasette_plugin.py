@@ -452,3 +452,29 @@ def test_plain_datasette_picks_up_the_plugin():
     plugins = json.loads(subprocess.run([exe, "plugins"], check=True, capture_output=True, text=True).stdout)
     ours = next(p for p in plugins if p["name"] == "losslens")
     assert {"register_routes", "render_cell"} <= set(ours["hooks"])
+
+
+def test_stored_isolines_lie_on_their_level(ds, catalogs):
+    """Oracle: marching squares puts each vertex on a grid edge, where linear interpolation of log10(loss)
+    between the edge's two landscape_points (read with plain SQL) equals log10 of the line's level."""
+    db = catalogs[0]
+    sha = pinn_ids(db)["modes"][0]
+    lines = get(ds, f"/-/losslens/losslens/data/isolines.json?checkpoint={sha}").json()
+    cells = get(ds, f"/-/losslens/losslens/data/landscape.json?checkpoint={sha}").json()
+    assert len({r["level"] for r in lines}) == 10
+    a_axis = sorted({c["a"] for c in cells})
+    b_axis = sorted({c["b"] for c in cells})
+    z = {(c["a"], c["b"]): np.log10(c["loss"]) for c in cells}
+    for r in lines:
+        on_a = min(a_axis, key=lambda v: abs(v - r["a"]))
+        if abs(on_a - r["a"]) < 1e-9:  # on a vertical edge: interpolate along b
+            i = max(k for k, v in enumerate(b_axis) if v <= r["b"] + 1e-12)
+            j = min(i + 1, len(b_axis) - 1)
+            lo, hi, t = z[(on_a, b_axis[i])], z[(on_a, b_axis[j])], (r["b"] - b_axis[i]) / ((b_axis[j] - b_axis[i]) or 1)
+        else:
+            on_b = min(b_axis, key=lambda v: abs(v - r["b"]))
+            assert abs(on_b - r["b"]) < 1e-9
+            i = max(k for k, v in enumerate(a_axis) if v <= r["a"] + 1e-12)
+            j = min(i + 1, len(a_axis) - 1)
+            lo, hi, t = z[(a_axis[i], on_b)], z[(a_axis[j], on_b)], (r["a"] - a_axis[i]) / ((a_axis[j] - a_axis[i]) or 1)
+        assert lo + t * (hi - lo) == pytest.approx(np.log10(r["level"]), abs=1e-6)

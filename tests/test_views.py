@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import vl_convert as vlc
 
+from losslens.topology.isolines import N_LEVELS, isolines
 from losslens.views import hessian, landscape, local, modes, pair, taxonomy, topology
 from losslens.views.bundle import ensure_bundle
 from losslens.views.source import inline, npy_summary, values
@@ -25,13 +26,23 @@ def bowl_cells(n: int = 21) -> list[dict]:
     ]
 
 
+def bowl_isolines(n: int = 21) -> list[dict]:
+    """Isolines of the bowl as the landscape view's rows."""
+    axis = np.linspace(-1, 1, n)
+    array = isolines(axis, axis, 1 + axis[:, None] ** 2 + axis[None, :] ** 2)
+    return [{"line": f"{int(li)}-{int(p)}", "level": lv, "order": int(o), "a": a, "b": b} for li, p, o, a, b, lv in array]
+
+
 def test_isolines_follow_the_closed_form():
     """Oracle: on the bowl 1 + a² + b², each isoline of level L is the circle a² + b² = L − 1
-    (up to the linear interpolation of marching squares on a 0.1 grid)."""
-    rows = landscape.isoline_rows(bowl_cells())
-    assert len({r["level"] for r in rows}) == landscape.N_LEVELS
+    (up to the linear interpolation of marching squares on a 0.1 grid); a constant grid has none."""
+    rows = bowl_isolines()
+    assert len({r["level"] for r in rows}) == N_LEVELS
     for r in rows:
         assert r["a"] ** 2 + r["b"] ** 2 == pytest.approx(r["level"] - 1, abs=0.02)
+    assert isolines(np.arange(3.0), np.arange(3.0), np.ones((3, 3))).shape == (0, 6)
+    with pytest.raises(ValueError, match="shape"):
+        isolines(np.arange(3.0), np.arange(4.0), np.ones((3, 3)))
 
 
 def test_inline_replaces_url_sources_only():
@@ -82,7 +93,7 @@ def test_every_builder_compiles_with_and_without_data():
     and with small data."""
     empty = values([])
     cells = bowl_cells(5)
-    iso = landscape.isoline_rows(cells)
+    iso = bowl_isolines(5)
     minima = [{"point": 12, "a": 0.0, "b": 0.0, "loss": 1.0, "persistence": None, "basin_size": 25}]
     nodes = [
         {"node": 0, "kind": "minimum", "point": 12, "value": 1.0, "x": 0.0, "y": 1.0},

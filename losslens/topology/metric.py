@@ -15,9 +15,11 @@ from typing import Any, Literal
 import numpy as np
 
 from losslens.errors import LossLensError
+from losslens.landscape.grid import grid_coordinates
 from losslens.landscape.metric import LandscapeParams, landscape_run_id
 from losslens.metrics.registry import Result, register
 from losslens.topology.graph import grid_edges, knn_edges
+from losslens.topology.isolines import isolines
 from losslens.topology.layout import node_xy
 from losslens.topology.merge_tree import join_tree, simplified
 from losslens.topology.persistence import graph_persistence, grid_persistence
@@ -70,7 +72,7 @@ def _value(v: float) -> float | None:
     requires=("landscape",),
 )
 def topology(ctx: Any, params: TopologyParams) -> Result:
-    """Persistence diagram (gudhi), merge tree with planar layout, and landscape summaries."""
+    """Persistence diagram (gudhi), merge tree with planar layout, landscape summaries, and isolines of 2-D grids."""
     sha = ctx.shas[0]
     lid = landscape_run_id(sha, params.landscape_params())
     landscape = ctx.catalog.one("SELECT * FROM landscapes WHERE id = ?", (lid,))
@@ -102,6 +104,9 @@ def topology(ctx: Any, params: TopologyParams) -> Result:
     centre, probes, lengths = _centre_probes(landscape, shape)
 
     result = Result()
+    if shape is not None and len(shape) == 2:  # drawn by the landscape view: computed once here, not per request
+        axes, _ = grid_coordinates(json.loads(landscape["half_widths_json"]), landscape["steps"])
+        result.artifact("isolines", "landscape_isolines", isolines(axes[0], axes[1], raw))
     base = {"landscape_id": lid, "checkpoint": sha}
     result.extend(
         "persistence_pairs",

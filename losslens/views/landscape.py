@@ -1,7 +1,8 @@
 """The local view's landscape: a 2-D loss surface as a heat map with isolines.
 
-Vega-Lite has no contour mark, so isolines are computed here with contourpy (marching
-squares) on log10 of the loss and drawn as lines; minima of the merge tree are marked on the
+Vega-Lite has no contour mark, so isolines are traced once by the topology run
+(:mod:`losslens.topology.isolines`, marching squares on log10 of the loss), stored as an
+artifact and drawn here as lines; minima of the merge tree are marked on the
 map and share the ``minimum`` selection (keyed on the grid ``point``) with the topology panels.
 """
 
@@ -10,14 +11,11 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-import contourpy
 import numpy as np
 
 from losslens.store import reads
-from losslens.views.source import Data, Rows, finite
+from losslens.views.source import Data, Rows, finite, load_array
 from losslens.views.spec import chart
-
-N_LEVELS = 10
 
 
 def landscape_of(conn: sqlite3.Connection, checkpoint: str) -> dict[str, Any] | None:
@@ -40,30 +38,18 @@ def grid_rows(conn: sqlite3.Connection, landscape_id: str) -> Rows:
     return rows
 
 
-def isoline_rows(cells: Rows, n_levels: int = N_LEVELS) -> Rows:
-    """Isolines of log10(loss), evenly spaced in log between the grid's min and max (contourpy)."""
-    if not cells:
+def isoline_rows(conn: sqlite3.Connection, landscape_id: str) -> Rows:
+    """Isolines of log10(loss) stored by the newest topology run of the landscape
+    (:func:`losslens.topology.isolines.isolines`); none before topology ran."""
+    run = reads.latest_topology_run(conn, landscape_id)
+    sha = reads.run_artifact(conn, run, "isolines") if run else None
+    array = load_array(conn, sha) if sha else None
+    if array is None:
         return []
-    ni = max(r["i"] for r in cells) + 1
-    nj = max(r["j"] for r in cells) + 1
-    z = np.full((ni, nj), np.nan)
-    a = np.zeros(ni)
-    b = np.zeros(nj)
-    for r in cells:
-        if r["loss"] is not None and r["loss"] > 0:
-            z[r["i"], r["j"]] = np.log10(r["loss"])
-        a[r["i"]], b[r["j"]] = r["a"], r["b"]
-    if np.isfinite(z).sum() < 4 or np.nanmin(z) == np.nanmax(z):
-        return []
-    # contourpy takes z[y, x]: rows along b, columns along a.
-    gen = contourpy.contour_generator(a, b, np.ma.masked_invalid(z.T), line_type=contourpy.LineType.Separate)
-    rows: Rows = []
-    levels = np.linspace(np.nanmin(z), np.nanmax(z), n_levels + 2)[1:-1]
-    for li, level in enumerate(levels):
-        for pi, line in enumerate(gen.lines(level)):
-            for order, (x, y) in enumerate(line):
-                rows.append({"line": f"{li}-{pi}", "level": float(10**level), "order": order, "a": float(x), "b": float(y)})
-    return rows
+    return [
+        {"line": f"{int(li)}-{int(pi)}", "level": float(level), "order": int(order), "a": float(a), "b": float(b)}
+        for li, pi, order, a, b, level in array
+    ]
 
 
 def minima_rows(conn: sqlite3.Connection, landscape_id: str) -> Rows:

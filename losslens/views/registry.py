@@ -122,7 +122,7 @@ _DATASETS = [
     Dataset("links", ("setting",), modes.link_rows),
     Dataset("glyphs", ("setting",), modes.glyph_rows),
     Dataset("landscape", ("checkpoint",), _on_landscape(landscape.grid_rows)),
-    Dataset("isolines", ("checkpoint",), _on_landscape(lambda c, lid: landscape.isoline_rows(landscape.grid_rows(c, lid)))),
+    Dataset("isolines", ("checkpoint",), _on_landscape(landscape.isoline_rows)),
     Dataset("minima", ("checkpoint",), _on_landscape(landscape.minima_rows)),
     Dataset("tree_nodes", ("checkpoint",), _on_landscape(lambda c, lid: topology.tree_rows(c, lid)[0])),
     Dataset("tree_segments", ("checkpoint",), _on_landscape(lambda c, lid: topology.tree_rows(c, lid)[1])),
