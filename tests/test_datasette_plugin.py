@@ -94,7 +94,7 @@ def build_digits_catalog(root: Path) -> Path:
     )
     db = root / "dcatalog" / "digits.db"
     ingest(spec, db)
-    report = compute(["predictions"], [], catalog_path=db, device="cpu")
+    report = compute(["predictions", "disagreement"], [], catalog_path=db, device="cpu")
     assert report.failed == 0
     return db
 
@@ -282,7 +282,8 @@ def test_pinn_prediction_fields_are_the_models_output(ds, catalogs):
 
 
 def test_confusion_matrices_and_disagreement(ds, catalogs):
-    """Oracle: both classifiers' test predictions recomputed with a forward pass and counted by numpy."""
+    """Oracle: both classifiers' test predictions recomputed with a forward pass and counted by numpy; the
+    stored disagreement pair metric (shown in the view's title) is the fraction of differing labels."""
     db = catalogs[1]
     a, b = [r["sha256"] for r in query(db, "SELECT sha256 FROM checkpoints ORDER BY seed")]
     predictions = []
@@ -303,6 +304,8 @@ def test_confusion_matrices_and_disagreement(ds, catalogs):
         np.testing.assert_array_equal(got, counts)
     spec = get(ds, f"/-/losslens/digits/spec/predictions.json?a={a}&b={b}").json()
     rate = float(np.mean(predictions[0] != predictions[1]))
+    stored = query(db, "SELECT value, quantity FROM pair_metrics WHERE metric = 'disagreement'")
+    assert stored == [{"value": pytest.approx(rate), "quantity": "test labels"}]
     assert f"{100 * rate:.1f}%" in spec["title"]
     compiled(ds, f"/-/losslens/digits/spec/predictions.json?a={a}&b={b}")
 

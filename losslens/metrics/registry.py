@@ -36,6 +36,7 @@ BUILTIN_SCOPES: dict[str, Scope] = {
     "similarity": "setting",
     "taxonomy": "experiment",
     "predictions": "checkpoint",
+    "disagreement": "pair",
 }
 
 BUILTIN_MODULES: tuple[str, ...] = (

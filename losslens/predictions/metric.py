@@ -2,19 +2,22 @@
 
 The pair view compares two modes by what they predict (LossLens): for the PINN both fields,
 their errors against the exact solution and their difference; for classifiers both confusion
-matrices and the rate at which the two disagree on test examples, which needs each example's
-predicted label, so those are kept as an artifact too.
+matrices and the rate at which the two disagree on test examples, stored by the pair metric
+``disagreement`` (each example's predicted label is kept as an artifact too).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import torch
 
 from losslens.errors import LossLensError
 from losslens.metrics.registry import Result, register
+from losslens.store.ids import params_hash
 
 
 @dataclass(frozen=True)
@@ -83,4 +86,42 @@ def predictions(ctx, params: PredictionsParams) -> Result:
         _classifier(subject, result)
     else:
         raise LossLensError(f"no predictions for problem kind {subject.problem.kind!r}", where=subject.name)
+    return result
+
+
+@dataclass(frozen=True)
+class DisagreementParams:
+    split: Literal["train", "test"] = field(default="test", metadata={"help": "Which split's examples to compare on."})
+    pairs: Literal["within-setting", "all"] = field(
+        default="within-setting", metadata={"help": "Pairs of the seeds of each setting, or every two checkpoints."}
+    )
+
+
+@register("disagreement", scope="pair", params=DisagreementParams, tables=("pair_metrics",))
+def disagreement(ctx, params: DisagreementParams) -> Result:
+    """Fraction of examples on which two classifiers predict different labels (a stored pair metric for the pair view)."""
+    sha_a, sha_b = ctx.shas
+    a, b = ctx.subject(sha_a), ctx.subject(sha_b)
+    for s in (a, b):
+        if s.problem.kind != "classifier":
+            raise LossLensError(
+                "disagreement compares predicted labels, so it needs a classifier",
+                where=s.name,
+                hint="for PINNs the pair view shows both u-fields and their difference (losslens compute predictions)",
+            )
+    true_a, pred_a = _labels(a.problem, a.model, a.state, params.split)
+    true_b, pred_b = _labels(b.problem, b.model, b.state, params.split)
+    if not np.array_equal(true_a, true_b):
+        raise LossLensError("the two checkpoints' problems have different examples", where=f"{a.name} and {b.name}")
+    result = Result()
+    result.add(
+        "pair_metrics",
+        checkpoint_a=sha_a,
+        checkpoint_b=sha_b,
+        metric="disagreement",
+        curve=None,
+        quantity=f"{params.split} labels",
+        value=float(np.mean(pred_a != pred_b)),
+        params_hash=params_hash(dataclasses.asdict(params)),
+    )
     return result

@@ -102,19 +102,13 @@ def confusion_rows(conn: sqlite3.Connection, a: str, b: str, split: str = "test"
     return rows
 
 
-def disagreement(conn: sqlite3.Connection, a: str, b: str, split: str = "test") -> float | None:
-    """Fraction of ``split`` examples on which the two classifiers predict different labels."""
-    labels = []
-    for sha in (a, b):
-        run = reads.latest_run(conn, "predictions", sha)
-        artifact = reads.run_artifact(conn, run, f"{split}_labels") if run else None
-        array = load_array(conn, artifact) if artifact else None
-        if array is None:
-            return None
-        labels.append(array)
-    if labels[0].shape != labels[1].shape:
-        return None
-    return float(np.mean(labels[0] != labels[1]))
+def disagreement(conn: sqlite3.Connection, a: str, b: str) -> float | None:
+    """The stored ``disagreement`` pair metric (fraction of test examples on which the two classifiers
+    predict different labels), or None before ``losslens compute disagreement`` ran."""
+    for row in reads.pair_metric_rows(conn, a, b):
+        if row["metric"] == "disagreement" and row["quantity"] == "test labels":
+            return finite(row["value"])
+    return None
 
 
 def curve_spec(points: Data) -> dict[str, Any]:

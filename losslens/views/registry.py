@@ -216,7 +216,7 @@ _VIEWS = [
     ),
     View("curve", "pair", "Curve profile", ("connectivity",), ("curve",), lambda b: pair.curve_spec(b.data("curve"))),
     View("layer-cka", "pair", "Layer CKA", ("cka",), ("layer_cka",), lambda b: pair.layer_cka_spec(b.data("layer_cka"))),
-    View("predictions", "pair", "Predictions", ("predictions",), ("fields", "confusion"), _predictions),
+    View("predictions", "pair", "Predictions", ("predictions", "disagreement"), ("fields", "confusion"), _predictions),
 ]
 VIEWS: dict[str, View] = {v.name: v for v in _VIEWS}
 
