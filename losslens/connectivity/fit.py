@@ -66,6 +66,7 @@ def fit_bends(
     tol: float = 0.0,
     lbfgs_iterations: int = 0,
     t_points: int = 10,
+    fixed: frozenset[str] = frozenset(),
 ) -> BendFit:
     """Fit the bends from the straight line; see the module docstring for the optimisers and stopping rule.
 
@@ -73,9 +74,11 @@ def fit_bends(
     batch (``batches()`` is restarted when it runs out) and moves the bends along −∇ L(θ(t); batch). The
     endpoints stay fixed; ``loss(params, batch)`` must be pure in ``params``. L-BFGS uses the first batch of
     ``batches()`` (the PINN's one full batch). Raises LossLensError when the loss becomes non-finite.
+    Entries named in ``fixed`` (frozen parameters) keep their bends on the straight line, so along any
+    curve they interpolate linearly between the endpoints and are never trained.
     """
-    trainable = [{k: v.requires_grad_(True) for k, v in b.items()} for b in initial_bends(start, end, bends)]
-    variables = [v for b in trainable for v in b.values()]
+    trainable = [{k: v.requires_grad_(k not in fixed) for k, v in b.items()} for b in initial_bends(start, end, bends)]
+    variables = [v for b in trainable for k, v in b.items() if k not in fixed]
     first = torch.optim.SGD(variables, lr=lr, momentum=momentum) if optimizer == "sgd" else torch.optim.Adam(variables, lr=lr)
     generator = torch.Generator().manual_seed(seed)
     trace: list[float] = []

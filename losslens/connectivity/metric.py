@@ -118,9 +118,9 @@ class PathEvaluator:
 
 
 def _check_compatible(a: Subject, b: Subject) -> None:
-    shapes_a = {k: tuple(v.shape) for k, v in a.params.items()}
-    shapes_b = {k: tuple(v.shape) for k, v in b.params.items()}
-    if shapes_a != shapes_b:
+    shapes_a = {k: tuple(v.shape) for k, v in {**a.params, **a.frozen}.items()}
+    shapes_b = {k: tuple(v.shape) for k, v in {**b.params, **b.frozen}.items()}
+    if shapes_a != shapes_b or set(a.frozen) != set(b.frozen):
         raise LossLensError(
             f"{a.name} and {b.name} have different parameters",
             where="connectivity",
@@ -156,6 +156,9 @@ def connectivity(ctx, params: ConnectivityParams) -> Result:
     _check_compatible(a, b)
     evaluator = PathEvaluator(a, params)
     result = Result()
+    # Every point of the path is a whole model: frozen parameters (requires_grad=False) are path
+    # coordinates too, interpolated linearly from a's to b's and never trained, so t = 1 is b itself.
+    start, end = {**a.params, **a.frozen}, {**b.params, **b.frozen}
     bends: list[Params] = []
     phash = params_hash(dataclasses.asdict(params))
     if params.curve != "linear":
@@ -164,8 +167,8 @@ def connectivity(ctx, params: ConnectivityParams) -> Result:
         steps = params.epochs * per_epoch if params.epochs > 0 and optimizer == "sgd" else params.steps
         fitted = fit_bends(
             params.curve,
-            a.params,
-            b.params,
+            start,
+            end,
             evaluator.train_loss,
             evaluator.train_batches,
             bends=params.bends,
@@ -178,9 +181,11 @@ def connectivity(ctx, params: ConnectivityParams) -> Result:
             tol=params.tol,
             lbfgs_iterations=params.lbfgs_iterations,
             t_points=params.t_points,
+            fixed=frozenset(a.frozen),
         )
         bends = fitted.bends
-        result.artifact("bends", "curve_bends", torch.stack([flatten(p) for p in bends]).detach().cpu().numpy())
+        trained = [{k: p[k] for k in a.params} for p in bends]
+        result.artifact("bends", "curve_bends", torch.stack([flatten(p) for p in trained]).detach().cpu().numpy())
         result.artifact("fit_loss", "curve_fit_loss", np.asarray(fitted.trace, dtype=np.float64))
         for metric, value in (("fit_converged", float(fitted.converged)), ("fit_rel_change", fitted.rel_change)):
             result.add(
@@ -196,7 +201,7 @@ def connectivity(ctx, params: ConnectivityParams) -> Result:
     ts = np.linspace(0.0, 1.0, params.points)
     curves = [params.curve] + (["linear"] if params.compare_linear and params.curve != "linear" else [])
     for curve in curves:
-        rows = profile(evaluator, curve, a.params, b.params, bends, ts)
+        rows = profile(evaluator, curve, start, end, bends, ts)
         for t, loss, error in rows:
             result.add(
                 "curve_points", checkpoint_a=sha_a, checkpoint_b=sha_b, curve=curve, t=t, loss=_finite(loss), error=_finite(error)

@@ -55,6 +55,7 @@ class HVP:
         self._value: float | None = None
         self._leaves: list[Tensor] | None = None
         self._grads: tuple[Tensor, ...] | None = None
+        self._live: list[bool] = []
 
     def value(self) -> float:
         """The loss at the point (computed once)."""
@@ -64,6 +65,12 @@ class HVP:
         return self._value
 
     def _graph(self) -> tuple[list[Tensor], tuple[Tensor, ...]]:
+        """Leaves and first derivatives, restricted to the parameters the gradient depends on.
+
+        A parameter the loss never uses (an auxiliary head that ``forward`` skips), or one the gradient
+        does not depend on, has zero Hessian rows and columns: ``allow_unused`` instead of torch's
+        "appears to not have been used in the graph", and zeros are put back in :meth:`_assemble`.
+        """
         if self._grads is None:
             leaves = {k: t.detach().requires_grad_(True) for k, t in self.params.items()}
             with torch.enable_grad():
@@ -72,10 +79,21 @@ class HVP:
                     raise LossLensError(
                         f"the loss is {float(value)}", where="hessian", hint="the checkpoint's loss must be finite"
                     )
-                self._grads = torch.autograd.grad(value, list(leaves.values()), create_graph=True)
+                grads = torch.autograd.grad(value, list(leaves.values()), create_graph=True, allow_unused=True)
+            self._live = [g is not None and g.requires_grad for g in grads]
+            self._grads = tuple(g for g, live in zip(grads, self._live) if live)
             self._leaves = list(leaves.values())
         assert self._leaves is not None
         return self._leaves, self._grads
+
+    def _assemble(self, live_parts: tuple[Tensor | None, ...], batch: int | None) -> Tensor:
+        """Flat ``H v`` from the products of the live parameters, zeros for the rest."""
+        parts, it = [], iter(live_parts)
+        for t, live in zip(self.params.values(), self._live):
+            part = next(it) if live else None
+            shape = (t.numel(),) if batch is None else (batch, t.numel())
+            parts.append(torch.zeros(shape, dtype=self.dtype, device=self.device) if part is None else part.reshape(shape))
+        return torch.cat(parts, dim=-1)
 
     def _functional(self, v: Tensor) -> Tensor:
         tangent = unflatten(v, self.params)
@@ -95,8 +113,12 @@ class HVP:
         if self.method != "double-backward":
             return self._functional(v)
         leaves, grads = self._graph()
-        hv = torch.autograd.grad(grads, leaves, grad_outputs=list(unflatten(v, self.params).values()), retain_graph=True)
-        return torch.cat([h.reshape(-1) for h in hv])
+        if not grads:
+            return torch.zeros(self.n, dtype=self.dtype, device=self.device)
+        tangent = [t for t, live in zip(unflatten(v, self.params).values(), self._live) if live]
+        live_leaves = [leaf for leaf, live in zip(leaves, self._live) if live]
+        hv = torch.autograd.grad(grads, live_leaves, grad_outputs=tangent, retain_graph=True, allow_unused=True)
+        return self._assemble(hv, None)
 
     def many(self, vectors: Tensor) -> Tensor:
         """``H V`` for a batch of flat vectors (m, n), as one vectorised pass."""
@@ -105,10 +127,14 @@ class HVP:
         if self.method != "double-backward":
             return vmap(self._functional)(vectors)
         leaves, grads = self._graph()
+        if not grads:
+            return torch.zeros(len(vectors), self.n, dtype=self.dtype, device=self.device)
+        tangents = [t for t, live in zip(_unflatten_rows(vectors, self.params), self._live) if live]
+        live_leaves = [leaf for leaf, live in zip(leaves, self._live) if live]
         hv = torch.autograd.grad(
-            grads, leaves, grad_outputs=_unflatten_rows(vectors, self.params), retain_graph=True, is_grads_batched=True
+            grads, live_leaves, grad_outputs=tangents, retain_graph=True, is_grads_batched=True, allow_unused=True
         )
-        return torch.cat([h.reshape(len(vectors), -1) for h in hv], dim=1)
+        return self._assemble(hv, len(vectors))
 
 
 def examples(batch: Any) -> int:

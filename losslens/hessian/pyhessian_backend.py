@@ -10,7 +10,10 @@ averaged over the same batches with the same size weights. Its pitfalls are work
   gets a private deep copy that is dropped afterwards;
 - its trace stops early on a negative running mean; we pass ``tol=-inf`` so that it draws
   exactly the requested number of probes, and compute the standard error from its samples;
-- its ``density()`` calls the removed ``torch.eig``; the ESD always comes from our SLQ.
+- its ``density()`` calls the removed ``torch.eig``; the ESD always comes from our SLQ;
+- it differentiates every parameter with ``requires_grad`` and fails (``AssertionError``) on one the
+  loss never uses; such parameters (zero Hessian rows and columns) are hidden from it and get zero
+  entries in its eigenvectors.
 
 Its power iteration with deflation returns eigenvalues of largest *magnitude*, in the order
 found; we sort them descending.
@@ -44,17 +47,26 @@ _CYCLE_WARNING = "Using backward.. with create_graph=True"
 class ProblemLoss(nn.Module):
     """``forward(index) = loss of batch index[0]``: a problem's loss in PyHessian's model slot."""
 
-    def __init__(self, subject: Subject, data: list[Any]):
+    def __init__(self, subject: Subject, data: list[Any], live: set[str]):
         super().__init__()
         self.net = copy.deepcopy(subject.model).eval()
         for name, p in self.net.named_parameters():
-            p.requires_grad_(name in subject.params)
+            p.requires_grad_(name in live)
         self.problem = subject.problem
         self.data = data
 
     def forward(self, index: Tensor) -> Tensor:
         state = {**dict(self.net.named_parameters()), **dict(self.net.named_buffers())}
         return self.problem.loss(self.net, state, self.data[int(index[0])])
+
+
+def live_parameters(subject: Subject, data: list[Any]) -> set[str]:
+    """Trainable parameters whose gradient depends on the parameters (the others have zero Hessian rows)."""
+    leaves = {k: v.detach().requires_grad_(True) for k, v in subject.params.items()}
+    with torch.enable_grad():
+        total = sum(subject.loss_at(leaves, b) for b in data)
+        grads = torch.autograd.grad(total, list(leaves.values()), create_graph=True, allow_unused=True)
+    return {name for name, g in zip(leaves, grads) if g is not None and g.requires_grad}
 
 
 def _identity_criterion(output: Tensor, _target: Tensor) -> Tensor:
@@ -78,7 +90,9 @@ class PyHessianBackend:
         data = list(subject.problem.batches("train", batch_size=batch_size, limit=batches))
         if not data:
             raise LossLensError("the problem yielded no training batch", where="hessian")
-        self.model = ProblemLoss(subject, data)
+        self.live = live_parameters(subject, data)
+        self.shapes = {k: v.shape for k, v in subject.params.items()}
+        self.model = ProblemLoss(subject, data, self.live)
         # Index tensors as "inputs": their length is the batch's size, which PyHessian uses as its weight.
         loader = [(torch.full((examples(b),), i, device=device), torch.zeros(1, device=device)) for i, b in enumerate(data)]
         self.batches = len(data)
@@ -121,10 +135,20 @@ class PyHessianBackend:
         """Top-k by |λ| from power iteration with deflation, sorted descending, vectors as unit rows."""
         with self._counted(seed):
             values, vectors = self.h.eigenvalues(maxIter=max_iter, tol=tol, top_n=k)
-        flat = np.stack([torch.cat([t.detach().reshape(-1) for t in v]).double().cpu().numpy() for v in vectors])
+        flat = np.stack([self._full(v) for v in vectors])
         flat /= np.linalg.norm(flat, axis=1, keepdims=True)
         order = np.argsort(values)[::-1]
         return np.asarray(values, dtype=np.float64)[order], flat[order]
+
+    def _full(self, parts: list[Tensor]) -> np.ndarray:
+        """One flat vector over all trainable parameters: PyHessian's parts, zeros for hidden ones."""
+        it = iter(parts)
+        return np.concatenate(
+            [
+                next(it).detach().reshape(-1).double().cpu().numpy() if name in self.live else np.zeros(shape.numel())
+                for name, shape in self.shapes.items()
+            ]
+        )
 
     def trace(self, probes: int = 100, seed: int = 0) -> TraceEstimate:
         """Hutchinson with exactly ``probes`` Rademacher probes (PyHessian's early stop disabled)."""
