@@ -23,6 +23,7 @@ from losslens.checkpoints import (
 )
 from losslens.checkpoints.safe_load import resolve_globals
 from losslens.errors import LossLensError
+from losslens.numerics import all_finite
 from losslens.spec import ExperimentSpec, FactorySpec, load_spec
 from losslens.store import content_id, open_catalog
 from losslens.store.catalog import Catalog, utcnow
@@ -121,13 +122,17 @@ class _Ingester:
         problem_spec = self.spec.problem.with_overrides(hparams, f"{self.spec.path}: problem.factory")
         model = self._model(model_spec, f"{self.spec.path}: [model]")
         self._check_problem(problem_spec, f"{self.spec.path}: [problem]")
-        _, prefix, fit_notes = fit_state_dict(model, ckpt.state_dict, where, self.spec.prefix)
+        fitted, prefix, fit_notes = fit_state_dict(model, ckpt.state_dict, where, self.spec.prefix)
         notes += fit_notes
+        finite = all_finite(fitted)
+        if not finite:
+            notes.append("weights not finite (a diverged run): metrics will refuse it, the taxonomy names it")
         meta["losslens"] = {
             "layout": ckpt.layout,
             "prefix": prefix,
             "allow_globals": list(self.allow_globals),
             "ema": self.spec.ema,
+            "finite": finite,
             "notes": notes,
         }
         values = setting_values(self.spec.setting_keys, [hparams, model_spec.kwargs, problem_spec.kwargs], where)

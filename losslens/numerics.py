@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -38,12 +39,16 @@ def _cast(value: Any, dtype: torch.dtype) -> Any:
 
 
 def cast_inputs_to_model(model: nn.Module) -> nn.Module:
-    """Make ``model`` cast floating positional and keyword inputs to its own dtype (idempotent)."""
+    """Make ``model`` cast floating positional and keyword inputs to its own dtype (idempotent).
+
+    The dtype is read at each call, from the weights the module holds then (``functional_call``
+    swaps them in), so a copy cast with ``.double()`` computes in float64.
+    """
     if getattr(model, "_losslens_cast_hook", None) is not None:
         return model
-    dtype = model_dtype(model)
 
-    def hook(_module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    def hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        dtype = model_dtype(module)
         return _cast(args, dtype), {k: _cast(v, dtype) for k, v in kwargs.items()}
 
     model._losslens_cast_hook = model.register_forward_pre_hook(hook, with_kwargs=True)  # type: ignore[assignment]
@@ -59,11 +64,23 @@ def not_finite(name: str, what: str = "weights") -> LossLensError:
     )
 
 
+def all_finite(tensors: dict[str, torch.Tensor]) -> bool:
+    """True when no floating tensor holds NaN or Inf."""
+    return all(bool(torch.isfinite(t).all()) for t in tensors.values() if t.is_floating_point())
+
+
 def check_finite_weights(name: str, tensors: dict[str, torch.Tensor]) -> None:
     """:raises LossLensError: any floating tensor holds NaN or Inf (:func:`not_finite`)."""
-    for tensor in tensors.values():
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise not_finite(name)
+    if not all_finite(tensors):
+        raise not_finite(name)
+
+
+def refuse_diverged(records: list[dict[str, Any]]) -> None:
+    """:raises LossLensError: a checkpoint record that ingest flagged as not finite (:func:`not_finite`),
+    so metrics that only read stored results (topology, similarity) give the same line as the rest."""
+    for rec in records:
+        if json.loads(rec.get("meta_json") or "{}").get("losslens", {}).get("finite") is False:
+            raise not_finite(rec["name"])
 
 
 def check_finite_loss(name: str, value: float) -> float:

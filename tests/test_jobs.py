@@ -188,20 +188,29 @@ def test_registry_has_performance():
 
 
 def test_non_finite_values_are_flagged(pinn_catalog):
-    """A checkpoint with NaN weights stores NULL values with is_finite = 0, never a fake number."""
+    """Finite weights whose loss overflows store NULL values with is_finite = 0, never a fake number; NaN
+    weights are refused with the one line every metric gives (losslens.numerics)."""
     with open_catalog(pinn_catalog, readonly=True) as cat:
-        rec = cat.query(CHECKPOINT_SQL + " LIMIT 1")[0]
-    sd = torch.load(rec["path"], weights_only=True)
-    sd["state_dict"]["0.weight"][0, 0] = math.nan
-    torch.save(sd, rec["path"])
-    with sqlite3.connect(pinn_catalog) as conn:  # keep the catalog's hash in step with the edited file
-        from losslens.store.ids import sha256_file
+        first, second = cat.query(CHECKPOINT_SQL + " ORDER BY c.path LIMIT 2")
+    for rec, value in ((first, 1e30), (second, math.nan)):
+        sd = torch.load(rec["path"], weights_only=True)
+        last = sorted(k for k in sd["state_dict"] if k.endswith("weight"))[-1 if value == 1e30 else 0]
+        sd["state_dict"][last].view(-1)[0] = value
+        torch.save(sd, rec["path"])
+        with sqlite3.connect(pinn_catalog) as conn:  # keep the catalog's hash in step with the edited file
+            from losslens.store.ids import sha256_file
 
-        conn.execute("PRAGMA foreign_keys = OFF")
-        conn.execute("UPDATE checkpoints SET sha256 = ? WHERE sha256 = ?", (sha256_file(rec["path"]), rec["sha256"]))
+            conn.execute("PRAGMA foreign_keys = OFF")
+            conn.execute("UPDATE checkpoints SET sha256 = ? WHERE sha256 = ?", (sha256_file(rec["path"]), rec["sha256"]))
     compute(["performance"], catalog_path=pinn_catalog, device="cpu")
     flagged = rows(pinn_catalog, "SELECT COUNT(*) FROM performance WHERE is_finite = 0 AND value IS NULL")[0][0]
     assert flagged >= 1
+    errors = rows(pinn_catalog, "SELECT error FROM metric_runs WHERE status = 'failed'")
+    assert errors == [
+        (
+            f"checkpoint {second['name']}: weights not finite — the run diverged; exclude this seed or ingest an earlier checkpoint",
+        )
+    ]
 
 
 def test_changed_checkpoint_file_fails_with_reingest_hint(pinn_catalog):

@@ -81,7 +81,7 @@ class HVP:
                     )
                 grads = torch.autograd.grad(value, list(leaves.values()), create_graph=True, allow_unused=True)
             self._live = [g is not None and g.requires_grad for g in grads]
-            self._grads = tuple(g for g, live in zip(grads, self._live) if live)
+            self._grads = tuple(g for g, live in zip(grads, self._live, strict=True) if live)
             self._leaves = list(leaves.values())
         assert self._leaves is not None
         return self._leaves, self._grads
@@ -89,7 +89,7 @@ class HVP:
     def _assemble(self, live_parts: tuple[Tensor | None, ...], batch: int | None) -> Tensor:
         """Flat ``H v`` from the products of the live parameters, zeros for the rest."""
         parts, it = [], iter(live_parts)
-        for t, live in zip(self.params.values(), self._live):
+        for t, live in zip(self.params.values(), self._live, strict=True):
             part = next(it) if live else None
             shape = (t.numel(),) if batch is None else (batch, t.numel())
             parts.append(torch.zeros(shape, dtype=self.dtype, device=self.device) if part is None else part.reshape(shape))
@@ -115,8 +115,8 @@ class HVP:
         leaves, grads = self._graph()
         if not grads:
             return torch.zeros(self.n, dtype=self.dtype, device=self.device)
-        tangent = [t for t, live in zip(unflatten(v, self.params).values(), self._live) if live]
-        live_leaves = [leaf for leaf, live in zip(leaves, self._live) if live]
+        tangent = [t for t, live in zip(unflatten(v, self.params).values(), self._live, strict=True) if live]
+        live_leaves = [leaf for leaf, live in zip(leaves, self._live, strict=True) if live]
         hv = torch.autograd.grad(grads, live_leaves, grad_outputs=tangent, retain_graph=True, allow_unused=True)
         return self._assemble(hv, None)
 
@@ -129,8 +129,8 @@ class HVP:
         leaves, grads = self._graph()
         if not grads:
             return torch.zeros(len(vectors), self.n, dtype=self.dtype, device=self.device)
-        tangents = [t for t, live in zip(_unflatten_rows(vectors, self.params), self._live) if live]
-        live_leaves = [leaf for leaf, live in zip(leaves, self._live) if live]
+        tangents = [t for t, live in zip(_unflatten_rows(vectors, self.params), self._live, strict=True) if live]
+        live_leaves = [leaf for leaf, live in zip(leaves, self._live, strict=True) if live]
         hv = torch.autograd.grad(
             grads, live_leaves, grad_outputs=tangents, retain_graph=True, is_grads_batched=True, allow_unused=True
         )

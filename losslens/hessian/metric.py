@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Literal
@@ -18,6 +17,7 @@ from losslens.hessian.pyhessian_backend import PyHessianBackend
 from losslens.hessian.trace import hutchinson_trace
 from losslens.memory import GIB, available_bytes, check_budget, hessian_estimate, largest_fitting, saved_tensor_bytes
 from losslens.metrics.registry import Result, register
+from losslens.numerics import check_finite_loss
 from losslens.params import select
 from losslens.store.ids import params_hash
 
@@ -96,10 +96,7 @@ def hessian(ctx, params: HessianParams) -> Result:
     hvp = hvp_operator(s, params.batches, params.batch_size, names=names if params.params else None)
     check_memory(s, hvp, params, max_iter, ctx.device)
     loss = hvp.value()
-    if not math.isfinite(loss):
-        raise LossLensError(
-            f"the training loss is {loss}", where=f"hessian {s.name}", hint="the Hessian of a non-finite loss is undefined"
-        )
+    check_finite_loss(s.name, loss)
     if params.k + params.smallest > hvp.n:
         raise LossLensError(f"k={params.k} exceeds the {hvp.n} parameters", where="hessian", hint="lower --k")
     result = Result()

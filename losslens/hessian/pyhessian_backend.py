@@ -66,7 +66,7 @@ def live_parameters(subject: Subject, data: list[Any]) -> set[str]:
     with torch.enable_grad():
         total = sum(subject.loss_at(leaves, b) for b in data)
         grads = torch.autograd.grad(total, list(leaves.values()), create_graph=True, allow_unused=True)
-    return {name for name, g in zip(leaves, grads) if g is not None and g.requires_grad}
+    return {name for name, g in zip(leaves, grads, strict=True) if g is not None and g.requires_grad}
 
 
 def _identity_criterion(output: Tensor, _target: Tensor) -> Tensor:

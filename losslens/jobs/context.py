@@ -13,7 +13,7 @@ from torch import nn
 
 from losslens.checkpoints import checkpoint_sha256, fit_state_dict, read_checkpoint
 from losslens.errors import LossLensError
-from losslens.numerics import cast_inputs_to_model
+from losslens.numerics import cast_inputs_to_model, check_finite_weights
 from losslens.problems.base import Problem, State
 from losslens.spec import FactorySpec
 from losslens.store.catalog import Catalog
@@ -78,6 +78,7 @@ def load_subject(record: dict[str, Any], device: torch.device, verify: bool = Tr
     params = {k: v.detach() for k, v in model.named_parameters() if v.requires_grad}
     frozen = {k: v.detach() for k, v in model.named_parameters() if not v.requires_grad}
     buffers = {k: v.detach() for k, v in model.named_buffers()}
+    check_finite_weights(record["name"], {**params, **frozen})  # one line from every metric, before any work
     return Subject(
         sha256=record["sha256"],
         name=record["name"],

@@ -19,6 +19,7 @@ from losslens.jobs.executors import make_executor
 from losslens.jobs.options import build_params
 from losslens.jobs.plan import Job, done_run_ids, params_json, plan
 from losslens.metrics.registry import Metric, Result, get_metric
+from losslens.numerics import refuse_diverged
 from losslens.store.catalog import Catalog, open_catalog, utcnow
 
 Event = Callable[..., None]
@@ -111,6 +112,8 @@ def execute_job(catalog_path: str, device: str, job: Job) -> Outcome:
         )
         metric = get_metric(job.metric)
         params = metric.params(**job.params)
+        if metric.scope != "experiment":  # the experiment's taxonomy names diverged seeds instead
+            refuse_diverged(ctx.checkpoints)
         result = metric.fn(ctx, params)
         status, error = "done", None
     except LossLensError as exc:

@@ -49,6 +49,16 @@ def latest_rows(
     return rows, {r["params_hash"] for r in chosen.values()}
 
 
+def diverged_seeds(records: list[dict[str, Any]]) -> dict[str, str]:
+    """Setting id → "phase left empty: seed 2 (name) has weights that are not finite", from ingest's
+    finiteness flag in each checkpoint's ``meta_json``."""
+    bad: dict[str, list[str]] = {}
+    for rec in records:
+        if json.loads(rec.get("meta_json") or "{}").get("losslens", {}).get("finite") is False:
+            bad.setdefault(rec["setting_id"], []).append(f"seed {rec['seed']} ({rec['name']})")
+    return {sid: f"phase left empty: {', '.join(names)} has weights that are not finite" for sid, names in bad.items()}
+
+
 @register(
     "taxonomy",
     scope="experiment",
@@ -86,6 +96,7 @@ def taxonomy(ctx, params: TaxonomyParams) -> Result:
         sharpness_threshold=params.sharpness_threshold,
         cka_threshold=params.cka_threshold,
         quantile=params.quantile,
+        diverged=diverged_seeds(ctx.checkpoints),
     ):
         thresholds = row.pop("thresholds")
         result.add(

@@ -134,11 +134,19 @@ def assign_phases(
     sharpness_threshold: float | None = None,
     cka_threshold: float | None = None,
     quantile: float = 0.5,
+    diverged: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Rows of the ``taxonomy`` table (without run_id/sources): each summary with its flags, phase and thresholds."""
+    """Rows of the ``taxonomy`` table (without run_id/sources): each summary with its flags, phase and thresholds.
+
+    ``diverged`` maps a setting id to a note naming its seeds whose weights are not finite: such a
+    setting gets phase NULL with that note (its means would come from the other seeds only), and it
+    does not move the quantile thresholds of the others.
+    """
+    diverged = diverged or {}
     column = SHARPNESS_COLUMN[sharpness]
-    tau_s = _threshold(column, sharpness_threshold, [getattr(s, column) for s in summaries], quantile)
-    tau_c = _threshold("cka", cka_threshold, [s.cka for s in summaries], quantile)
+    counted = [s for s in summaries if s.setting_id not in diverged]
+    tau_s = _threshold(column, sharpness_threshold, [getattr(s, column) for s in counted], quantile)
+    tau_c = _threshold("cka", cka_threshold, [s.cka for s in counted], quantile)
     thresholds = {
         "mc": {"value": 0.0, "epsilon": epsilon, "rule": "well connected when mc >= -epsilon"},
         "sharpness": {**tau_s, "measure": column, "rule": "sharp when above"},
@@ -154,6 +162,9 @@ def assign_phases(
         phase = None if missing else phase_of(well, sharp, high)
         if phase is None and not missing:
             missing = ["cka"]
+        note = f"missing {', '.join(missing)}" if missing else None
+        if s.setting_id in diverged:
+            phase, note = None, diverged[s.setting_id]
         rows.append(
             {
                 **asdict(s),
@@ -161,7 +172,7 @@ def assign_phases(
                 "sharp": None if sharp is None else int(sharp),
                 "high_cka": None if high is None else int(high),
                 "phase": phase,
-                "note": f"missing {', '.join(missing)}" if missing else None,
+                "note": note,
                 "thresholds": thresholds,
             }
         )
