@@ -4,6 +4,7 @@ tiny digits classifier pair for the confusion-matrix view."""
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import sqlite3
@@ -258,7 +259,14 @@ def test_modes_links_and_glyphs(ds, catalogs):
         assert (link["x"], link["y"]) == coords[link["checkpoint_a"]]
     glyphs = get(ds, f"/-/losslens/losslens/data/glyphs.json?setting={setting}").json()
     assert sum(g["piece"] == "bar" for g in glyphs) == 3 * 10
-    assert all(0 <= g["badness"] <= 1 for g in glyphs if g["piece"] == "ring")
+    # Ring segments carry the raw performance values (absolute scales), as stored.
+    perf = {
+        (r["checkpoint"], r["name"]): r["value"]
+        for r in query(db, "SELECT p.checkpoint, p.name, p.value FROM performance p JOIN metric_runs r ON r.id = p.run_id")
+    }
+    names = {"train loss": "loss", "rel. L2 error": "rel_l2", "L∞ error": "linf"}
+    ring = [g for g in glyphs if g["piece"] == "ring"]
+    assert ring and all(g["value"] == perf[(g["checkpoint"], names[g["metric"]])] for g in ring)
 
 
 def test_pinn_prediction_fields_are_the_models_output(ds, catalogs):
@@ -481,3 +489,219 @@ def test_stored_isolines_lie_on_their_level(ds, catalogs):
             j = min(i + 1, len(a_axis) - 1)
             lo, hi, t = z[(a_axis[i], on_b)], z[(a_axis[j], on_b)], (r["a"] - a_axis[i]) / ((a_axis[j] - a_axis[i]) or 1)
         assert lo + t * (hi - lo) == pytest.approx(np.log10(r["level"]), abs=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------
+# Charts that read true (#15): scales, thresholds and legends, on the spec and on the drawn SVG
+
+
+def _layer_named(spec: dict, name: str) -> dict:
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if node.get("name") == name:
+                found.append(node)
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(spec)
+    return found[0]
+
+
+def _legend_labels(svg: str) -> list[str]:
+    """Text of every legend entry label in a drawn chart."""
+    out = []
+    for group in re.findall(r'<g class="mark-text role-legend-label"[^>]*>(.*?)</g>', svg, re.S):
+        out += [html.unescape(t) for t in re.findall(r"<text[^>]*>([^<]*)</text>", group)]
+    return out
+
+
+def _centres(svg: str) -> dict[str, tuple[float, float]]:
+    """Pixel position of each mode's centre circle, by mode name (from its aria label)."""
+    group = re.search(r'mode_centres_marks"[^>]*>(.*?)</g>', svg, re.S).group(1)
+    return {
+        re.search(r"mode: ([^;]+);", label).group(1): (float(x), float(y))
+        for label, x, y in re.findall(r'<path aria-label="([^"]+)"[^>]*transform="translate\(([-\d.e]+),([-\d.e]+)\)"', group)
+    }
+
+
+@pytest.mark.parametrize("common", [False, True])
+def test_mds_map_has_equal_aspect_and_states_the_1_minus_cka_scale(ds, catalogs, common):
+    """Oracles: classical MDS redone with numpy from the stored pairwise CKA (B = −½ J D² J), which decides
+    1-D vs 2-D; the largest 1 − CKA and every setting's coordinates read with SQL; in the drawn SVG, the
+    pixels per unit of 1 − CKA measured between mode centres are the same along x and y (equal aspect) and
+    match the domain of this setting's, or (box ticked) the whole experiment's, largest coordinate."""
+    db = catalogs[0]
+    ids = pinn_ids(db)
+    names = {r["sha256"]: r["name"] for r in query(db, "SELECT sha256, name FROM checkpoints")}
+    coords = {
+        names[r["checkpoint"]]: (r["x"], r["y"])
+        for r in query(db, "SELECT checkpoint, x, y FROM mds_coords WHERE setting_id = ?", (ids["setting"],))
+    }
+    cka = query(
+        db,
+        "SELECT checkpoint_a, checkpoint_b, value FROM pair_metrics WHERE metric = 'cka' AND checkpoint_a IN "
+        "(SELECT checkpoint FROM mds_coords WHERE setting_id = ?)",
+        (ids["setting"],),
+    )
+    order = list(ids["modes"])
+    d = np.zeros((len(order), len(order)))
+    for r in cka:
+        i, j = order.index(r["checkpoint_a"]), order.index(r["checkpoint_b"])
+        d[i, j] = d[j, i] = max(1 - r["value"], 0.0)
+    j_ = np.eye(len(order)) - 1 / len(order)
+    eig = np.sort(np.linalg.eigvalsh(-0.5 * j_ @ d**2 @ j_))[::-1]
+    one_d = np.sqrt(max(eig[1], 0) / eig[0]) < 0.01
+
+    spec, _ = compiled(ds, f"/-/losslens/losslens/spec/modes.json?setting={ids['setting']}")
+    toggle = next(p for p in spec["params"] if p["name"] == "common_scale")
+    toggle["value"] = common  # what ticking the checkbox does
+    svg = vlc.vegalite_to_svg(spec)
+    mode_map = spec["hconcat"][0]
+    width, height = mode_map["width"], mode_map["height"]
+    extent = max(max(abs(x), abs(y)) for x, y in coords.values())
+    if common:
+        extent = query(db, "SELECT max(max(abs(x), abs(y))) AS m FROM mds_coords")[0]["m"]
+    half = max(extent, d.max() / 2) * 1.35
+    assert (height < width) == bool(one_d)
+    subtitle = " ".join(mode_map["title"]["subtitle"])
+    assert f"largest between two modes: {d.max():.2g}" in subtitle
+    assert ("1-D" in subtitle) == bool(one_d)
+    xd = [-half, half]
+    px = _centres(svg)
+    assert set(px) == set(coords)
+    a, b = max(((p, q) for p in coords for q in coords), key=lambda pq: abs(coords[pq[0]][0] - coords[pq[1]][0]))
+    x_slope = (px[a][0] - px[b][0]) / (coords[a][0] - coords[b][0])
+    assert x_slope == pytest.approx(width / (xd[1] - xd[0]), rel=1e-3)  # the stated domain, drawn
+    if not one_d:
+        a, b = max(((p, q) for p in coords for q in coords), key=lambda pq: abs(coords[pq[0]][1] - coords[pq[1]][1]))
+        y_slope = (px[a][1] - px[b][1]) / (coords[a][1] - coords[b][1])
+        assert -y_slope == pytest.approx(x_slope, rel=1e-3)
+
+
+def test_glyph_ring_is_absolute_and_labelled(ds, catalogs):
+    """Oracle: the error scale is fixed at [0, 1] whatever the setting's values, the loss scale spans the
+    experiment's train losses (SQL min/max over every checkpoint), and the glyph key labels each segment."""
+    db = catalogs[0]
+    ids = pinn_ids(db)
+    spec, svg = compiled(ds, f"/-/losslens/losslens/spec/modes.json?setting={ids['setting']}")
+    text = json.dumps(spec)
+    assert '"domain": [0, 1], "clamp": true' in text
+    lo_hi = query(db, "SELECT min(value) AS lo, max(value) AS hi FROM performance WHERE split = 'train' AND name = 'loss'")[0]
+    loss_scale = re.search(r'"title": "train loss \(log; experiment\'s range\)", "scale": (\{[^}]*\})', text)
+    assert json.loads(loss_scale.group(1))["domain"] == [lo_hi["lo"], lo_hi["hi"]]
+    for label in ("train loss", "rel. L2 error", "L∞ error"):
+        assert f">{label}</text>" in svg
+    assert "error (absolute; ≥ 1 fails)" in svg  # the legend title, whole
+
+
+def test_phase_plot_draws_the_thresholds_and_only_present_phases(ds, catalogs):
+    """Oracles: the thresholds stored by the taxonomy run (SQL) are drawn as rules in the spec and the
+    SVG; the legend lists exactly the phases in the taxonomy table; mc is on a symlog axis whose
+    constant is the smallest |mc|."""
+    db = catalogs[0]
+    ids = pinn_ids(db)
+    rows = query(db, "SELECT phase, mc, thresholds_json FROM taxonomy")
+    thresholds = json.loads(rows[0]["thresholds_json"])
+    spec, svg = compiled(ds, f"/-/losslens/losslens/spec/taxonomy.json?experiment={ids['experiment']}")
+    rules = [
+        (ch, layer["data"]["values"][0]["v"])
+        for panel in spec["vconcat"][0]["hconcat"][:2]
+        for layer in panel["layer"]
+        if layer["mark"]["type"] == "rule"
+        for ch in layer["encoding"]
+    ]
+    assert ("y", 0.0) in rules
+    assert ("x", thresholds["sharpness"]["value"]) in rules
+    assert ("x", thresholds["cka"]["value"]) in rules
+    mc_scale = _layer_named(spec, "phase_points")["encoding"]["y"]["scale"]
+    assert mc_scale["type"] == "symlog"
+    assert mc_scale["constant"] == pytest.approx(min(abs(r["mc"]) for r in rows if r["mc"]))
+    assert svg.count("role-mark phase_plot") >= 1 or "sharp →" in svg
+    for label in ("mc = 0", "sharp →", "high CKA →"):
+        assert label in svg
+    present = {r["phase"] or "unknown" for r in rows}
+    assert set(_legend_labels(svg)) == present
+    for phase in present:
+        assert phase.split()[0] in svg  # each present phase is explained on the chart
+
+
+def test_prediction_errors_share_one_symmetric_scale(ds, catalogs):
+    """Oracle: |u − u_exact| recomputed with numpy from the stored prediction artifacts at the displayed
+    (strided) points: its maximum is the half-width of the one colour domain both error panels share."""
+    db = catalogs[0]
+    a, b = pinn_ids(db)["modes"][:2]
+    spec, svg = compiled(ds, f"/-/losslens/losslens/spec/predictions.json?a={a}&b={b}")
+    cells = get(ds, f"/-/losslens/losslens/data/fields.json?a={a}&b={b}").json()
+    vega = vlc.vegalite_to_vega(spec)
+    colour_domains = {s["name"]: s.get("domain") for s in vega["scales"]} if "scales" in vega else {}
+    err = [p["encoding"]["color"]["scale"] for g in spec["hconcat"] if "hconcat" in g for p in g["hconcat"]]
+    u_scale, u_scale_b, e_scale, e_scale_b = err
+    assert e_scale == e_scale_b and u_scale == u_scale_b
+    m = max(abs(c["value"]) for c in cells if c["panel"].startswith("error"))
+    assert e_scale["domain"] == pytest.approx([-m, m])
+    diff = spec["hconcat"][2]["encoding"]["color"]["scale"]["domain"]
+    md = max(abs(c["value"]) for c in cells if c["panel"] == "u (a) − u (b)")
+    assert diff == pytest.approx([-md, md])
+    # One legend per shared scale: u, error, difference.
+    assert svg.count('class="mark-group role-legend"') == 3
+    del colour_domains
+
+
+def test_hessian_bars_have_a_named_linear_axis_and_print_lambda_max_and_trace(ds, catalogs):
+    """Oracle: hessian_eigenvalues and hessian_trace read with SQL; only 'largest' was computed, so no
+    legend offers 'smallest'."""
+    db = catalogs[0]
+    sha = pinn_ids(db)["modes"][0]
+    spec, svg = compiled(ds, f"/-/losslens/losslens/spec/local.json?checkpoint={sha}")
+    top = query(db, "SELECT max(value) AS v FROM hessian_eigenvalues WHERE checkpoint = ? AND which = 'largest'", (sha,))[0]["v"]
+    trace = query(db, "SELECT estimate FROM hessian_trace WHERE checkpoint = ?", (sha,))[0]["estimate"]
+    assert f"λmax = {top:.4g}" in svg and f"trace = {trace:.4g}" in svg
+    assert "eigenvalue λ (linear axis)" in svg
+    assert "smallest" not in _legend_labels(svg)
+    dims = {f"H{r['dim']}" for r in query(db, "SELECT DISTINCT dim FROM persistence_pairs WHERE checkpoint = ?", (sha,))}
+    shown = {label for label in _legend_labels(svg) if re.fullmatch(r"H\d", label)}
+    assert shown == (dims if len(dims) > 1 else set())  # one dimension needs no legend
+
+
+def test_persistence_views_draw_the_simplification_threshold(ds, catalogs):
+    """Oracle (elder rule): the minima the merge tree prunes are the finite H0 pairs with persistence ≤ τ;
+    τ is landscape_summaries.threshold, and the counts are read from persistence_pairs with SQL. The
+    barcode has one bar per pair."""
+    db = catalogs[0]
+    sha = pinn_ids(db)["modes"][0]
+    tau = query(db, "SELECT threshold FROM landscape_summaries WHERE checkpoint = ?", (sha,))[0]["threshold"]
+    pairs = query(db, "SELECT dim, persistence FROM persistence_pairs WHERE checkpoint = ?", (sha,))
+    pruned = sum(1 for p in pairs if p["dim"] == 0 and p["persistence"] is not None and p["persistence"] <= tau)
+    spec, svg = compiled(ds, f"/-/losslens/losslens/spec/local.json?checkpoint={sha}")
+    text = json.dumps(spec, ensure_ascii=False)
+    assert f"datum.v + {tau!r}" in text  # the band's upper edge: the diagonal plus τ
+    if pruned:
+        assert f"{pruned} with persistence ≤ {tau:.3g} pruned" in svg
+    bars = re.search(r'<g class="mark-rect role-mark[^"]*"[^>]*aria-roledescription="rect mark container">', svg)
+    assert bars is not None
+    barcode = next(
+        p
+        for row in spec["vconcat"]
+        for p in row["hconcat"]
+        if isinstance(p.get("title"), dict) and p["title"]["text"] == "Persistence barcode"
+    )
+    assert barcode["data"]["values"] and len(barcode["data"]["values"]) == len(pairs)
+
+
+def test_landscape_states_its_provenance(ds, catalogs):
+    """Oracle: the landscapes row read with SQL (directions, normalisation, span and its mode)."""
+    db = catalogs[0]
+    sha = pinn_ids(db)["modes"][0]
+    row = query(
+        db, "SELECT directions, normalization, span, span_mode FROM landscapes WHERE checkpoint = ? AND dims = 2", (sha,)
+    )[0]
+    _, svg = compiled(ds, f"/-/losslens/losslens/spec/local.json?checkpoint={sha}")
+    words = {"filter": "filter-normalised", "layer": "layer-normalised", "unit": "unit-norm"}
+    assert "random directions" in svg if row["directions"] == "random" else True
+    assert words[row["normalization"]] in svg
+    assert f"±{row['span']:g}" in svg and f"({row['span_mode']})" in svg

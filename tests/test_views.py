@@ -117,11 +117,12 @@ def test_every_builder_compiles_with_and_without_data():
             "checkpoint": "a",
             "x": 0.0,
             "y": 0.0,
-            "metric": "loss",
+            "metric": "train loss",
+            "scale": "loss",
             "value": 1.0,
-            "badness": 0.0,
             "theta": 0.0,
             "theta2": 3.0,
+            "mid": 1.5,
         },
     ]
     specs = [

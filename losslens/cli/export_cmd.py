@@ -15,7 +15,7 @@ from losslens.export.chart import FORMATS
 from losslens.views.registry import VIEWS
 
 export_app = typer.Typer(
-    help="Static exports: one chart, every view of an experiment, or the offline viewer.", no_args_is_help=True
+    help="Static exports: one chart, every view of an experiment, the offline viewer, or a landscape grid for ParaView.", no_args_is_help=True
 )
 app.add_typer(export_app, name="export")
 
@@ -83,3 +83,21 @@ def viewer(
     index = export_viewer(catalog, out, experiment)
     size = sum(p.stat().st_size for p in index.parent.iterdir() if p.is_file())
     console.print(f"wrote {index} ({size / 1e6:.1f} MB); open it in a browser")
+
+
+@export_app.command("landscape")
+@user_errors
+def landscape(
+    checkpoint: Annotated[str, typer.Option("--checkpoint", help="Checkpoint sha256, unique prefix or name.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="File to write (.vti).")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="vti: VTK image data, for ParaView and TTK.")] = "vti",
+    dims: Annotated[
+        int | None, typer.Option("--dims", help="Which landscape: 1, 2 or 3 axes (default: the most, up to 3).")
+    ] = None,
+    catalog: CatalogOpt = DEFAULT_CATALOG,
+) -> None:
+    """A landscape's loss grid as VTK image data: point arrays loss and log10_loss over α, β, γ (θ at the origin)."""
+    from losslens.export.landscape import export_landscape
+
+    path = export_landscape(catalog, checkpoint, out, fmt, dims)
+    console.print(f"wrote {path}")

@@ -7,7 +7,7 @@ from typing import Any
 
 from losslens.store import reads
 from losslens.views.source import Data, Rows
-from losslens.views.spec import chart
+from losslens.views.spec import chart, present, subset
 
 
 def spectrum_rows(conn: sqlite3.Connection, checkpoint: str) -> Rows:
@@ -19,29 +19,78 @@ def esd_rows(conn: sqlite3.Connection, checkpoint: str) -> Rows:
     return reads.hessian_esd(conn, checkpoint)
 
 
-def spectrum_panel(eigenvalues: Data) -> dict[str, Any]:
+WHICH = {"domain": ["largest", "smallest"], "range": ["#3f51b5", "#ef6c00"]}
+
+
+def summary_line(summary: dict[str, Any] | None) -> str:
+    """``λmax = … · trace = … ± … (Hutchinson, N probes)`` from :func:`losslens.store.chart_queries.hessian_summary`."""
+    if not summary or summary.get("top_eigenvalue") is None:
+        return "not computed: losslens compute hessian"
+    parts = [f"λmax = {summary['top_eigenvalue']:.4g}"]
+    if summary.get("smallest_eigenvalue") is not None:
+        parts.append(f"λmin = {summary['smallest_eigenvalue']:.4g}")
+    if summary.get("trace") is not None:
+        parts.append(
+            f"trace = {summary['trace']:.4g} ± {summary['trace_std_error']:.2g} (Hutchinson, {summary['trace_probes']} probes)"
+        )
+    return " · ".join(parts)
+
+
+def spectrum_panel(eigenvalues: Data, summary: dict[str, Any] | None = None, which: list[str] | None = None) -> dict[str, Any]:
+    """Bars of the computed eigenvalues on a linear axis from 0, so bar lengths are proportional to λ;
+    each bar is labelled with its value so small ones stay readable. Legend entries only for the
+    kinds computed (``which``; from inline rows when omitted); the subtitle prints λmax and the trace."""
+    if which is None and summary:
+        which = [w for w in WHICH["domain"] if summary.get(f"n_{w}")]
+    kinds = present(eigenvalues, "which", WHICH["domain"], which)
     return {
-        "title": "Top Hessian eigenvalues",
+        "title": {"text": "Top Hessian eigenvalues", "subtitle": summary_line(summary)},
         "data": eigenvalues,
-        "width": 260,
+        "width": 300,
         "height": 200,
-        "transform": [{"calculate": "datum.which === 'largest' ? datum.rank + 1 : -(datum.rank + 1)", "as": "k"}],
-        "mark": {"type": "bar"},
+        "transform": [
+            {"calculate": "datum.which === 'largest' ? 'λ' + (datum.rank + 1) : 'λ−' + (datum.rank + 1)", "as": "k"},
+            {"calculate": "datum.which === 'largest' ? datum.rank : -(datum.rank + 1)", "as": "order"},
+        ],
         "encoding": {
-            "x": {"field": "k", "type": "ordinal", "title": "rank (negative: smallest)"},
-            "y": {"field": "value", "type": "quantitative", "title": "eigenvalue λ", "scale": {"type": "symlog"}},
-            "color": {
-                "field": "which",
-                "type": "nominal",
-                "scale": {"domain": ["largest", "smallest"], "range": ["#3f51b5", "#ef6c00"]},
+            "x": {
+                "field": "k",
+                "type": "ordinal",
+                "title": "eigenvalue (λ1 largest; λ−1 most negative)",
+                "sort": {"field": "order"},
             },
-            "tooltip": [
-                {"field": "which"},
-                {"field": "rank"},
-                {"field": "value", "format": ".5g"},
-                {"field": "residual", "format": ".2g"},
-            ],
+            "y": {
+                "field": "value",
+                "type": "quantitative",
+                "title": "eigenvalue λ (linear axis)",
+                "scale": {"zero": True, "nice": True},
+                "axis": {"format": ".3~s"},
+            },
         },
+        "layer": [
+            {
+                "mark": {"type": "bar"},
+                "encoding": {
+                    "color": {
+                        "field": "which",
+                        "type": "nominal",
+                        "title": "computed",
+                        "scale": subset(WHICH, kinds),
+                        "legend": {"orient": "bottom"} if len(kinds) > 1 else None,
+                    },
+                    "tooltip": [
+                        {"field": "which"},
+                        {"field": "k", "title": "eigenvalue"},
+                        {"field": "value", "format": ".5g"},
+                        {"field": "residual", "format": ".2g"},
+                    ],
+                },
+            },
+            {
+                "mark": {"type": "text", "dy": -5, "fontSize": 9, "color": "#333", "baseline": "bottom"},
+                "encoding": {"text": {"field": "value", "format": ".3~g"}},
+            },
+        ],
     }
 
 
@@ -61,6 +110,8 @@ def esd_panel(density: Data) -> dict[str, Any]:
     }
 
 
-def hessian_spec(eigenvalues: Data, density: Data) -> dict[str, Any]:
-    """Spectrum and ESD side by side."""
-    return chart({"hconcat": [spectrum_panel(eigenvalues), esd_panel(density)]})
+def hessian_spec(
+    eigenvalues: Data, density: Data, summary: dict[str, Any] | None = None, which: list[str] | None = None
+) -> dict[str, Any]:
+    """Spectrum (with λmax and trace, see :func:`spectrum_panel`) and ESD side by side."""
+    return chart({"hconcat": [spectrum_panel(eigenvalues, summary, which), esd_panel(density)]})

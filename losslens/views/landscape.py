@@ -58,13 +58,60 @@ def minima_rows(conn: sqlite3.Connection, landscape_id: str) -> Rows:
     return reads.merge_tree_minima(conn, run) if run else []
 
 
-def landscape_panel(cells: Data, isolines: Data, minima: Data, title: str = "Loss landscape") -> dict[str, Any]:
+NORMALIZATION = {"filter": "filter-normalised", "layer": "layer-normalised", "unit": "unit-norm"}
+DIRECTIONS = {"random": "random directions", "hessian": "top Hessian eigenvectors", "pca": "PCA directions"}
+
+
+def provenance(record: dict[str, Any] | None) -> list[str]:
+    """How a landscape was made, in words (Li et al. 2018): its directions, their normalisation, the span
+    and its mode, the grid. ``record`` is a ``landscapes`` row (see
+    :func:`losslens.store.chart_queries.landscape_record`)."""
+    if not record:
+        return ["landscape not computed: losslens compute landscape"]
+    kind = DIRECTIONS.get(record["directions"], record["directions"])
+    words = [kind]
+    if record["directions"] == "random":
+        words.append(NORMALIZATION.get(record["normalization"], record["normalization"]))
+        words.append(f"seed {record['seed']}")
+    if record.get("orthogonalized"):
+        words.append("orthogonalised")
+    if record["span_mode"] == "relative":
+        span = f"span ±{record['span']:g}·‖θ‖ in parameter space per axis (relative)"
+    else:
+        span = f"span ±{record['span']:g} in units of each direction (absolute)"
+    grid = f"{record['steps']}^{record['dims']} grid" if not record.get("samples") else f"{record['samples']} samples"
+    return [", ".join(words), f"{span}; {grid}; θ at (0, 0)"]
+
+
+def landscape_panel(
+    cells: Data,
+    isolines: Data,
+    minima: Data,
+    title: str = "Loss landscape",
+    record: dict[str, Any] | None = None,
+    loss_domain: tuple[float, float] | None = None,
+) -> dict[str, Any]:
+    """Heat map of log loss with isolines and merge-tree minima. The subtitle states the landscape's
+    provenance (``record``, see :func:`provenance`); axes are the coefficients α, β of θ + α·d1 + β·d2
+    in units of each direction. ``loss_domain`` fixes the colour scale (shared by several landscapes
+    on one page); otherwise it spans this landscape's losses."""
     ab = {
-        "x": {"field": "a", "type": "quantitative", "title": "direction 1", "scale": {"nice": False, "zero": False}},
-        "y": {"field": "b", "type": "quantitative", "title": "direction 2", "scale": {"nice": False, "zero": False}},
+        "x": {
+            "field": "a",
+            "type": "quantitative",
+            "title": "α along d1 (θ + α·d1 + β·d2)",
+            "scale": {"nice": False, "zero": False},
+        },
+        "y": {"field": "b", "type": "quantitative", "title": "β along d2", "scale": {"nice": False, "zero": False}},
     }
+    colour_scale: dict[str, Any] = {"type": "log", "scheme": "viridis"}
+    if loss_domain:
+        colour_scale.update(domain=list(loss_domain), clamp=True)
     return {
-        "title": title,
+        "title": {
+            "text": title,
+            "subtitle": provenance(record) + (["colour scale shared by the landscapes on this page"] if loss_domain else []),
+        },
         "width": 320,
         "height": 320,
         "layer": [
@@ -79,8 +126,8 @@ def landscape_panel(cells: Data, isolines: Data, minima: Data, title: str = "Los
                     "color": {
                         "field": "loss",
                         "type": "quantitative",
-                        "title": "loss",
-                        "scale": {"type": "log", "scheme": "viridis"},
+                        "title": "loss (log)",
+                        "scale": colour_scale,
                     },
                     "tooltip": [
                         {"field": "a", "format": ".3g"},
@@ -127,6 +174,17 @@ def landscape_panel(cells: Data, isolines: Data, minima: Data, title: str = "Los
 MINIMUM = {"name": "minimum", "select": {"type": "point", "fields": ["point"], "on": "click"}}
 
 
-def landscape_spec(cells: Data, isolines: Data, minima: Data) -> dict[str, Any]:
-    """The heat map with isolines and minima, on its own."""
-    return chart({"params": [{**MINIMUM, "views": ["landscape_minima"]}], **landscape_panel(cells, isolines, minima)})
+def landscape_spec(
+    cells: Data,
+    isolines: Data,
+    minima: Data,
+    record: dict[str, Any] | None = None,
+    loss_domain: tuple[float, float] | None = None,
+) -> dict[str, Any]:
+    """The heat map with isolines and minima, on its own (see :func:`landscape_panel`)."""
+    return chart(
+        {
+            "params": [{**MINIMUM, "views": ["landscape_minima"]}],
+            **landscape_panel(cells, isolines, minima, record=record, loss_domain=loss_domain),
+        }
+    )

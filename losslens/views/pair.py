@@ -157,16 +157,33 @@ def layer_cka_spec(cells: Data) -> dict[str, Any]:
     )
 
 
-def fields_spec(cells: Data) -> dict[str, Any]:
-    """Five heat maps over (x, t): both predictions, both errors, and their difference."""
+def symmetric_limits(cells: Rows) -> dict[str, float]:
+    """Half-widths of the two shared symmetric colour domains of :func:`fields_spec`: ``error`` (the
+    largest |error| of either mode) and ``difference`` (the largest |u_a − u_b|)."""
+    err = [abs(r["value"]) for r in cells if r["panel"].startswith("error")]
+    diff = [abs(r["value"]) for r in cells if r["panel"] == DIFFERENCE]
+    return {"error": max(err, default=0.0), "difference": max(diff, default=0.0)}
 
-    def panel(name: str, scheme: str, symmetric: bool) -> dict[str, Any]:
-        # Both predictions share one scale, that of the exact solution sin(x − βt) ∈ [−1, 1] (clamped).
-        scale: dict[str, Any] = {"scheme": scheme}
-        if symmetric:
-            scale["domainMid"] = 0
-        else:
-            scale.update(domain=[-1, 1], clamp=True)
+
+DIFFERENCE = "u (a) − u (b)"
+
+
+def fields_spec(cells: Data, limits: dict[str, float] | None = None) -> dict[str, Any]:
+    """Five heat maps over (x, t): both predictions, both errors, and their difference.
+
+    Colour scales are shared so that panels compare: both predictions use the exact solution's range
+    [−1, 1]; both errors one symmetric domain [−m, m], m the largest |error| of either mode; the
+    difference its own symmetric domain. ``limits`` gives the half-widths (see
+    :func:`symmetric_limits`; computed from inline rows when omitted).
+    """
+    if limits is None and "values" in cells:
+        limits = symmetric_limits(cells["values"])
+
+    def domain(kind: str) -> dict[str, Any]:
+        m = (limits or {}).get(kind)
+        return {"domain": [-m, m]} if m else {"domainMid": 0}
+
+    def panel(name: str, scale: dict[str, Any]) -> dict[str, Any]:
         return {
             "title": name,
             "width": 170,
@@ -181,24 +198,32 @@ def fields_spec(cells: Data) -> dict[str, Any]:
                 "color": {
                     "field": "value",
                     "type": "quantitative",
-                    "title": name,
-                    "scale": scale,
-                    "legend": {"orient": "bottom", "gradientLength": 150},
+                    "title": {"u": "u (both)", "error": "u − u exact (both)", "difference": "u (a) − u (b)"}[scale["kind"]],
+                    "scale": {k: v for k, v in scale.items() if k != "kind"},
+                    "legend": {"orient": "bottom", "gradientLength": 150, "format": ".2~g"},
                 },
                 "tooltip": [{"field": "value", "format": ".3g"}],
             },
         }
 
-    panels = [
-        panel("u (a)", "redblue", False),
-        panel("u (b)", "redblue", False),
-        panel("error (a)", "purpleorange", True),
-        panel("error (b)", "purpleorange", True),
-        panel("u (a) − u (b)", "purplegreen", True),
-    ]
+    u = {"kind": "u", "scheme": "redblue", "domain": [-1, 1], "clamp": True}
+    err = {"kind": "error", "scheme": "purpleorange", **domain("error")}
+    diff = {"kind": "difference", "scheme": "purplegreen", **domain("difference")}
+    shared = {"resolve": {"scale": {"color": "shared", "x": "shared", "y": "shared"}}}
     return chart(
-        {"data": cells, "hconcat": panels, "resolve": {"scale": {"color": "independent"}}},
-        title="Predictions u(x, t), errors against the exact solution, and their difference",
+        {
+            "data": cells,
+            "hconcat": [
+                {"hconcat": [panel("u (a)", u), panel("u (b)", u)], **shared},
+                {"hconcat": [panel("error (a)", err), panel("error (b)", err)], **shared},
+                panel(DIFFERENCE, diff),
+            ],
+            "resolve": {"scale": {"color": "independent"}},
+        },
+        title={
+            "text": "Predictions u(x, t), errors against the exact solution, and their difference",
+            "subtitle": "the two predictions share one colour scale, the two errors one symmetric scale, the difference its own",
+        },
     )
 
 

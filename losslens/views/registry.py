@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from losslens.store import reads
+from losslens.store import chart_queries, reads
 from losslens.views import hessian, landscape, local, modes, pair, taxonomy, topology
 from losslens.views.source import Data, Rows, values
 
@@ -142,28 +142,47 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in _DATASETS}
 
 
 def _taxonomy(b: Build) -> dict[str, Any]:
-    settings = reads.settings(b.conn, b.args["experiment"])
+    e = b.args["experiment"]
+    settings = reads.settings(b.conn, e)
+    rows = taxonomy.taxonomy_rows(b.conn, e)
     return taxonomy.taxonomy_spec(
         b.data("taxonomy"),
         taxonomy.setting_keys(settings),
         selected=b.selected,
         cell_labels=len(settings) <= LABELLED_CELLS,
+        thresholds=chart_queries.taxonomy_thresholds(b.conn, e),
+        phases=sorted({r["phase"] for r in rows}),
+        mc_axis=taxonomy.mc_axis_of([r["mc"] for r in rows]),
     )
 
 
 def _modes(b: Build) -> dict[str, Any]:
-    return modes.modes_spec(b.data("modes"), b.data("links"), b.data("glyphs"), selected=b.selected, pair_href=b.links.pair)
+    s = b.args["setting"]
+    return modes.modes_spec(
+        b.data("modes"),
+        b.data("links"),
+        b.data("glyphs"),
+        selected=b.selected,
+        pair_href=b.links.pair,
+        layout=modes.mds_layout(b.conn, s),
+        scales=modes.glyph_scales(b.conn, s),
+        link_classes=sorted({r["link"] for r in modes.link_rows(b.conn, s)}),
+    )
 
 
 def _local(b: Build) -> dict[str, Any]:
-    return local.local_spec(*(b.data(n) for n in VIEWS["local"].datasets))
+    return local.local_spec(*(b.data(n) for n in VIEWS["local"].datasets), facts=local.local_facts(b.conn, b.args["checkpoint"]))
+
+
+def _facts(b: Build) -> dict[str, Any]:
+    return local.local_facts(b.conn, b.args["checkpoint"])
 
 
 def _predictions(b: Build) -> dict[str, Any]:
     a, bb = b.args["a"], b.args["b"]
     if pair.confusion_rows(b.conn, a, bb):
         return pair.confusion_spec(b.data("confusion"), pair.disagreement(b.conn, a, bb))
-    return pair.fields_spec(b.data("fields"))
+    return pair.fields_spec(b.data("fields"), pair.symmetric_limits(pair.field_rows(b.conn, a, bb)))
 
 
 _VIEWS = [
@@ -176,7 +195,7 @@ _VIEWS = [
         ("landscape", "topology", "hessian"),
         ("landscape", "isolines", "minima", "tree_nodes", "tree_segments", "persistence", "spectrum", "esd"),
         _local,
-        panels=("landscape", "merge-tree", "persistence", "hessian"),
+        panels=("landscape", "merge-tree", "persistence", "barcode", "hessian"),
     ),
     View(
         "landscape",
@@ -184,7 +203,9 @@ _VIEWS = [
         "Loss landscape",
         ("landscape", "topology"),
         ("landscape", "isolines", "minima"),
-        lambda b: landscape.landscape_spec(b.data("landscape"), b.data("isolines"), b.data("minima")),
+        lambda b: landscape.landscape_spec(
+            b.data("landscape"), b.data("isolines"), b.data("minima"), record=_facts(b)["landscape"]
+        ),
         page=False,
     ),
     View(
@@ -193,7 +214,9 @@ _VIEWS = [
         "Merge tree",
         ("topology",),
         ("tree_nodes", "tree_segments"),
-        lambda b: topology.merge_tree_spec(b.data("tree_nodes"), b.data("tree_segments")),
+        lambda b: topology.merge_tree_spec(
+            b.data("tree_nodes"), b.data("tree_segments"), _facts(b)["topology"], _facts(b)["kinds"]
+        ),
         page=False,
     ),
     View(
@@ -202,7 +225,16 @@ _VIEWS = [
         "Persistence diagram",
         ("topology",),
         ("persistence",),
-        lambda b: topology.persistence_spec(b.data("persistence")),
+        lambda b: topology.persistence_spec(b.data("persistence"), _facts(b)["topology"], _facts(b)["dims"]),
+        page=False,
+    ),
+    View(
+        "barcode",
+        "checkpoint",
+        "Persistence barcode",
+        ("topology",),
+        ("persistence",),
+        lambda b: topology.barcode_spec(b.data("persistence"), _facts(b)["topology"], _facts(b)["dims"]),
         page=False,
     ),
     View(
@@ -211,7 +243,7 @@ _VIEWS = [
         "Hessian spectrum",
         ("hessian",),
         ("spectrum", "esd"),
-        lambda b: hessian.hessian_spec(b.data("spectrum"), b.data("esd")),
+        lambda b: hessian.hessian_spec(b.data("spectrum"), b.data("esd"), _facts(b)["hessian"]),
         page=False,
     ),
     View("curve", "pair", "Curve profile", ("connectivity",), ("curve",), lambda b: pair.curve_spec(b.data("curve"))),

@@ -8,12 +8,13 @@ hyperparameter grid of the sweep (Yang et al.'s phase diagrams), coloured the sa
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from typing import Any
 
 from losslens.store import reads
 from losslens.views.source import Data, Rows, finite
-from losslens.views.spec import PHASE_SCALE, chart
+from losslens.views.spec import PHASE_SCALE, chart, present, subset
 
 
 def experiments(conn: sqlite3.Connection) -> Rows:
@@ -62,70 +63,213 @@ TOOLTIP = [
 ]
 
 
-def _colour() -> dict[str, Any]:
-    scale = {"domain": PHASE_SCALE["domain"] + ["unknown"], "range": PHASE_SCALE["range"] + ["#bbbbbb"]}
-    return {"field": "phase", "type": "nominal", "scale": scale, "title": "phase"}
+PHASE_TEXT = {
+    "I": "I — sharp and poorly connected (mc < 0): barriers between seeds",
+    "II": "II — sharp, well connected",
+    "III": "III — flat, poorly connected",
+    "IV-A": "IV-A — flat, well connected, low CKA (seeds differ in function)",
+    "IV-B": "IV-B — flat, well connected, high CKA: the phase with the best test accuracy (Yang et al.)",
+    "unknown": "unknown — an input metric (mc, sharpness or CKA) is missing",
+}
+MEASURES = {"log_top_eigenvalue": "log top Hessian eigenvalue", "log_trace": "log Hessian trace"}
+
+
+def _contrast_text(background: str) -> str:
+    """Black or white, whichever has the higher WCAG contrast on ``background`` (#rrggbb)."""
+    channels = [int(background[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    lum = sum(
+        w * (c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4)
+        for w, c in zip((0.2126, 0.7152, 0.0722), channels, strict=True)
+    )
+    return "#000000" if (lum + 0.05) / 0.05 >= 1.05 / (lum + 0.05) else "#ffffff"
+
+
+ALL_PHASES = {"domain": PHASE_SCALE["domain"] + ["unknown"], "range": PHASE_SCALE["range"] + ["#bbbbbb"]}
+# Phase text in a grid cell: black or white, whichever reads better on the cell's phase colour.
+TEXT_COLOUR = {p: _contrast_text(c) for p, c in zip(ALL_PHASES["domain"], ALL_PHASES["range"], strict=True)}
+
+
+def _colour(phases: list[str]) -> dict[str, Any]:
+    return {"field": "phase", "type": "nominal", "scale": subset(ALL_PHASES, phases), "title": "phase"}
+
+
+def mc_axis_of(mcs: list[float | None]) -> dict[str, Any]:
+    """The symlog mc axis: ``constant`` is the smallest nonzero |mc| (floored at 1e-12), so the linear zone
+    around 0 holds no setting and every sign stays readable however large the largest |mc| is; ``ticks``
+    are 0 and ±1, 2, 5 × 10^k from that constant to the largest |mc|."""
+    nonzero = [abs(v) for v in mcs if v is not None and v != 0]
+    if not nonzero:
+        return {"constant": 1.0, "ticks": None}
+    lo, hi = max(min(nonzero), 1e-12), max(nonzero)
+    signs = [s for s in (-1, 1) if any(v is not None and v * s > 0 for v in mcs)]
+    ticks = [0.0]
+    for k in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1):
+        for m in (1, 2, 5):
+            t = m * 10.0**k
+            if lo / 2 <= t <= hi * 1.5:
+                ticks += [s * t for s in signs]
+    return {"constant": lo, "ticks": sorted(ticks)}
+
+
+def explanation(thresholds: dict[str, Any], phases: list[str]) -> list[str]:
+    """Lines that explain the phases shown and the thresholds behind them (see ``taxonomy.rules``)."""
+    lines = [PHASE_TEXT[p] for p in ALL_PHASES["domain"] if p in phases]
+    sharp = thresholds.get("sharpness", {})
+    cka = thresholds.get("cka", {})
+    mc = thresholds.get("mc", {})
+    eps = mc.get("epsilon") or 0.0
+    lines.append(
+        f"Well connected: mc ≥ {-eps if eps else 0:g} (a fixed threshold). Sharp and high CKA are relative to the settings compared: "
+        + (
+            f"sharp when {MEASURES.get(sharp.get('measure'), 'sharpness')} > {sharp['value']:.3g} ({sharp.get('source')}), "
+            if sharp.get("value") is not None
+            else "no sharpness threshold yet, "
+        )
+        + (
+            f"high CKA when ≥ {cka['value']:.3g} ({cka.get('source')})."
+            if cka.get("value") is not None
+            else "no CKA threshold yet."
+        )
+    )
+    return lines
 
 
 def taxonomy_spec(
-    data: Data, keys: list[str] | None = None, selected: str | None = None, cell_labels: bool = True
+    data: Data,
+    keys: list[str] | None = None,
+    selected: str | None = None,
+    cell_labels: bool = True,
+    thresholds: dict[str, Any] | None = None,
+    phases: list[str] | None = None,
+    mc_axis: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Phase plot and hyperparameter grid of one experiment's settings, linked on ``setting_id``.
+    """Phase plot, CKA plot and hyperparameter grid of one experiment's settings, linked on ``setting_id``.
 
+    The phase plot is sharpness (the taxonomy's measure) against mc on a symlog axis (``mc_axis``:
+    constant and ticks, see :func:`mc_axis_of`; from inline rows when omitted), with the mc = 0 line and the sharpness threshold drawn;
+    beside it CKA against mc with the CKA threshold: the lines cut the plots into the phases' quadrants.
+    Points carry their setting's label, and a text below explains each phase shown and the relative
+    thresholds (``thresholds``: the taxonomy run's, see :func:`losslens.store.chart_queries.taxonomy_thresholds`).
     ``keys`` names the grid's axes (the sweep's first two keys); ``selected`` pre-selects a setting;
-    ``cell_labels`` writes the phase in each grid cell (too many marks for large sweeps).
+    ``cell_labels`` writes the phase in each grid cell (too many marks for large sweeps). ``phases``:
+    the phases present (legend entries); read from inline rows when omitted.
     """
     keys = keys or []
-    param: dict[str, Any] = {**SELECTION, "views": ["phase_points", "grid_cells"]}
+    thresholds = thresholds or {}
+    rows = data.get("values")
+    phases = present(data, "phase", ALL_PHASES["domain"], phases)
+    if mc_axis is None:
+        mc_axis = mc_axis_of([r.get("mc") for r in rows] if rows else [])
+    measure = thresholds.get("sharpness", {}).get("measure") or "log_top_eigenvalue"
+    param: dict[str, Any] = {**SELECTION, "views": ["phase_points", "cka_points", "grid_cells"]}
     if selected:
         param["value"] = [{"setting_id": selected}]
     selected_stroke = {"condition": {"param": "setting", "empty": False, "value": 3}, "value": 0.5}
-    phase_plot = {
-        "name": "phase_plot",
-        "title": "Phase plot",
-        "width": 360,
-        "height": 300,
-        "layer": [
+    mc_y = {
+        "field": "mc",
+        "type": "quantitative",
+        "title": "mode connectivity mc (symlog; well ↑ / poor ↓)",
+        "scale": {"type": "symlog", "constant": mc_axis["constant"], "padding": 14},
+        "axis": {"format": ".2~g", **({"values": mc_axis["ticks"]} if mc_axis.get("ticks") else {})},
+    }
+
+    def rule(channel: str, value: float | None, label: str) -> list[dict[str, Any]]:
+        if value is None:
+            return []
+        return [
             {
-                "mark": {"type": "rule", "strokeDash": [4, 4], "color": "#888"},
-                "data": {"values": [{"mc": 0}]},
-                "encoding": {"y": {"field": "mc", "type": "quantitative"}},
+                "data": {"values": [{"v": value, "label": label}]},
+                "mark": {"type": "rule", "strokeDash": [4, 4], "color": "#555"},
+                "encoding": {channel: {"field": "v", "type": "quantitative"}},
             },
             {
-                "name": "phase_points",
+                "data": {"values": [{"v": value, "label": label}]},
+                "mark": {"type": "text", "align": "left", "dx": 3, "dy": -4, "color": "#555", "fontSize": 10}
+                | ({"y": 0, "baseline": "top", "dy": 2} if channel == "x" else {"x": 0, "baseline": "bottom"}),
+                "encoding": {channel: {"field": "v", "type": "quantitative"}, "text": {"field": "label"}},
+            },
+        ]
+
+    def points(name: str, x: dict[str, Any]) -> list[dict[str, Any]]:
+        valid = {"filter": f"isValid(datum.mc) && isValid(datum.{x['field']})"}
+        return [
+            {
+                "name": name,
                 "mark": {"type": "point", "filled": True, "size": 110, "stroke": "black", "cursor": "pointer"},
-                "transform": [{"filter": "isValid(datum.mc) && isValid(datum.log_top_eigenvalue)"}],
+                "transform": [valid],
                 "encoding": {
-                    "x": {
-                        "field": "log_top_eigenvalue",
-                        "type": "quantitative",
-                        "title": "log top Hessian eigenvalue (sharper →)",
-                        "scale": {"zero": False},
-                    },
-                    "y": {"field": "mc", "type": "quantitative", "title": "mode connectivity mc (well ↑ / poor ↓)"},
-                    "color": _colour(),
+                    "x": x,
+                    "y": mc_y,
+                    "color": _colour(phases),
                     "strokeWidth": selected_stroke,
                     "opacity": {"condition": {"param": "setting", "value": 1}, "value": 0.35},
                     "tooltip": TOOLTIP,
                 },
             },
-        ],
+            {
+                "mark": {"type": "text", "dy": -11, "fontSize": 10, "aria": False},
+                "transform": [valid],
+                "encoding": {"x": x, "y": mc_y, "text": {"field": "label"}},
+            },
+        ]
+
+    sharp_value = thresholds.get("sharpness", {}).get("value")
+    cka_value = thresholds.get("cka", {}).get("value")
+    phase_plot = {
+        "name": "phase_plot",
+        "title": {"text": "Phase plot", "subtitle": "the dashed lines are the taxonomy's thresholds"},
+        "width": 340,
+        "height": 300,
+        "layer": rule("y", 0.0, "mc = 0")
+        + rule("x", sharp_value, "sharp →")
+        + points(
+            "phase_points",
+            {
+                "field": measure,
+                "type": "quantitative",
+                "title": f"{MEASURES.get(measure, measure)} (sharper →)",
+                "scale": {"zero": False, "padding": 20},
+            },
+        ),
+    }
+    cka_plot = {
+        "name": "cka_plot",
+        "title": {"text": "CKA splits phase IV", "subtitle": "similarity of the seeds' outputs"},
+        "width": 220,
+        "height": 300,
+        "layer": rule("y", 0.0, "mc = 0")
+        + rule("x", cka_value, "high CKA →")
+        + points(
+            "cka_points",
+            {
+                "field": "cka",
+                "type": "quantitative",
+                "title": "CKA (mean over seed pairs)",
+                "scale": {"zero": False, "padding": 20},
+            },
+        ),
     }
     grid = {
         "name": "grid",
         "title": "Settings",
-        "width": {"step": 34},
+        "width": {"step": 40},
         "height": {"step": 34},
         "encoding": {
-            "x": {"field": "gx", "type": "ordinal", "title": keys[0] if keys else "setting"},
-            "y": {"field": "gy", "type": "ordinal", "title": keys[1] if len(keys) > 1 else None, "sort": "descending"},
+            "x": {"field": "gx", "type": "ordinal", "title": keys[0] if keys else "setting", "axis": {"grid": False}},
+            "y": {
+                "field": "gy",
+                "type": "ordinal",
+                "title": keys[1] if len(keys) > 1 else None,
+                "sort": "descending",
+                "axis": {"grid": False},
+            },
         },
         "layer": [
             {
                 "name": "grid_cells",
                 "mark": {"type": "rect", "stroke": "black", "cursor": "pointer"},
                 "encoding": {
-                    "color": _colour(),
+                    "color": _colour(phases),
                     "strokeWidth": selected_stroke,
                     "opacity": {"condition": {"param": "setting", "value": 1}, "value": 0.35},
                     "tooltip": TOOLTIP,
@@ -133,11 +277,33 @@ def taxonomy_spec(
             },
         ]
         + (
-            [{"mark": {"type": "text", "fontSize": 10, "color": "white"}, "encoding": {"text": {"field": "phase"}}}]
+            [
+                {
+                    "mark": {"type": "text", "fontSize": 11, "fontWeight": "bold", "aria": False},
+                    "encoding": {
+                        "text": {"field": "phase"},
+                        "color": {"field": "text_colour", "type": "nominal", "scale": None},
+                    },
+                    "transform": [{"calculate": f"{json.dumps(TEXT_COLOUR)}[datum.phase]", "as": "text_colour"}],
+                }
+            ]
             if cell_labels
             else []
         ),
     }
+    notes = {
+        "data": {"values": [{"line": line, "i": i} for i, line in enumerate(explanation(thresholds, phases))]},
+        "width": 600,
+        "height": {"step": 16},
+        "mark": {"type": "text", "align": "left", "x": 0, "fontSize": 11, "color": "#333"},
+        "encoding": {"y": {"field": "i", "type": "ordinal", "axis": None}, "text": {"field": "line"}},
+        "view": {"stroke": None},
+    }
     return chart(
-        {"data": data, "params": [param], "hconcat": [phase_plot, grid]}, title="Global: settings in the loss-landscape taxonomy"
+        {
+            "data": data,
+            "params": [param],
+            "vconcat": [{"hconcat": [phase_plot, cka_plot, grid]}, notes],
+        },
+        title="Global: settings in the loss-landscape taxonomy",
     )
