@@ -15,7 +15,8 @@ from losslens.export.chart import FORMATS
 from losslens.views.registry import VIEWS
 
 export_app = typer.Typer(
-    help="Static exports: one chart, every view of an experiment, the offline viewer, or a landscape grid for ParaView.", no_args_is_help=True
+    help="Static exports: one chart, every view of an experiment, the offline viewer, or a landscape grid for ParaView.",
+    no_args_is_help=True,
 )
 app.add_typer(export_app, name="export")
 

@@ -57,7 +57,7 @@ def spectrum_panel(eigenvalues: Data, summary: dict[str, Any] | None = None, whi
                 "field": "k",
                 "type": "ordinal",
                 "title": "eigenvalue (λ1 largest; λ−1 most negative)",
-                "sort": {"field": "order"},
+                "sort": {"field": "order", "op": "min"},
             },
             "y": {
                 "field": "value",
