@@ -45,7 +45,10 @@ COMMANDS: dict[str, Entry] = {
         "Settings with training loss/error, Hessian sharpness, mc, CKA and their phase (run `compute taxonomy` first).",
     ),
     "report": Entry("losslens.cli.demo_cmd", "Reports generated from real runs."),
-    "export": Entry("losslens.cli.export_cmd", "Static exports: one chart, every view of an experiment, or the offline viewer."),
+    "export": Entry(
+        "losslens.cli.export_cmd",
+        "Static exports: one chart, every view of an experiment, the offline viewer, or a landscape grid for ParaView.",
+    ),
     "train": Entry(
         "losslens.cli.train_cmd", "Train the case-study models into checkpoints, sidecars and a ready experiment spec."
     ),
