@@ -87,7 +87,7 @@ class PathEvaluator:
 
     @property
     def quantity(self) -> str:
-        """mc is on training error (%) for classifiers and on the loss for the PINN (Yang et al.)."""
+        """mc is on training error (%) for classifiers (Yang et al.), on the loss for the PINN and for language models."""
         return "error" if self.problem.kind == "classifier" else "loss"
 
     def train_loss(self, params: Params, batch: Any) -> torch.Tensor:
@@ -104,9 +104,9 @@ class PathEvaluator:
 
     @torch.no_grad()
     def evaluate(self, params: Params) -> tuple[float, float]:
-        """(training loss, error) at θ: error fraction for classifiers, eval rel. L2 for the PINN."""
+        """(training loss, error) at θ: error fraction for classifiers and LMs (top-1 next token), eval rel. L2 for the PINN."""
         state = {**params, **self.buffers_at(params)}
-        if self.problem.kind == "classifier":
+        if hasattr(self.problem, "loss_and_error"):
             return self.problem.loss_and_error(
                 self.subject.model, state, "train", batch_size=self.params.batch_size, limit=self.params.eval_batches
             )

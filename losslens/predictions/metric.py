@@ -3,7 +3,11 @@
 The pair view compares two modes by what they predict (LossLens): for the PINN both fields,
 their errors against the exact solution and their difference; for classifiers both confusion
 matrices and the rate at which the two disagree on test examples, stored by the pair metric
-``disagreement`` (each example's predicted label is kept as an artifact too).
+``disagreement`` (each example's predicted label is kept as an artifact too). For language models a
+confusion matrix over the vocabulary is not useful; their predictions are the top-1 next token at
+every position of each split (``{split}_labels``, int32, sequences × (seq_len − 1)), so the
+disagreement of two LMs is the fraction of positions where they predict different next tokens, plus
+the per-token loss of the test split (``test_token_loss``, float32, same shape).
 """
 
 from __future__ import annotations
@@ -75,12 +79,42 @@ def _classifier(subject, result: Result) -> None:
         result.artifact(f"{split}_labels", "predicted_labels", predicted.astype(np.int16))
 
 
+@torch.no_grad()
+def _next_tokens(problem, model, state, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(true next tokens, top-1 predicted next tokens) at every position of ``split``, flattened."""
+    true, predicted = [], []
+    for ids in problem.batches(split):
+        predicted.append(problem.logits(model, state, ids)[:, :-1].argmax(-1).reshape(-1).cpu().numpy())
+        true.append(ids[:, 1:].reshape(-1).cpu().numpy())
+    return np.concatenate(true), np.concatenate(predicted)
+
+
+@torch.no_grad()
+def _language_model(subject, result: Result) -> None:
+    problem = subject.problem
+    for split in ("train", "test"):
+        if not len(problem.data[split]):
+            continue
+        labels, losses = [], []
+        for ids in problem.batches(split):
+            logits = problem.logits(subject.model, subject.state, ids)[:, :-1].float()
+            labels.append(logits.argmax(-1).to(torch.int32).cpu().numpy())
+            if split == "test":
+                nll = -torch.log_softmax(logits, -1).gather(-1, ids[:, 1:, None])[..., 0]
+                losses.append(nll.cpu().numpy().astype(np.float32))
+        result.artifact(f"{split}_labels", "predicted_labels", np.concatenate(labels))
+        if losses:
+            result.artifact("test_token_loss", "token_loss", np.concatenate(losses))
+
+
 @register("predictions", scope="checkpoint", params=PredictionsParams, tables=("prediction_fields", "confusion_matrices"))
 def predictions(ctx, params: PredictionsParams) -> Result:
-    """PINN u(x, t) on the evaluation grid (artifact) or classifier confusion matrices, for the pair view."""
+    """PINN u(x, t) on the evaluation grid, classifier confusion matrices, or LM next-token predictions, for the pair view."""
     subject = ctx.subject()
     result = Result()
-    if subject.problem.kind == "pinn":
+    if subject.problem.kind == "causal_lm":
+        _language_model(subject, result)
+    elif subject.problem.kind == "pinn":
         _pinn(subject, result)
     elif subject.problem.kind == "classifier":
         _classifier(subject, result)
@@ -99,18 +133,19 @@ class DisagreementParams:
 
 @register("disagreement", scope="pair", params=DisagreementParams, tables=("pair_metrics",))
 def disagreement(ctx, params: DisagreementParams) -> Result:
-    """Fraction of examples on which two classifiers predict different labels (a stored pair metric for the pair view)."""
+    """Fraction of examples (LMs: token positions) on which two models predict different labels (next tokens)."""
     sha_a, sha_b = ctx.shas
     a, b = ctx.subject(sha_a), ctx.subject(sha_b)
     for s in (a, b):
-        if s.problem.kind != "classifier":
+        if s.problem.kind not in ("classifier", "causal_lm"):
             raise LossLensError(
-                "disagreement compares predicted labels, so it needs a classifier",
+                "disagreement compares predicted labels, so it needs a classifier or a language model",
                 where=s.name,
                 hint="for PINNs the pair view shows both u-fields and their difference (losslens compute predictions)",
             )
-    true_a, pred_a = _labels(a.problem, a.model, a.state, params.split)
-    true_b, pred_b = _labels(b.problem, b.model, b.state, params.split)
+    labels = _next_tokens if a.problem.kind == "causal_lm" else _labels
+    true_a, pred_a = labels(a.problem, a.model, a.state, params.split)
+    true_b, pred_b = labels(b.problem, b.model, b.state, params.split)
     if not np.array_equal(true_a, true_b):
         raise LossLensError("the two checkpoints' problems have different examples", where=f"{a.name} and {b.name}")
     result = Result()

@@ -1,4 +1,12 @@
-"""What CKA compares: a fixed input set, the model's outputs on it, and layer outputs via forward hooks."""
+"""What CKA compares: a fixed input set, the model's outputs on it, and layer outputs via forward hooks.
+
+Causal language models (problems with ``hidden_states``, i.e. :class:`~losslens.problems.causal_lm.CausalLMProblem`)
+are compared on their residual stream instead: the input set is the first ``n`` training sequences,
+every token position is one example (``n × seq_len`` rows), the model-level representation is the
+final hidden state (after the final LayerNorm), and the layers are ``hidden.0`` (the embedding
+output) … ``hidden.L`` (transformers' ``output_hidden_states``: ``hidden.i`` is the residual stream
+after block i; the last has the final LayerNorm applied).
+"""
 
 from __future__ import annotations
 
@@ -17,32 +25,63 @@ def input_set(subject: Subject, n: int, alpha: float, seed: int) -> tuple[torch.
     """The inputs and their record: mixup blends of training images for classifiers (Yang et al. 2021), with
     rows (i, j, λ); the evaluation grid for the PINN, with rows (x, t)."""
     problem = subject.problem
+    if is_language_model(subject):
+        ids = problem.cka_inputs(n)
+        return ids, ids.detach().cpu()
     if problem.kind == "classifier":
         return problem.mixup_inputs(n, alpha, seed)
     return problem.grid, problem.grid.detach().to(torch.float64)
 
 
+def is_language_model(subject: Subject) -> bool:
+    """Whether the problem exposes a residual stream (``hidden_states``) and a token input set."""
+    return hasattr(subject.problem, "hidden_states") and hasattr(subject.problem, "cka_inputs")
+
+
 def output_name(subject: Subject) -> str:
+    if is_language_model(subject):
+        return "final_hidden"
     return "softmax" if subject.problem.kind == "classifier" else "u"
 
 
 @torch.no_grad()
+def hidden_states(subject: Subject, ids: torch.Tensor, batch_size: int = 8) -> list[torch.Tensor]:
+    """The residual stream on token ids (n, L), one (n·L, hidden) matrix per ``hidden.i``, computed in batches."""
+    parts: list[list[torch.Tensor]] = []
+    for start in range(0, len(ids), batch_size):
+        states = subject.problem.hidden_states(subject.model, subject.state, ids[start : start + batch_size])
+        parts.append([h.reshape(-1, h.shape[-1]).float() for h in states])
+    return [torch.cat(layer) for layer in zip(*parts, strict=True)]
+
+
+@torch.no_grad()
 def model_outputs(subject: Subject, x: torch.Tensor) -> torch.Tensor:
-    """Softmax probabilities (classifiers) or predicted u (PINN) on the input set."""
+    """Softmax probabilities (classifiers), predicted u (PINN) or final hidden states (LMs) on the input set."""
+    if is_language_model(subject):
+        return hidden_states(subject, x)[-1]
     if subject.problem.kind == "classifier":
         return subject.problem.probabilities(subject.model, subject.state, x)
     return functional_call(subject.model, subject.state, (x,))
 
 
-def default_layers(model: nn.Module) -> list[str]:
-    """Every convolution and linear layer, in registration order."""
-    return [name for name, m in model.named_modules() if isinstance(m, LAYER_TYPES)]
+def default_layers(subject: Subject) -> list[str]:
+    """Every convolution and linear layer, in registration order; for LMs every ``hidden.i`` of the residual stream."""
+    if is_language_model(subject):
+        return [f"hidden.{i}" for i in range(subject.model.config.num_hidden_layers + 1)]
+    return [name for name, m in subject.model.named_modules() if isinstance(m, LAYER_TYPES)]
 
 
 @torch.no_grad()
 def layer_outputs(subject: Subject, x: torch.Tensor, layers: list[str], batch_size: int = 512) -> dict[str, torch.Tensor]:
     """Each named layer's output on ``x``, flattened per example, captured by forward hooks on a private copy
-    of the model (the subject's model gets no hooks)."""
+    of the model (the subject's model gets no hooks). LMs: the named ``hidden.i`` of the residual stream."""
+    if is_language_model(subject):
+        states = hidden_states(subject, x)
+        index = {f"hidden.{i}": h for i, h in enumerate(states)}
+        missing = [name for name in layers if name not in index]
+        if missing:
+            raise KeyError(", ".join(missing))
+        return {name: index[name] for name in layers}
     twin = copy.deepcopy(subject.model).eval()
     modules = dict(twin.named_modules())
     missing = [name for name in layers if name not in modules]

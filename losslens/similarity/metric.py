@@ -13,7 +13,14 @@ import numpy as np
 from losslens.errors import LossLensError
 from losslens.metrics.registry import Result, register
 from losslens.similarity.cka import Representation, cka
-from losslens.similarity.features import default_layers, input_set, layer_outputs, model_outputs, output_name
+from losslens.similarity.features import (
+    default_layers,
+    input_set,
+    is_language_model,
+    layer_outputs,
+    model_outputs,
+    output_name,
+)
 from losslens.similarity.mds import classical_mds
 from losslens.store.ids import params_hash
 
@@ -28,7 +35,11 @@ class CKAParams:
         },
     )
     inputs: int = field(
-        default=768, metadata={"help": "Classifiers: how many mixup training inputs (the PINN uses its evaluation grid)."}
+        default=768,
+        metadata={
+            "help": "Classifiers: how many mixup training inputs; LMs: how many training sequences, every token one "
+            "example (the PINN uses its evaluation grid)."
+        },
     )
     mixup_alpha: float = field(default=16.0, metadata={"help": "Classifiers: mixup λ ~ Beta(α, α)."})
     input_seed: int = field(default=0, metadata={"help": "Seed of the mixup input set."})
@@ -45,7 +56,7 @@ def _finite(value: float) -> float | None:
 
 @register("cka", scope="pair", params=CKAParams, tables=("pair_metrics", "layer_cka"))
 def cka_metric(ctx, params: CKAParams) -> Result:
-    """Linear CKA between two models' outputs (softmax or PINN u) on a fixed input set, and layer by layer."""
+    """Linear CKA between two models' outputs (softmax, PINN u, LM final hidden states) on fixed inputs, and layer by layer."""
     sha_a, sha_b = ctx.shas
     a, b = ctx.subject(sha_a), ctx.subject(sha_b)
     if a.problem.kind != b.problem.kind:
@@ -73,8 +84,8 @@ def cka_metric(ctx, params: CKAParams) -> Result:
 
 def layer_matrix(a, b, x, layers: list[str], debiased: bool) -> list[dict[str, Any]]:
     """CKA between every named layer of model a and every named layer of model b on inputs ``x``."""
-    names_a = layers or default_layers(a.model)
-    names_b = layers or default_layers(b.model)
+    names_a = layers or default_layers(a)
+    names_b = layers or default_layers(b)
     try:
         feats_a = {k: Representation(v) for k, v in layer_outputs(a, x, names_a).items()}
         feats_b = {k: Representation(v) for k, v in layer_outputs(b, x, names_b).items()}
@@ -82,7 +93,7 @@ def layer_matrix(a, b, x, layers: list[str], debiased: bool) -> list[dict[str, A
         raise LossLensError(
             f"no layer named {exc.args[0]}",
             where="cka --layers",
-            hint=f"layers of {a.name}: {', '.join(n for n, _ in a.model.named_modules() if n)}",
+            hint=f"layers of {a.name}: {', '.join(default_layers(a) if is_language_model(a) else (n for n, _ in a.model.named_modules() if n))}",
         ) from None
     return [
         {
