@@ -23,8 +23,9 @@ from losslens.checkpoints import (
 )
 from losslens.checkpoints.safe_load import resolve_globals
 from losslens.errors import LossLensError
+from losslens.models.hf import clean_config as architecture_config
 from losslens.numerics import all_finite
-from losslens.spec import ExperimentSpec, FactorySpec, load_spec
+from losslens.spec import ExperimentSpec, FactorySpec, factory_parameters, load_spec
 from losslens.store import content_id, open_catalog
 from losslens.store.catalog import Catalog, utcnow
 from losslens.store.ids import canonical_json
@@ -112,6 +113,10 @@ class _Ingester:
             spec.build(where)
             self._problems.add(key)
 
+    def _takes_config(self) -> bool:
+        accepted = factory_parameters(self.spec.model.resolve(f"{self.spec.path}: model.factory"))
+        return accepted is not None and "config" in accepted
+
     def prepare(self, path: Path) -> _Prepared:
         where = str(path)
         ckpt = read_checkpoint(path, allow_globals=self.allow_globals, ema=self.spec.ema)
@@ -119,6 +124,10 @@ class _Ingester:
         meta = jsonable(ckpt.meta, "meta", notes)
         hparams, seed, step, name = checkpoint_metadata(meta, self.spec.hparams)
         model_spec = self.spec.model.with_overrides(hparams, f"{self.spec.path}: model.factory")
+        if ckpt.layout == "huggingface" and "config" not in self.spec.model.kwargs and self._takes_config():
+            # A factory with a ``config`` parameter (hf_causal_lm) is built from the folder's own config.json.
+            config = architecture_config(meta["config"], where)
+            model_spec = model_spec.with_overrides({"config": config}, f"{self.spec.path}: model.factory")
         problem_spec = self.spec.problem.with_overrides(hparams, f"{self.spec.path}: problem.factory")
         model = self._model(model_spec, f"{self.spec.path}: [model]")
         self._check_problem(problem_spec, f"{self.spec.path}: [problem]")

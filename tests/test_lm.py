@@ -182,3 +182,161 @@ def test_vocabulary_mismatch_refused(lm_folder, tmp_path):
     model = our_model(lm_folder)
     with pytest.raises(LossLensError, match="outside the model's vocabulary of 48"):
         problem.loss(model, dict(model.named_parameters()), next(problem.batches()))
+
+
+# ---------------------------------------------------------------------------------------------
+# Through the catalog: ingest of Hugging Face folders, then the metrics.
+
+
+def lm_sweep(root: Path, seeds=(0, 1), steps=(10, 20), **folder_kwargs) -> Path:
+    """Folders root/run/seed<S>/step<T> (random weights per seed and step) and a spec naming them by glob."""
+    for seed in seeds:
+        for step in steps:
+            make_folder(root / "run" / f"seed{seed}" / f"step{step}", seed=100 * seed + step, **folder_kwargs)
+    text = root / "run" / f"seed{seeds[0]}" / "text.txt"
+    spec = root / "lm.toml"
+    spec.write_text(
+        'name = "tiny-lm"\n\n[model]\nfactory = "hf_causal_lm"\n\n[problem]\nfactory = "causal_lm"\n'
+        f'kwargs = {{ text = "{text}", tokenizer = "{root / "run" / f"seed{seeds[0]}" / f"step{steps[0]}"}", '
+        "seq_len = 16, batch_size = 4 }\n\n"
+        '[checkpoints]\npaths = ["run/seed*/step*"]\n'
+    )
+    return spec
+
+
+@pytest.fixture(scope="module")
+def lm_catalog(tmp_path_factory) -> tuple[Path, Path]:
+    from losslens.ingest import ingest
+
+    root = tmp_path_factory.mktemp("sweep")
+    spec = lm_sweep(root)
+    db = root / "catalog" / "losslens.db"
+    report = ingest(spec, db)
+    assert report.count("added") == 4, [o.error for o in report.outcomes]
+    return db, root
+
+
+def test_ingest_reads_seed_step_and_config_from_the_folders(lm_catalog):
+    """A sweep of folders is one spec: seed and step from the folder names, one model record per architecture,
+    parameters counted once, and the architecture rebuilt from the catalog alone."""
+    from losslens.store.catalog import open_catalog
+
+    db, root = lm_catalog
+    with open_catalog(db, readonly=True) as cat:
+        rows = cat.query(
+            "SELECT c.seed, c.step, c.n_params, c.model_id, m.architecture_json FROM checkpoints c JOIN models m ON m.id = c.model_id ORDER BY c.seed, c.step"
+        )
+    assert [(r["seed"], r["step"]) for r in rows] == [(0, 10), (0, 20), (1, 10), (1, 20)]
+    assert len({r["model_id"] for r in rows}) == 1
+    arch = json.loads(rows[0]["architecture_json"])
+    assert arch["kwargs"]["config"] == read_config(root / "run" / "seed0" / "step10")
+    ref = reference_model(root / "run" / "seed0" / "step10")
+    assert rows[0]["n_params"] == sum(p.numel() for p in ref.parameters())
+
+
+def test_metrics_on_ingested_lm_match_transformers(lm_catalog):
+    """Oracles: transformers' from_pretrained loss and perplexity on the same sequences; a landscape's centre is
+    the loss at θ; the Hessian's top eigenvalue over a --params block equals the dense Hessian's
+    (torch.autograd.functional.hessian) of that block."""
+    from losslens.jobs import compute
+    from losslens.jobs.context import CHECKPOINT_SQL, load_subject
+    from losslens.store.catalog import open_catalog
+
+    db, root = lm_catalog
+    opts = [
+        ("k", "1"),
+        ("params", "layers.1.attention.dense.*"),
+        ("trace-probes", "0"),
+        ("no-esd", None),
+        ("steps", "5"),
+        ("landscape.batches", "1"),
+    ]
+    report = compute(["performance", "hessian", "landscape"], opts, catalog_path=db, device="cpu")
+    assert report.failed == 0, [m.failures for m in report.metrics]
+    with open_catalog(db, readonly=True) as cat:
+        record = cat.one(CHECKPOINT_SQL + " WHERE c.seed = 1 AND c.step = 20")
+        sha = record["sha256"]
+        perf = {
+            (r["split"], r["name"]): r["value"]
+            for r in cat.query("SELECT split, name, value FROM performance WHERE checkpoint=?", (sha,))
+        }
+        top = cat.one("SELECT value FROM hessian_eigenvalues WHERE checkpoint=? AND rank=0", (sha,))["value"]
+        summary = cat.one("SELECT n_params FROM hessian_summaries WHERE checkpoint=?", (sha,))
+        centre = cat.one("SELECT centre_loss FROM landscapes WHERE checkpoint=?", (sha,))["centre_loss"]
+    folder = root / "run" / "seed1" / "step20"
+    ref = reference_model(folder)
+    problem = causal_lm(
+        text=str(root / "run" / "seed0" / "text.txt"), tokenizer=str(root / "run" / "seed0" / "step10"), seq_len=16, batch_size=4
+    )
+    for split in ("train", "test"):
+        seqs = problem.data[split]
+        with torch.no_grad():
+            loss = float(ref(seqs, labels=seqs).loss)
+        assert perf[(split, "loss")] == pytest.approx(loss, rel=1e-5)
+        assert perf[(split, "perplexity")] == pytest.approx(math.exp(loss), rel=1e-5)
+    batch = next(problem.batches("train"))
+    with torch.no_grad():
+        assert centre == pytest.approx(float(ref(batch, labels=batch).loss), rel=1e-6)
+
+    subject = load_subject(record, torch.device("cpu"))
+    names = [k for k in subject.params if "layers.1.attention.dense." in k]
+    assert summary["n_params"] == sum(subject.params[k].numel() for k in names) == 16 * 16 + 16
+    model = ref.double()
+    fixed = {k: v.double() for k, v in model.named_parameters()}
+    sizes = [fixed[k].numel() for k in names]
+
+    def block_loss(flat: torch.Tensor) -> torch.Tensor:
+        parts = dict(zip(names, (t.reshape(fixed[k].shape) for k, t in zip(names, flat.split(sizes), strict=True)), strict=True))
+        out = torch.func.functional_call(model, {**fixed, **parts}, (batch,), {"labels": batch, "use_cache": False})
+        return out.loss
+
+    theta = torch.cat([fixed[k].reshape(-1) for k in names]).detach()
+    dense = torch.autograd.functional.hessian(block_loss, theta)
+    assert top == pytest.approx(float(torch.linalg.eigvalsh(dense)[-1]), rel=1e-4)
+
+
+def test_sharded_and_tied_folders_ingest(tmp_path):
+    """Sharded safetensors with an index and tied embeddings ingest; the loss equals transformers' own and a tied
+    tensor is counted once."""
+    from losslens.ingest import ingest
+    from losslens.jobs import compute
+    from losslens.store.catalog import open_catalog
+
+    spec = lm_sweep(tmp_path, seeds=(0,), steps=(5,), tie=True)
+    folder = tmp_path / "run" / "seed0" / "step5"
+    model = reference_model(folder)
+    sharded = tmp_path / "run" / "seed0" / "step6"
+    model.save_pretrained(sharded, max_shard_size="20KB")
+    assert (sharded / "model.safetensors.index.json").is_file() and len(list(sharded.glob("model-*.safetensors"))) > 1
+    db = tmp_path / "catalog" / "losslens.db"
+    report = ingest(spec, db)
+    assert report.count("added") == 2, [o.error for o in report.outcomes]
+    assert compute(["performance"], [], catalog_path=db).failed == 0
+    problem = causal_lm(text=str(tmp_path / "run" / "seed0" / "text.txt"), tokenizer=str(folder), seq_len=16)
+    seqs = problem.data["train"]
+    with torch.no_grad():
+        expected = float(model(seqs, labels=seqs).loss)
+    with open_catalog(db, readonly=True) as cat:
+        rows = cat.query(
+            "SELECT c.step, c.n_params, p.value FROM checkpoints c JOIN performance p ON p.checkpoint = c.sha256 "
+            "WHERE p.split = 'train' AND p.name = 'loss' ORDER BY c.step"
+        )
+    assert [r["step"] for r in rows] == [5, 6]
+    for r in rows:
+        assert r["value"] == pytest.approx(expected, rel=1e-5)
+        assert r["n_params"] == sum(p.numel() for p in model.parameters())  # the tied tensor once
+
+
+def test_ingest_refuses_auto_map_folder(tmp_path):
+    """A folder whose config needs remote code fails ingest in one line; the other folders still ingest."""
+    from losslens.ingest import ingest
+
+    spec = lm_sweep(tmp_path, seeds=(0, 1), steps=(1,))
+    bad = tmp_path / "run" / "seed1" / "step1" / "config.json"
+    config = json.loads(bad.read_text())
+    config["auto_map"] = {"AutoModelForCausalLM": "modeling_x.X"}
+    bad.write_text(json.dumps(config))
+    report = ingest(spec, tmp_path / "catalog" / "losslens.db")
+    assert report.count("added") == 1 and report.count("failed") == 1
+    error = next(o.error for o in report.outcomes if o.status == "failed")
+    assert "auto_map" in error and "\n" not in error

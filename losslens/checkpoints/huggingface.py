@@ -14,6 +14,7 @@ calls it for any folder holding ``config.json``.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,27 @@ def read_config(folder: Path) -> dict[str, Any]:
             hint="LossLens never runs code from checkpoints; build the model with a [model] factory you trust",
         )
     return config
+
+
+def run_position(folder: Path, config: dict[str, Any]) -> dict[str, int]:
+    """``step`` and ``seed`` of a checkpoint folder: from ``config.json`` keys of those names, else from the
+    folder's own name or its parents' (``step1000``, ``checkpoint-1000`` as saved by the transformers
+    Trainer, ``seed3``; Pythia's revisions are ``step143000``). A sidecar beside the folder overrides both."""
+    found: dict[str, int] = {}
+    patterns = {"step": r"(?:^|[-_])(?:step|checkpoint)[-_]?(\d+)$", "seed": r"(?:^|[-_])seed[-_]?(\d+)$"}
+    for key, pattern in patterns.items():
+        if isinstance(config.get(key), int):
+            found[key] = config[key]
+            continue
+        for part in (folder.resolve().name, *(p.name for p in folder.resolve().parents)):
+            for piece in re.split(r"[./]", part):
+                match = re.search(pattern, piece)
+                if match:
+                    found[key] = int(match.group(1))
+                    break
+            if key in found:
+                break
+    return found
 
 
 def _read_index(folder: Path, index_name: str) -> dict[str, str]:
@@ -97,7 +119,7 @@ def read_hf_folder(folder: Path, allow_globals: tuple[str, ...] = ()) -> Checkpo
     """
     folder = Path(folder)
     config = read_config(folder)
-    meta: dict[str, Any] = {"config": config}
+    meta: dict[str, Any] = {"config": config, **run_position(folder, config)}
     if (folder / SINGLE).is_file():
         state, fmt, meta["weights"] = read_tensors(folder / SINGLE), "safetensors", SINGLE
         meta.update({k: v for k, v in read_header(folder / SINGLE).items() if k != "format"})

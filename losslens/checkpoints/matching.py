@@ -23,6 +23,7 @@ from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
 
 from losslens.checkpoints.base import State
 from losslens.errors import LossLensError
+from losslens.models.hf import align_state_dict
 
 _HINT = "the checkpoint does not match [model] in the spec"
 
@@ -105,6 +106,7 @@ def fit_state_dict(model: nn.Module, state: State, where: str, prefix: str | Non
         outside = len(state) - sum(k.startswith(prefix) for k in state)
         state = strip_prefix(state, prefix)
         notes.append(f"prefix {prefix!r} removed" + (f"; {outside} tensors outside it dropped" if outside else ""))
+    state = align_state_dict(model, state)  # transformers' own key renames; tied parameters saved once
     check_state_dict(model, state, where)
     cast: Counter[str] = Counter()
     fitted: State = {}
