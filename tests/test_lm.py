@@ -340,3 +340,69 @@ def test_ingest_refuses_auto_map_folder(tmp_path):
     assert report.count("added") == 1 and report.count("failed") == 1
     error = next(o.error for o in report.outcomes if o.status == "failed")
     assert "auto_map" in error and "\n" not in error
+
+
+def _hsic_cka(x: np.ndarray, y: np.ndarray) -> float:
+    """Linear CKA by its definition, HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L)) with H K H, in numpy (the oracle)."""
+    n = len(x)
+    h = np.eye(n) - 1.0 / n
+    k, l_ = h @ (x @ x.T) @ h, h @ (y @ y.T) @ h
+    return float((k * l_).sum() / np.sqrt((k * k).sum() * (l_ * l_).sum()))
+
+
+def test_pair_metrics_on_ingested_lm(lm_catalog):
+    """Oracles: CKA by its HSIC definition on transformers' own hidden states (final and per layer); the straight
+    path's losses at t = 0, ½, 1 from transformers' loss at θ_a, (θ_a + θ_b)/2, θ_b; the next-token disagreement
+    from transformers' logits."""
+    from losslens.jobs import compute
+    from losslens.store.catalog import open_catalog
+
+    db, root = lm_catalog
+    opts = [("inputs", "6"), ("curve", "linear"), ("points", "3"), ("pairs", "all")]
+    report = compute(["cka", "connectivity", "disagreement", "predictions"], opts, catalog_path=db, device="cpu")
+    assert report.failed == 0, [m.failures for m in report.metrics]
+    with open_catalog(db, readonly=True) as cat:
+        rec = {(r["seed"], r["step"]): r["sha256"] for r in cat.query("SELECT sha256, seed, step FROM checkpoints")}
+        a, b = rec[(0, 10)], rec[(1, 20)]
+        pair = "((checkpoint_a=? AND checkpoint_b=?) OR (checkpoint_a=? AND checkpoint_b=?))"
+        args = (a, b, b, a)
+        cka = cat.one(f"SELECT value, quantity FROM pair_metrics WHERE metric='cka' AND {pair}", args)
+        layers = cat.query(f"SELECT checkpoint_a, layer_a, layer_b, value FROM layer_cka WHERE {pair}", args)
+        curve = cat.query(
+            "SELECT t, loss FROM curve_points WHERE curve='linear' AND checkpoint_a=? AND checkpoint_b=? ORDER BY t",
+            (a, b) if cat.one("SELECT 1 FROM curve_points WHERE checkpoint_a=?", (a,)) else (b, a),
+        )
+        swapped = cat.one("SELECT 1 FROM curve_points WHERE checkpoint_a=? AND checkpoint_b=?", (a, b)) is None
+        disagree = cat.one(f"SELECT value FROM pair_metrics WHERE metric='disagreement' AND {pair}", args)["value"]
+    folders = {a: root / "run" / "seed0" / "step10", b: root / "run" / "seed1" / "step20"}
+    models = {sha: reference_model(f) for sha, f in folders.items()}
+    problem = causal_lm(
+        text=str(root / "run" / "seed0" / "text.txt"), tokenizer=str(folders[a].parent / "step10"), seq_len=16, batch_size=4
+    )
+    ids = problem.data["train"][:6]
+    with torch.no_grad():
+        hidden = {
+            sha: [h.reshape(-1, h.shape[-1]).double().numpy() for h in m(ids, output_hidden_states=True).hidden_states]
+            for sha, m in models.items()
+        }
+    assert cka["quantity"] == "final_hidden"
+    assert cka["value"] == pytest.approx(_hsic_cka(hidden[a][-1], hidden[b][-1]), rel=1e-6)
+    assert len(layers) == 9  # hidden.0 … hidden.2 of each model
+    for row in layers:
+        first, second = (a, b) if row["checkpoint_a"] == a else (b, a)
+        i, j = int(row["layer_a"].split(".")[1]), int(row["layer_b"].split(".")[1])
+        assert row["value"] == pytest.approx(_hsic_cka(hidden[first][i], hidden[second][j]), rel=1e-6)
+
+    seqs = problem.data["train"]
+    theta_a, theta_b = (dict(models[s].state_dict()) for s in ((b, a) if swapped else (a, b)))
+    mid = reference_model(folders[a])
+    mid.load_state_dict({k: (theta_a[k] + theta_b[k]) / 2 for k in theta_a})
+    start, end = (models[b], models[a]) if swapped else (models[a], models[b])
+    with torch.no_grad():
+        expected = [float(m(seqs, labels=seqs).loss) for m in (start, mid, end)]
+    assert [r["t"] for r in curve] == [0.0, 0.5, 1.0]
+    assert [r["loss"] for r in curve] == pytest.approx(expected, rel=1e-5)
+    test = problem.data["test"]
+    with torch.no_grad():
+        pa, pb = (models[s](test).logits[:, :-1].argmax(-1) for s in (a, b))
+    assert disagree == pytest.approx(float((pa != pb).double().mean()), abs=1e-12)

@@ -128,7 +128,7 @@ def test_similarity_fills_cka_layers_and_mds_for_the_pinn(pinn_catalog):
     assert inputs.shape == (32 * 16, 2)
     assert pair["value"] == pytest.approx(direct_linear_cka(model_outputs(a, x).numpy(), model_outputs(b, x).numpy()), rel=1e-6)
     run_layers = [r for r in layers if r["run_id"] == pair["run_id"]]
-    assert len(run_layers) == len(default_layers(a.model)) ** 2 == 9
+    assert len(run_layers) == len(default_layers(a)) ** 2 == 9
     last = next(r for r in run_layers if r["layer_a"] == r["layer_b"] == "4")
     assert last["value"] == pytest.approx(pair["value"], rel=1e-6)  # the last linear layer's output is u
     setting = [c for c in coords if c["checkpoint"] in (pair["checkpoint_a"], pair["checkpoint_b"])]
