@@ -22,6 +22,7 @@ bench:
 serve *ARGS:
     .venv/bin/losslens serve {{ARGS}}
 
-# Regenerate docs/cli.md from the command line's own help
+# Regenerate docs/cli.md from the command line's own help, and docs/schema.md from catalog/datasette.yaml
 docs:
     .venv/bin/python -m typer losslens.cli utils docs --name losslens --title "LossLens command line" --output docs/cli.md
+    .venv/bin/python -m losslens.store.schema_docs docs/schema.md

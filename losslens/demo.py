@@ -28,9 +28,9 @@ from losslens.export import export_all, export_viewer
 from losslens.ingest import IngestReport, ingest
 from losslens.jobs.executors import cores
 from losslens.jobs.runner import ComputeReport, compute
+from losslens.store import queries
 from losslens.store.catalog import open_catalog
 from losslens.store.ids import content_id
-from losslens.taxonomy.metric import latest_rows
 from losslens.taxonomy.table import taxonomy_table
 from losslens.train import ConvectionConfig, TrainResult, train_convection
 from losslens.train.outputs import OnEvent
@@ -201,9 +201,8 @@ def run_demo(
 
 def catalog_fingerprint(catalog: Path) -> str:
     """A hash of everything the exports show: checkpoints and every metric run's outcome and time."""
-    with open_catalog(catalog, readonly=True) as cat:
-        checkpoints = [r["sha256"] for r in cat.query("SELECT sha256 FROM checkpoints ORDER BY sha256")]
-        runs = [list(r.values()) for r in cat.query("SELECT id, status, finished_at FROM metric_runs ORDER BY id")]
+    with open_catalog(catalog, readonly=True, snapshot=True) as cat:
+        checkpoints, runs = queries.catalog_state(cat.conn)
     return content_id("exports", __version__, checkpoints, runs)
 
 
@@ -242,27 +241,27 @@ def setting_table(catalog: Path, experiment: str) -> list[dict[str, Any]]:
     Values come from the latest done run of each metric per checkpoint; a value that was not finite
     is stored as NULL and left out of the median.
     """
-    with open_catalog(catalog, readonly=True) as cat:
-        exp = cat.one("SELECT id FROM experiments WHERE name = ?", (experiment,))
-        if exp is None:
+    with open_catalog(catalog, readonly=True, snapshot=True) as cat:
+        found = [e for e in queries.experiments(cat.conn, experiment) if e["name"] == experiment]
+        if not found:
             return []
-        seeds = cat.query(
-            "SELECT c.sha256, s.id AS setting_id, s.label, s.values_json FROM checkpoints c JOIN models m ON m.id = c.model_id "
-            "JOIN settings s ON s.id = m.setting_id WHERE s.experiment_id = ? ORDER BY s.label, c.seed",
-            (exp["id"],),
-        )
-        perf, _ = latest_rows(cat, "performance", "performance", exp["id"], "checkpoint, split, name, value")
-        eig, _ = latest_rows(
-            cat, "hessian", "hessian_eigenvalues", exp["id"], "checkpoint, value", "AND which = 'largest' AND rank = 0"
-        )
-        trace, _ = latest_rows(cat, "hessian", "hessian_trace", exp["id"], "checkpoint, estimate")
-        minima, _ = latest_rows(cat, "topology", "landscape_summaries", exp["id"], "checkpoint, n_minima, n_minima_above")
-    phases = {r["setting"]: r for r in taxonomy_table(catalog, experiment)} if _has_taxonomy(catalog, experiment) else {}
+        exp_id = found[0]["id"]
+        seeds = queries.checkpoint_records(cat.conn, experiment_id=exp_id)
+
+        def latest(metric: str, table: str, columns: list[str], **match: Any) -> list[dict[str, Any]]:
+            return queries.latest_rows(cat.conn, metric, table, columns, experiment_id=exp_id, match=match)
+
+        perf = latest("performance", "performance", ["checkpoint", "split", "name", "value"])
+        eig = latest("hessian", "hessian_eigenvalues", ["checkpoint", "value"], which="largest", rank=0)
+        trace = latest("hessian", "hessian_trace", ["checkpoint", "estimate"])
+        minima = latest("topology", "landscape_summaries", ["checkpoint", "n_minima", "n_minima_above"])
+        has_taxonomy = queries.has_done_run(cat.conn, "taxonomy", exp_id)
+    phases = {r["setting"]: r for r in taxonomy_table(catalog, experiment)} if has_taxonomy else {}
     by_setting: dict[str, list[str]] = {}
     labels: dict[str, tuple[str, dict[str, Any]]] = {}
     for r in seeds:
         by_setting.setdefault(r["setting_id"], []).append(r["sha256"])
-        labels[r["setting_id"]] = (r["label"], json.loads(r["values_json"]))
+        labels[r["setting_id"]] = (r["setting_label"], json.loads(r["setting_values_json"]))
     values = {(r["checkpoint"], r["split"], r["name"]): r["value"] for r in perf}
     top = {r["checkpoint"]: r["value"] for r in eig}
     tr = {r["checkpoint"]: r["estimate"] for r in trace}
@@ -292,15 +291,3 @@ def setting_table(catalog: Path, experiment: str) -> list[dict[str, Any]]:
             }
         )
     return sorted(rows, key=lambda r: tuple(r["values"].values()))
-
-
-def _has_taxonomy(catalog: Path, experiment: str) -> bool:
-    with open_catalog(catalog, readonly=True) as cat:
-        return (
-            cat.one(
-                "SELECT 1 FROM metric_runs r JOIN experiments e ON e.id = r.experiment_id "
-                "WHERE r.metric = 'taxonomy' AND r.status = 'done' AND e.name = ?",
-                (experiment,),
-            )
-            is not None
-        )

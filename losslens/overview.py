@@ -7,34 +7,30 @@ from pathlib import Path
 from typing import Any
 
 from losslens.metrics.registry import metric_scopes
+from losslens.store import queries
 from losslens.store.catalog import open_catalog
 
 
 def listing(catalog_path: Path | None = None, experiment: str | None = None) -> dict[str, list[dict[str, Any]]]:
-    """Experiments, settings and checkpoints, as rows."""
-    where, args = ("WHERE e.name = ?", (experiment,)) if experiment else ("", ())
-    with open_catalog(catalog_path, readonly=True) as cat:
+    """Experiments, settings and checkpoints (optionally of one experiment, by name), as rows.
+
+    :raises LossLensError: when there is no catalog, or its schema needs ``losslens init``.
+    """
+    with open_catalog(catalog_path, readonly=True, snapshot=True) as cat:
+        experiments = queries.experiment_summaries(cat.conn, experiment)
+        for row in experiments:
+            del row["id"]
         return {
-            "experiments": cat.query(
-                "SELECT e.name, e.spec_path, e.created_at, "
-                "(SELECT COUNT(*) FROM settings s WHERE s.experiment_id = e.id) AS settings, "
-                "(SELECT COUNT(*) FROM checkpoints c JOIN models m ON m.id = c.model_id WHERE m.experiment_id = e.id) AS checkpoints "
-                f"FROM experiments e {where} ORDER BY e.name",
-                args,
-            ),
-            "settings": cat.query(
-                "SELECT e.name AS experiment, s.id, s.label, s.values_json, COUNT(c.sha256) AS checkpoints, "
-                "GROUP_CONCAT(c.seed) AS seeds FROM settings s JOIN experiments e ON e.id = s.experiment_id "
-                "LEFT JOIN models m ON m.setting_id = s.id LEFT JOIN checkpoints c ON c.model_id = m.id "
-                f"{where} GROUP BY s.id ORDER BY e.name, s.label",
-                args,
-            ),
-            "checkpoints": cat.query(
-                "SELECT e.name AS experiment, s.label AS setting, c.name, c.seed, c.step, c.n_params, c.sha256, c.path "
-                "FROM checkpoints c JOIN models m ON m.id = c.model_id JOIN settings s ON s.id = m.setting_id "
-                f"JOIN experiments e ON e.id = m.experiment_id {where} ORDER BY e.name, s.label, c.seed, c.step, c.name",
-                args,
-            ),
+            "experiments": experiments,
+            "settings": queries.setting_summaries(cat.conn, experiment),
+            "checkpoints": [
+                {
+                    "experiment": r["experiment"],
+                    "setting": r["setting_label"],
+                    **{k: r[k] for k in ("name", "seed", "step", "n_params", "sha256", "path")},
+                }
+                for r in queries.checkpoint_records(cat.conn, experiment=experiment)
+            ],
         }
 
 
@@ -54,35 +50,11 @@ def coverage(catalog_path: Path | None = None, experiment: str | None = None) ->
     Pair metrics are counted against all seed pairs within each setting (the default pairing)."""
     scopes = metric_scopes()  # without importing the metric modules (torch): status starts at once
     rows = []
-    with open_catalog(catalog_path, readonly=True) as cat:
-        exps = cat.query(
-            "SELECT id, name FROM experiments" + (" WHERE name = ?" if experiment else "") + " ORDER BY name",
-            (experiment,) if experiment else (),
-        )
-        for exp in exps:
-            per_setting = [
-                r["n"]
-                for r in cat.query(
-                    "SELECT COUNT(c.sha256) AS n FROM settings s LEFT JOIN models m ON m.setting_id = s.id "
-                    "LEFT JOIN checkpoints c ON c.model_id = m.id WHERE s.experiment_id = ? GROUP BY s.id",
-                    (exp["id"],),
-                )
-            ]
-            names = sorted(
-                set(scopes)
-                | {
-                    r["metric"]
-                    for r in cat.query("SELECT DISTINCT metric FROM metric_runs WHERE experiment_id = ?", (exp["id"],))
-                }
-            )
-            for name in names:
-                counts = cat.one(
-                    "SELECT COUNT(DISTINCT CASE WHEN status = 'done' THEN subject END) AS done, "
-                    "COUNT(DISTINCT CASE WHEN status = 'failed' AND subject NOT IN (SELECT subject FROM metric_runs "
-                    "  WHERE metric = :m AND status = 'done') THEN subject END) AS failed "
-                    "FROM metric_runs WHERE metric = :m AND experiment_id = :e",
-                    {"m": name, "e": exp["id"]},
-                ) or {"done": 0, "failed": 0}
+    with open_catalog(catalog_path, readonly=True, snapshot=True) as cat:
+        for exp in sorted(queries.experiments(cat.conn, experiment), key=lambda e: e["name"]):
+            per_setting = queries.setting_sizes(cat.conn, exp["id"])
+            for name in sorted(set(scopes) | set(queries.metrics_run(cat.conn, exp["id"]))):
+                counts = queries.subject_counts(cat.conn, name, exp["id"])
                 expected = _expected(scopes[name], per_setting) if name in scopes else counts["done"] + counts["failed"]
                 rows.append(
                     {

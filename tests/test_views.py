@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -187,3 +188,17 @@ def test_bundle_is_built_once(tmp_path):
     assert ensure_bundle(path).stat().st_mtime_ns == stamp
     text = path.read_text()
     assert "window.vegaEmbed" in text and len(text) > 500_000
+
+
+def test_bundle_goes_to_the_cache_folder_never_into_the_package(tmp_path, monkeypatch):
+    """Oracle: the file system. With LOSSLENS_CACHE_DIR set the bundle is written there; the installed
+    package's folder gains no file."""
+    import losslens
+
+    package = Path(losslens.__file__).parent
+    before = sorted(p.relative_to(package) for p in package.rglob("*") if "__pycache__" not in p.parts)
+    monkeypatch.setenv("LOSSLENS_CACHE_DIR", str(tmp_path / "cache"))
+    assert ensure_bundle() == tmp_path / "cache" / "vega-bundle.js"
+    assert (tmp_path / "cache" / "vega-bundle.js").read_text().startswith("/* vega + vega-lite")
+    after = sorted(p.relative_to(package) for p in package.rglob("*") if "__pycache__" not in p.parts)
+    assert after == before

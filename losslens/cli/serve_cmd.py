@@ -1,53 +1,42 @@
-"""``losslens serve``: Datasette on the catalog, with the LossLens plugin and catalog/datasette.yaml."""
+"""``losslens serve``: Datasette on the catalog, read-only, with the LossLens plugin.
+
+The plugin's hooks give Datasette the catalog's title, table and column descriptions and canned queries
+(from catalog/datasette.yaml), so no metadata file is passed or written.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-import yaml
 
 from losslens.cli.app import DEFAULT_CATALOG, CatalogOpt, app, console, user_errors
-from losslens.errors import LossLensError
-from losslens.resources import resource_path
-from losslens.store.catalog import init_catalog
+from losslens.store.catalog import open_catalog, opens_immutable
+
+SETTINGS = {"sql_time_limit_ms": 5000}
 
 
-def metadata_for(catalog: Path) -> Path:
-    """catalog/datasette.yaml describes a database named ``losslens``; Datasette names a database
-    after its file, so for another file name a re-keyed copy is written to the temp folder."""
-    source = resource_path("catalog/datasette.yaml")
-    if catalog.stem == "losslens":
-        return source
-    metadata = yaml.safe_load(source.read_text())
-    metadata["databases"] = {catalog.stem: metadata["databases"]["losslens"]}
-    target = Path(tempfile.gettempdir()) / f"losslens-datasette-{os.getpid()}-{catalog.stem}.yaml"
-    target.write_text(yaml.safe_dump(metadata, allow_unicode=True, sort_keys=False))
-    return target
+def datasette_options(catalog: Path) -> dict[str, Any]:
+    """Keyword arguments of ``datasette.app.Datasette`` that serve ``catalog`` as ``serve`` does: immutable
+    when its folder is read-only (no ``-wal``/``-shm`` files can be made there), else read-only mutable, so
+    results computed while it runs show up."""
+    immutable = opens_immutable(catalog)
+    return {"files": [] if immutable else [str(catalog)], "immutables": [str(catalog)] if immutable else [], "settings": SETTINGS}
 
 
 def datasette_command(catalog: Path, host: str, port: int) -> list[str]:
-    """The datasette command line that serves ``catalog`` with LossLens's metadata."""
-    return [
-        sys.executable,
-        "-m",
-        "datasette",
-        "serve",
-        str(catalog),
-        "--metadata",
-        str(metadata_for(catalog)),
-        "--host",
-        host,
-        "--port",
-        str(port),
-        "--setting",
-        "sql_time_limit_ms",
-        "5000",
-    ]
+    """The ``datasette serve`` command line for :func:`datasette_options`."""
+    options = datasette_options(catalog)
+    cmd = [sys.executable, "-m", "datasette", "serve", *options["files"]]
+    for path in options["immutables"]:
+        cmd += ["-i", path]
+    cmd += ["--host", host, "--port", str(port)]
+    for name, value in options["settings"].items():
+        cmd += ["--setting", name, str(value)]
+    return cmd
 
 
 @app.command()
@@ -57,13 +46,11 @@ def serve(
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8001,
     host: Annotated[str, typer.Option("--host", help="Address to bind; the default serves this machine only.")] = "127.0.0.1",
 ) -> None:
-    """Browse the catalog in Datasette, with the LossLens views at /-/losslens/<database>."""
-    if not catalog.exists():
-        raise LossLensError(f"no catalog at {catalog}", where="serve", hint="create one with losslens ingest SPEC")
-    cat, applied, _ = init_catalog(catalog)  # bring the schema up to date so every view's tables exist
-    cat.close()
-    if applied:
-        console.print(f"{catalog}: applied {len(applied)} migration(s)")
+    """Browse the catalog in Datasette, read-only, with the LossLens views at /-/losslens/<database>.
+
+    A catalog that an older LossLens wrote is refused with a hint to run `losslens init`; serve never
+    migrates or writes it, so it works on a read-only copy or share."""
+    open_catalog(catalog, readonly=True, snapshot=True).close()  # exists, is a catalog, and its schema is current
     console.print(f"LossLens views: http://{host}:{port}/-/losslens/{catalog.stem}")
     cmd = datasette_command(catalog, host, port)
     os.execv(cmd[0], cmd)

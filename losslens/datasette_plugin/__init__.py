@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import re
+import weakref
 
 from datasette import hookimpl
 from datasette.utils.asgi import Response
 from markupsafe import Markup
 
 from losslens.datasette_plugin import assets, pages, routes
+from losslens.store import schema_docs
 from losslens.views.bundle import ensure_bundle
 from losslens.views.source import npy_summary
 
@@ -24,12 +26,47 @@ CHECKPOINT_COLUMNS = {"checkpoint", "checkpoint_a", "checkpoint_b"}
 PAIR_TABLES = {"pair_metrics", "curve_points", "layer_cka"}
 
 
+# Per Datasette instance: the names of its databases that are LossLens catalogs (found at startup).
+_catalogs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+async def _is_catalog(db) -> bool:
+    names = await db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+    return {r[0] for r in names.rows} >= schema_docs.CATALOG_TABLES
+
+
 @hookimpl
 def startup(datasette):
-    async def build_bundle():
+    async def start():
+        _catalogs[datasette] = frozenset(
+            [name for name, db in datasette.databases.items() if name != "_internal" and await _is_catalog(db)]
+        )
         await asyncio.to_thread(ensure_bundle)
 
-    return build_bundle
+    return start
+
+
+@hookimpl
+def get_metadata(datasette, key, database, table):
+    """Title, and table and column descriptions, for every database that is a LossLens catalog, from
+    catalog/datasette.yaml (the schema's one documented source). The user's own metadata wins."""
+    catalogs = _catalogs.get(datasette, frozenset())
+    if not catalogs:
+        return {}
+    meta = schema_docs.instance_metadata()
+    if database is None:
+        meta["databases"] = {name: schema_docs.database_metadata() for name in catalogs}
+    elif database in catalogs:
+        meta["databases"] = {database: schema_docs.database_metadata(table)}
+    return meta
+
+
+@hookimpl
+def canned_queries(datasette, database, actor):
+    """The catalog's canned queries (settings by phase, the sharpest modes, ...) on every LossLens catalog."""
+    if database in _catalogs.get(datasette, frozenset()):
+        return schema_docs.canned_queries()
+    return None
 
 
 def get_only(handler):

@@ -20,7 +20,7 @@ import vl_convert as vlc
 
 from losslens.errors import LossLensError
 from losslens.store import reads
-from losslens.store.catalog import Catalog, init_catalog
+from losslens.store.catalog import open_catalog
 from losslens.views import registry
 from losslens.views.bundle import bundle_text
 
@@ -30,16 +30,10 @@ PNG_SCALE = 2.0  # sharp on high-density screens and in papers
 
 @contextmanager
 def read_catalog(path: Path) -> Iterator[sqlite3.Connection]:
-    """A read-only connection to the catalog, its schema brought up to date first (as ``serve`` does)."""
-    path = Path(path)
-    if not path.exists():
-        raise LossLensError(f"no catalog at {path}", where="export", hint="create one with losslens ingest SPEC")
-    init_catalog(path)[0].close()
-    catalog = Catalog(path, readonly=True)
-    try:
-        yield catalog.db.conn
-    finally:
-        catalog.close()
+    """A read-only snapshot connection to the catalog. Export never migrates or writes it: a catalog whose
+    schema is older than this LossLens is refused with the hint to run ``losslens init``."""
+    with open_catalog(Path(path), readonly=True, snapshot=True) as catalog:
+        yield catalog.conn
 
 
 def inline_spec(conn: sqlite3.Connection, view: str, args: dict[str, str]) -> tuple[dict[str, Any], int]:

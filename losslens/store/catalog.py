@@ -42,36 +42,45 @@ def folder_is_read_only(folder: Path) -> bool:
         return True
 
 
-def _has_wal_content(path: Path) -> bool:
-    wal = path.with_name(path.name + "-wal")
-    return wal.is_file() and wal.stat().st_size > 0
+def _wal(path: Path) -> Path:
+    return path.with_name(path.name + "-wal")
 
 
-def read_uri(path: Path) -> str:
-    """The URI a reader opens ``path`` with.
+def opens_immutable(path: Path, snapshot: bool = False) -> bool:
+    """Whether a reader opens ``path`` with ``immutable=1``; see :func:`read_uri`."""
+    path = Path(path).resolve()
+    wal = _wal(path)
+    if wal.is_file() and wal.stat().st_size > 0:
+        return False  # committed pages live in the -wal: read through it
+    return folder_is_read_only(path.parent) or (snapshot and not wal.exists())
 
-    Always ``mode=ro``: SQLite cannot write the database through it. In a read-only folder SQLite also
-    cannot create the ``-wal``/``-shm`` files a WAL database needs even for reading, so there the file is
-    opened ``immutable=1`` (no locks, no side files), unless a ``-wal`` file with content lies beside it
-    (a copy taken while a writer was active): then its content is part of the database and ``mode=ro``
-    reads it through the existing ``-wal``/``-shm``. In a writable folder, ``mode=ro`` lets SQLite create
-    (and leave) its own ``-wal``/``-shm`` files while the database bytes stay unchanged; that keeps reads
-    consistent with a writer that runs at the same time (``losslens serve`` during ``losslens compute``).
+
+def read_uri(path: Path, snapshot: bool = False) -> str:
+    """The URI a reader opens ``path`` with: always ``mode=ro`` (SQLite cannot write through it), plus
+    ``immutable=1`` (no locks, no ``-wal``/``-shm`` side files) when
+
+    * the folder is read-only: SQLite could not create the side files a WAL database needs even for
+      reading (a copy received from a colleague, a read-only share);
+    * or ``snapshot`` is asked (a short read: ``ls``, ``status``, ``taxonomy``, ``export``) and no ``-wal``
+      file exists, i.e. no connection has the database open, so the file alone is the whole database.
+
+    Not when a ``-wal`` file with content lies beside the database: its pages are part of the database,
+    so it is read through the existing ``-wal``/``-shm`` with SQLite's locks. Long-lived readers that must
+    see a writer's new results (``serve``, job workers) do not ask for a snapshot; in a writable folder
+    SQLite then creates its ``-wal``/``-shm`` files (the database bytes stay unchanged). A writer that
+    starts *and* checkpoints during a snapshot read could make that read fail; rerun it.
     """
     path = Path(path).resolve()
-    uri = f"{path.as_uri()}?mode=ro"
-    if folder_is_read_only(path.parent) and not _has_wal_content(path):
-        uri += "&immutable=1"
-    return uri
+    return f"{path.as_uri()}?mode=ro" + ("&immutable=1" if opens_immutable(path, snapshot) else "")
 
 
 def _ro_uri(path: Path) -> str:
     return f"{path.resolve().as_uri()}?mode=ro"
 
 
-def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
+def _connect(path: Path, readonly: bool, snapshot: bool = False) -> sqlite3.Connection:
     if readonly:
-        conn = sqlite3.connect(read_uri(path), uri=True, timeout=BUSY_TIMEOUT_S)
+        conn = sqlite3.connect(read_uri(path, snapshot), uri=True, timeout=BUSY_TIMEOUT_S)
         conn.execute("PRAGMA query_only=ON")
     else:
         conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S)
@@ -84,11 +93,11 @@ def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
 class Catalog:
     """A catalog file and its artifact folder. Use :func:`open_catalog` to get one."""
 
-    def __init__(self, path: Path, readonly: bool = False):
+    def __init__(self, path: Path, readonly: bool = False, snapshot: bool = False):
         self.path = Path(path)
         self.dir = self.path.parent
         self.readonly = readonly
-        self.db = Database(_connect(self.path, readonly), execute_plugins=False)
+        self.db = Database(_connect(self.path, readonly, snapshot), execute_plugins=False)
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -205,8 +214,15 @@ def init_catalog(path: Path) -> tuple[Catalog, list[str], Path | None]:
     return catalog, applied, backup_path
 
 
-def open_catalog(path: Path | None = None, *, readonly: bool = False) -> Catalog:
-    """Open an existing catalog. Writers migrate it forward first (with a backup)."""
+def open_catalog(path: Path | None = None, *, readonly: bool = False, snapshot: bool = False) -> Catalog:
+    """Open an existing catalog. Writers migrate it forward first (with a backup).
+
+    Readers (``readonly=True``) never migrate, back up or write; ``snapshot=True`` marks a short read that
+    leaves no ``-wal``/``-shm`` files behind (see :func:`read_uri`).
+
+    :raises LossLensError: when the file is missing (readers), not a SQLite database, written by a newer
+        LossLens, or (readers) older than this LossLens: the hint says to run ``losslens init``.
+    """
     path = Path(path) if path is not None else default_catalog_path()
     if not path.exists():
         if readonly:
@@ -214,7 +230,7 @@ def open_catalog(path: Path | None = None, *, readonly: bool = False) -> Catalog
         return init_catalog(path)[0]
     _check_is_sqlite(path)
     if readonly:
-        catalog = Catalog(path, readonly=True)
+        catalog = Catalog(path, readonly=True, snapshot=snapshot)
         try:
             check_not_newer(catalog.db, str(path))
             if pending_names(catalog.db):

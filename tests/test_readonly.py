@@ -1,0 +1,165 @@
+"""Read paths never write: ls, status, taxonomy, export and serve (real Datasette) on a read-only copy of a
+real catalog, and the refusal of a catalog that needs migrating.
+
+Oracle: the file system. Every file's sha256 and the folder listing are the same after the reads as
+before, and no ``-wal``/``-shm`` file appears. The tests run as root in CI, where ``chmod`` does not stop
+writes, so the unchanged bytes and listing are the real check, not a permission error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import html
+import shutil
+import sqlite3
+import stat
+from pathlib import Path
+
+import pytest
+from datasette.app import Datasette
+from test_datasette_plugin import get, pinn_ids, shared_catalogs
+from typer.testing import CliRunner
+
+from losslens.cli import app
+from losslens.cli.serve_cmd import datasette_command, datasette_options
+from losslens.errors import LossLensError
+from losslens.export import export_chart, export_viewer
+from losslens.overview import coverage, listing
+from losslens.store import open_catalog, schema_docs
+from losslens.store.catalog import folder_is_read_only, init_catalog, read_uri
+from losslens.taxonomy.table import taxonomy_table
+
+runner = CliRunner()
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Relative path → sha256 of every file under ``folder`` (the listing is the keys)."""
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
+
+
+def read_only_copy(db: Path, dest: Path) -> Path:
+    """The catalog (SQLite's backup API, so the WAL-mode header comes along) and its artifacts in ``dest``,
+    then every folder and file made read-only, as a copy received from a colleague."""
+    dest.mkdir(parents=True)
+    copy = dest / db.name
+    src, dst = sqlite3.connect(f"file:{db}?mode=ro", uri=True), sqlite3.connect(copy)
+    src.backup(dst)
+    dst.close()
+    src.close()
+    shutil.copytree(db.parent / "artifacts", dest / "artifacts")
+    assert copy.read_bytes()[18:20] == b"\x02\x02", "the copy should be a WAL-mode database"
+    for path in [*dest.rglob("*"), dest]:
+        path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    return copy
+
+
+@pytest.fixture(scope="module")
+def ro_catalog(tmp_path_factory) -> Path:
+    pinn, _ = shared_catalogs(tmp_path_factory)
+    copy = read_only_copy(pinn, tmp_path_factory.mktemp("ro") / "shared")
+    yield copy
+    for path in [copy.parent, *copy.parent.rglob("*")]:
+        path.chmod(path.stat().st_mode | stat.S_IWUSR)
+
+
+def test_cli_reads_leave_a_read_only_catalog_untouched(ro_catalog):
+    before = snapshot(ro_catalog.parent)
+    assert folder_is_read_only(ro_catalog.parent) and read_uri(ro_catalog).endswith("mode=ro&immutable=1")
+    data = listing(ro_catalog)
+    assert [e["name"] for e in data["experiments"]] == ["tiny-pinn"] and len(data["checkpoints"]) == 6
+    assert {r["metric"]: r["done"] for r in coverage(ro_catalog)}["hessian"] == 6
+    assert {r["phase"] is not None or r["note"] for r in taxonomy_table(ro_catalog)}
+    for args in (["ls"], ["status"], ["taxonomy"], ["ls", "--json"]):
+        result = runner.invoke(app, [*args, "--catalog", str(ro_catalog)])
+        assert result.exit_code == 0, (args, result.output)
+    assert "tiny-pinn" in runner.invoke(app, ["ls", "--catalog", str(ro_catalog)]).output
+    assert snapshot(ro_catalog.parent) == before
+    assert not list(ro_catalog.parent.glob("*-wal")) and not list(ro_catalog.parent.glob("*-shm"))
+
+
+def test_export_reads_a_read_only_catalog_without_writing_it(ro_catalog, tmp_path):
+    before = snapshot(ro_catalog.parent)
+    ids = pinn_ids(ro_catalog)
+    chart = export_chart(ro_catalog, "modes", tmp_path / "modes.json", setting=ids["setting"])
+    assert '"mark"' in chart.read_text()
+    index = export_viewer(ro_catalog, tmp_path / "viewer")
+    assert index.is_file() and (tmp_path / "viewer" / "data.js").stat().st_size > 1000
+    assert snapshot(ro_catalog.parent) == before
+    assert sorted(p.name for p in ro_catalog.parent.iterdir()) == ["artifacts", "losslens.db"]
+
+
+def test_serve_runs_datasette_immutable_on_a_read_only_copy(ro_catalog):
+    """The Datasette that serve starts (same options), through ds.client: the LossLens pages, a data route,
+    the hook-provided descriptions and canned queries, and Datasette's own table pages all answer."""
+    before = snapshot(ro_catalog.parent)
+    options = datasette_options(ro_catalog)
+    assert options["immutables"] == [str(ro_catalog)] and options["files"] == []
+    assert datasette_command(ro_catalog, "127.0.0.1", 8001)[4:6] == ["-i", str(ro_catalog)]
+    ds = Datasette(**options)
+    asyncio.run(ds.invoke_startup())
+    ids = pinn_ids(ro_catalog)
+    for path in (
+        "/-/losslens/losslens",
+        f"/-/losslens/losslens/setting/{ids['setting']}",
+        f"/-/losslens/losslens/checkpoint/{ids['modes'][0]}",
+        f"/-/losslens/losslens/data/modes.json?setting={ids['setting']}",
+        "/losslens/checkpoints",
+        "/losslens/latest_runs",
+    ):
+        assert get(ds, path).status_code == 200, path
+    assert len(get(ds, "/losslens/settings_by_phase.json?_shape=array").json()) == 2
+    assert html.escape(schema_docs.table_metadata("checkpoints")["description"]) in get(ds, "/losslens/checkpoints").text
+    assert snapshot(ro_catalog.parent) == before
+    assert not list(ro_catalog.parent.glob("*-wal")) and not list(ro_catalog.parent.glob("*-shm"))
+
+
+def test_writable_folder_is_served_mutable_and_read_as_a_snapshot(pinn_catalog):
+    """serve opens a writable catalog mutable (read-only), so results computed while it runs show up; the
+    short reads leave no -wal/-shm files beside a catalog no one has open."""
+    options = datasette_options(pinn_catalog)
+    assert options["files"] == [str(pinn_catalog)] and options["immutables"] == []
+    assert read_uri(pinn_catalog).endswith("?mode=ro")
+    before = snapshot(pinn_catalog.parent)
+    assert sorted(before) == ["losslens.db"]
+    for args in (["ls"], ["status"], ["taxonomy"]):
+        runner.invoke(app, [*args, "--catalog", str(pinn_catalog)])
+    assert listing(pinn_catalog)["checkpoints"]
+    assert snapshot(pinn_catalog.parent) == before
+
+
+def test_datasette_hooks_describe_only_losslens_catalogs(pinn_catalog, tmp_path):
+    """Keyed on the LossLens tables: another database served beside a catalog gets no LossLens metadata
+    and no canned queries, whatever their file names."""
+    other = tmp_path / "notes.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE checkpoints (x)")
+    renamed = pinn_catalog.with_name("my-sweep.db")
+    shutil.copyfile(pinn_catalog, renamed)
+    ds = Datasette([str(renamed), str(other)])
+    asyncio.run(ds.invoke_startup())
+    meta = get(ds, "/-/metadata.json").json()
+    assert set(meta["databases"]) == {"my-sweep"}
+    assert get(ds, "/my-sweep/sharpest_modes.json?_shape=array").status_code == 200
+    assert get(ds, "/notes/sharpest_modes.json").status_code == 404
+
+
+def test_catalog_that_needs_migrating_is_refused_untouched(tmp_path):
+    """An older schema (the last migration not yet applied): every read path says to run losslens init, and
+    neither migrates nor backs up."""
+    db = tmp_path / "old" / "losslens.db"
+    init_catalog(db)[0].close()
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM _sqlite_migrations WHERE name = (SELECT max(name) FROM _sqlite_migrations)")
+    conn.close()
+    before = snapshot(db.parent)
+    with pytest.raises(LossLensError, match="older than this LossLens") as info:
+        open_catalog(db, readonly=True, snapshot=True)
+    assert "losslens init" in info.value.line()
+    for args in (["ls"], ["status"], ["taxonomy"], ["serve"], ["export", "viewer", "--out", str(tmp_path / "v")]):
+        result = runner.invoke(app, [*args, "--catalog", str(db)])
+        assert result.exit_code == 1, (args, result.output)
+        assert "losslens init" in result.output, (args, result.output)
+    assert snapshot(db.parent) == before and not (db.parent / "backups").exists()
