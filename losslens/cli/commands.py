@@ -38,7 +38,7 @@ COMMANDS: dict[str, Entry] = {
         "Load checkpoints safely, check them against the model, hash them and add them to the catalog.",
     ),
     "serve": Entry(
-        "losslens.cli.serve_cmd", "Browse the catalog in Datasette, with the LossLens views at /-/losslens/<database>."
+        "losslens.cli.serve_cmd", "Browse the catalog in Datasette, read-only, with the LossLens views at /-/losslens/<database>."
     ),
     "taxonomy": Entry(
         "losslens.cli.taxonomy_cmd",

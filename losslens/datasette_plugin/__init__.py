@@ -16,7 +16,7 @@ from datasette.utils.asgi import Response
 from markupsafe import Markup
 
 from losslens.datasette_plugin import assets, pages, routes
-from losslens.store import schema_docs
+from losslens.store import queries, schema_docs
 from losslens.views.bundle import ensure_bundle
 from losslens.views.source import npy_summary
 
@@ -30,16 +30,11 @@ PAIR_TABLES = {"pair_metrics", "curve_points", "layer_cka"}
 _catalogs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-async def _is_catalog(db) -> bool:
-    names = await db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-    return {r[0] for r in names.rows} >= schema_docs.CATALOG_TABLES
-
-
 @hookimpl
 def startup(datasette):
     async def start():
         _catalogs[datasette] = frozenset(
-            [name for name, db in datasette.databases.items() if name != "_internal" and await _is_catalog(db)]
+            [name for name, db in datasette.databases.items() if name != "_internal" and await db.execute_fn(queries.is_catalog)]
         )
         await asyncio.to_thread(ensure_bundle)
 

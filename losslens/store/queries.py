@@ -22,6 +22,9 @@ from typing import Any
 
 from losslens.errors import LossLensError
 
+# A database is a LossLens catalog when it has these tables (what the Datasette plugin's hooks are keyed on).
+CATALOG_TABLES = ("experiments", "checkpoints", "metric_runs")
+
 Row = dict[str, Any]
 Rows = list[Row]
 
@@ -57,6 +60,13 @@ def has_table(conn: sqlite3.Connection, name: str) -> bool:
     return (
         conn.execute("SELECT 1 FROM sqlite_master WHERE type IN ('table', 'view') AND name = ?", (name,)).fetchone() is not None
     )
+
+
+def is_catalog(conn: sqlite3.Connection) -> bool:
+    """Whether the database is a LossLens catalog: it has the tables :data:`CATALOG_TABLES`."""
+    marks = ", ".join("?" * len(CATALOG_TABLES))
+    found = conn.execute(f"SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ({marks})", tuple(CATALOG_TABLES))
+    return found.fetchone()[0] == len(CATALOG_TABLES)
 
 
 def table_columns(conn: sqlite3.Connection, table: str) -> list[str]:

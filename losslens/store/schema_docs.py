@@ -20,8 +20,6 @@ import yaml
 from losslens.resources import resource_path
 
 SOURCE = "catalog/datasette.yaml"
-# A database is a LossLens catalog when it has these tables (what the plugin's hooks are keyed on).
-CATALOG_TABLES = frozenset({"experiments", "checkpoints", "metric_runs"})
 
 
 @functools.cache
