@@ -1,15 +1,18 @@
 """Named read queries for the views, the static exports and the Datasette plugin.
 
 Every function takes a ``sqlite3.Connection`` (Datasette hands its read-only connections to
-``execute_fn``; the exports open the catalog read-only) and returns plain dicts. The one rule for
-"which result a view shows" lives here: the newest *done* run of a metric on its subject, by
-``finished_at`` (:func:`latest_run`). Ids are always bound as parameters.
+``execute_fn``; the exports open the catalog read-only) and returns plain dicts. "Which result a view
+shows" is the catalog's one rule, the SQL views ``latest_runs`` (per metric and subject, the newest done
+run whatever its parameters) and ``latest_runs_by_params`` of ``migrations/0006_read_rules.sql``: only done
+runs count, the last finished wins, ties go to the larger run id. Ids are always bound as parameters.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from typing import Any
+
+from losslens.store import queries
 
 Row = dict[str, Any]
 Rows = list[Row]
@@ -132,27 +135,18 @@ def find_checkpoints(conn: sqlite3.Connection, given: str) -> list[str]:
 def latest_run(conn: sqlite3.Connection, metric: str, checkpoint: str, checkpoint_b: str | None = None) -> str | None:
     """Id of the newest done run of ``metric`` on a checkpoint, or on an (unordered) pair of checkpoints."""
     if checkpoint_b is None:
-        row = conn.execute(
-            "SELECT id FROM metric_runs WHERE metric = ? AND status = 'done' AND checkpoint = ? AND checkpoint_b IS NULL "
-            "ORDER BY finished_at DESC LIMIT 1",
-            (metric, checkpoint),
-        ).fetchone()
+        row = queries.latest_run(conn, metric, checkpoint)
     else:
-        row = conn.execute(
-            "SELECT id FROM metric_runs WHERE metric = ? AND status = 'done' AND "
-            "((checkpoint = ? AND checkpoint_b = ?) OR (checkpoint = ? AND checkpoint_b = ?)) "
-            "ORDER BY finished_at DESC LIMIT 1",
-            (metric, checkpoint, checkpoint_b, checkpoint_b, checkpoint),
-        ).fetchone()
-    return row[0] if row else None
+        row = queries.latest_pair_run(conn, metric, checkpoint, checkpoint_b)
+    return row["id"] if row else None
 
 
 def latest_experiment_run(conn: sqlite3.Connection, metric: str, experiment_id: str) -> Row | None:
     """The newest done experiment-scope run of ``metric`` (``id``, ``params_json``), or None."""
     return _first(
         conn,
-        "SELECT id, params_json FROM metric_runs WHERE metric = ? AND status = 'done' AND scope = 'experiment' "
-        "AND experiment_id = ? ORDER BY finished_at DESC LIMIT 1",
+        "SELECT id, params_json FROM latest_runs WHERE metric = ? AND scope = 'experiment' AND subject = ? "
+        "ORDER BY finished_at DESC, id DESC LIMIT 1",
         (metric, experiment_id),
     )
 
@@ -178,35 +172,32 @@ _RUN_COLUMNS = "id, metric, params_json, code_version, device, wall_seconds, fin
 
 
 def _newest_per_metric(rows: Rows) -> Rows:
-    newest = {r["metric"]: r for r in rows}  # rows come oldest first: the newest of each metric wins
+    newest = {r["metric"]: r for r in rows}  # rows come oldest first: of a pair's two orders, the newer wins
     return list(newest.values())
 
 
 def experiment_runs(conn: sqlite3.Connection, experiment_id: str) -> Rows:
     """Provenance of the newest done experiment-scope run of each metric."""
-    sql = f"SELECT {_RUN_COLUMNS} FROM metric_runs WHERE status = 'done' AND experiment_id = ? AND scope = 'experiment' ORDER BY finished_at"
+    sql = f"SELECT {_RUN_COLUMNS} FROM latest_runs WHERE subject = ? AND scope = 'experiment' ORDER BY finished_at, id"
     return _newest_per_metric(fetch(conn, sql, (experiment_id,)))
 
 
 def setting_runs(conn: sqlite3.Connection, setting_id: str) -> Rows:
     """Provenance of the newest done setting-scope run of each metric."""
-    sql = f"SELECT {_RUN_COLUMNS} FROM metric_runs WHERE status = 'done' AND setting_id = ? AND scope = 'setting' ORDER BY finished_at"
+    sql = f"SELECT {_RUN_COLUMNS} FROM latest_runs WHERE subject = ? AND scope = 'setting' ORDER BY finished_at, id"
     return _newest_per_metric(fetch(conn, sql, (setting_id,)))
 
 
 def checkpoint_runs(conn: sqlite3.Connection, sha: str) -> Rows:
     """Provenance of the newest done run of each metric on one checkpoint."""
-    sql = f"SELECT {_RUN_COLUMNS} FROM metric_runs WHERE status = 'done' AND checkpoint = ? AND checkpoint_b IS NULL ORDER BY finished_at"
+    sql = f"SELECT {_RUN_COLUMNS} FROM latest_runs WHERE subject = ? AND scope = 'checkpoint' ORDER BY finished_at, id"
     return _newest_per_metric(fetch(conn, sql, (sha,)))
 
 
 def pair_runs(conn: sqlite3.Connection, a: str, b: str) -> Rows:
     """Provenance of the newest done run of each metric on an (unordered) pair."""
-    sql = (
-        f"SELECT {_RUN_COLUMNS} FROM metric_runs WHERE status = 'done' AND "
-        "((checkpoint = ? AND checkpoint_b = ?) OR (checkpoint = ? AND checkpoint_b = ?)) ORDER BY finished_at"
-    )
-    return _newest_per_metric(fetch(conn, sql, (a, b, b, a)))
+    sql = f"SELECT {_RUN_COLUMNS} FROM latest_runs WHERE subject IN (?, ?) AND scope = 'pair' ORDER BY finished_at, id"
+    return _newest_per_metric(fetch(conn, sql, (f"{a}:{b}", f"{b}:{a}")))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -252,8 +243,8 @@ def landscape_summary(conn: sqlite3.Connection, sha: str) -> Row | None:
         conn,
         """
         SELECT s.run_id, s.n_minima, s.n_minima_above, s.total_persistence, s.max_persistence, s.centre_loss, s.grid_min,
-               s.grid_max, s.smad FROM landscape_summaries s JOIN metric_runs r ON r.id = s.run_id
-        WHERE s.checkpoint = ? AND r.status = 'done' ORDER BY r.finished_at DESC LIMIT 1""",
+               s.grid_max, s.smad FROM landscape_summaries s JOIN latest_runs r ON r.id = s.run_id
+        WHERE s.checkpoint = ? ORDER BY r.finished_at DESC, r.id DESC LIMIT 1""",
         (sha,),
     )
 
@@ -282,14 +273,15 @@ def confusion(conn: sqlite3.Connection, sha: str, split: str) -> Rows | None:
 
 def landscape(conn: sqlite3.Connection, sha: str) -> Row | None:
     """The newest done 2-D grid landscape of a checkpoint (id, directions, normalization, steps, span, span_mode,
-    centre_loss), or None."""
+    centre_loss), or None: the newest among the parameter sets that draw a 2-D grid (``latest_runs_by_params``),
+    so a later 1-D, 3-D or sampled landscape does not hide it."""
     return _first(
         conn,
         """
         SELECT l.id, l.directions, l.normalization, l.steps, l.span, l.span_mode, l.centre_loss
-        FROM landscapes l JOIN metric_runs r ON r.id = l.run_id
-        WHERE l.checkpoint = ? AND l.dims = 2 AND l.samples = 0 AND r.status = 'done'
-        ORDER BY r.finished_at DESC LIMIT 1""",
+        FROM landscapes l JOIN latest_runs_by_params r ON r.id = l.run_id
+        WHERE l.checkpoint = ? AND l.dims = 2 AND l.samples = 0
+        ORDER BY r.finished_at DESC, r.id DESC LIMIT 1""",
         (sha,),
     )
 
@@ -300,10 +292,10 @@ def landscape_points(conn: sqlite3.Connection, landscape_id: str) -> Rows:
 
 
 def latest_topology_run(conn: sqlite3.Connection, landscape_id: str) -> str | None:
-    """Id of the newest done topology run of a landscape, or None."""
+    """Id of the newest done topology run of a landscape (among the parameter sets that analyse it), or None."""
     row = conn.execute(
-        "SELECT r.id FROM metric_runs r WHERE r.status = 'done' AND r.metric = 'topology' AND EXISTS "
-        "(SELECT 1 FROM merge_tree_nodes n WHERE n.run_id = r.id AND n.landscape_id = ?) ORDER BY r.finished_at DESC LIMIT 1",
+        "SELECT r.id FROM latest_runs_by_params r WHERE r.metric = 'topology' AND EXISTS "
+        "(SELECT 1 FROM merge_tree_nodes n WHERE n.run_id = r.id AND n.landscape_id = ?) ORDER BY r.finished_at DESC, r.id DESC LIMIT 1",
         (landscape_id,),
     ).fetchone()
     return row[0] if row else None
@@ -360,8 +352,8 @@ def mode_positions(conn: sqlite3.Connection, setting_id: str) -> Rows:
         SELECT c.sha256 AS checkpoint, c.name, c.seed, d.x, d.y
         FROM checkpoints c JOIN models m ON m.id = c.model_id
         LEFT JOIN mds_coords d ON d.checkpoint = c.sha256 AND d.run_id = (
-            SELECT d2.run_id FROM mds_coords d2 JOIN metric_runs r ON r.id = d2.run_id
-            WHERE d2.setting_id = ? AND r.status = 'done' ORDER BY r.finished_at DESC LIMIT 1)
+            SELECT d2.run_id FROM mds_coords d2 JOIN latest_runs r ON r.id = d2.run_id
+            WHERE d2.setting_id = ? ORDER BY r.finished_at DESC, r.id DESC LIMIT 1)
         WHERE m.setting_id = ?
         ORDER BY c.seed, c.name""",
         (setting_id, setting_id),
@@ -374,10 +366,7 @@ def setting_performance(conn: sqlite3.Connection, setting_id: str) -> Rows:
         conn,
         """
         SELECT p.checkpoint, p.split, p.name, p.value FROM performance p
-        WHERE p.run_id IN (
-            SELECT (SELECT r.id FROM metric_runs r WHERE r.metric = 'performance' AND r.status = 'done'
-                    AND r.checkpoint = c.sha256 ORDER BY r.finished_at DESC LIMIT 1)
-            FROM checkpoints c JOIN models m ON m.id = c.model_id WHERE m.setting_id = ?)""",
+        WHERE p.run_id IN (SELECT r.id FROM latest_runs r WHERE r.metric = 'performance' AND r.setting_id = ?)""",
         (setting_id,),
     )
 
@@ -391,9 +380,7 @@ def setting_eigenvalues(conn: sqlite3.Connection, setting_id: str, top_k: int) -
         """
         SELECT e.checkpoint, e.rank, e.value FROM hessian_eigenvalues e
         WHERE e.which = 'largest' AND e.rank < ? AND e.run_id IN (
-            SELECT (SELECT r.id FROM metric_runs r WHERE r.metric = 'hessian' AND r.status = 'done'
-                    AND r.checkpoint = c.sha256 ORDER BY r.finished_at DESC LIMIT 1)
-            FROM checkpoints c JOIN models m ON m.id = c.model_id WHERE m.setting_id = ?)
+            SELECT r.id FROM latest_runs r WHERE r.metric = 'hessian' AND r.setting_id = ?)
         ORDER BY e.checkpoint, e.rank""",
         (top_k, setting_id),
     )
@@ -424,10 +411,8 @@ def setting_pair_metrics(conn: sqlite3.Connection, setting_id: str, metric: str)
         conn,
         """
         SELECT pm.checkpoint_a, pm.checkpoint_b, pm.curve, pm.quantity, pm.value, r.params_json
-        FROM pair_metrics pm JOIN metric_runs r ON r.id = pm.run_id
-        WHERE pm.metric = ? AND r.status = 'done' AND r.setting_id = ? AND r.id = (
-            SELECT r2.id FROM metric_runs r2 WHERE r2.metric = r.metric AND r2.status = 'done' AND r2.subject = r.subject
-            ORDER BY r2.finished_at DESC LIMIT 1)
+        FROM pair_metrics pm JOIN latest_runs r ON r.id = pm.run_id
+        WHERE pm.metric = ? AND r.setting_id = ?
         ORDER BY pm.checkpoint_a, pm.checkpoint_b, pm.curve""",
         (metric, setting_id),
     )
@@ -440,8 +425,8 @@ def setting_taxonomy(conn: sqlite3.Connection, setting_id: str) -> Row | None:
         """
         SELECT t.run_id, t.phase, t.mc, t.cka, t.log_top_eigenvalue, t.log_trace, t.train_loss, t.train_error, t.test_error,
                t.n_checkpoints, t.n_pairs, t.thresholds_json
-        FROM taxonomy t JOIN metric_runs r ON r.id = t.run_id
-        WHERE t.setting_id = ? AND r.status = 'done' ORDER BY r.finished_at DESC LIMIT 1""",
+        FROM taxonomy t JOIN latest_runs r ON r.id = t.run_id
+        WHERE t.setting_id = ? ORDER BY r.finished_at DESC, r.id DESC LIMIT 1""",
         (setting_id,),
     )
 
@@ -461,8 +446,8 @@ def experiment_taxonomy(conn: sqlite3.Connection, experiment_id: str) -> Rows:
                t.sharp, t.well_connected, t.high_cka, t.note
         FROM settings s
         LEFT JOIN taxonomy t ON t.setting_id = s.id AND t.run_id = (
-            SELECT t2.run_id FROM taxonomy t2 JOIN metric_runs r ON r.id = t2.run_id
-            WHERE t2.setting_id = s.id AND r.status = 'done' ORDER BY r.finished_at DESC LIMIT 1)
+            SELECT t2.run_id FROM taxonomy t2 JOIN latest_runs r ON r.id = t2.run_id
+            WHERE t2.setting_id = s.id ORDER BY r.finished_at DESC, r.id DESC LIMIT 1)
         WHERE s.experiment_id = ?
         ORDER BY s.label""",
         (experiment_id,),
@@ -486,8 +471,8 @@ def layer_cka(conn: sqlite3.Connection, a: str, b: str) -> Rows:
         conn,
         """
         SELECT checkpoint_a, layer_a, layer_b, index_a, index_b, value FROM layer_cka
-        WHERE run_id = (SELECT l.run_id FROM layer_cka l JOIN metric_runs r ON r.id = l.run_id
-                        WHERE r.status = 'done' AND ((l.checkpoint_a = ? AND l.checkpoint_b = ?) OR (l.checkpoint_a = ? AND l.checkpoint_b = ?))
-                        ORDER BY r.finished_at DESC LIMIT 1)""",
+        WHERE run_id = (SELECT l.run_id FROM layer_cka l JOIN latest_runs r ON r.id = l.run_id
+                        WHERE (l.checkpoint_a = ? AND l.checkpoint_b = ?) OR (l.checkpoint_a = ? AND l.checkpoint_b = ?)
+                        ORDER BY r.finished_at DESC, r.id DESC LIMIT 1)""",
         (a, b, b, a),
     )
