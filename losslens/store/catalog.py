@@ -128,6 +128,8 @@ class Catalog:
             conn.execute("COMMIT")
 
     def query(self, sql: str, params: tuple | dict = ()) -> list[dict[str, Any]]:
+        """Rows of any SQL, for tests and notebooks. The package itself reads through the named functions
+        of :mod:`losslens.store.queries` (``tests/test_sql_boundary.py`` keeps SQL out of other modules)."""
         return [dict(row) for row in self.db.query(sql, params)]
 
     def one(self, sql: str, params: tuple | dict = ()) -> dict[str, Any] | None:
