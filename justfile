@@ -12,6 +12,12 @@ demo *ARGS:
 test *ARGS:
     .venv/bin/pytest {{ARGS}}
 
+# Static checks: ruff (lint and format) on the whole tree, mypy on losslens/ (config in pyproject.toml)
+lint:
+    .venv/bin/ruff check .
+    .venv/bin/ruff format --check .
+    .venv/bin/mypy
+
 # Side-by-side benchmarks against the anchors (run on a quiet machine)
 bench:
     .venv/bin/python bench/hessian.py

@@ -93,7 +93,7 @@ def hvp_costs(subject: Subject, reps: int) -> dict[str, float]:
     for method in HVP_METHODS:
         op = hvp_operator(subject, method=method)
         op(v)
-        _, secs = timed(lambda: [op(v) for _ in range(reps)])
+        _, secs = timed(lambda op=op: [op(v) for _ in range(reps)])
         out[method] = 1e3 * secs / reps
     backend = PyHessianBackend(subject)
     vs = [torch.randn_like(p) for p in backend.h.params]

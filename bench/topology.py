@@ -113,9 +113,9 @@ def main() -> None:
         for kind in ("landscape", "noise", "pinn") if n == 41 else ("landscape", "noise"):
             f = field(kind, n, rng)
             minima, kept = merge_tree_and_layout(f)  # warm-up
-            gudhi_s = best(lambda: gudhi_alone(f), repeat)
-            pairs_s = best(lambda: grid_persistence(f), repeat)
-            tree_s = best(lambda: merge_tree_and_layout(f), repeat)
+            gudhi_s = best(lambda f=f: gudhi_alone(f), repeat)
+            pairs_s = best(lambda f=f: grid_persistence(f), repeat)
+            tree_s = best(lambda f=f: merge_tree_and_layout(f), repeat)
             all_s = pairs_s + tree_s
             print(
                 f"| {n}² | {kind} | {minima} | {kept} | {gudhi_s:.3f} | {pairs_s:.3f} | {tree_s:.3f} | {all_s:.3f} | "

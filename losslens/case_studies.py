@@ -11,6 +11,7 @@ drawn by vl-convert at scale 1 to keep the repository small).
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import platform
 from collections.abc import Callable, Sequence
@@ -113,7 +114,7 @@ def pinn_claims(rows: Sequence[dict[str, Any]]) -> list[Claim]:
         Claim("the PINN learns at β = 1 (rel. L2 ≈ 1e-2)", "median rel. L2", (small, get(lo, "rel_l2")), "<", ("0.05", 0.05)),
         Claim("it fails at β ≥ 20–30 (rel. L2 ≈ 1)", "median rel. L2", (large, get(hi, "rel_l2")), ">", ("0.5", 0.5)),
     ]
-    for a, b in zip(sorted(by), sorted(by)[1:]):
+    for a, b in itertools.pairwise(sorted(by)):
         claims.append(
             Claim("the error grows with β", "median rel. L2", (f"β={a:g}", get(a, "rel_l2")), "<", (f"β={b:g}", get(b, "rel_l2")))
         )

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,31 +13,11 @@ import torch
 torch.set_num_threads(1)
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+from helpers import ARGS, CHROMIUM, PINN_KWARGS, RESNET_KWARGS, save_checkpoint, write_spec  # noqa: E402
+from playwright.sync_api import Browser, sync_playwright  # noqa: E402
+
 from losslens.ingest import ingest  # noqa: E402
 from losslens.models import pinn_mlp, resnet20  # noqa: E402
-
-
-def write_spec(
-    path: Path, name: str, model: str, model_kwargs: dict, problem: str, problem_kwargs: dict, globs: list[str], keys: list[str]
-) -> Path:
-    def kw(d: dict) -> str:
-        return "{ " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in d.items()) + " }"
-
-    path.write_text(
-        f'name = "{name}"\n\n[model]\nfactory = "{model}"\nkwargs = {kw(model_kwargs)}\n\n'
-        f'[problem]\nfactory = "{problem}"\nkwargs = {kw(problem_kwargs)}\n\n'
-        f"[checkpoints]\npaths = {json.dumps(globs)}\n\n[settings]\nkeys = {json.dumps(keys)}\n"
-    )
-    return path
-
-
-def save_checkpoint(path: Path, model: torch.nn.Module, seed: int, hparams: dict) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": model.state_dict(), "meta": {"seed": seed, "hparams": hparams}}, path)
-    return path
-
-
-PINN_KWARGS = {"width": 8, "depth": 2}
 
 
 @pytest.fixture
@@ -68,9 +48,6 @@ def pinn_catalog(tmp_path: Path, pinn_experiment: Path) -> Path:
     return db
 
 
-RESNET_KWARGS = {"in_channels": 1, "num_classes": 10, "width_mult": 0.25}
-
-
 @pytest.fixture
 def digits_experiment(tmp_path: Path) -> Path:
     """Spec for a tiny ResNet-20 (BatchNorm) on digits: residual on/off × seeds {0, 1}, untrained."""
@@ -97,3 +74,12 @@ def digits_catalog(tmp_path: Path, digits_experiment: Path) -> Path:
     report = ingest(digits_experiment, db)
     assert report.count("added") == 4
     return db
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Headless Debian Chromium, one per test module."""
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()

@@ -11,8 +11,7 @@ import urllib.request
 from urllib.parse import urlsplit
 
 import pytest
-from browser import WatchedPage, browser  # noqa: F401  (browser is a fixture)
-from test_datasette_plugin import EVIL_MODEL, pinn_ids, shared_catalogs
+from helpers import EVIL_MODEL, WatchedPage, pinn_ids, shared_catalogs
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +40,7 @@ def server(tmp_path_factory):
         except OSError:
             if time.time() > deadline or proc.poll() is not None:
                 proc.kill()
-                raise RuntimeError(proc.stdout.read().decode() if proc.stdout else "losslens serve did not start")
+                raise RuntimeError(proc.stdout.read().decode() if proc.stdout else "losslens serve did not start") from None
             time.sleep(0.5)
     yield base, pinn_ids(db)
     proc.terminate()
@@ -91,7 +90,7 @@ def test_setting_page_click_changes_local(server, browser):
     w.rendered("#local")
     assert ids["modes"][0] in w.page.get_attribute("#local", "data-spec")
     w.page.click('#semi path[aria-label*="mode: beta1_seed2"]')
-    w.page.wait_for_function("() => document.querySelector('#local').getAttribute('data-spec').includes(%r)" % ids["modes"][2])
+    w.page.wait_for_function(f"() => document.querySelector('#local').getAttribute('data-spec').includes({ids['modes'][2]!r})")
     w.rendered("#local")
     assert f"mode={ids['modes'][2]}" in w.page.url
     assert w.page.text_content("#mode-label") == "beta1_seed2"  # the name, not the sha256

@@ -6,8 +6,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 import pytest
-from browser import ARTIFACTS, WatchedPage, browser  # noqa: F401  (browser is a fixture)
-from test_datasette_plugin import EVIL_MODEL, pinn_ids, shared_catalogs
+from helpers import ARTIFACTS, EVIL_MODEL, WatchedPage, pinn_ids, shared_catalogs
 
 from losslens.export import export_viewer
 
@@ -129,7 +128,7 @@ def test_reload_restores_tabs_and_selection(viewer, browser):
 def test_user_names_are_text_and_dark_theme(viewer, browser):
     """Oracle: the model name as typed in the spec (an <img onerror> payload) is the header's text, no
     such <img> exists and no dialog opened; the theme toggle flips to dark and is kept across reloads."""
-    url, ids = viewer
+    url, _ = viewer
     w = Watched(browser)
     w.page.goto(url)
     w.rendered("taxonomy")

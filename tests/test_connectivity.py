@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import PINN_KWARGS
 
 from losslens.connectivity import coefficients, fit_bends, mode_connectivity, point_on_curve
 from losslens.connectivity.fit import plateau
@@ -19,7 +20,6 @@ from losslens.models import pinn_mlp
 from losslens.params import unflatten
 from losslens.problems import convection
 from losslens.store.catalog import open_catalog
-from tests.conftest import PINN_KWARGS
 
 
 def ring_loss(params: dict[str, torch.Tensor], batch: object = None) -> torch.Tensor:

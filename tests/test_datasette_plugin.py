@@ -4,6 +4,7 @@ tiny digits classifier pair for the confusion-matrix view."""
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
 import re
@@ -15,103 +16,11 @@ import numpy as np
 import pytest
 import torch
 import vl_convert as vlc
+from datasette.app import Datasette
+from helpers import METADATA, get, pinn_ids, query, shared_catalogs
 
-from losslens.ingest import ingest
-from losslens.jobs import compute
-from losslens.models import pinn_mlp, resnet20
+from losslens.jobs.context import CHECKPOINT_SQL, load_subject
 from losslens.views.source import inline
-
-EVIL_MODEL = "<img src=x onerror=alert(1)>"
-QUOTED_KEY = 'it\'s "q"'
-PINN_METRICS = ["performance", "landscape", "topology", "hessian", "connectivity", "cka", "similarity", "taxonomy", "predictions"]
-SMALL = [
-    ("connectivity.steps", "3"),
-    ("landscape.steps", "11"),
-    ("topology.steps", "11"),
-    ("points", "5"),
-    ("k", "10"),
-    ("tol", "1e-3"),
-    ("max-iter", "40"),
-    ("trace-probes", "4"),
-    ("esd-runs", "1"),
-    ("esd-steps", "12"),
-    ("inputs", "64"),
-]
-
-
-def _save(path: Path, model: torch.nn.Module, seed: int, hparams: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": model.state_dict(), "meta": {"seed": seed, "hparams": hparams}}, path)
-
-
-def build_pinn_catalog(root: Path) -> Path:
-    """β ∈ {1, 5} × seeds {0, 1, 2}, untrained; the model is named like an XSS payload and the
-    second setting key has quotes in it. Every metric, at small sizes."""
-    for beta in (1.0, 5.0):
-        for seed in (0, 1, 2):
-            torch.manual_seed(seed)
-            _save(
-                root / "runs" / f"beta{int(beta)}_seed{seed}.pt", pinn_mlp(width=8, depth=2), seed, {"beta": beta, QUOTED_KEY: 1}
-            )
-    spec = root / "pinn.toml"
-    spec.write_text(
-        f'name = "tiny-pinn"\n\n[model]\nfactory = "losslens.models:pinn_mlp"\nkwargs = {{ width = 8, depth = 2 }}\n'
-        f"name = {json.dumps(EVIL_MODEL)}\n\n"
-        '[problem]\nfactory = "losslens.problems:convection"\nkwargs = { n_collocation = 64, n_x = 32, n_t = 16 }\n\n'
-        f'[checkpoints]\npaths = ["runs/*.pt"]\n\n[settings]\nkeys = ["beta", {json.dumps(QUOTED_KEY)}]\n'
-    )
-    db = root / "catalog" / "losslens.db"
-    ingest(spec, db)
-    report = compute(PINN_METRICS, SMALL, catalog_path=db, device="cpu")
-    failures = [f for m in report.metrics for f in m.failures]
-    assert not failures, failures
-    return db
-
-
-def shared_catalogs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """Both catalogs, built once per test session (the browser tests reuse them)."""
-    root = tmp_path_factory.getbasetemp() / "losslens-plugin-catalogs"
-    done = root / "done"
-    if not done.exists():
-        root.mkdir(parents=True, exist_ok=True)
-        build_pinn_catalog(root)
-        build_digits_catalog(root)
-        done.touch()
-    return root / "catalog" / "losslens.db", root / "dcatalog" / "digits.db"
-
-
-def build_digits_catalog(root: Path) -> Path:
-    """Two seeds of a tiny ResNet-20 on digits, with predictions (confusion matrices) only."""
-    kwargs = {"in_channels": 1, "num_classes": 10, "width_mult": 0.25}
-    for seed in (0, 1):
-        torch.manual_seed(seed)
-        _save(root / "druns" / f"res_seed{seed}.pt", resnet20(**kwargs), seed, {"residual": True})
-    spec = root / "digits.toml"
-    spec.write_text(
-        'name = "tiny-digits"\n\n[model]\nfactory = "losslens.models:resnet20"\n'
-        "kwargs = { in_channels = 1, num_classes = 10, width_mult = 0.25 }\n\n"
-        '[problem]\nfactory = "losslens.problems:digits"\nkwargs = { batch_size = 256 }\n\n'
-        '[checkpoints]\npaths = ["druns/*.pt"]\n\n[settings]\nkeys = ["residual"]\n'
-    )
-    db = root / "dcatalog" / "digits.db"
-    ingest(spec, db)
-    report = compute(["predictions", "disagreement"], [], catalog_path=db, device="cpu")
-    assert report.failed == 0
-    return db
-
-
-# ---------------------------------------------------------------------------------------------
-# The app
-
-import asyncio  # noqa: E402
-
-import yaml  # noqa: E402
-from datasette.app import Datasette  # noqa: E402
-
-from losslens.jobs.context import CHECKPOINT_SQL, load_subject  # noqa: E402
-from losslens.resources import resource_path  # noqa: E402
-
-METADATA = yaml.safe_load(resource_path("catalog/datasette.yaml").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -127,20 +36,6 @@ def ds(catalogs) -> Datasette:
     return app
 
 
-def get(ds: Datasette, path: str, method: str = "get"):
-    """Datasette redirects %-escapes in paths to its ~-escapes; follow that, as a browser does."""
-    return asyncio.run(getattr(ds.client, method)(path, follow_redirects=True))
-
-
-def query(db: Path, sql: str, params: tuple = ()) -> list[dict]:
-    conn = sqlite3.connect(db)
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute(sql, params)]
-    finally:
-        conn.close()
-
-
 def spec_urls(html: str) -> list[str]:
     return [u.replace("&amp;", "&") for u in re.findall(r'data-spec="([^"]+)"', html)]
 
@@ -152,20 +47,6 @@ def compiled(ds: Datasette, spec_url: str) -> tuple[dict, str]:
     spec = inline(response.json(), lambda u: get(ds, u).json())
     vlc.vegalite_to_vega(spec)
     return spec, vlc.vegalite_to_svg(spec)
-
-
-def pinn_ids(db: Path) -> dict:
-    setting = query(db, "SELECT id FROM settings ORDER BY label")[0]["id"]
-    modes = [
-        r["sha256"]
-        for r in query(
-            db,
-            "SELECT c.sha256 FROM checkpoints c JOIN models m ON m.id = c.model_id WHERE m.setting_id = ? ORDER BY c.seed",
-            (setting,),
-        )
-    ]
-    experiment = query(db, "SELECT id FROM experiments")[0]["id"]
-    return {"experiment": experiment, "setting": setting, "modes": modes}
 
 
 def test_four_pages_render_and_every_spec_compiles(ds, catalogs):
@@ -184,7 +65,7 @@ def test_four_pages_render_and_every_spec_compiles(ds, catalogs):
         response = get(ds, page)
         assert response.status_code == 200, page
         for url in spec_urls(response.text):
-            spec, svg = compiled(ds, url)
+            _, svg = compiled(ds, url)
             assert svg.count("<path") > 3, url
             seen += 1
     assert seen == 2 + 2 + 1 + 3  # global: taxonomy, modes; setting: modes, local; checkpoint: local; pair: 3

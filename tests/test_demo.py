@@ -82,9 +82,10 @@ def test_tables_are_filled_for_every_checkpoint_pair_and_setting(first: StudyRes
                 ).fetchone()[0]
                 == 1
             ), (metric, sha)
-        count = lambda table, where="": db.execute(
-            f"SELECT count(*) FROM {table} WHERE checkpoint = ? {where}", (sha,)
-        ).fetchone()[0]
+
+        def count(table: str, where: str = "", sha: str = sha) -> int:
+            return db.execute(f"SELECT count(*) FROM {table} WHERE checkpoint = ? {where}", (sha,)).fetchone()[0]
+
         assert count("performance") == 7  # loss_ic, loss_bc, loss_residual, loss, rel_l2, mean_abs, linf
         assert count("hessian_eigenvalues", "AND which = 'largest'") == 10
         assert count("hessian_trace") == 1 and count("hessian_esd") == 256

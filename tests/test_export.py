@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 import vl_convert as vlc
+from helpers import EVIL_MODEL, METADATA, get, pinn_ids, shared_catalogs
 from PIL import Image
-from test_datasette_plugin import EVIL_MODEL, METADATA, get, pinn_ids, shared_catalogs
 from typer.testing import CliRunner
 
 from losslens.cli import app

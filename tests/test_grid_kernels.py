@@ -35,7 +35,7 @@ def test_linear_vmap_rule_equals_torch(in_dims, inputs: int) -> None:
     size = 4
     shapes = {"x": (7, 5, inputs), "w": (6, inputs), "b": (6,)}
     args = []
-    for (name, shape), dim in zip(shapes.items(), in_dims):
+    for shape, dim in zip(shapes.values(), in_dims, strict=True):
         t = torch.randn(*shape, generator=g)
         if dim is not None:
             t = torch.stack([torch.randn(*shape, generator=g) for _ in range(size)], dim=dim)

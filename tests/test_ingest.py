@@ -251,7 +251,7 @@ def test_two_concurrent_ingests_lose_nothing(tmp_path):
         for s in (spec_a, spec_b)
     ]
     outs = [p.communicate(timeout=300) for p in procs]
-    for p, (out, err) in zip(procs, outs):
+    for p, (_, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err
         assert "locked" not in err
     assert count(db, "checkpoints") == 50

@@ -26,12 +26,12 @@ def direct_linear_cka(x: np.ndarray, y: np.ndarray) -> float:
     return np.linalg.norm(y.T @ x) ** 2 / (np.linalg.norm(x.T @ x) * np.linalg.norm(y.T @ y))
 
 
-def u_statistic_hsic(k: np.ndarray, l: np.ndarray) -> float:
+def u_statistic_hsic(k: np.ndarray, lk: np.ndarray) -> float:
     """Unbiased HSIC as the U-statistic of Song et al. (2012): the mean over ordered distinct quadruples
-    (i, j, q, r) of K_ij L_ij + K_ij L_qr − 2 K_ij L_iq."""
+    (i, j, q, r) of K_ij L_ij + K_ij L_qr − 2 K_ij L_iq (``lk`` is L)."""
     n = len(k)
     total = sum(
-        k[i, j] * l[i, j] + k[i, j] * l[q, r] - 2 * k[i, j] * l[i, q] for i, j, q, r in itertools.permutations(range(n), 4)
+        k[i, j] * lk[i, j] + k[i, j] * lk[q, r] - 2 * k[i, j] * lk[i, q] for i, j, q, r in itertools.permutations(range(n), 4)
     )
     return total / math.perm(n, 4)
 
@@ -79,11 +79,11 @@ def test_debiased_cka_against_direct_u_statistic():
         x, y = RNG.normal(size=(7, p)), RNG.normal(size=(7, p))
         y[:, 0] += 2 * x[:, 0]
         xc, yc = x - x.mean(0), y - y.mean(0)
-        k, l = xc @ xc.T, yc @ yc.T
-        expected = u_statistic_hsic(k, l) / math.sqrt(u_statistic_hsic(k, k) * u_statistic_hsic(l, l))
+        k, lk = xc @ xc.T, yc @ yc.T
+        expected = u_statistic_hsic(k, lk) / math.sqrt(u_statistic_hsic(k, k) * u_statistic_hsic(lk, lk))
         assert linear_cka(x, y, debiased=True) == pytest.approx(expected, rel=1e-10)
         rx = Representation(x)
-        assert rx.hsic(Representation(y), debiased=True) == pytest.approx(u_statistic_hsic(k, l), rel=1e-10)
+        assert rx.hsic(Representation(y), debiased=True) == pytest.approx(u_statistic_hsic(k, lk), rel=1e-10)
 
 
 def test_constant_features_give_nan():

@@ -23,15 +23,15 @@ def _field(rng: np.random.Generator, kind: str, shape: tuple[int, ...]) -> np.nd
 
 def _tree_pairs(tree) -> tuple[list, list]:
     dying = (tree.saddle >= 0) & np.isfinite(tree.persistence) & (tree.persistence > 0)
-    values = sorted(zip(tree.birth[dying].tolist(), tree.death[dying].tolist()))
-    points = sorted(zip(tree.minimum[dying].tolist(), tree.saddle[dying].tolist()))
+    values = sorted(zip(tree.birth[dying].tolist(), tree.death[dying].tolist(), strict=True))
+    points = sorted(zip(tree.minimum[dying].tolist(), tree.saddle[dying].tolist(), strict=True))
     return values, points
 
 
 def _gudhi_pairs(pairs) -> tuple[list, list]:
     m = pairs.finite_h0()
-    values = sorted(zip(pairs.birth[m].tolist(), pairs.death[m].tolist()))
-    points = sorted(zip(pairs.birth_point[m].tolist(), pairs.death_point[m].tolist()))
+    values = sorted(zip(pairs.birth[m].tolist(), pairs.death[m].tolist(), strict=True))
+    points = sorted(zip(pairs.birth_point[m].tolist(), pairs.death_point[m].tolist(), strict=True))
     return values, points
 
 
@@ -76,7 +76,7 @@ def test_knn_graph_pairs_equal_gudhi_simplex_tree() -> None:
 def _wells(depths: list[float], centres: list[tuple[int, int]], n: int = 101, sigma: float = 4.0) -> np.ndarray:
     y, x = np.mgrid[0:n, 0:n]
     f = np.zeros((n, n))
-    for d, (cy, cx) in zip(depths, centres):
+    for d, (cy, cx) in zip(depths, centres, strict=True):
         f -= d * np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * sigma**2))
     return f
 
@@ -95,7 +95,7 @@ def test_separated_gaussian_wells_give_known_minima_and_persistences() -> None:
     finite = np.isfinite(tree.persistence[keep])
     assert np.allclose(sorted(tree.persistence[keep][finite]), sorted(depths[1:]), atol=1e-6)
     basins = tree.segmentation(keep)
-    for (cy, cx), m in zip(centres, tree.minimum[keep][np.argsort(tree.birth[keep])]):
+    for (cy, cx), m in zip(centres, tree.minimum[keep][np.argsort(tree.birth[keep])], strict=True):
         assert basins[cy * 101 + cx] == basins[m]  # each well's centre lies in its own basin
 
 

@@ -53,7 +53,7 @@ def test_convection_training_at_beta_1_learns_the_solution():
     untrained = pinn_mlp()
     state = dict(untrained.named_parameters())
     before = {name: v for _, name, v in problem.performance(untrained, state)}
-    model, after, done = convection_training.train_one(1.0, 0, config)
+    _, after, done = convection_training.train_one(1.0, 0, config)
     assert before["rel_l2"] > 0.5
     assert after["rel_l2"] < 0.1
     assert after["loss"] < before["loss"] / 100

@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -72,9 +72,9 @@ def compute(
         console=err_console,
         transient=False,
     ) as progress:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
-        def on_event(event: str, **data) -> None:
+        def on_event(event: str, **data: Any) -> None:
             if event == "metric_start":
                 tasks[data["metric"]] = progress.add_task(
                     f"{data['metric']} ({data['skipped']} done before)", total=data["total"]

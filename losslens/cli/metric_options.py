@@ -160,7 +160,7 @@ class MetricOptionsCommand(TyperCommand):
     _generated: tuple[list[Any], dict[str, str]] | None = None
     _epilog: str | None = None
 
-    @property  # type: ignore[override]
+    @property
     def epilog(self) -> str | None:
         if self._epilog is None:
             self._epilog = epilog()

@@ -56,6 +56,6 @@ def point_on_curve(curve: CurveName, t: float, start: Params, end: Params, bends
     weights = coefficients(curve, t, len(points) - 2)
     out = {}
     for name in start:
-        terms = [w * p[name] for w, p in zip(weights, points) if w != 0.0]
+        terms = [w * p[name] for w, p in zip(weights, points, strict=True) if w != 0.0]
         out[name] = sum(terms[1:], terms[0]) if terms else torch.zeros_like(start[name])
     return out

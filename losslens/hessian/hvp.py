@@ -168,7 +168,7 @@ def hvp_operator(
 
     def loss(params: Params) -> Tensor:
         full = {**fixed, **params} if fixed else params
-        return sum(w * subject.loss_at(full, b) for w, b in zip(weights, data))  # type: ignore[return-value]
+        return sum(w * subject.loss_at(full, b) for w, b in zip(weights, data, strict=True))  # type: ignore[return-value]
 
     active = subject.params if names is None else {k: subject.params[k] for k in names}
     return HVP(loss, active, method, batches=len(data))

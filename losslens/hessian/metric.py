@@ -151,7 +151,7 @@ def hessian(ctx, params: HessianParams) -> Result:
         t0, before = time.perf_counter(), hvp.count
         slq = spectral_density(hvp, params.esd_runs, params.esd_steps, int(seeds[2]))
         x, density = slq.density(params.esd_points, params.esd_sigma)
-        result.extend("hessian_esd", [{**row, "x": float(a), "density": float(d)} for a, d in zip(x, density)])
+        result.extend("hessian_esd", [{**row, "x": float(a), "density": float(d)} for a, d in zip(x, density, strict=True)])
         result.artifact("esd_nodes", "hessian_esd_nodes", slq.nodes)
         result.artifact("esd_weights", "hessian_esd_weights", slq.weights)
         summary.update(

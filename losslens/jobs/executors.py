@@ -14,11 +14,11 @@ import torch
 from losslens.allocator import keep_freed_memory
 
 J = TypeVar("J")
-O = TypeVar("O")
+R = TypeVar("R")
 
 
 class Executor(Protocol):
-    def run(self, fn: Callable[[J], O], jobs: list[J]) -> Iterator[tuple[J, O]]: ...
+    def run(self, fn: Callable[[J], R], jobs: list[J]) -> Iterator[tuple[J, R]]: ...
 
 
 def cores() -> int:
@@ -35,7 +35,7 @@ class SerialExecutor:
     def __init__(self, threads: int | None = None):
         self.threads = threads or int(os.environ.get("OMP_NUM_THREADS") or 0) or cores()
 
-    def run(self, fn: Callable[[J], O], jobs: list[J]) -> Iterator[tuple[J, O]]:
+    def run(self, fn: Callable[[J], R], jobs: list[J]) -> Iterator[tuple[J, R]]:
         torch.set_num_threads(self.threads)
         keep_freed_memory()
         for job in jobs:
@@ -56,7 +56,7 @@ class ProcessExecutor:
         self.workers = max(1, workers)
         self.threads = max(1, cores() // self.workers)
 
-    def run(self, fn: Callable[[J], O], jobs: list[J]) -> Iterator[tuple[J, O]]:
+    def run(self, fn: Callable[[J], R], jobs: list[J]) -> Iterator[tuple[J, R]]:
         if not jobs:
             return
         ctx = multiprocessing.get_context("spawn")

@@ -71,10 +71,10 @@ def with_requirements(names: list[str]) -> list[Metric]:
 
     def visit(name: str, stack: tuple[str, ...]) -> None:
         if name in stack:
-            raise LossLensError(f"metric dependency cycle: {' → '.join(stack + (name,))}", where="compute")
+            raise LossLensError(f"metric dependency cycle: {' → '.join((*stack, name))}", where="compute")
         metric = get_metric(name)
         for dep in metric.requires:
-            visit(dep, stack + (name,))
+            visit(dep, (*stack, name))
         if metric not in ordered:
             ordered.append(metric)
 

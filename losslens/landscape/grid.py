@@ -120,7 +120,7 @@ def evaluate_loop(subject: Any, directions: Tensor, coords: np.ndarray, batches:
     with torch.no_grad():
         for i, point in enumerate(coords):
             params = {name: p.clone() for name, p in subject.params.items()}
-            for weight, direction in zip(point, d):
+            for weight, direction in zip(point, d, strict=True):
                 for name in params:
                     params[name].add_(direction[name], alpha=float(weight))
             out[i] = float(torch.stack([subject.loss_at(params, b) for b in batches]).mean())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from torch import nn
 
 _ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}
@@ -15,7 +17,7 @@ def mlp(in_dim: int, out_dim: int, width: int = 50, depth: int = 2, activation: 
         raise ValueError("depth and width must be positive")
     layers: list[nn.Module] = []
     dims = [in_dim] + [width] * depth
-    for a, b in zip(dims[:-1], dims[1:]):
+    for a, b in itertools.pairwise(dims):
         layers += [nn.Linear(a, b), _ACTIVATIONS[activation]()]
     layers.append(nn.Linear(dims[-1], out_dim))
     return nn.Sequential(*layers)

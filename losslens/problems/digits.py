@@ -11,7 +11,7 @@ from losslens.problems.base import ClassificationProblem
 def split_indices(n: int, test_fraction: float, split_seed: int) -> tuple[np.ndarray, np.ndarray]:
     """A seeded shuffle, the first ``test_fraction`` of it for testing."""
     order = np.random.default_rng(split_seed).permutation(n)
-    n_test = int(round(n * test_fraction))
+    n_test = round(n * test_fraction)
     return order[n_test:], order[:n_test]
 
 

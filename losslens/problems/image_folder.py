@@ -56,7 +56,7 @@ def load_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if "data" not in raw or not ("labels" in raw or "fine_labels" in raw):
         raise LossLensError("not a CIFAR batch (needs 'data' and 'labels')", where=str(path))
     data = np.asarray(raw["data"], dtype=np.uint8)
-    side = int(round((data.shape[1] / 3) ** 0.5))
+    side = round((data.shape[1] / 3) ** 0.5)
     labels = np.asarray(raw.get("labels", raw.get("fine_labels")), dtype=np.int64)
     return data.reshape(-1, 3, side, side), labels
 

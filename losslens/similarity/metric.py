@@ -154,6 +154,6 @@ def similarity(ctx, params: SimilarityParams) -> Result:
     result = Result()
     result.artifact("dissimilarity", "mds_dissimilarity", distance)
     result.artifact("eigenvalues", "mds_eigenvalues", eigenvalues)
-    for sha, (x, y) in zip(ctx.shas, coords):
+    for sha, (x, y) in zip(ctx.shas, coords, strict=True):
         result.add("mds_coords", setting_id=ctx.setting_id, checkpoint=sha, x=float(x), y=float(y))
     return result

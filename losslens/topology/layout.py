@@ -34,14 +34,14 @@ def branch_x(tree: JoinTree, kept: np.ndarray) -> dict[int, float]:
     parents = [b for b, cs in children.items() if cs]
     for b in sorted(parents, reverse=True):  # children are younger, so numbered after their parent
         ranked = sorted(children[b], key=lambda c: (-persistence[c], c))
-        r = l = 0.0
+        r = lft = 0.0
         for c in sorted(ranked[0::2], key=lambda c: join_rank[c]):
             offset[c] = r + 1 + left[c]
             r = offset[c] + right[c]
         for c in sorted(ranked[1::2], key=lambda c: join_rank[c]):
-            offset[c] = -(l + 1 + right[c])
-            l = -offset[c] + left[c]
-        left[b], right[b] = l, r
+            offset[c] = -(lft + 1 + right[c])
+            lft = -offset[c] + left[c]
+        left[b], right[b] = lft, r
     x = {0: 0.0}
     for b in sorted(parents):
         for c in children[b]:

@@ -125,7 +125,7 @@ def join_tree(values: np.ndarray, edges: tuple[np.ndarray, np.ndarray]) -> JoinT
     saddle = np.full(m, -1, dtype=np.int64)
     parent = np.full(m, -1, dtype=np.int64)
     uf = list(range(m))
-    for x, y, level in zip(a.tolist(), b.tolist(), w.tolist()):
+    for x, y, level in zip(a.tolist(), b.tolist(), w.tolist(), strict=True):
         rx, ry = _find(uf, x), _find(uf, y)
         elder, younger = (rx, ry) if rx < ry else (ry, rx)
         uf[younger] = elder

@@ -46,7 +46,7 @@ def _centre_probes(landscape: dict[str, Any], shape: tuple[int, ...] | None) -> 
     steps, dims = landscape["steps"], landscape["dims"]
     half = json.loads(landscape["half_widths_json"])
     norms = json.loads(landscape["direction_norms_json"])
-    lengths = [2 * h / (steps - 1) * n for h, n in zip(half, norms)]
+    lengths = [2 * h / (steps - 1) * n for h, n in zip(half, norms, strict=True)]
     if shape is None:  # sampled: θ, then −/+ one step per axis (see landscape.metric)
         return 0, [(1 + 2 * a, 2 + 2 * a) for a in range(dims)], lengths
     mid = [steps // 2] * dims
@@ -120,7 +120,7 @@ def topology(ctx: Any, params: TopologyParams) -> Result:
                 "birth_point": int(bp),
                 "death_point": int(dp) if dp >= 0 else None,
             }
-            for d, b, e, bp, dp in zip(pairs.dim, pairs.birth, pairs.death, pairs.birth_point, pairs.death_point)
+            for d, b, e, bp, dp in zip(pairs.dim, pairs.birth, pairs.death, pairs.birth_point, pairs.death_point, strict=True)
         ],
     )
     sizes = np.bincount(basins, minlength=len(tree.minimum))
@@ -140,14 +140,14 @@ def topology(ctx: Any, params: TopologyParams) -> Result:
                 "persistence": _value(pers[b]) if kind == "minimum" else None,
                 "basin_size": int(sizes[b]) if kind == "minimum" else None,
             }
-            for i, (kind, p, b) in enumerate(zip(graph.node_kind, graph.node_point, graph.node_branch))
+            for i, (kind, p, b) in enumerate(zip(graph.node_kind, graph.node_point, graph.node_branch, strict=True))
         ],
     )
     result.extend(
         "merge_tree_edges",
         [
             {**base, "lower": int(lo), "upper": int(hi), "branch": int(b)}
-            for lo, hi, b in zip(graph.edge_lower, graph.edge_upper, graph.edge_branch)
+            for lo, hi, b in zip(graph.edge_lower, graph.edge_upper, graph.edge_branch, strict=True)
         ],
     )
     result.add("landscape_summaries", **base, **summarize(flat_raw, tree, graph, basins, threshold, centre, probes, lengths))

@@ -13,7 +13,7 @@ def curvature(values: np.ndarray, centre: int, probes: list[tuple[int, int]], st
     """Second difference (f(+h) − 2 f(0) + f(−h)) / h² at the centre along each axis, h being the
     parameter-space length of one step; None where a value is not finite."""
     out: list[float | None] = []
-    for (minus, plus), h in zip(probes, steps):
+    for (minus, plus), h in zip(probes, steps, strict=True):
         c = (values[plus] - 2 * values[centre] + values[minus]) / h**2
         out.append(float(c) if np.isfinite(c) else None)
     return out
