@@ -15,6 +15,7 @@ __all__ = [
     "CausalLMProblem",
     "ClassificationProblem",
     "ConvectionProblem",
+    "ModularAdditionProblem",
     "Problem",
     "causal_lm",
     "convection",
@@ -23,5 +24,4 @@ __all__ = [
     "image_folder",
     "mnist",
     "modular_addition",
-    "ModularAdditionProblem",
 ]
