@@ -544,7 +544,7 @@ def test_hessian_bars_have_a_named_linear_axis_and_print_lambda_max_and_trace(ds
     legend offers 'smallest'."""
     db = catalogs[0]
     sha = pinn_ids(db)["modes"][0]
-    spec, svg = compiled(ds, f"/-/losslens/losslens/spec/local.json?checkpoint={sha}")
+    _, svg = compiled(ds, f"/-/losslens/losslens/spec/local.json?checkpoint={sha}")
     top = query(db, "SELECT max(value) AS v FROM hessian_eigenvalues WHERE checkpoint = ? AND which = 'largest'", (sha,))[0]["v"]
     trace = query(db, "SELECT estimate FROM hessian_trace WHERE checkpoint = ?", (sha,))[0]["estimate"]
     assert f"λmax = {top:.4g}" in svg and f"trace = {trace:.4g}" in svg

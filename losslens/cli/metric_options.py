@@ -147,7 +147,7 @@ def epilog() -> str:
     ]
     for name, metric in sorted(all_metrics().items()):
         req = f"; runs {', '.join(metric.requires)} first" if metric.requires else ""
-        lines.append(f"[bold]{escape(name)}[/bold] ({metric.scope} scope{req}): {escape(metric.summary)}")
+        lines.append(f"{escape(name)} ({metric.scope} scope{req}): {escape(metric.summary)}")
     return "\n\n".join(lines)
 
 
