@@ -163,3 +163,18 @@ def test_catalog_that_needs_migrating_is_refused_untouched(tmp_path):
         assert result.exit_code == 1, (args, result.output)
         assert "losslens init" in result.output, (args, result.output)
     assert snapshot(db.parent) == before and not (db.parent / "backups").exists()
+
+
+def test_a_damaged_catalog_is_one_line_naming_the_file(pinn_catalog, tmp_path):
+    """Oracle: a copy cut after its first page (header intact, tables gone) cannot be read; the read paths say
+    so in one line with the file and the fix, and leave it as it was."""
+    damaged = tmp_path / "cut" / "losslens.db"
+    damaged.parent.mkdir()
+    damaged.write_bytes(pinn_catalog.read_bytes()[:4096])
+    before = snapshot(damaged.parent)
+    with pytest.raises(LossLensError, match="cannot read the catalog") as info:
+        listing(damaged)
+    assert str(damaged) in info.value.line() and "losslens init" in info.value.line()
+    result = runner.invoke(app, ["status", "--catalog", str(damaged)])
+    assert result.exit_code == 1 and "cannot read the catalog" in result.output
+    assert snapshot(damaged.parent) == before

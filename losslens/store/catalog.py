@@ -222,8 +222,9 @@ def open_catalog(path: Path | None = None, *, readonly: bool = False, snapshot: 
     Readers (``readonly=True``) never migrate, back up or write; ``snapshot=True`` marks a short read that
     leaves no ``-wal``/``-shm`` files behind (see :func:`read_uri`).
 
-    :raises LossLensError: when the file is missing (readers), not a SQLite database, written by a newer
-        LossLens, or (readers) older than this LossLens: the hint says to run ``losslens init``.
+    :raises LossLensError: when the file is missing (readers), not a SQLite database, unreadable (damaged,
+        or a WAL copy whose ``-shm`` cannot be made in a read-only folder), written by a newer LossLens, or
+        (readers) older than this LossLens: the hint says to run ``losslens init``.
     """
     path = Path(path) if path is not None else default_catalog_path()
     if not path.exists():
@@ -239,6 +240,13 @@ def open_catalog(path: Path | None = None, *, readonly: bool = False, snapshot: 
                 raise LossLensError(
                     "catalog schema is older than this LossLens", where=str(path), hint="run `losslens init` to migrate it"
                 )
+        except sqlite3.DatabaseError as exc:
+            catalog.close()
+            raise LossLensError(
+                f"cannot read the catalog: {exc}",
+                where=str(path),
+                hint="copy it (with any -wal file beside it) into a writable folder and run `losslens init` there",
+            ) from None
         except BaseException:
             catalog.close()
             raise
