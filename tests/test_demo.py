@@ -111,6 +111,8 @@ def test_tables_are_filled_for_every_checkpoint_pair_and_setting(first: StudyRes
         assert [(m["metric"], m["curve"]) for m in metrics] == [
             ("cka", None),
             ("cka_debiased", None),
+            ("fit_converged", "bezier"),
+            ("fit_rel_change", "bezier"),
             ("mc", "bezier"),
             ("mc", "linear"),
         ]
