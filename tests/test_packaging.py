@@ -62,3 +62,17 @@ def test_wheel_ships_runtime_resources(tmp_path):
     assert "site-packages" in out[0] and str(ROOT) not in out[0]
     assert out[1] == str(migrations)
     assert out[2] == "True True"
+
+
+def test_every_package_exports_what_its_all_names():
+    """Oracle: the names each package's ``__all__`` promises are attributes of it (``from pkg import *`` works)."""
+    import importlib
+    import pkgutil
+
+    import losslens
+
+    packages = ["losslens"] + [m.name for m in pkgutil.walk_packages(losslens.__path__, "losslens.") if m.ispkg]
+    for name in packages:
+        module = importlib.import_module(name)
+        missing = [n for n in getattr(module, "__all__", ()) if not hasattr(module, n)]
+        assert not missing, (name, missing)

@@ -4,4 +4,4 @@ from losslens.connectivity.curves import coefficients, initial_bends, point_on_c
 from losslens.connectivity.fit import fit_bends
 from losslens.connectivity.score import mode_connectivity
 
-__all__ = ["coefficients", "fit_bends", "flatten", "initial_bends", "mode_connectivity", "point_on_curve", "unflatten"]
+__all__ = ["coefficients", "fit_bends", "initial_bends", "mode_connectivity", "point_on_curve"]

@@ -42,10 +42,6 @@ class Problem(ABC):
     def to(self, device: torch.device) -> Problem:
         """Move the problem's tensors to ``device`` and return self."""
 
-    def describe(self) -> dict[str, Any]:
-        """Parameters that identify the data, recorded with metric runs."""
-        return {"kind": self.kind}
-
 
 def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy written with primitives, so every torch.func transform can go through it."""
@@ -100,11 +96,6 @@ class ClassificationProblem(Problem):
         x, y = batch
         return cross_entropy(self.logits(model, state, x), y)
 
-    def error(self, model: nn.Module, state: State, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        """Fraction misclassified in the batch."""
-        x, y = batch
-        return (self.logits(model, state, x).argmax(-1) != y).float().mean()
-
     @torch.no_grad()
     def mixup_inputs(self, n: int, alpha: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``n`` mixup blends of training inputs (Zhang et al. 2018), a fixed input set for comparing models.
@@ -156,12 +147,3 @@ class ClassificationProblem(Problem):
                 (split, "error", wrong / n),
             ]
         return rows
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "dataset": self.name,
-            "n_train": len(self.data["train"][0]),
-            "n_test": len(self.data["test"][0]),
-            "batch_size": self.batch_size,
-        }

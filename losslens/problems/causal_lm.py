@@ -210,17 +210,6 @@ class CausalLMProblem(Problem):
             ]
         return rows
 
-    def describe(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "dataset": self.name,
-            **self.source,
-            "seq_len": self.seq_len,
-            "n_train": len(self.data["train"]),
-            "n_test": len(self.data["test"]),
-            "batch_size": self.batch_size,
-        }
-
 
 def causal_lm(
     text: str = "",

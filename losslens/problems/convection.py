@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -111,17 +111,6 @@ class ConvectionProblem(Problem):
             ("eval", "linf", float(err.max())),
         ]
         return rows
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "equation": "convection",
-            "beta": self.beta,
-            "n_collocation": self.n_collocation,
-            "n_x": self.n_x,
-            "n_t": self.n_t,
-            "data_seed": self.data_seed,
-        }
 
 
 def convection(

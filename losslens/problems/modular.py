@@ -8,8 +8,6 @@ Training is full-batch as in Power et al. and Nanda et al.: the default batch is
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 
@@ -49,9 +47,6 @@ class ModularAdditionProblem(ClassificationProblem):
         i = np.random.default_rng(seed).integers(len(x), size=n)
         recipe = np.stack([i, i, np.ones(n)], axis=1)
         return x[torch.as_tensor(i, device=x.device)], torch.as_tensor(recipe, dtype=torch.float64)
-
-    def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "p": self.p, "train_fraction": self.train_fraction, "data_seed": self.data_seed}
 
 
 def modular_addition(

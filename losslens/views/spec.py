@@ -48,16 +48,3 @@ def chart(body: dict[str, Any], title: str | dict[str, Any] | None = None, **ext
     if title:
         spec["title"] = title
     return spec
-
-
-def empty(message: str, width: int = 300, height: int = 60) -> dict[str, Any]:
-    """A chart that says why there is nothing to draw (a metric not computed yet)."""
-    return chart(
-        {
-            "data": {"values": [{"text": message}]},
-            "mark": {"type": "text", "color": "#777", "fontSize": 12},
-            "encoding": {"text": {"field": "text"}},
-            "width": width,
-            "height": height,
-        }
-    )
