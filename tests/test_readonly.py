@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from datasette.app import Datasette
-from test_datasette_plugin import get, pinn_ids, shared_catalogs
+from helpers import get, pinn_ids, shared_catalogs
 from typer.testing import CliRunner
 
 from losslens.cli import app
