@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,6 +16,7 @@ from losslens.connectivity.fit import fit_bends
 from losslens.connectivity.score import mode_connectivity
 from losslens.errors import LossLensError
 from losslens.jobs.context import Subject
+from losslens.jobs.pairs import PAIRS_HELP
 from losslens.metrics.registry import Result, register
 from losslens.params import flatten
 from losslens.store.ids import params_hash
@@ -23,13 +24,7 @@ from losslens.store.ids import params_hash
 
 @dataclass(frozen=True)
 class ConnectivityParams:
-    pairs: Literal["within-setting", "same-step", "all"] = field(
-        default="within-setting",
-        metadata={
-            "help": "Which checkpoint pairs: all pairs within each setting, those at the same training step within each "
-            "setting (checkpoints along training), or all pairs."
-        },
-    )
+    pairs: str = field(default="within-setting", metadata={"help": PAIRS_HELP})
     curve: CurveName = field(default="bezier", metadata={"help": "Path between the two modes (linear trains nothing)."})
     bends: int = field(default=1, metadata={"help": "Trainable bends; 1 with bezier is the quadratic curve of Yang et al."})
     optimizer: Literal["auto", "sgd", "adam-lbfgs"] = field(

@@ -1,13 +1,21 @@
-"""What a metric sees: rebuilt models with their weights, problems, and read access to the catalog."""
+"""What a metric sees: rebuilt models with their weights, problems, and the results of the metrics it reads.
+
+Everything here comes with the job from the driver (records, requirement results, checkpoint bytes where
+the worker cannot see the file): a worker never opens the catalog, so it may run on a node where the
+SQLite file is not reachable.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import tempfile
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -16,13 +24,15 @@ from losslens.errors import LossLensError
 from losslens.numerics import cast_inputs_to_model, check_finite_weights
 from losslens.problems.base import Problem, State
 from losslens.spec import FactorySpec
-from losslens.store.catalog import Catalog
+from losslens.store.jobs import CHECKPOINT_SQL
 
-CHECKPOINT_SQL = """
-SELECT c.*, m.name AS model_name, m.setting_id, m.experiment_id, m.architecture_json, m.problem_json,
-       m.hparams_json, s.label AS setting_label
-FROM checkpoints c JOIN models m ON m.id = c.model_id JOIN settings s ON s.id = m.setting_id
-"""
+__all__ = ["CHECKPOINT_SQL", "Blob", "JobContext", "RunResult", "Subject", "load_subject"]
+
+
+class Blob(Protocol):
+    """A checkpoint file's bytes held by an executor (e.g. in Ray's object store), fetched on demand."""
+
+    def read(self) -> bytes: ...
 
 
 @dataclass
@@ -57,19 +67,61 @@ class Subject:
         return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.model.modules())
 
 
+@dataclass
+class RunResult:
+    """One done run of another metric, as shipped to a job: its ``metric_runs`` row, its parameters,
+    the rows of the tables the reader asked for and the arrays of the artifacts it named."""
+
+    run: dict[str, Any]
+    rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    artifacts: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return json.loads(self.run["params_json"])
+
+
 @lru_cache(maxsize=8)
 def _problem(problem_json: str, device: str) -> Problem:
     spec = FactorySpec(**json.loads(problem_json))
     return spec.build("problem").to(torch.device(device))
 
 
-def load_subject(record: dict[str, Any], device: torch.device, verify: bool = True) -> Subject:
-    """Rebuild a checkpoint's model from its catalog record and load the weights."""
+def _read_shipped(record: dict[str, Any], blob: Blob, options: dict[str, Any]) -> Any:
+    """Read a checkpoint from bytes the driver shipped, after checking they are the ingested file."""
+    data = blob.read()
+    if hashlib.sha256(data).hexdigest() != record["sha256"]:
+        raise LossLensError("shipped checkpoint bytes do not match the catalog", where=record["path"], hint="re-ingest it")
+    with tempfile.TemporaryDirectory(prefix="losslens-ckpt-") as tmp:
+        path = Path(tmp) / Path(record["path"]).name
+        path.write_bytes(data)
+        return read_checkpoint(path, **options)
+
+
+def load_subject(record: dict[str, Any], device: torch.device, verify: bool = True, blob: Blob | None = None) -> Subject:
+    """Rebuild a checkpoint's model from its catalog record and load the weights.
+
+    The file is read at ``record["path"]`` when this machine sees it, otherwise from ``blob``.
+
+    :raises LossLensError: when the file changed since ingestion, or it is not visible here and no bytes
+        were shipped, or the state dict does not fit the model.
+    """
     path = Path(record["path"])
-    if verify and path.exists() and checkpoint_sha256(path) != record["sha256"]:
-        raise LossLensError("file changed since it was ingested", where=str(path), hint="re-ingest it (losslens ingest SPEC)")
     how = json.loads(record.get("meta_json") or "{}").get("losslens", {})  # how ingest read it
-    ckpt = read_checkpoint(path, allow_globals=tuple(how.get("allow_globals", ())), ema=bool(how.get("ema", False)))
+    options = {"allow_globals": tuple(how.get("allow_globals", ())), "ema": bool(how.get("ema", False))}
+    if path.exists():
+        if verify and checkpoint_sha256(path) != record["sha256"]:
+            raise LossLensError("file changed since it was ingested", where=str(path), hint="re-ingest it (losslens ingest SPEC)")
+        ckpt = read_checkpoint(path, **options)
+    elif blob is not None:
+        ckpt = _read_shipped(record, blob, options)
+    else:
+        raise LossLensError(
+            "checkpoint file is not visible on this worker",
+            where=str(path),
+            hint="put the checkpoints on a filesystem every node mounts, or let the Ray executor ship them "
+            "(-X ship_checkpoints=always)",
+        )
     model = FactorySpec(**json.loads(record["architecture_json"])).build("model")
     state, _, _ = fit_state_dict(model, ckpt.state_dict, str(path), how.get("prefix"))
     model.load_state_dict(state)
@@ -93,13 +145,19 @@ def load_subject(record: dict[str, Any], device: torch.device, verify: bool = Tr
 
 @dataclass
 class JobContext:
-    """Passed to a metric function. Read-only: results go back in the metric's ``Result``."""
+    """Passed to a metric function. Read-only: results go back in the metric's ``Result``.
 
-    catalog: Catalog
+    ``checkpoints`` are the job's own records (one, a pair, a setting's seeds, or an experiment's);
+    ``inputs`` holds, per metric named in the metric's ``reads``, the runs the driver shipped.
+    """
+
     device: torch.device
     checkpoints: list[dict[str, Any]]
     setting_id: str | None
     experiment_id: str
+    inputs: dict[str, list[RunResult]] = field(default_factory=dict)
+    trajectory_records: list[dict[str, Any]] = field(default_factory=list)
+    blobs: dict[str, Blob] = field(default_factory=dict, repr=False)
     _subjects: dict[str, Subject] = field(default_factory=dict, repr=False)
 
     @property
@@ -107,16 +165,31 @@ class JobContext:
         return [c["sha256"] for c in self.checkpoints]
 
     def subject(self, sha256: str | None = None) -> Subject:
-        """The job's checkpoint (or the named one of its group), loaded once."""
+        """The job's checkpoint (or the named one of its group or trajectory), loaded once.
+
+        :raises ValueError: when the job covers several checkpoints and none is named.
+        :raises LossLensError: when the named checkpoint did not come with the job.
+        """
         if sha256 is None:
             if len(self.checkpoints) != 1:
                 raise ValueError("this job covers several checkpoints; name one")
             sha256 = self.checkpoints[0]["sha256"]
         if sha256 not in self._subjects:
-            record = next((c for c in self.checkpoints if c["sha256"] == sha256), None)
+            record = next((c for c in [*self.checkpoints, *self.trajectory_records] if c["sha256"] == sha256), None)
             if record is None:
-                record = self.catalog.one(CHECKPOINT_SQL + " WHERE c.sha256 = ?", (sha256,))
-            if record is None:
-                raise LossLensError(f"checkpoint {sha256} is not in the catalog", where=str(self.catalog.path))
-            self._subjects[sha256] = load_subject(record, self.device)
+                raise LossLensError(f"checkpoint {sha256[:12]} did not come with this job", where="job")
+            self._subjects[sha256] = load_subject(record, self.device, blob=self.blobs.get(sha256))
         return self._subjects[sha256]
+
+    def results(self, metric: str) -> list[RunResult]:
+        """The shipped runs of ``metric`` (latest per subject, oldest first).
+
+        :raises RuntimeError: when the metric does not declare ``Read(metric)`` (a bug in the metric).
+        """
+        if metric not in self.inputs:
+            raise RuntimeError(f"this metric reads {metric!r} results without declaring Read({metric!r}) in register(reads=...)")
+        return self.inputs[metric]
+
+    def trajectory(self) -> list[dict[str, Any]]:
+        """Records of the other checkpoints of this checkpoint's training run, by step (needs ``Trajectory()``)."""
+        return self.trajectory_records

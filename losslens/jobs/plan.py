@@ -1,22 +1,27 @@
-"""Turn (metric, parameters, experiment) into jobs, skipping those already done."""
+"""Turn (metric, parameters, experiment) into jobs, skipping those already done.
+
+Planning reads the catalog once per metric (the experiment's checkpoints and the done runs), whatever the
+number of jobs; the rest is Python over those rows (``bench/sweep.py`` times 100,000 jobs).
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from losslens.errors import LossLensError
-from losslens.jobs.context import CHECKPOINT_SQL
-from losslens.metrics.registry import Metric
+from losslens.jobs.pairs import select_pairs
+from losslens.metrics.registry import Metric, Trajectory
+from losslens.store import jobs as store
 from losslens.store.catalog import Catalog
 from losslens.store.ids import canonical_json, content_id, params_hash
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Job:
-    """Everything a worker needs; plain data so it pickles to another process."""
+    """Everything a worker needs, as plain data so that it pickles to another process or node: the
+    checkpoints' records (paths, model and problem specs), and, attached by the driver just before the
+    job is submitted, the results of the metrics it reads (``inputs``) and checkpoint bytes (``blobs``)."""
 
     run_id: str
     metric: str
@@ -28,25 +33,10 @@ class Job:
     setting_id: str | None
     experiment_id: str
     label: str
-
-
-def experiments(catalog: Catalog, name: str | None) -> list[dict[str, Any]]:
-    if name is None:
-        rows = catalog.query("SELECT * FROM experiments ORDER BY name")
-    else:
-        rows = catalog.query("SELECT * FROM experiments WHERE name = ?", (name,))
-        if not rows:
-            known = [r["name"] for r in catalog.query("SELECT name FROM experiments ORDER BY name")]
-            raise LossLensError(
-                f"no experiment named {name!r}",
-                where=str(catalog.path),
-                hint=f"known: {', '.join(known) or 'none (ingest first)'}",
-            )
-    return rows
-
-
-def checkpoint_records(catalog: Catalog, experiment_id: str) -> list[dict[str, Any]]:
-    return catalog.query(CHECKPOINT_SQL + " WHERE m.experiment_id = ? ORDER BY s.label, c.seed, c.step, c.name", (experiment_id,))
+    records: tuple[dict[str, Any], ...] = ()
+    trajectory: tuple[dict[str, Any], ...] = ()
+    inputs: dict[str, Any] = field(default_factory=dict)
+    blobs: dict[str, Any] = field(default_factory=dict)
 
 
 def _groups(records: list[dict[str, Any]], *keys: str) -> dict[Any, list[dict[str, Any]]]:
@@ -57,57 +47,78 @@ def _groups(records: list[dict[str, Any]], *keys: str) -> dict[Any, list[dict[st
 
 
 def pair_groups(records: list[dict[str, Any]], pairing: str) -> list[tuple[str | None, list[dict[str, Any]]]]:
-    """(setting id, members) of each group whose checkpoint pairs a pair metric compares: "within-setting"
-    (all checkpoints of a setting), "same-step" (those of a setting at one training step, e.g. the seeds'
-    checkpoints along training) or "all"."""
-    if pairing == "within-setting":
-        return list(_groups(records, "setting_id").items())
+    """(setting id, members) of each group whose checkpoint pairs a pair metric compares: "same-step"
+    (those of a setting at one training step, e.g. the seeds' checkpoints along training), "all" (every
+    checkpoint), otherwise a setting's checkpoints (within-setting, adjacent, random:K choose among them)."""
     if pairing == "same-step":
         return [(key[0], recs) for key, recs in _groups(records, "setting_id", "step").items()]
-    return [(None, records)]
+    if pairing == "all":
+        return [(None, records)]
+    return list(_groups(records, "setting_id").items())
 
 
-def _run_id(metric: Metric, subject: str, phash: str, shas: tuple[str, ...]) -> str:
-    """Checkpoint and pair runs are keyed by subject and params; a setting or experiment run also
-    by its members, so adding a seed makes the old group result stale and the job runs again."""
+def _run_id(metric: Metric, subject: str, raw: dict[str, Any], phash: str, shas: tuple[str, ...]) -> str:
+    """Checkpoint runs are keyed by subject and params; pair runs by subject and params except the
+    pairing (a pair computed under ``--pairs adjacent`` is done for ``--pairs within-setting`` too); a
+    setting or experiment run also by its members, so adding a seed makes the old result stale."""
     if metric.scope in ("setting", "experiment"):
         return content_id("run", metric.name, subject, phash, sorted(shas))
+    if metric.scope == "pair":
+        return content_id("run", metric.name, subject, params_hash({k: v for k, v in raw.items() if k != "pairs"}))
     return content_id("run", metric.name, subject, phash)
 
 
+def _trajectories(records: list[dict[str, Any]]) -> dict[tuple[str, Any], list[dict[str, Any]]]:
+    """Checkpoints with a step, by (model, seed), ordered by step: each training run's trajectory."""
+    out: dict[tuple[str, Any], list[dict[str, Any]]] = {}
+    for rec in records:
+        if rec["step"] is not None:
+            out.setdefault((rec["model_id"], rec["seed"]), []).append(rec)
+    for recs in out.values():
+        recs.sort(key=lambda r: r["step"])
+    return out
+
+
 def plan(catalog: Catalog, metric: Metric, params: Any, experiment: str | None = None) -> list[Job]:
-    """All jobs for a metric over the chosen experiments, in a stable order."""
+    """All jobs for a metric over the chosen experiments, in a stable order.
+
+    :raises LossLensError: for an unknown experiment or an invalid ``pairs`` value.
+    """
     raw = dataclasses.asdict(params)
     phash = params_hash(raw)
+    wants_trajectory = any(isinstance(r, Trajectory) for r in metric.reads(params))
     jobs: list[Job] = []
-    for exp in experiments(catalog, experiment):
-        records = checkpoint_records(catalog, exp["id"])
+    for exp in store.experiments(catalog, experiment):
+        records = store.checkpoint_records(catalog, exp["id"])
+        trajectories = _trajectories(records) if wants_trajectory else {}
         if metric.scope == "checkpoint":
-            subjects = [((r["sha256"],), r["sha256"], r["setting_id"], f"{r['setting_label']} · {r['name']}") for r in records]
+            subjects = [((r,), r["sha256"], r["setting_id"], f"{r['setting_label']} · {r['name']}") for r in records]
         elif metric.scope == "pair":
-            pairing = raw.get("pairs", "within-setting")
-            subjects = []
-            for setting_id, recs in pair_groups(records, pairing):
-                for a, b in itertools.combinations(recs, 2):
-                    subjects.append(
-                        (
-                            (a["sha256"], b["sha256"]),
-                            f"{a['sha256']}:{b['sha256']}",
-                            setting_id,
-                            f"{a['setting_label']} · {a['name']} ↔ {b['name']}",
-                        )
-                    )
+            pairing = str(raw.get("pairs", "within-setting"))
+            subjects = [
+                ((a, b), f"{a['sha256']}:{b['sha256']}", setting_id, f"{a['setting_label']} · {a['name']} ↔ {b['name']}")
+                for setting_id, recs in pair_groups(records, pairing)
+                for a, b in select_pairs(recs, pairing)
+            ]
         elif metric.scope == "setting":
             subjects = [
-                (tuple(r["sha256"] for r in recs), sid, sid, recs[0]["setting_label"])
-                for sid, recs in _groups(records, "setting_id").items()
+                ((a, b), f"{a['sha256']}:{b['sha256']}", setting_id, f"{a['setting_label']} · {a['name']} ↔ {b['name']}")
+                for setting_id, recs in groups.items()
+                for a, b in select_pairs(recs, pairing)
             ]
+        elif metric.scope == "setting":
+            subjects = [(tuple(recs), sid, sid, recs[0]["setting_label"]) for sid, recs in _groups(records, "setting_id").items()]
         else:
-            subjects = [(tuple(r["sha256"] for r in records), exp["id"], None, exp["name"])] if records else []
-        for shas, subject, setting_id, label in subjects:
+            subjects = [(tuple(records), exp["id"], None, exp["name"])] if records else []
+        for recs, subject, setting_id, label in subjects:
+            shas = tuple(r["sha256"] for r in recs)
+            trajectory = ()
+            if wants_trajectory and len(recs) == 1:
+                key = (recs[0]["model_id"], recs[0]["seed"])
+                trajectory = tuple(r for r in trajectories.get(key, []) if r["sha256"] != recs[0]["sha256"])
             jobs.append(
                 Job(
-                    run_id=_run_id(metric, subject, phash, shas),
+                    run_id=_run_id(metric, subject, raw, phash, shas),
                     metric=metric.name,
                     scope=metric.scope,
                     subject=subject,
@@ -117,33 +128,16 @@ def plan(catalog: Catalog, metric: Metric, params: Any, experiment: str | None =
                     setting_id=setting_id,
                     experiment_id=exp["id"],
                     label=label,
+                    records=recs,
+                    trajectory=trajectory,
                 )
             )
     return jobs
 
 
-# A done run of a metric with requirements is stale when a done run of a requirement that covers
-# the same checkpoints (same checkpoint, either side of a pair, the same setting, or the whole
-# experiment) finished after it started: it was computed from inputs that have since changed.
-_STALE_SQL = """
-SELECT d.id FROM metric_runs d
-WHERE d.metric = ? AND d.status = 'done' AND EXISTS (
-    SELECT 1 FROM metric_runs r
-    WHERE r.metric IN ({marks}) AND r.status = 'done' AND r.experiment_id = d.experiment_id
-      AND r.finished_at > d.started_at
-      AND (d.scope = 'experiment' OR r.scope = 'experiment'
-           OR ((d.scope = 'setting' OR r.scope = 'setting') AND r.setting_id = d.setting_id)
-           OR r.checkpoint IN (d.checkpoint, d.checkpoint_b) OR r.checkpoint_b IN (d.checkpoint, d.checkpoint_b)))
-"""
-
-
 def done_run_ids(catalog: Catalog, metric: Metric) -> set[str]:
-    """Runs that need no recomputing: done, and not stale (see ``_STALE_SQL``)."""
-    done = {r["id"] for r in catalog.query("SELECT id FROM metric_runs WHERE metric = ? AND status = 'done'", (metric.name,))}
-    if not metric.requires:
-        return done
-    stale = catalog.query(_STALE_SQL.format(marks=", ".join("?" * len(metric.requires))), (metric.name, *metric.requires))
-    return done - {r["id"] for r in stale}
+    """Runs that need no recomputing: done, and not stale (a requirement was recomputed after them)."""
+    return store.done_run_ids(catalog, metric.name, metric.requires)
 
 
 def params_json(job: Job) -> str:

@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import socket
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from losslens import __version__
 from losslens.errors import LossLensError
-from losslens.jobs.context import CHECKPOINT_SQL, JobContext
-from losslens.jobs.executors import make_executor
+from losslens.jobs.context import JobContext
+from losslens.jobs.executors import Resources, make_executor
+from losslens.jobs.inputs import attach_inputs
 from losslens.jobs.options import build_params
 from losslens.jobs.plan import Job, done_run_ids, params_json, plan
 from losslens.metrics.registry import Metric, Result, get_metric
 from losslens.numerics import refuse_diverged
+from losslens.store import jobs as store
 from losslens.store.catalog import Catalog, open_catalog, utcnow
 
 Event = Callable[..., None]
@@ -34,6 +37,7 @@ class Outcome:
     device: str
     result: Result | None = None
     error: str | None = None
+    worker: str | None = None  # the host (or Ray node) that ran it
 
 
 @dataclass
@@ -43,12 +47,14 @@ class MetricReport:
     skipped: int = 0
     done: int = 0
     failed: int = 0
+    retried: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
 class ComputeReport:
     metrics: list[MetricReport] = field(default_factory=list)
+    interrupted: bool = False
 
     @property
     def failed(self) -> int:
@@ -83,32 +89,25 @@ def with_requirements(names: list[str]) -> list[Metric]:
     return ordered
 
 
-_CATALOGS: dict[str, Catalog] = {}
+def execute_job(device: str, job: Job) -> Outcome:
+    """Run one job from what it carries (no catalog); never raises. Runs in a worker or in the driver.
 
-
-def _worker_catalog(path: str) -> Catalog:
-    if path not in _CATALOGS:
-        _CATALOGS[path] = open_catalog(Path(path), readonly=True)
-    return _CATALOGS[path]
-
-
-def execute_job(catalog_path: str, device: str, job: Job) -> Outcome:
-    """Run one job; never raises. Runs in a worker process or in the driver."""
+    ``device`` is resolved here, on the worker: ``auto`` is this worker's GPU when it has one."""
     started, t0 = utcnow(), time.perf_counter()
+    dev = device
     try:
         from losslens.metrics.registry import load_metrics
 
         load_metrics()
-        catalog = _worker_catalog(catalog_path)
-        marks = ",".join("?" * len(job.checkpoints))
-        records = catalog.query(CHECKPOINT_SQL + f" WHERE c.sha256 IN ({marks})", job.checkpoints)
-        by_sha = {r["sha256"]: r for r in records}
+        dev = str(resolve_device(device))
         ctx = JobContext(
-            catalog=catalog,
-            device=torch.device(device),
-            checkpoints=[by_sha[s] for s in job.checkpoints],
+            device=torch.device(dev),
+            checkpoints=list(job.records),
             setting_id=job.setting_id,
             experiment_id=job.experiment_id,
+            inputs=dict(job.inputs),
+            trajectory_records=list(job.trajectory),
+            blobs=dict(job.blobs),
         )
         metric = get_metric(job.metric)
         params = metric.params(**job.params)
@@ -123,8 +122,21 @@ def execute_job(catalog_path: str, device: str, job: Job) -> Outcome:
         result, status = None, "failed"
         error = f"{type(exc).__name__}: {exc} (at {Path(frame.filename).name}:{frame.lineno})"
     return Outcome(
-        status, started, utcnow(), time.perf_counter() - t0, device, result, " ".join(str(error).split()) if error else None
+        status,
+        started,
+        utcnow(),
+        time.perf_counter() - t0,
+        dev,
+        result,
+        " ".join(str(error).split()) if error else None,
+        worker=socket.gethostname(),
     )
+
+
+def lost_outcome(error: str, device: str) -> Outcome:
+    """A failed outcome for a job the executor could not bring back (worker lost, array task died)."""
+    now = utcnow()
+    return Outcome("failed", now, now, 0.0, device, error=error)
 
 
 def store_outcome(catalog: Catalog, metric: Metric, job: Job, outcome: Outcome) -> Outcome:
@@ -150,39 +162,31 @@ def store_outcome(catalog: Catalog, metric: Metric, job: Job, outcome: Outcome) 
     }
     try:
         with catalog.write() as db:
-            # Replace this run and any stale one of the same subject and parameters (e.g. a setting
-            # run from before a seed was added); result rows go with them (ON DELETE CASCADE).
-            db.execute(
-                "DELETE FROM metric_runs WHERE id = ? OR (metric = ? AND subject = ? AND params_hash = ?)",
-                [job.run_id, job.metric, job.subject, job.params_hash],
-            )
-            db["metric_runs"].insert(run)
+            store.replace_run(db, run)
             if outcome.result is not None:
-                _store_result(catalog, db, metric, job.run_id, outcome.result)
+                catalog.save_artifacts(db, list(outcome.result.artifacts.values()))
+                store.link_artifacts(db, job.run_id, {name: art.sha256 for name, art in outcome.result.artifacts.items()})
+                store.insert_result(db, job.run_id, metric.tables, outcome.result.rows)
         return outcome
     except Exception as exc:
         if outcome.status == "failed":
             raise
-        failed = Outcome(
-            "failed",
-            outcome.started_at,
-            outcome.finished_at,
-            outcome.wall_seconds,
-            outcome.device,
-            error=f"storing results failed: {type(exc).__name__}: {exc}",
+        failed = dataclasses.replace(
+            outcome, status="failed", result=None, error=f"storing results failed: {type(exc).__name__}: {exc}"
         )
         return store_outcome(catalog, metric, job, failed)
 
 
-def _store_result(catalog: Catalog, db: Any, metric: Metric, run_id: str, result: Result) -> None:
-    catalog.save_artifacts(db, list(result.artifacts.values()))
-    for name, art in result.artifacts.items():
-        db["run_artifacts"].insert({"run_id": run_id, "name": name, "artifact": art.sha256})
-    for table, rows in result.rows.items():
-        if table not in metric.tables or not db[table].exists():
-            raise RuntimeError(f"metric {metric.name} wrote table {table!r}, which it does not declare or no migration creates")
-        if rows:
-            db[table].insert_all([{**row, "run_id": run_id} for row in rows])
+def check_device(device: str, here: bool) -> None:
+    """Validate ``--device`` in the driver; ``here`` (serial, process) also checks that CUDA exists on this
+    machine, while remote workers resolve it themselves.
+
+    :raises LossLensError: for a name other than auto, cpu, cuda[:N], or cuda asked for here without CUDA.
+    """
+    if here:
+        resolve_device(device)
+    elif device not in ("auto", "cpu") and not device.startswith("cuda"):
+        raise LossLensError(f"--device {device!r} is not one of auto, cpu, cuda", where="compute")
 
 
 def compute(
@@ -194,36 +198,70 @@ def compute(
     jobs: int = 1,
     force: bool = False,
     device: str = "auto",
+    executor: str | None = None,
+    resources: Resources | None = None,
+    executor_options: dict[str, str] | None = None,
+    dry_run: bool = False,
     on_event: Event | None = None,
 ) -> ComputeReport:
     """Compute metrics (and what they require) for every checkpoint of the chosen experiments.
 
     Done jobs are skipped, except stale ones (a requirement was recomputed after them) and, with
-    ``force``, those of the named metrics; requirements that are not named run only where missing."""
+    ``force``, those of the named metrics; requirements that are not named run only where missing.
+    Jobs run on ``executor`` (default: ``process`` when ``jobs`` > 1, else ``serial``) with what they
+    read attached; only this process writes the catalog, storing each result as it arrives. Ctrl-C
+    stops submitting and returns with ``interrupted`` set; what finished is stored, a rerun does the rest.
+    With ``dry_run`` nothing runs: each metric's plan is reported (event ``dry_run`` with the executor's
+    description, e.g. the sbatch script).
+
+    :raises LossLensError: for no or unknown metrics, bad options, an unknown experiment or executor.
+    """
     if not metric_names:
         raise LossLensError("no metric named", where="compute", hint="e.g. losslens compute performance")
     emit = on_event or (lambda *a, **k: None)
-    dev = resolve_device(device)
+    name = executor or ("process" if jobs > 1 else "serial")
+    check_device(device, here=name in ("serial", "process"))
     metrics = with_requirements(metric_names)
     params = build_params(metrics, options or [])
+    resources = resources or Resources(workers=jobs if name == "process" else 0)
     report = ComputeReport()
     with open_catalog(catalog_path) as catalog:
-        executor = make_executor(jobs)
-        run = functools.partial(execute_job, str(catalog.path.resolve()), str(dev))
-        for metric in metrics:
-            planned = plan(catalog, metric, params[metric.name], experiment)
-            done = set() if force and metric.name in metric_names else done_run_ids(catalog, metric)
-            todo = [j for j in planned if j.run_id not in done]
-            mr = MetricReport(metric.name, planned=len(planned), skipped=len(planned) - len(todo))
-            report.metrics.append(mr)
-            emit("metric_start", metric=metric.name, total=len(todo), skipped=mr.skipped)
-            for job, outcome in executor.run(run, todo):
-                outcome = store_outcome(catalog, metric, job, outcome)
-                if outcome.status == "done":
-                    mr.done += 1
-                else:
-                    mr.failed += 1
-                    mr.failures.append((job.label, outcome.error or "unknown error"))
-                emit("job_done", metric=metric.name, job=job, outcome=outcome)
-            emit("metric_end", metric=metric.name, report=mr)
+        engine = make_executor(name, resources, executor_options)
+        run = functools.partial(execute_job, device)
+        try:
+            for metric in metrics:
+                planned = plan(catalog, metric, params[metric.name], experiment)
+                done = set() if force and metric.name in metric_names else done_run_ids(catalog, metric)
+                todo = [j for j in planned if j.run_id not in done]
+                mr = MetricReport(metric.name, planned=len(planned), skipped=len(planned) - len(todo))
+                report.metrics.append(mr)
+                if dry_run:
+                    describe = getattr(engine, "describe", None)
+                    emit("dry_run", metric=metric.name, report=mr, jobs=todo, text=describe(len(todo)) if describe else None)
+                    continue
+                emit("metric_start", metric=metric.name, total=len(todo), skipped=mr.skipped)
+                if todo:
+                    feed = attach_inputs(catalog, metric, params[metric.name], todo, blob=engine.ship)
+                    finished = engine.run(run, feed)
+                    try:
+                        for fin in finished:
+                            outcome = fin.value if fin.error is None else lost_outcome(fin.error, device)
+                            if fin.where:
+                                outcome = dataclasses.replace(outcome, worker=fin.where)
+                            outcome = store_outcome(catalog, metric, fin.job, outcome)
+                            mr.retried += fin.retries
+                            if outcome.status == "done":
+                                mr.done += 1
+                            else:
+                                mr.failed += 1
+                                mr.failures.append((fin.job.label, outcome.error or "unknown error"))
+                            emit("job_done", metric=metric.name, job=fin.job, outcome=outcome, report=mr)
+                    except KeyboardInterrupt:
+                        finished.close()
+                        report.interrupted = True
+                        emit("interrupted", metric=metric.name, report=mr)
+                        break
+                emit("metric_end", metric=metric.name, report=mr)
+        finally:
+            engine.close()
     return report

@@ -24,17 +24,12 @@ from losslens.errors import LossLensError
 from losslens.landscape.directions import pca_directions, random_directions
 from losslens.landscape.grid import batched_loss, chunk_for, evaluate, footprint, grid_coordinates
 from losslens.memory import check_budget, landscape_estimate
-from losslens.metrics.registry import Result, register
+from losslens.metrics.registry import Read, Reads, Result, Trajectory, register
 from losslens.params import flatten, select
 from losslens.store.ids import content_id, params_hash
 
 AXES = ("a", "b", "c", "d")
 INDICES = ("i", "j", "k", "l")
-
-TRAJECTORY_SQL = """
-SELECT c.sha256, c.step FROM checkpoints c
-WHERE c.model_id = ? AND c.seed IS ? AND c.step IS NOT NULL AND c.sha256 != ? ORDER BY c.step
-"""
 
 
 @dataclass(frozen=True)
@@ -85,22 +80,26 @@ def landscape_run_id(checkpoint: str, params: LandscapeParams) -> str:
     return content_id("run", "landscape", checkpoint, params_hash(dataclasses.asdict(params)))
 
 
+def _reads(params: LandscapeParams) -> Reads:
+    """Hessian directions read the checkpoint's latest Hessian eigenvectors; PCA reads its training run."""
+    if params.directions == "hessian":
+        return (Read("hessian", artifacts=("eigenvectors",)),)
+    return (Trajectory(),) if params.directions == "pca" else ()
+
+
 def _hessian_directions(ctx: Any, subject: Any, k: int) -> tuple[torch.Tensor, str]:
-    row = ctx.catalog.one(
-        "SELECT id, params_json FROM metric_runs WHERE metric='hessian' AND checkpoint=? AND status='done' "
-        "ORDER BY finished_at DESC LIMIT 1",
-        (subject.sha256,),
-    )
-    if row is not None:
-        vectors = ctx.catalog.run_artifact(row["id"], "eigenvectors")
+    runs = ctx.results("hessian")
+    if runs and "eigenvectors" in runs[-1].artifacts:
+        run = runs[-1].run
+        vectors = runs[-1].artifacts["eigenvectors"]
         n = sum(p.numel() for p in subject.params.values())
         if vectors.shape[0] >= k and vectors.shape[1] == n:
-            return torch.as_tensor(vectors[:k]), f"hessian run {row['id']}"
-        globs = tuple(json.loads(row["params_json"] or "{}").get("params") or ())
+            return torch.as_tensor(vectors[:k]), f"hessian run {run['id']}"
+        globs = tuple(json.loads(run["params_json"] or "{}").get("params") or ())
         if vectors.shape[0] >= k and globs:
             block = _embed_block(subject.params, select(subject.params, globs), vectors[:k])
             if block is not None:
-                return block, f"hessian run {row['id']} over --params {','.join(globs)} (zero elsewhere)"
+                return block, f"hessian run {run['id']} over --params {','.join(globs)} (zero elsewhere)"
     from losslens.hessian import hvp_operator, top_eigenpairs
 
     _, vectors = top_eigenpairs(hvp_operator(subject), k=k)
@@ -126,8 +125,7 @@ def _embed_block(params: dict[str, torch.Tensor], names: list[str], vectors: np.
 
 
 def _pca(ctx: Any, subject: Any, k: int) -> tuple[torch.Tensor, str]:
-    rec = subject.record
-    others = ctx.catalog.query(TRAJECTORY_SQL, (rec["model_id"], rec["seed"], subject.sha256))
+    others = ctx.trajectory()
     if len(others) < k + 1:
         raise LossLensError(
             f"PCA directions need at least {k + 1} other checkpoints of this run (same model and seed, with a step); found {len(others)}",
@@ -179,7 +177,7 @@ def check_memory(subject: Any, params: LandscapeParams, batches: list[Any], poin
     return chunk
 
 
-@register("landscape", scope="checkpoint", params=LandscapeParams, tables=("landscapes", "landscape_points"))
+@register("landscape", scope="checkpoint", params=LandscapeParams, tables=("landscapes", "landscape_points"), reads=_reads)
 def landscape(ctx: Any, params: LandscapeParams) -> Result:
     """Loss over a grid of θ + Σ aᵢ dᵢ (random, Hessian or PCA directions), batched with vmap."""
     params.check()

@@ -72,6 +72,31 @@ class Result:
 
 
 @dataclass(frozen=True)
+class Read:
+    """Results of another metric that a job is shipped with (workers never open the catalog).
+
+    The driver picks, among the done runs of ``metric`` whose checkpoints all belong to the job (the job's
+    checkpoint, either side of its pair, its setting's seeds, its experiment), the latest run per subject,
+    or with ``params`` only runs with those parameters. The job carries the rows of ``tables`` and the
+    arrays of ``artifacts`` of those runs; the metric reads them with ``ctx.results(metric)``.
+    """
+
+    metric: str
+    tables: tuple[str, ...] = ()
+    artifacts: tuple[str, ...] = ()
+    params: Any = None  # a params dataclass instance of ``metric``: only runs with these parameters
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """The job also carries the records of the other checkpoints of its checkpoint's training run (same
+    model and seed, with a step), for ``ctx.trajectory()`` and ``ctx.subject(sha)``."""
+
+
+Reads = tuple[Read | Trajectory, ...]
+
+
+@dataclass(frozen=True)
 class Metric:
     name: str
     scope: Scope
@@ -80,6 +105,7 @@ class Metric:
     tables: tuple[str, ...]
     requires: tuple[str, ...] = ()
     summary: str = ""
+    reads: Callable[[Any], Reads] = lambda params: ()  # what a job of these params is shipped with
 
 
 _REGISTRY: dict[str, Metric] = {}
@@ -94,14 +120,22 @@ def register(
     params: type,
     tables: tuple[str, ...],
     requires: tuple[str, ...] = (),
+    reads: Reads | Callable[[Any], Reads] = (),
 ) -> Callable[[Callable[[Any, Any], Result]], Callable[[Any, Any], Result]]:
-    """Decorator: ``@register("hessian", scope="checkpoint", params=HessianParams, tables=(...))``."""
+    """Decorator: ``@register("hessian", scope="checkpoint", params=HessianParams, tables=(...))``.
+
+    ``reads`` names the other metrics' results a job needs (:class:`Read`, :class:`Trajectory`), as a
+    tuple or as a function of the job's params.
+
+    :raises TypeError: when ``params`` is not a dataclass.
+    """
     if not dataclasses.is_dataclass(params):
         raise TypeError(f"metric {name}: params must be a dataclass")
+    reads_fn = reads if callable(reads) else (lambda _params, fixed=tuple(reads): fixed)
 
     def inner(fn: Callable[[Any, Any], Result]) -> Callable[[Any, Any], Result]:
         summary = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
-        _REGISTRY[name] = Metric(name, scope, params, fn, tables, requires, summary)
+        _REGISTRY[name] = Metric(name, scope, params, fn, tables, requires, summary, reads_fn)
         return fn
 
     return inner

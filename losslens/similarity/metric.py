@@ -6,12 +6,13 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from losslens.errors import LossLensError
-from losslens.metrics.registry import Result, register
+from losslens.jobs.pairs import PAIRS_HELP
+from losslens.metrics.registry import Read, Result, register
 from losslens.similarity.cka import Representation, cka
 from losslens.similarity.features import (
     default_layers,
@@ -27,13 +28,7 @@ from losslens.store.ids import params_hash
 
 @dataclass(frozen=True)
 class CKAParams:
-    pairs: Literal["within-setting", "same-step", "all"] = field(
-        default="within-setting",
-        metadata={
-            "help": "Which checkpoint pairs: all pairs within each setting, those at the same training step within each "
-            "setting (checkpoints along training), or all pairs."
-        },
-    )
+    pairs: str = field(default="within-setting", metadata={"help": PAIRS_HELP})
     inputs: int = field(
         default=768,
         metadata={
@@ -115,34 +110,41 @@ class SimilarityParams:
     debiased: bool = field(default=False, metadata={"help": "Lay out 1 − debiased CKA instead of 1 − CKA."})
 
 
-PAIR_CKA_SQL = """
-SELECT p.checkpoint_a, p.checkpoint_b, p.value, r.params_hash FROM pair_metrics p JOIN metric_runs r ON r.id = p.run_id
-WHERE r.metric = 'cka' AND r.status = 'done' AND p.metric = ? AND r.experiment_id = ?
-ORDER BY r.finished_at
-"""
+def cka_matrix(runs: list[Any], shas: list[str], which: str) -> np.ndarray:
+    """Model-level CKA between the given checkpoints from ``cka`` runs, oldest first so that later runs
+    win (1 on the diagonal).
 
-
-def cka_matrix(catalog, experiment_id: str, shas: list[str], which: str) -> np.ndarray:
-    """Model-level CKA between the given checkpoints from the latest ``cka`` runs (1 on the diagonal)."""
+    :raises LossLensError: when some pair of ``shas`` has no CKA.
+    """
     index = {s: i for i, s in enumerate(shas)}
     matrix = np.eye(len(shas))
     seen = np.eye(len(shas), dtype=bool)
-    for row in catalog.query(PAIR_CKA_SQL, (which, experiment_id)):  # later runs overwrite earlier ones
-        i, j = index.get(row["checkpoint_a"]), index.get(row["checkpoint_b"])
-        if i is None or j is None:
-            continue
-        value = math.nan if row["value"] is None else row["value"]
-        matrix[i, j] = matrix[j, i] = value
-        seen[i, j] = seen[j, i] = True
+    for run in runs:
+        for row in run.rows["pair_metrics"]:
+            i, j = index.get(row["checkpoint_a"]), index.get(row["checkpoint_b"])
+            if row["metric"] != which or i is None or j is None:
+                continue
+            value = math.nan if row["value"] is None else row["value"]
+            matrix[i, j] = matrix[j, i] = value
+            seen[i, j] = seen[j, i] = True
     if not seen.all():
-        raise LossLensError("some seed pairs have no CKA", where="similarity", hint="run `losslens compute cka` first")
+        raise LossLensError(
+            "some seed pairs have no CKA", where="similarity", hint="run `losslens compute cka --pairs within-setting` first"
+        )
     return matrix
 
 
-@register("similarity", scope="setting", params=SimilarityParams, tables=("mds_coords",), requires=("cka",))
+@register(
+    "similarity",
+    scope="setting",
+    params=SimilarityParams,
+    tables=("mds_coords",),
+    requires=("cka",),
+    reads=(Read("cka", tables=("pair_metrics",)),),
+)
 def similarity(ctx, params: SimilarityParams) -> Result:
     """Classical MDS of 1 − CKA between the seeds of a setting: the semi-global layout of its modes."""
-    matrix = cka_matrix(ctx.catalog, ctx.experiment_id, ctx.shas, "cka_debiased" if params.debiased else "cka")
+    matrix = cka_matrix(ctx.results("cka"), ctx.shas, "cka_debiased" if params.debiased else "cka")
     if not np.isfinite(matrix).all():
         raise LossLensError(
             "CKA is undefined (NaN) for some seed pair",

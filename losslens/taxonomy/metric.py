@@ -4,11 +4,12 @@ summarise each setting and assign its phase."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from losslens.errors import LossLensError
-from losslens.metrics.registry import Result, register
+from losslens.metrics.registry import Read, Result, register
 from losslens.taxonomy.rules import Sharpness, assign_phases, summarize
 
 
@@ -27,7 +28,7 @@ class TaxonomyParams:
     quantile: float = field(default=0.5, metadata={"help": "Quantile over the settings for default thresholds (0.5 = median)."})
 
 
-def latest_rows(
+def latest_rows(  # read by demo.setting_table; the taxonomy metric itself reads what its job carries
     catalog, metric: str, table: str, experiment_id: str, columns: str, where: str = ""
 ) -> tuple[list[dict[str, Any]], set[str]]:
     """Rows of ``table`` from the latest done run of ``metric`` per subject, and the params hashes used."""
@@ -59,26 +60,37 @@ def diverged_seeds(records: list[dict[str, Any]]) -> dict[str, str]:
     return {sid: f"phase left empty: {', '.join(names)} has weights that are not finite" for sid, names in bad.items()}
 
 
+def shipped_rows(
+    ctx: Any, metric: str, table: str, keep: Callable[[dict[str, Any]], bool] = lambda row: True
+) -> tuple[list[dict[str, Any]], set[str]]:
+    """Rows of ``table`` from the latest done run of ``metric`` per subject (shipped with the job), each
+    with its run under ``"run"``, and the params hashes of those runs."""
+    runs = ctx.results(metric)
+    rows = [{**row, "run": run.run} for run in runs for row in run.rows[table] if keep(row)]
+    return rows, {run.run["params_hash"] for run in runs}
+
+
 @register(
     "taxonomy",
     scope="experiment",
     params=TaxonomyParams,
     tables=("taxonomy",),
     requires=("performance", "hessian", "connectivity", "similarity"),
+    reads=(
+        Read("performance", tables=("performance",)),
+        Read("hessian", tables=("hessian_eigenvalues", "hessian_trace")),
+        Read("connectivity", tables=("pair_metrics",)),
+        Read("cka", tables=("pair_metrics",)),
+    ),
 )
 def taxonomy(ctx, params: TaxonomyParams) -> Result:
     """Phase I, II, III, IV-A or IV-B per setting from training loss, Hessian sharpness, mc and CKA (Yang et al.)."""
-    cat, exp = ctx.catalog, ctx.experiment_id
-    perf, h_perf = latest_rows(cat, "performance", "performance", exp, "checkpoint, split, name, value")
-    eig, h_eig = latest_rows(
-        cat, "hessian", "hessian_eigenvalues", exp, "checkpoint, value", "AND which = 'largest' AND rank = 0"
-    )
-    trace, _ = latest_rows(cat, "hessian", "hessian_trace", exp, "checkpoint, estimate")
-    pairs, h_conn = latest_rows(
-        cat, "connectivity", "pair_metrics", exp, "checkpoint_a, checkpoint_b, curve, value", "AND metric = 'mc'"
-    )
+    perf, h_perf = shipped_rows(ctx, "performance", "performance")
+    eig, h_eig = shipped_rows(ctx, "hessian", "hessian_eigenvalues", lambda r: r["which"] == "largest" and r["rank"] == 0)
+    trace, _ = shipped_rows(ctx, "hessian", "hessian_trace")
+    pairs, h_conn = shipped_rows(ctx, "connectivity", "pair_metrics", lambda r: r["metric"] == "mc")
     mc = [p for p in pairs if p["curve"] == json.loads(p["run"]["params_json"])["curve"]]  # the fitted curve, not the line
-    cka, h_cka = latest_rows(cat, "cka", "pair_metrics", exp, "checkpoint_a, checkpoint_b, value", "AND metric = 'cka'")
+    cka, h_cka = shipped_rows(ctx, "cka", "pair_metrics", lambda r: r["metric"] == "cka")
     summaries = summarize(
         {c["sha256"]: c["setting_id"] for c in ctx.checkpoints},
         perf,

@@ -2,7 +2,7 @@
 summary row, for the landscape computed with the same landscape options.
 
 The topology's options are the landscape's plus its own, so one command line routes the same
-``--steps`` or ``--directions`` to both; the landscape run is found by its content id.
+``--steps`` or ``--directions`` to both; the driver ships the landscape run with those options.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import numpy as np
 
 from losslens.errors import LossLensError
 from losslens.landscape.grid import grid_coordinates
-from losslens.landscape.metric import LandscapeParams, landscape_run_id
-from losslens.metrics.registry import Result, register
+from losslens.landscape.metric import LandscapeParams
+from losslens.metrics.registry import Read, Result, register
 from losslens.topology.graph import grid_edges, knn_edges
 from losslens.topology.isolines import isolines
 from losslens.topology.layout import node_xy
@@ -70,21 +70,23 @@ def _value(v: float) -> float | None:
     params=TopologyParams,
     tables=("persistence_pairs", "merge_tree_nodes", "merge_tree_edges", "landscape_summaries"),
     requires=("landscape",),
+    reads=lambda p: (Read("landscape", tables=("landscapes",), artifacts=("grid", "coordinates"), params=p.landscape_params()),),
 )
 def topology(ctx: Any, params: TopologyParams) -> Result:
     """Persistence diagram (gudhi), merge tree with planar layout, landscape summaries, and isolines of 2-D grids."""
     sha = ctx.shas[0]
-    lid = landscape_run_id(sha, params.landscape_params())
-    landscape = ctx.catalog.one("SELECT * FROM landscapes WHERE id = ?", (lid,))
-    if landscape is None:
+    runs = ctx.results("landscape")  # the landscape with this topology's landscape options, shipped by the driver
+    if not runs:
         raise LossLensError(
             "no landscape with these options for this checkpoint",
             where=sha[:12],
             hint="compute it in the same command: losslens compute landscape topology [options]",
         )
-    raw = np.asarray(ctx.catalog.artifact(landscape["grid_artifact"]), dtype=np.float64)
+    landscape = runs[-1].rows["landscapes"][0]
+    lid = landscape["id"]
+    raw = np.asarray(runs[-1].artifacts["grid"], dtype=np.float64)
     if landscape["samples"]:
-        coords = ctx.catalog.artifact(landscape["coordinates_artifact"]) / np.array(json.loads(landscape["half_widths_json"]))
+        coords = runs[-1].artifacts["coordinates"] / np.array(json.loads(landscape["half_widths_json"]))
         edges = knn_edges(coords, params.knn or 4 * landscape["dims"])
         pairs = graph_persistence(raw, edges)
         shape = None

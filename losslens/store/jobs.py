@@ -1,0 +1,136 @@
+"""The SQL of the job runner: what planning reads, the skip-done rule, the requirement results a job is
+shipped, and storing one finished run. Each planning read is one statement per metric, however many jobs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlite_utils import Database
+
+from losslens.errors import LossLensError
+from losslens.store.catalog import Catalog
+
+#: One checkpoint with what a worker needs to rebuild it: path, sha, architecture and problem specs,
+#: and where it sits in the experiment (model, setting, seed, step).
+CHECKPOINT_SQL = """
+SELECT c.*, m.name AS model_name, m.setting_id, m.experiment_id, m.architecture_json, m.problem_json,
+       m.hparams_json, s.label AS setting_label
+FROM checkpoints c JOIN models m ON m.id = c.model_id JOIN settings s ON s.id = m.setting_id
+"""
+
+
+def experiments(catalog: Catalog, name: str | None) -> list[dict[str, Any]]:
+    """Every experiment, or the one named.
+
+    :raises LossLensError: when ``name`` is given and no experiment has it (the hint lists the known ones).
+    """
+    if name is None:
+        return catalog.query("SELECT * FROM experiments ORDER BY name")
+    rows = catalog.query("SELECT * FROM experiments WHERE name = ?", (name,))
+    if not rows:
+        known = [r["name"] for r in catalog.query("SELECT name FROM experiments ORDER BY name")]
+        raise LossLensError(
+            f"no experiment named {name!r}", where=str(catalog.path), hint=f"known: {', '.join(known) or 'none (ingest first)'}"
+        )
+    return rows
+
+
+def checkpoint_records(catalog: Catalog, experiment_id: str) -> list[dict[str, Any]]:
+    """The experiment's checkpoints in a stable order (setting, seed, step, name)."""
+    return catalog.query(CHECKPOINT_SQL + " WHERE m.experiment_id = ? ORDER BY s.label, c.seed, c.step, c.name", (experiment_id,))
+
+
+# A done run of a metric with requirements is stale when a done run of a requirement that covers
+# the same checkpoints (same checkpoint, either side of a pair, the same setting, or the whole
+# experiment) finished after it started: it was computed from inputs that have since changed.
+_STALE_SQL = """
+SELECT d.id FROM metric_runs d
+WHERE d.metric = ? AND d.status = 'done' AND EXISTS (
+    SELECT 1 FROM metric_runs r
+    WHERE r.metric IN ({marks}) AND r.status = 'done' AND r.experiment_id = d.experiment_id
+      AND r.finished_at > d.started_at
+      AND (d.scope = 'experiment' OR r.scope = 'experiment'
+           OR ((d.scope = 'setting' OR r.scope = 'setting') AND r.setting_id = d.setting_id)
+           OR r.checkpoint IN (d.checkpoint, d.checkpoint_b) OR r.checkpoint_b IN (d.checkpoint, d.checkpoint_b)))
+"""
+
+
+def done_run_ids(catalog: Catalog, metric: str, requires: tuple[str, ...] = ()) -> set[str]:
+    """Runs of ``metric`` that need no recomputing: done, and not stale (see ``_STALE_SQL``)."""
+    done = {r["id"] for r in catalog.query("SELECT id FROM metric_runs WHERE metric = ? AND status = 'done'", (metric,))}
+    if not requires:
+        return done
+    stale = catalog.query(_STALE_SQL.format(marks=", ".join("?" * len(requires))), (metric, *requires))
+    return done - {r["id"] for r in stale}
+
+
+def done_runs(catalog: Catalog, metric: str, experiment_ids: Iterable[str]) -> list[dict[str, Any]]:
+    """Every done run of ``metric`` in the experiments, oldest first (so later runs win when indexed)."""
+    ids = list(experiment_ids)
+    if not ids:
+        return []
+    marks = ",".join("?" * len(ids))
+    return catalog.query(
+        "SELECT id, metric, scope, subject, checkpoint, checkpoint_b, setting_id, experiment_id, params_json, params_hash, "
+        f"finished_at FROM metric_runs WHERE metric = ? AND status = 'done' AND experiment_id IN ({marks}) "
+        "ORDER BY finished_at, id",
+        (metric, *ids),
+    )
+
+
+def run_rows(catalog: Catalog, table: str, run_ids: list[str]) -> list[dict[str, Any]]:
+    """The rows of ``table`` written by the given runs, in insertion order.
+
+    :raises LossLensError: when the catalog has no such table (it needs migrating).
+    """
+    if catalog.one("SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)) is None:
+        raise LossLensError(
+            f"the catalog has no {table} table", where=str(catalog.path), hint="run `losslens init` to migrate it"
+        )
+    if not run_ids:
+        return []
+    marks = ",".join("?" * len(run_ids))
+    return catalog.query(f'SELECT * FROM "{table}" WHERE run_id IN ({marks}) ORDER BY rowid', tuple(run_ids))
+
+
+def run_artifact_paths(catalog: Catalog, run_ids: list[str]) -> list[dict[str, Any]]:
+    """(run_id, name, path) of every artifact of the given runs; paths are relative to the catalog folder."""
+    if not run_ids:
+        return []
+    marks = ",".join("?" * len(run_ids))
+    return catalog.query(
+        "SELECT r.run_id, r.name, a.path FROM run_artifacts r JOIN artifacts a ON a.sha256 = r.artifact "
+        f"WHERE r.run_id IN ({marks})",
+        tuple(run_ids),
+    )
+
+
+def replace_run(db: Database, run: dict[str, Any]) -> None:
+    """Insert a run row, first deleting the same run and any stale one of the same subject and parameters
+    (e.g. a setting run from before a seed was added); their result rows go too (ON DELETE CASCADE).
+    Call inside ``Catalog.write()``."""
+    db.execute(
+        "DELETE FROM metric_runs WHERE id = ? OR (metric = ? AND subject = ? AND params_hash = ?)",
+        [run["id"], run["metric"], run["subject"], run["params_hash"]],
+    )
+    db["metric_runs"].insert(run)
+
+
+def insert_result(db: Database, run_id: str, tables: tuple[str, ...], rows: dict[str, list[dict[str, Any]]]) -> None:
+    """Insert a run's rows, each table declared by its metric and created by a migration.
+
+    :raises RuntimeError: when a table is undeclared or missing (a bug in the metric or its migration).
+    """
+    for table, table_rows in rows.items():
+        if table not in tables or not db[table].exists():
+            raise RuntimeError(f"a metric wrote table {table!r}, which it does not declare or no migration creates")
+        if table_rows:
+            db[table].insert_all([{**row, "run_id": run_id} for row in table_rows])
+
+
+def link_artifacts(db: Database, run_id: str, names: dict[str, str]) -> None:
+    """Name a run's artifacts (name → sha256); the artifact rows are written first by ``save_artifacts``."""
+    for name, sha in names.items():
+        db["run_artifacts"].insert({"run_id": run_id, "name": name, "artifact": sha})
