@@ -16,6 +16,7 @@ from losslens.jobs.context import RunResult
 from losslens.jobs.plan import Job
 from losslens.metrics.registry import Metric, Read
 from losslens.store import jobs as store
+from losslens.store import queries
 from losslens.store.artifacts import load_artifact
 from losslens.store.catalog import Catalog
 from losslens.store.ids import params_hash
@@ -61,7 +62,7 @@ def _load(catalog: Catalog, runs: list[dict[str, Any]], read: Read) -> list[RunR
     ids = [r["id"] for r in runs]
     results = {r["id"]: RunResult(run=r, rows={t: [] for t in read.tables}) for r in runs}
     for table in read.tables:
-        for row in store.run_rows(catalog, table, ids):
+        for row in queries.run_rows(catalog.conn, table, ids):
             results[row["run_id"]].rows[table].append(row)
     if read.artifacts:
         for art in store.run_artifact_paths(catalog, ids):

@@ -10,15 +10,12 @@ from typing import Any
 from sqlite_utils import Database
 
 from losslens.errors import LossLensError
+from losslens.store import queries
 from losslens.store.catalog import Catalog
 
-#: One checkpoint with what a worker needs to rebuild it: path, sha, architecture and problem specs,
-#: and where it sits in the experiment (model, setting, seed, step).
-CHECKPOINT_SQL = """
-SELECT c.*, m.name AS model_name, m.setting_id, m.experiment_id, m.architecture_json, m.problem_json,
-       m.hparams_json, s.label AS setting_label
-FROM checkpoints c JOIN models m ON m.id = c.model_id JOIN settings s ON s.id = m.setting_id
-"""
+#: One checkpoint with what a worker needs to rebuild it (see ``queries.checkpoint_records``); callers add
+#: ``WHERE``/``ORDER BY`` clauses over the aliases c, m, s, e.
+CHECKPOINT_SQL = queries.CHECKPOINT_COLUMNS
 
 
 def experiments(catalog: Catalog, name: str | None) -> list[dict[str, Any]]:
@@ -39,7 +36,7 @@ def experiments(catalog: Catalog, name: str | None) -> list[dict[str, Any]]:
 
 def checkpoint_records(catalog: Catalog, experiment_id: str) -> list[dict[str, Any]]:
     """The experiment's checkpoints in a stable order (setting, seed, step, name)."""
-    return catalog.query(CHECKPOINT_SQL + " WHERE m.experiment_id = ? ORDER BY s.label, c.seed, c.step, c.name", (experiment_id,))
+    return queries.checkpoint_records(catalog.conn, experiment_id=experiment_id)
 
 
 # A done run of a metric with requirements is stale when a done run of a requirement that covers
@@ -78,21 +75,6 @@ def done_runs(catalog: Catalog, metric: str, experiment_ids: Iterable[str]) -> l
         "ORDER BY finished_at, id",
         (metric, *ids),
     )
-
-
-def run_rows(catalog: Catalog, table: str, run_ids: list[str]) -> list[dict[str, Any]]:
-    """The rows of ``table`` written by the given runs, in insertion order.
-
-    :raises LossLensError: when the catalog has no such table (it needs migrating).
-    """
-    if catalog.one("SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)) is None:
-        raise LossLensError(
-            f"the catalog has no {table} table", where=str(catalog.path), hint="run `losslens init` to migrate it"
-        )
-    if not run_ids:
-        return []
-    marks = ",".join("?" * len(run_ids))
-    return catalog.query(f'SELECT * FROM "{table}" WHERE run_id IN ({marks}) ORDER BY rowid', tuple(run_ids))
 
 
 def run_artifact_paths(catalog: Catalog, run_ids: list[str]) -> list[dict[str, Any]]:
