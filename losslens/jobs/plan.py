@@ -101,12 +101,6 @@ def plan(catalog: Catalog, metric: Metric, params: Any, experiment: str | None =
                 for a, b in select_pairs(recs, pairing)
             ]
         elif metric.scope == "setting":
-            subjects = [
-                ((a, b), f"{a['sha256']}:{b['sha256']}", setting_id, f"{a['setting_label']} · {a['name']} ↔ {b['name']}")
-                for setting_id, recs in groups.items()
-                for a, b in select_pairs(recs, pairing)
-            ]
-        elif metric.scope == "setting":
             subjects = [(tuple(recs), sid, sid, recs[0]["setting_label"]) for sid, recs in _groups(records, "setting_id").items()]
         else:
             subjects = [(tuple(records), exp["id"], None, exp["name"])] if records else []
