@@ -121,8 +121,12 @@ def catalog_path(out: Path) -> Path:
     return Path(out) / "catalog" / "losslens.db"
 
 
-def run_study(study: Study, out: Path, on_event: OnEvent = _quiet, *, jobs: int = 1) -> StudyResult:
-    """Train, ingest, compute, export and summarise ``study`` under ``out`` (runs, catalog, views, viewer)."""
+def run_study(
+    study: Study, out: Path, on_event: OnEvent = _quiet, *, jobs: int = 1, execution: dict[str, Any] | None = None
+) -> StudyResult:
+    """Train, ingest, compute, export and summarise ``study`` under ``out`` (runs, catalog, views, viewer).
+
+    ``execution`` holds ``compute``'s executor arguments (``executor``, ``resources``, ``executor_options``)."""
     out = Path(out)
     catalog = catalog_path(out)
     seconds: dict[str, float] = {}
@@ -153,7 +157,13 @@ def run_study(study: Study, out: Path, on_event: OnEvent = _quiet, *, jobs: int 
     computed = stage(
         "compute",
         lambda: compute(
-            list(study.metrics), list(study.options), catalog_path=catalog, experiment=study.name, jobs=jobs, on_event=on_event
+            list(study.metrics),
+            list(study.options),
+            catalog_path=catalog,
+            experiment=study.name,
+            jobs=jobs,
+            on_event=on_event,
+            **(execution or {}),
         ),
         lambda r: (
             f"computed {sum(m.done for m in r.metrics)}, done before {sum(m.skipped for m in r.metrics)}, failed {r.failed}"
@@ -189,10 +199,15 @@ def default_jobs(quick: bool) -> int:
 
 
 def run_demo(
-    out: Path = Path("demo"), quick: bool = False, on_event: OnEvent = _quiet, *, jobs: int | None = None
+    out: Path = Path("demo"),
+    quick: bool = False,
+    on_event: OnEvent = _quiet,
+    *,
+    jobs: int | None = None,
+    execution: dict[str, Any] | None = None,
 ) -> StudyResult:
     """The PINN case study (``DEFAULT`` or ``QUICK``) end to end under ``out``."""
-    return run_study(QUICK if quick else DEFAULT, out, on_event, jobs=jobs or default_jobs(quick))
+    return run_study(QUICK if quick else DEFAULT, out, on_event, jobs=jobs or default_jobs(quick), execution=execution)
 
 
 # ---------------------------------------------------------------------------------------------

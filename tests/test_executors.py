@@ -137,12 +137,13 @@ def rows(db: Path, sql: str, args: tuple = ()) -> list[tuple]:
 
 
 def table_rows(db: Path, table: str) -> list[dict]:
-    """All rows of a table without run ids and timings, in a content order, for comparing two catalogs."""
+    """All rows of a table with their run's subject instead of its id, without timings, in a content
+    order, for comparing two catalogs whose jobs finished in different orders."""
     with sqlite3.connect(db) as conn:
         conn.row_factory = sqlite3.Row
         got = [
             {k: r[k] for k in r.keys() if k != "run_id" and not k.endswith("seconds")}
-            for r in conn.execute(f"SELECT * FROM {table}")
+            for r in conn.execute(f"SELECT t.*, r.subject AS run_subject FROM {table} t JOIN metric_runs r ON r.id = t.run_id")
         ]
     return sorted(got, key=lambda r: tuple(str(v) for v in r.values() if not isinstance(v, float)))
 
@@ -499,8 +500,6 @@ def test_submitit_local_fills_the_same_tables_and_a_rerun_computes_nothing(plugi
     opts = {"cluster": "local", "folder": str(tmp_path / "submitit"), "array_parallelism": "1", "poll_s": "0.5"}
     report = compute(list(sweep), options, catalog_path=slurm, device="cpu", executor="slurm", executor_options=opts)
     assert report.failed == 0
-    assert_same_tables(
-        pinn_catalog, slurm, ("performance", "landscape_points", "persistence_pairs", "pair_metrics", "mds_coords")
-    )
+    assert_same_tables(pinn_catalog, slurm, ("landscape_points", "persistence_pairs", "pair_metrics", "mds_coords"))
     again = compute(list(sweep), options, catalog_path=slurm, device="cpu", executor="slurm", executor_options=opts)
     assert sum(m.done for m in again.metrics) == 0 and all(m.skipped == m.planned for m in again.metrics)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
@@ -21,6 +23,18 @@ from losslens.cli.app import (
     text_column,
     user_errors,
 )
+from losslens.cli.executor_options import (
+    AddressOpt,
+    CpusOpt,
+    DryRunOpt,
+    ExecOptionsOpt,
+    ExecutorOpt,
+    GpusOpt,
+    RateColumn,
+    RetriesOpt,
+    counts,
+    execution,
+)
 from losslens.cli.metric_options import MetricOptionsCommand, given_options
 
 
@@ -29,6 +43,35 @@ def report_failure(progress: Progress, data: dict) -> None:
     outcome = data["outcome"]
     if outcome.status == "failed":
         progress.console.print(labelled("failed:", f"{data['metric']} {data['job'].label}: {outcome.error}"), soft_wrap=True)
+
+
+@contextmanager
+def job_progress() -> Iterator[tuple[Progress, Callable[..., None]]]:
+    """One bar per metric: jobs done of those to run, rate, elapsed, ETA, and done/failed/retried counts;
+    failed jobs are printed above the bars as they arrive."""
+    with Progress(
+        text_column(),
+        BarColumn(),
+        MofNCompleteColumn(),
+        RateColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        text_column("fields[info]", style="progress.data.speed"),
+        console=err_console,
+        transient=False,
+    ) as progress:
+        tasks: dict[str, TaskID] = {}
+
+        def on_event(event: str, **data: Any) -> None:
+            if event == "metric_start":
+                tasks[data["metric"]] = progress.add_task(
+                    f"{data['metric']} ({data['skipped']} done before)", total=data["total"], info=""
+                )
+            elif event == "job_done":
+                report_failure(progress, data)
+                progress.update(tasks[data["metric"]], advance=1, info=counts(data["report"]))
+
+        yield progress, on_event
 
 
 @app.command(cls=MetricOptionsCommand)
@@ -53,35 +96,37 @@ def compute(
             help="Recompute the named metrics' jobs that are already done (metrics they require run only where missing; results computed from them are recomputed when next asked for).",
         ),
     ] = False,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda; passed to every metric.")] = "auto",
+    device: Annotated[
+        str, typer.Option("--device", help="auto, cpu or cuda; passed to every metric (auto: each worker's GPU if it has one).")
+    ] = "auto",
+    executor: ExecutorOpt = None,
+    address: AddressOpt = None,
+    cpus_per_job: CpusOpt = 1.0,
+    gpus_per_job: GpusOpt = 0.0,
+    max_retries: RetriesOpt = 3,
+    executor_option: ExecOptionsOpt = None,
+    dry_run: DryRunOpt = False,
 ) -> None:
     """Compute METRIC... for every checkpoint (or pair, setting) of the catalog's experiments.
 
     Jobs already done with the same parameters are skipped; failures are recorded in metric_runs and the
     others go on. Required metrics run first. Each metric's parameters are options: --METRIC.OPTION sets
-    one metric's, a bare --OPTION every named metric's that has it.
+    one metric's, a bare --OPTION every named metric's that has it. --executor runs the jobs elsewhere
+    (a Ray cluster, a Slurm job array); this process alone writes the catalog, storing each result as it
+    arrives. Ctrl-C stops submitting and keeps what finished: run the same command again for the rest.
     """
     from losslens.jobs.runner import compute as run_compute  # imports torch and the metrics: not at CLI start
 
-    with Progress(
-        text_column(),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        transient=False,
-    ) as progress:
-        tasks: dict[str, TaskID] = {}
+    where = execution(executor, address, cpus_per_job, gpus_per_job, max_retries, executor_option, jobs)
+    with job_progress() as (progress, on_event):
 
-        def on_event(event: str, **data: Any) -> None:
-            if event == "metric_start":
-                tasks[data["metric"]] = progress.add_task(
-                    f"{data['metric']} ({data['skipped']} done before)", total=data["total"]
-                )
-            elif event == "job_done":
-                report_failure(progress, data)
-                progress.advance(tasks[data["metric"]])
+        def on_dry_run(event: str, **data: Any) -> None:
+            if event == "dry_run":
+                m = data["report"]
+                progress.console.print(f"{m.metric}: {m.planned} jobs, {m.skipped} done before, {len(data['jobs'])} to run")
+                if data["text"]:
+                    progress.console.print(data["text"])
+            on_event(event, **data)
 
         report = run_compute(
             metrics or [],
@@ -91,8 +136,12 @@ def compute(
             jobs=jobs,
             force=force,
             device=device,
-            on_event=on_event,
+            dry_run=dry_run,
+            on_event=on_dry_run,
+            **where,
         )
+    if dry_run:
+        return
     table = Table(title="compute", title_justify="left")
     for col in ("metric", "jobs", "skipped (done)", "computed", "failed"):
         table.add_column(col)
@@ -101,5 +150,8 @@ def compute(
             m.metric, str(m.planned), str(m.skipped), str(m.done), Text(str(m.failed), style="red") if m.failed else "0"
         )
     console.print(table)
+    if report.interrupted:
+        err_console.print(labelled("interrupted:", "stored what finished; run the same command again to compute the rest"))
+        raise typer.Exit(130)
     if report.failed:
         raise typer.Exit(1)

@@ -18,6 +18,16 @@ from rich.table import Table
 from losslens.case_studies import write_case_studies
 from losslens.cli.app import app, console, err_console, labelled, text_column, user_errors
 from losslens.cli.compute_cmd import report_failure
+from losslens.cli.executor_options import (
+    AddressOpt,
+    CpusOpt,
+    ExecOptionsOpt,
+    ExecutorOpt,
+    GpusOpt,
+    RetriesOpt,
+    counts,
+    execution,
+)
 from losslens.demo import StudyResult, default_jobs, run_demo
 from losslens.train.outputs import OnEvent
 
@@ -78,7 +88,7 @@ def study_progress() -> Iterator[OnEvent]:
                 progress.update(tasks[data["metric"]], info=f"{data['skipped']} done before")
             elif event == "job_done":
                 report_failure(progress, data)
-                progress.advance(tasks[data["metric"]])
+                progress.update(tasks[data["metric"]], advance=1, info=counts(data["report"]))
 
         yield on_event
 
@@ -149,6 +159,12 @@ def demo(
         ),
     ] = None,
     threads: ThreadsOpt = None,
+    executor: ExecutorOpt = None,
+    address: AddressOpt = None,
+    cpus_per_job: CpusOpt = 1.0,
+    gpus_per_job: GpusOpt = 0.0,
+    max_retries: RetriesOpt = 3,
+    executor_option: ExecOptionsOpt = None,
 ) -> None:
     """The PINN case study end to end: train β ∈ {1, 10, 30} × 3 seeds, ingest, compute every metric, export the views.
 
@@ -157,8 +173,10 @@ def demo(
     if threads:
         torch.set_num_threads(threads)
     start = time.perf_counter()
+    jobs = jobs or default_jobs(quick)
+    where = execution(executor, address, cpus_per_job, gpus_per_job, max_retries, executor_option, jobs)
     with study_progress() as on_event:
-        result = run_demo(out, quick, on_event, jobs=jobs)
+        result = run_demo(out, quick, on_event, jobs=jobs, execution=where)
     print_settings(result)
     print_browse(result)
     console.print(f"demo finished in {time.perf_counter() - start:.1f} s", highlight=False)
