@@ -76,7 +76,9 @@ def make_sweep(folder: Path, name: str, betas: list[float], seeds: int, width: i
             torch.manual_seed(seed)
             path = folder / "runs" / f"beta{beta:g}_seed{seed}.pt"
             path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save({"state_dict": pinn_mlp(width, depth).state_dict(), "meta": {"seed": seed, "hparams": {"beta": beta}}}, path)
+            torch.save(
+                {"state_dict": pinn_mlp(width, depth).state_dict(), "meta": {"seed": seed, "hparams": {"beta": beta}}}, path
+            )
     spec = folder / "spec.toml"
     spec.write_text(
         f'name = "{name}"\n\n[model]\nfactory = "losslens.models:pinn_mlp"\nkwargs = {{ width = {width}, depth = {depth} }}\n\n'

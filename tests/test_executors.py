@@ -13,7 +13,6 @@ import os
 import shutil
 import sqlite3
 import sys
-import textwrap
 import threading
 import time
 from pathlib import Path
@@ -142,7 +141,7 @@ def table_rows(db: Path, table: str) -> list[dict]:
     with sqlite3.connect(db) as conn:
         conn.row_factory = sqlite3.Row
         got = [
-            {k: r[k] for k in r.keys() if k != "run_id" and not k.endswith("seconds")}
+            {k: r[k] for k in r.keys() if k != "run_id" and not k.endswith("seconds")}  # noqa: SIM118 (a Row iterates values)
             for r in conn.execute(f"SELECT t.*, r.subject AS run_subject FROM {table} t JOIN metric_runs r ON r.id = t.run_id")
         ]
     return sorted(got, key=lambda r: tuple(str(v) for v in r.values() if not isinstance(v, float)))
