@@ -15,6 +15,7 @@ import sqlite3
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -111,7 +112,7 @@ class ReversedExecutor:
 
 
 @pytest.fixture(scope="module")
-def plugin(tmp_path_factory) -> Path:
+def plugin(tmp_path_factory) -> Iterator[Path]:
     """A real distribution (package + dist-info with entry points) on sys.path and PYTHONPATH, so that
     importlib.metadata, spawned processes and Ray workers all discover it."""
     root = tmp_path_factory.mktemp("site")
@@ -123,11 +124,17 @@ def plugin(tmp_path_factory) -> Path:
     (info / "entry_points.txt").write_text(
         "[losslens.metrics]\nllplug = llplug\n\n[losslens.executors]\nreversed = llplug:ReversedExecutor\n"
     )
+    before = os.environ.get("PYTHONPATH")
     sys.path.insert(0, str(root))
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH")) if p)
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), before) if p)
     import llplug  # noqa: F401  (registers its metrics in this process; load_metrics may have run already)
 
-    return root
+    yield root
+    sys.path.remove(str(root))  # later tests' subprocesses (docs/cli.md) must not see the test metrics
+    if before is None:
+        os.environ.pop("PYTHONPATH", None)
+    else:
+        os.environ["PYTHONPATH"] = before
 
 
 def rows(db: Path, sql: str, args: tuple = ()) -> list[tuple]:
@@ -502,3 +509,31 @@ def test_submitit_local_fills_the_same_tables_and_a_rerun_computes_nothing(plugi
     assert_same_tables(pinn_catalog, slurm, ("landscape_points", "persistence_pairs", "pair_metrics", "mds_coords"))
     again = compute(list(sweep), options, catalog_path=slurm, device="cpu", executor="slurm", executor_options=opts)
     assert sum(m.done for m in again.metrics) == 0 and all(m.skipped == m.planned for m in again.metrics)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA device: checks that --device auto finds the GPU actor's GPU"
+)
+def test_ray_gpu_jobs_run_on_cuda_and_match_cpu(pinn_catalog):
+    """On a machine with CUDA: GPU jobs (half a GPU each) resolve --device auto to cuda in their actor.
+    Oracle: the serial CPU executor's values (float32 on both devices, so 1e-4 relative)."""
+    pytest.importorskip("ray")
+    gpu = copy_catalog(pinn_catalog, "gpu")
+    compute(["performance"], catalog_path=pinn_catalog, device="cpu")
+    devices = []
+    report = compute(
+        ["performance"],
+        catalog_path=gpu,
+        executor="ray",
+        resources=Resources(gpus_per_job=0.5),
+        executor_options={"address": "local"},
+        on_event=lambda e, **d: devices.append(d["outcome"].device) if e == "job_done" else None,
+    )
+    assert report.failed == 0 and devices and all(d.startswith("cuda") for d in devices)
+    a, b = table_rows(pinn_catalog, "performance"), table_rows(gpu, "performance")
+    assert [r["name"] for r in a] == [r["name"] for r in b]
+    for x, y in zip(a, b, strict=True):
+        assert (x["value"] is None) == (y["value"] is None)
+        if x["value"] is not None:
+            assert math.isclose(x["value"], y["value"], rel_tol=1e-4, abs_tol=1e-6)

@@ -39,28 +39,49 @@ def checkpoint_records(catalog: Catalog, experiment_id: str) -> list[dict[str, A
     return queries.checkpoint_records(catalog.conn, experiment_id=experiment_id)
 
 
-# A done run of a metric with requirements is stale when a done run of a requirement that covers
-# the same checkpoints (same checkpoint, either side of a pair, the same setting, or the whole
-# experiment) finished after it started: it was computed from inputs that have since changed.
-_STALE_SQL = """
-SELECT d.id FROM metric_runs d
-WHERE d.metric = ? AND d.status = 'done' AND EXISTS (
-    SELECT 1 FROM metric_runs r
-    WHERE r.metric IN ({marks}) AND r.status = 'done' AND r.experiment_id = d.experiment_id
-      AND r.finished_at > d.started_at
-      AND (d.scope = 'experiment' OR r.scope = 'experiment'
-           OR ((d.scope = 'setting' OR r.scope = 'setting') AND r.setting_id = d.setting_id)
-           OR r.checkpoint IN (d.checkpoint, d.checkpoint_b) OR r.checkpoint_b IN (d.checkpoint, d.checkpoint_b)))
-"""
+_RUN_SPAN = "SELECT id, scope, checkpoint, checkpoint_b, setting_id, experiment_id, started_at, finished_at FROM metric_runs"
 
 
 def done_run_ids(catalog: Catalog, metric: str, requires: tuple[str, ...] = ()) -> set[str]:
-    """Runs of ``metric`` that need no recomputing: done, and not stale (see ``_STALE_SQL``)."""
-    done = {r["id"] for r in catalog.query("SELECT id FROM metric_runs WHERE metric = ? AND status = 'done'", (metric,))}
+    """Runs of ``metric`` that need no recomputing: done, and not stale.
+
+    A done run is stale when a done run of a requirement that covers the same checkpoints (the same
+    checkpoint, either side of a pair, the same setting, or the whole experiment) finished after it
+    started: it was computed from inputs that have since changed. Two statements whatever the number of
+    runs; the rule is applied over per-checkpoint, per-setting and per-experiment latest finishing times,
+    so the check stays linear (a correlated SQL subquery was quadratic in the runs).
+    """
+    done = catalog.query(_RUN_SPAN + " WHERE metric = ? AND status = 'done'", (metric,))
     if not requires:
-        return done
-    stale = catalog.query(_STALE_SQL.format(marks=", ".join("?" * len(requires))), (metric, *requires))
-    return done - {r["id"] for r in stale}
+        return {d["id"] for d in done}
+    marks = ", ".join("?" * len(requires))
+    latest: dict[tuple[str, Any], str] = {}
+
+    def bump(key: tuple[str, Any], when: str) -> None:
+        if key[1] is not None and when > latest.get(key, ""):
+            latest[key] = when
+
+    for r in catalog.query(_RUN_SPAN + f" WHERE metric IN ({marks}) AND status = 'done'", requires):
+        when = r["finished_at"]
+        bump(("experiment", r["experiment_id"]), when)  # for experiment-scope readers
+        if r["scope"] == "experiment":
+            bump(("experiment-run", r["experiment_id"]), when)  # covers every reader of the experiment
+        bump(("setting", r["setting_id"]), when)  # for setting-scope readers
+        if r["scope"] == "setting":
+            bump(("setting-run", r["setting_id"]), when)  # covers every reader in the setting
+        bump(("checkpoint", r["checkpoint"]), when)
+        bump(("checkpoint", r["checkpoint_b"]), when)
+
+    def stale(d: dict[str, Any]) -> bool:
+        keys = [("experiment-run", d["experiment_id"]), ("setting-run", d["setting_id"])]
+        keys += [("checkpoint", d["checkpoint"]), ("checkpoint", d["checkpoint_b"])]
+        if d["scope"] == "experiment":
+            keys.append(("experiment", d["experiment_id"]))
+        if d["scope"] == "setting":
+            keys.append(("setting", d["setting_id"]))
+        return any(latest.get(k, "") > d["started_at"] for k in keys if k[1] is not None)
+
+    return {d["id"] for d in done if not stale(d)}
 
 
 def done_runs(catalog: Catalog, metric: str, experiment_ids: Iterable[str]) -> list[dict[str, Any]]:
