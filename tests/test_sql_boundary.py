@@ -21,15 +21,7 @@ SQL = re.compile(
 
 # Modules whose SQL is still being moved into losslens/store/, each with the helper moving it. The list only
 # shrinks (entries are removed as their modules land without SQL); the goal is an empty list.
-NOT_YET_MOVED: dict[str, str] = {
-    "losslens/jobs/context.py": "h13-distributed (store/jobs.py)",
-    "losslens/jobs/plan.py": "h13-distributed (store/jobs.py)",
-    "losslens/jobs/runner.py": "h13-distributed (store/jobs.py)",
-    "losslens/landscape/metric.py": "h13-distributed (requirements' results through the job context)",
-    "losslens/similarity/metric.py": "h13-distributed (requirements' results through the job context)",
-    "losslens/taxonomy/metric.py": "h13-distributed (requirements' results through the job context)",
-    "losslens/topology/metric.py": "h13-distributed (requirements' results through the job context)",
-}
+NOT_YET_MOVED: dict[str, str] = {}
 
 
 FSTRING_START = getattr(tokenize, "FSTRING_START", None)  # Python ≥ 3.12 splits f-strings into parts

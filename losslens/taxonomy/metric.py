@@ -8,7 +8,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from losslens.errors import LossLensError
 from losslens.metrics.registry import Read, Result, register
 from losslens.taxonomy.rules import Sharpness, assign_phases, summarize
 
@@ -26,28 +25,6 @@ class TaxonomyParams:
         default=None, metadata={"help": "High CKA at or above this (default: the quantile over settings)."}
     )
     quantile: float = field(default=0.5, metadata={"help": "Quantile over the settings for default thresholds (0.5 = median)."})
-
-
-def latest_rows(  # read by demo.setting_table; the taxonomy metric itself reads what its job carries
-    catalog, metric: str, table: str, experiment_id: str, columns: str, where: str = ""
-) -> tuple[list[dict[str, Any]], set[str]]:
-    """Rows of ``table`` from the latest done run of ``metric`` per subject, and the params hashes used."""
-    if catalog.one("SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)) is None:
-        raise LossLensError(f"the catalog has no {table} table", where="taxonomy", hint="run `losslens init` to migrate it")
-    runs = catalog.query(
-        "SELECT id, subject, params_hash, params_json FROM metric_runs WHERE metric = ? AND status = 'done' "
-        "AND experiment_id = ? ORDER BY finished_at",
-        (metric, experiment_id),
-    )
-    latest = {r["subject"]: r for r in runs}
-    chosen = {r["id"]: r for r in latest.values()}
-    if not chosen:
-        return [], set()
-    marks = ",".join("?" * len(chosen))
-    rows = catalog.query(f"SELECT run_id, {columns} FROM {table} WHERE run_id IN ({marks}) {where}", tuple(chosen))
-    for row in rows:
-        row["run"] = chosen[row["run_id"]]
-    return rows, {r["params_hash"] for r in chosen.values()}
 
 
 def diverged_seeds(records: list[dict[str, Any]]) -> dict[str, str]:
