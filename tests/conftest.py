@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -17,6 +18,7 @@ from helpers import ARGS, CHROMIUM, PINN_KWARGS, RESNET_KWARGS, save_checkpoint,
 from playwright.sync_api import Browser, sync_playwright  # noqa: E402
 
 from losslens.ingest import ingest  # noqa: E402
+from losslens.metrics.registry import register, unregister  # noqa: E402
 from losslens.models import pinn_mlp, resnet20  # noqa: E402
 
 
@@ -83,3 +85,19 @@ def browser() -> Iterator[Browser]:
         b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield b
         b.close()
+
+
+@pytest.fixture
+def register_metric() -> Iterator[Callable[..., Any]]:
+    """``register_metric(name, fn, scope=..., params=..., tables=...)`` registers a test's own metric for
+    that test only: it is unregistered afterwards, so no other test (or the CLI's options) sees it."""
+    names: list[str] = []
+
+    def add(name: str, fn: Callable[..., Any], **kwargs: Any) -> Callable[..., Any]:
+        register(name, **kwargs)(fn)
+        names.append(name)
+        return fn
+
+    yield add
+    for name in names:
+        unregister(name)

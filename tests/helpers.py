@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 import torch
+import vl_convert as vlc
 import yaml
 from playwright.sync_api import Browser
 
@@ -20,6 +22,7 @@ from losslens.ingest import ingest
 from losslens.jobs import compute
 from losslens.models import pinn_mlp, resnet20
 from losslens.resources import resource_path
+from losslens.views.source import inline
 
 # ---------------------------------------------------------------------------------------------
 # Checkpoints and specs
@@ -146,6 +149,20 @@ def query(db: Path, sql: str, params: tuple = ()) -> list[dict]:
         return [dict(r) for r in conn.execute(sql, params)]
     finally:
         conn.close()
+
+
+def spec_urls(html: str) -> list[str]:
+    """The data-spec URLs of a LossLens page."""
+    return [u.replace("&amp;", "&") for u in re.findall(r'data-spec="([^"]+)"', html)]
+
+
+def compiled(ds: Any, spec_url: str) -> tuple[dict, str]:
+    """The spec at ``spec_url`` with its data inlined from the data routes, compiled and drawn."""
+    response = get(ds, spec_url)
+    assert response.status_code == 200, spec_url
+    spec = inline(response.json(), lambda u: get(ds, u).json())
+    vlc.vegalite_to_vega(spec)
+    return spec, vlc.vegalite_to_svg(spec)
 
 
 def pinn_ids(db: Path) -> dict:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import PINN_KWARGS, write_spec
+from helpers import PINN_KWARGS, write_spec
 from safetensors.torch import save_file
 
 from losslens.checkpoints import read_checkpoint

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import torch
-from conftest import PINN_KWARGS, write_spec
+from helpers import PINN_KWARGS, write_spec
 
 from losslens.models import pinn_mlp
 

@@ -17,10 +17,9 @@ import pytest
 import torch
 import vl_convert as vlc
 from datasette.app import Datasette
-from helpers import METADATA, get, pinn_ids, query, shared_catalogs
+from helpers import METADATA, compiled, get, pinn_ids, query, shared_catalogs, spec_urls
 
 from losslens.jobs.context import CHECKPOINT_SQL, load_subject
-from losslens.views.source import inline
 
 
 @pytest.fixture(scope="module")
@@ -34,19 +33,6 @@ def ds(catalogs) -> Datasette:
     app = Datasette([str(pinn), str(digits)])  # metadata and canned queries come from the plugin's hooks
     asyncio.run(app.invoke_startup())
     return app
-
-
-def spec_urls(html: str) -> list[str]:
-    return [u.replace("&amp;", "&") for u in re.findall(r'data-spec="([^"]+)"', html)]
-
-
-def compiled(ds: Datasette, spec_url: str) -> tuple[dict, str]:
-    """The spec at ``spec_url`` with its data inlined from the data routes, compiled and drawn."""
-    response = get(ds, spec_url)
-    assert response.status_code == 200, spec_url
-    spec = inline(response.json(), lambda u: get(ds, u).json())
-    vlc.vegalite_to_vega(spec)
-    return spec, vlc.vegalite_to_svg(spec)
 
 
 def test_four_pages_render_and_every_spec_compiles(ds, catalogs):

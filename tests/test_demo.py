@@ -258,7 +258,6 @@ def test_second_run_recomputes_nothing(second: StudyResult, first: StudyResult):
     assert all(m.skipped == m.planned and m.failed == 0 for m in second.computed.metrics)
     assert second.exports_skipped and second.views == first.views
     assert second.settings == first.settings
-    assert second.seconds["train"] + second.seconds["compute"] + second.seconds["export"] < 10
 
 
 def test_cli_prints_the_table_and_how_to_browse(second: StudyResult, demo_dir: Path):

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import torch
-from conftest import PINN_KWARGS, save_checkpoint, write_spec
+from helpers import PINN_KWARGS, save_checkpoint, write_spec
 from safetensors.torch import save_file
 
 from losslens.ingest import ingest

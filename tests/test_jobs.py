@@ -17,7 +17,7 @@ from losslens.errors import LossLensError
 from losslens.jobs import compute, load_subject
 from losslens.jobs.context import CHECKPOINT_SQL
 from losslens.jobs.options import build_params
-from losslens.metrics.registry import Metric, Result, get_metric, load_metrics, register
+from losslens.metrics.registry import Metric, Result, get_metric, load_metrics
 from losslens.store import open_catalog
 
 
@@ -115,7 +115,6 @@ class _FlakyParams:
     fail_seed: int = field(default=1, metadata={"help": "seed whose job fails"})
 
 
-@register("test_flaky", scope="checkpoint", params=_FlakyParams, tables=("performance",))
 def _flaky(ctx, params: _FlakyParams) -> Result:
     """Fails on one seed, to exercise failure recording."""
     rec = ctx.checkpoints[0]
@@ -124,7 +123,8 @@ def _flaky(ctx, params: _FlakyParams) -> Result:
     return Result()
 
 
-def test_failure_is_recorded_and_others_go_on(pinn_catalog):
+def test_failure_is_recorded_and_others_go_on(pinn_catalog, register_metric):
+    register_metric("test_flaky", _flaky, scope="checkpoint", params=_FlakyParams, tables=("performance",))
     report = compute(["test_flaky"], catalog_path=pinn_catalog, device="cpu").metrics[0]
     assert (report.done, report.failed) == (2, 2)
     failed = rows(pinn_catalog, "SELECT error FROM metric_runs WHERE metric = 'test_flaky' AND status = 'failed'")
@@ -228,7 +228,6 @@ class _CountParams:
     pass
 
 
-@register("test_setting_size", scope="setting", params=_CountParams, tables=("performance",))
 def _setting_size(ctx, params: _CountParams) -> Result:
     """Records how many checkpoints its setting had, to exercise group invalidation."""
     result = Result()
@@ -236,11 +235,12 @@ def _setting_size(ctx, params: _CountParams) -> Result:
     return result
 
 
-def test_adding_a_seed_reruns_setting_jobs_and_replaces_the_stale_row(pinn_catalog, pinn_experiment):
+def test_adding_a_seed_reruns_setting_jobs_and_replaces_the_stale_row(pinn_catalog, pinn_experiment, register_metric):
     """Oracle: the member count stored by a setting-scope metric after a new seed is ingested."""
+    register_metric("test_setting_size", _setting_size, scope="setting", params=_CountParams, tables=("performance",))
     compute(["test_setting_size"], catalog_path=pinn_catalog, device="cpu")
     assert sorted(v for (v,) in rows(pinn_catalog, "SELECT value FROM performance WHERE name = 'members'")) == [2, 2]
-    from conftest import PINN_KWARGS, save_checkpoint
+    from helpers import PINN_KWARGS, save_checkpoint
 
     from losslens.ingest import ingest
     from losslens.models import pinn_mlp

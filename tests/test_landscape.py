@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import PINN_KWARGS, save_checkpoint, write_spec
+from helpers import PINN_KWARGS, save_checkpoint, write_spec
 
 from losslens.ingest import ingest
 from losslens.jobs import compute

@@ -24,7 +24,7 @@ from losslens.jobs import compute
 def grids(tmp_path_factory) -> Path:
     """The tiny PINN sweep with a 2-D (7²), a 3-D (5³) and a 4-D (3⁴) grid landscape of each checkpoint."""
     import torch
-    from conftest import PINN_KWARGS, save_checkpoint, write_spec
+    from helpers import PINN_KWARGS, save_checkpoint, write_spec
 
     from losslens.ingest import ingest
     from losslens.models import pinn_mlp

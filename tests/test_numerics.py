@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from conftest import write_spec
+from helpers import write_spec
 from user_models import aux_head_net, double_mlp, random_features_net
 
 from losslens.jobs import compute

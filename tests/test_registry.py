@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from test_datasette_plugin import METADATA, compiled, get, pinn_ids, shared_catalogs
+from helpers import METADATA, compiled, get, pinn_ids, shared_catalogs
 
 from losslens.export.chart import read_catalog
 from losslens.export.data import viewer_data

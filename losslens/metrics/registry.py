@@ -141,6 +141,11 @@ def register(
     return inner
 
 
+def unregister(name: str) -> None:
+    """Remove a registered metric (a test's own metric after the test; no error if absent)."""
+    _REGISTRY.pop(name, None)
+
+
 def load_metrics() -> dict[str, Metric]:
     """Import the built-in metric modules and any ``losslens.metrics`` entry points, once."""
     global _loaded
