@@ -44,3 +44,67 @@ def random_features_net(width: int = 6) -> RandomFeaturesNet:
 def double_mlp(width: int = 6) -> nn.Sequential:
     """A float64 2-w-1 tanh network (its checkpoints are float64 too)."""
     return nn.Sequential(nn.Linear(2, width), nn.Tanh(), nn.Linear(width, 1)).double()
+
+
+class DoubleWell:
+    """A toy problem with exactly the abstract members of ``Problem`` (kind ``pinn``), not even inheriting
+    it: the residual of u(x)² = 1 at fixed points, so u = ±1 are the two wells. No capabilities beyond."""
+
+    kind = "pinn"
+
+    def __init__(self, n: int = 64):
+        self.device = torch.device("cpu")
+        self.x = torch.linspace(-2, 2, n)[:, None]
+
+    def batches(self, split: str = "train", batch_size: int | None = None, limit: int | None = None):
+        size = batch_size or 32
+        for i, start in enumerate(range(0, len(self.x), size)):
+            if limit is not None and i >= limit:
+                return
+            yield self.x[start : start + size]
+
+    def loss(self, model, state, batch):
+        u = torch.func.functional_call(model, state, (batch,))
+        return ((u**2 - 1) ** 2).mean()
+
+    def performance(self, model, state):
+        with torch.no_grad():
+            return [("train", "loss", float(sum(self.loss(model, state, b) * len(b) for b in self.batches()) / len(self.x)))]
+
+    def to(self, device):
+        self.device = torch.device(device)
+        self.x = self.x.to(self.device)
+        return self
+
+
+def double_well(n: int = 64) -> DoubleWell:
+    return DoubleWell(n)
+
+
+def tiny_net(width: int = 8) -> nn.Module:
+    return nn.Sequential(nn.Linear(1, width), nn.Tanh(), nn.Linear(width, 1))
+
+
+class TwoHeads(nn.Module):
+    """Several outputs, dropout and BatchNorm (with or without running statistics)."""
+
+    def __init__(self, track_running_stats: bool = True):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Linear(3, 8), nn.BatchNorm1d(8, track_running_stats=track_running_stats), nn.Tanh(), nn.Dropout(0.5)
+        )
+        self.out, self.aux = nn.Linear(8, 1), nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.body(x)
+        return self.out(h), self.aux(h)
+
+
+def two_heads(track_running_stats: bool = True) -> TwoHeads:
+    return TwoHeads(track_running_stats)
+
+
+def regression_set(n: int = 40):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 3, generator=g)
+    return torch.utils.data.TensorDataset(x, x.sum(1, keepdim=True))

@@ -19,6 +19,7 @@ from losslens.jobs.context import Subject
 from losslens.jobs.pairs import PAIRS_HELP
 from losslens.metrics.registry import Result, register
 from losslens.params import flatten
+from losslens.problems.capabilities import ClassProbabilities, LossAndError, PinnField
 from losslens.store.ids import params_hash
 
 
@@ -82,8 +83,8 @@ class PathEvaluator:
 
     @property
     def quantity(self) -> str:
-        """mc is on training error (%) for classifiers (Yang et al.), on the loss for the PINN and for language models."""
-        return "error" if self.problem.kind == "classifier" else "loss"
+        """mc is on training error (%) for classifiers (Yang et al.), on the loss otherwise (PINNs, language models)."""
+        return "error" if isinstance(self.problem, ClassProbabilities) else "loss"
 
     def train_loss(self, params: Params, batch: Any) -> torch.Tensor:
         return self.problem.loss(self.twin, {**params, **self.train_buffers}, batch)
@@ -99,14 +100,18 @@ class PathEvaluator:
 
     @torch.no_grad()
     def evaluate(self, params: Params) -> tuple[float, float]:
-        """(training loss, error) at θ: error fraction for classifiers and LMs (top-1 next token), eval rel. L2 for the PINN."""
+        """(training loss, error) at θ: error fraction for problems with ``loss_and_error`` (classifiers; LMs' top-1
+        next token), eval rel. L2 for a PINN field, NaN (stored as NULL) for problems with neither capability."""
         state = {**params, **self.buffers_at(params)}
-        if hasattr(self.problem, "loss_and_error"):
+        if isinstance(self.problem, LossAndError):
             return self.problem.loss_and_error(
                 self.subject.model, state, "train", batch_size=self.params.batch_size, limit=self.params.eval_batches
             )
-        loss = float(self.problem.loss(self.subject.model, state, self.problem.batch))
-        return loss, self.problem.relative_l2(self.subject.model, state)
+        batches = self.problem.batches("train", batch_size=self.params.batch_size, limit=self.params.eval_batches)
+        losses = [float(self.problem.loss(self.subject.model, state, batch)) for batch in batches]
+        loss = sum(losses) / len(losses)
+        error = self.problem.relative_l2(self.subject.model, state) if isinstance(self.problem, PinnField) else math.nan
+        return loss, error
 
     def mc_value(self, loss: float, error: float) -> float:
         return 100.0 * error if self.quantity == "error" else loss

@@ -21,6 +21,7 @@ import torch
 
 from losslens.errors import LossLensError
 from losslens.metrics.registry import Result, register
+from losslens.problems.capabilities import ClassProbabilities, PinnField, require
 from losslens.store.ids import params_hash
 
 
@@ -114,12 +115,11 @@ def predictions(ctx, params: PredictionsParams) -> Result:
     result = Result()
     if subject.problem.kind == "causal_lm":
         _language_model(subject, result)
-    elif subject.problem.kind == "pinn":
+    elif isinstance(subject.problem, PinnField):
         _pinn(subject, result)
-    elif subject.problem.kind == "classifier":
-        _classifier(subject, result)
     else:
-        raise LossLensError(f"no predictions for problem kind {subject.problem.kind!r}", where=subject.name)
+        require(subject.problem, ClassProbabilities, "predictions")
+        _classifier(subject, result)
     return result
 
 
@@ -137,12 +137,8 @@ def disagreement(ctx, params: DisagreementParams) -> Result:
     sha_a, sha_b = ctx.shas
     a, b = ctx.subject(sha_a), ctx.subject(sha_b)
     for s in (a, b):
-        if s.problem.kind not in ("classifier", "causal_lm"):
-            raise LossLensError(
-                "disagreement compares predicted labels, so it needs a classifier or a language model",
-                where=s.name,
-                hint="for PINNs the pair view shows both u-fields and their difference (losslens compute predictions)",
-            )
+        if s.problem.kind != "causal_lm":
+            require(s.problem, ClassProbabilities, "disagreement")
     labels = _next_tokens if a.problem.kind == "causal_lm" else _labels
     true_a, pred_a = labels(a.problem, a.model, a.state, params.split)
     true_b, pred_b = labels(b.problem, b.model, b.state, params.split)

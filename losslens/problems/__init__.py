@@ -7,6 +7,7 @@ from losslens.problems.base import ClassificationProblem, Problem
 from losslens.problems.causal_lm import CausalLMProblem, causal_lm
 from losslens.problems.convection import ConvectionProblem, convection
 from losslens.problems.digits import digits
+from losslens.problems.from_dataset import from_dataset
 from losslens.problems.image_folder import image_folder
 from losslens.problems.mnist import fashion_mnist, mnist
 from losslens.problems.modular import ModularAdditionProblem, modular_addition
@@ -21,6 +22,7 @@ __all__ = [
     "convection",
     "digits",
     "fashion_mnist",
+    "from_dataset",
     "image_folder",
     "mnist",
     "modular_addition",

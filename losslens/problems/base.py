@@ -2,8 +2,17 @@
 
 ``state`` maps parameter and buffer names to tensors and is applied with
 ``torch.func.functional_call``, so a loss can be differentiated, vmapped over many
-parameter vectors, and never mutates the module. Models are used in eval mode: batch
-norm uses its running statistics.
+parameter vectors, and never mutates the module.
+
+Rules every metric follows:
+
+- **eval mode**: models are evaluated in ``eval()`` mode, so dropout is off and BatchNorm uses its
+  running statistics (with ``track_running_stats=False`` it uses batch statistics, as torch does);
+  connectivity re-estimates BatchNorm statistics at each point of a path (Garipov et al.).
+- **buffers** come from the checkpoint and are never differentiated or moved along directions.
+- **the interface is this class**: metrics use only these methods, plus optional capabilities
+  declared as protocols in :mod:`losslens.problems.capabilities` (class probabilities, an evaluation
+  grid, a PINN field), which they check with ``require`` and name in one line when missing.
 """
 
 from __future__ import annotations
@@ -41,6 +50,25 @@ class Problem(ABC):
     @abstractmethod
     def to(self, device: torch.device) -> Problem:
         """Move the problem's tensors to ``device`` and return self."""
+
+    def model_inputs(self, batch: Any) -> torch.Tensor:
+        """The tensor the model is called on for ``batch`` (CKA compares outputs on these).
+
+        Default: the batch itself when it is a tensor, its first element for ``(x, y)`` pairs.
+
+        :raises LossLensError: neither applies; override this method.
+        """
+        if isinstance(batch, torch.Tensor):
+            return batch
+        if isinstance(batch, (tuple, list)) and batch and isinstance(batch[0], torch.Tensor):
+            return batch[0]
+        from losslens.errors import LossLensError
+
+        raise LossLensError(
+            f"cannot tell the model's inputs in a {type(batch).__name__} batch",
+            where=type(self).__name__,
+            hint="override Problem.model_inputs(batch), or give the problem a grid (EvaluationGrid)",
+        )
 
 
 def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -11,26 +11,41 @@ after block i; the last has the final LayerNorm applied).
 from __future__ import annotations
 
 import copy
+from functools import partial
 
 import torch
 from torch import nn
 from torch.func import functional_call
 
 from losslens.jobs.context import Subject
+from losslens.problems.base import Problem
+from losslens.problems.capabilities import ClassProbabilities, EvaluationGrid, PinnField
 
 LAYER_TYPES = (nn.Linear, nn.modules.conv._ConvNd)
 
 
 def input_set(subject: Subject, n: int, alpha: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The inputs and their record: mixup blends of training images for classifiers (Yang et al. 2021), with
-    rows (i, j, λ); the evaluation grid for the PINN, with rows (x, t)."""
+    rows (i, j, λ); the evaluation grid when the problem has one (the PINN's (x, t)); otherwise the first
+    ``n`` training inputs in the problem's fixed batch order, recorded as their flattened values."""
     problem = subject.problem
     if is_language_model(subject):
         ids = problem.cka_inputs(n)
         return ids, ids.detach().cpu()
-    if problem.kind == "classifier":
+    if isinstance(problem, ClassProbabilities):
         return problem.mixup_inputs(n, alpha, seed)
-    return problem.grid, problem.grid.detach().to(torch.float64)
+    if isinstance(problem, EvaluationGrid):
+        return problem.grid, problem.grid.detach().to(torch.float64)
+    parts, count = [], 0
+    inputs = getattr(problem, "model_inputs", None) or partial(Problem.model_inputs, problem)
+    for batch in problem.batches("train"):
+        x = inputs(batch)
+        parts.append(x[: n - count])
+        count += len(parts[-1])
+        if count >= n:
+            break
+    x = torch.cat(parts)
+    return x, x.detach().reshape(len(x), -1).to(torch.float64)
 
 
 def is_language_model(subject: Subject) -> bool:
@@ -41,7 +56,8 @@ def is_language_model(subject: Subject) -> bool:
 def output_name(subject: Subject) -> str:
     if is_language_model(subject):
         return "final_hidden"
-    return "softmax" if subject.problem.kind == "classifier" else "u"
+    problem = subject.problem
+    return "softmax" if isinstance(problem, ClassProbabilities) else "u" if isinstance(problem, PinnField) else "output"
 
 
 @torch.no_grad()
@@ -56,10 +72,10 @@ def hidden_states(subject: Subject, ids: torch.Tensor, batch_size: int = 8) -> l
 
 @torch.no_grad()
 def model_outputs(subject: Subject, x: torch.Tensor) -> torch.Tensor:
-    """Softmax probabilities (classifiers), predicted u (PINN) or final hidden states (LMs) on the input set."""
+    """Softmax probabilities (classifiers), the raw output (PINN u, any other problem) or final hidden states (LMs)."""
     if is_language_model(subject):
         return hidden_states(subject, x)[-1]
-    if subject.problem.kind == "classifier":
+    if isinstance(subject.problem, ClassProbabilities):
         return subject.problem.probabilities(subject.model, subject.state, x)
     return functional_call(subject.model, subject.state, (x,))
 
