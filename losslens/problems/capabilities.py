@@ -4,16 +4,13 @@ Every metric needs only :class:`~losslens.problems.base.Problem` (``batches``, `
 ``performance``, ``to`` and ``model_inputs``). Some use more, and declare it with
 :func:`require`, which fails in one line naming the missing capability and its members:
 
-===================  ==========================================  =============================================
-capability           members                                      used by
-===================  ==========================================  =============================================
-``ClassProbabilities``  ``num_classes``, ``logits``, ``probabilities``,  connectivity (error %), CKA (softmax on
-                     ``loss_and_error``, ``mixup_inputs``         mixup inputs), predictions (confusion matrix)
-``LossAndError``     ``loss_and_error``                           connectivity's error along a path
-``EvaluationGrid``   ``grid`` (points × input dims)               CKA inputs (else the training inputs)
-``PinnField``        ``grid``, ``n_x``, ``n_t``, ``u_exact``,     connectivity's rel. L2, predictions (u field)
-                     ``predict``, ``relative_l2``
-===================  ==========================================  =============================================
+- ``ClassProbabilities``: ``num_classes``, ``logits``, ``probabilities``, ``loss_and_error``,
+  ``mixup_inputs``. Used by connectivity (mc on error %), CKA (softmax on mixup inputs), predictions
+  and disagreement (labels).
+- ``LossAndError``: ``loss_and_error``. Used by connectivity for the error along a path.
+- ``EvaluationGrid``: ``grid`` (points × input dims). CKA's inputs (else the first training inputs).
+- ``PinnField``: ``grid``, ``n_x``, ``n_t``, ``u_exact``, ``predict``, ``relative_l2``. Connectivity's
+  relative L2 error, predictions (the u field).
 
 They are ``runtime_checkable`` protocols: a problem has a capability when it has the members, whether
 or not it subclasses anything here.
