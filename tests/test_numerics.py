@@ -107,6 +107,21 @@ def test_unused_parameter_adds_zero_rows_to_the_hessian_lanczos_and_pyhessian(tm
     assert abs(largest[0] - biggest) / abs(biggest) <= 1e-2  # PyHessian's power iteration stops at tol 1e-3
 
 
+def test_unused_parameter_connectivity_fit_runs_and_keeps_endpoints(tmp_path):
+    """Fitting a Bezier bend (which differentiates the loss) with an unused head: the fit runs, and the
+    path's ends are each checkpoint's own loss."""
+    states = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        states.append({k: v.clone() for k, v in aux_head_net().state_dict().items()})
+    db = catalog(tmp_path, "user_models:aux_head_net", states)
+    opts = [("curve", "bezier"), ("points", "3"), ("steps", "5"), ("lbfgs-iterations", "3"), ("no-compare-linear", None)]
+    assert compute(["connectivity"], opts, catalog_path=db, device="cpu").failed == 0, errors(db)
+    rows = query(db, "SELECT t, loss FROM curve_points ORDER BY t")
+    a, b = (own_loss(aux_head_net(), sd) for sd in states)
+    assert math.isclose(rows[0][1], a, rel_tol=1e-5) and math.isclose(rows[-1][1], b, rel_tol=1e-5)
+
+
 def test_unused_parameter_gets_zero_entries_in_stored_eigenvectors(tmp_path):
     """The stored top eigenvector is zero (to round-off) at the unused head and matches the dense one."""
     torch.manual_seed(1)
@@ -147,17 +162,29 @@ def test_frozen_parameters_interpolate_along_the_path_so_endpoints_are_the_check
             assert math.isclose(rows[1][1], own_loss(random_features_net(), middle), rel_tol=1e-5)
 
 
-def test_frozen_parameters_landscape_and_hessian_use_the_checkpoints_own_values(tmp_path):
-    """Landscape centre = seed 1's own loss; Hessian = dense Hessian over the trainable head, features fixed."""
+def test_frozen_parameters_landscape_hessian_and_cka_use_the_checkpoints_own_values(tmp_path):
+    """Landscape centre = seed 1's own loss; Hessian = dense Hessian over the trainable head, features fixed;
+    CKA = linear CKA (numpy) of the two fresh models' outputs on the evaluation grid."""
     states = []
     for seed in (0, 1):
         torch.manual_seed(seed)
         states.append({k: v.clone() for k, v in random_features_net().state_dict().items()})
     db = catalog(tmp_path, "user_models:random_features_net", states)
     report = compute(
-        ["landscape", "hessian"], [("steps", "3"), ("k", "2"), ("no-esd", None), ("trace-probes", "0")], catalog_path=db
+        ["landscape", "hessian", "cka"], [("steps", "3"), ("k", "2"), ("no-esd", None), ("trace-probes", "0")], catalog_path=db
     )
     assert report.failed == 0, errors(db)
+    grid = convection(beta=1.0, **PROBLEM).grid
+    outputs = []
+    for sd in states:
+        model = random_features_net().eval()
+        model.load_state_dict(sd)
+        with torch.no_grad():
+            outputs.append(model(grid).double().numpy() - model(grid).double().numpy().mean(0))
+    x, y = outputs
+    expected = np.linalg.norm(y.T @ x) ** 2 / (np.linalg.norm(x.T @ x) * np.linalg.norm(y.T @ y))
+    stored = query(db, "SELECT value FROM pair_metrics WHERE metric = 'cka'")[0][0]
+    assert math.isclose(stored, expected, rel_tol=1e-5)
     centre = query(db, "SELECT l.centre_loss FROM landscapes l JOIN checkpoints c ON c.sha256 = l.checkpoint WHERE c.seed = 1")
     assert math.isclose(centre[0][0], own_loss(random_features_net(), states[1]), rel_tol=1e-5)
     exact, _, names = dense_eigenvalues(random_features_net(), states[1])
