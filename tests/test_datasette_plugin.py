@@ -18,6 +18,7 @@ import torch
 import vl_convert as vlc
 from datasette.app import Datasette
 from helpers import METADATA, compiled, get, pinn_ids, query, shared_catalogs, spec_urls
+from markupsafe import escape as html_escape
 
 from losslens.jobs.context import CHECKPOINT_SQL, load_subject
 
@@ -54,7 +55,7 @@ def test_four_pages_render_and_every_spec_compiles(ds, catalogs):
             _, svg = compiled(ds, url)
             assert svg.count("<path") > 3, url
             seen += 1
-    assert seen == 2 + 2 + 1 + 3  # global: taxonomy, modes; setting: modes, local; checkpoint: local; pair: 3
+    assert seen == 2 + 2 + 1 + 4  # global: taxonomy, modes; setting: modes, local; checkpoint: local; pair: 4
 
 
 def test_taxonomy_rows_are_the_catalogs(ds, catalogs):
@@ -578,3 +579,53 @@ def test_landscape_states_its_provenance(ds, catalogs):
     assert "random directions" in svg if row["directions"] == "random" else True
     assert words[row["normalization"]] in svg
     assert f"±{row['span']:g}" in svg and f"({row['span_mode']})" in svg
+
+
+def test_datasette_pages_link_to_the_views_with_names(ds, catalogs):
+    """Oracle: names and ids read with plain SQL: the home and database pages point at the LossLens views;
+    a pair_metrics row links both checkpoints by name and the pair; a taxonomy row links its setting by
+    label; a canned query's rows link too; REAL cells show 6 significant digits with the full value as title."""
+    db = catalogs[0]
+    ids = pinn_ids(db)
+    names = {r["sha256"]: r["name"] for r in query(db, "SELECT sha256, name FROM checkpoints")}
+    label = query(db, "SELECT label FROM settings WHERE id = ?", (ids["setting"],))[0]["label"]
+    assert 'href="/-/losslens/losslens"' in get(ds, "/").text
+    page = get(ds, "/losslens").text
+    assert "Open the LossLens views of losslens" in page and 'href="/losslens/taxonomy"' in page
+    html = get(ds, "/losslens/pair_metrics?metric=mc&_size=5").text
+    row = query(db, "SELECT checkpoint_a, checkpoint_b, value FROM pair_metrics WHERE metric = 'mc' LIMIT 1")[0]
+    a, b = row["checkpoint_a"], row["checkpoint_b"]
+    assert f'href="/-/losslens/losslens/checkpoint/{a}" title="{a}">{names[a]}</a>' in html
+    assert f'href="/-/losslens/losslens/pair/{a}/{b}">pair {names[a]} ↔ {names[b]}</a>' in html
+    assert f'title="{row["value"]!r}">{row["value"]:.6g}</span>' in html
+    taxonomy_html = get(ds, "/losslens/taxonomy").text
+    assert f'href="/-/losslens/losslens/setting/{ids["setting"]}" title="{ids["setting"]}">' in taxonomy_html
+    assert html_escape(label) in taxonomy_html
+    canned = get(ds, "/losslens/pairs_with_barriers").text + get(ds, "/losslens/sharpest_modes").text
+    assert "/-/losslens/losslens/checkpoint/" in canned
+
+
+def test_compare_picker_and_uncomputed_pair(ds, catalogs):
+    """Oracle: the catalog's own settings: the picker on a mode page offers every other checkpoint of the
+    experiment and redirects to the pair page; a pair across settings (never computed) says which command
+    computes each view instead of drawing empty axes, while both landscapes draw."""
+    db = catalogs[0]
+    ids = pinn_ids(db)
+    a = ids["modes"][0]
+    other = query(
+        db, "SELECT c.sha256 FROM checkpoints c JOIN models m ON m.id = c.model_id WHERE m.setting_id != ?", (ids["setting"],)
+    )
+    page = get(ds, f"/-/losslens/losslens/checkpoint/{a}").text
+    offered = set(re.findall(r'<option value="([0-9a-f]{64})"', page))
+    assert offered == {r["sha256"] for r in query(db, "SELECT sha256 FROM checkpoints")} - {a}
+    b = other[0]["sha256"]
+    redirect = asyncio.run(ds.client.get(f"/-/losslens/losslens/checkpoint/{a}?compare={b}"))
+    assert redirect.status_code == 302 and redirect.headers["location"] == f"/-/losslens/losslens/pair/{a}/{b}"
+    pair = get(ds, f"/-/losslens/losslens/pair/{a}/{b}").text
+    assert "Not computed for this pair — run <code>losslens compute connectivity --pairs all -e tiny-pinn</code>" in pair
+    assert "losslens compute cka --pairs all -e tiny-pinn" in pair
+    urls = spec_urls(pair)
+    assert [u.split("/spec/")[1].split(".json")[0] for u in urls] == ["landscapes", "predictions"]
+    spec, svg = compiled(ds, urls[0])
+    assert spec["resolve"]["scale"]["color"] == "shared" and svg.count("<path") > 2 * 11 * 11
+    assert get(ds, f"/-/losslens/losslens/checkpoint/{a}?compare=nope").status_code == 404

@@ -48,13 +48,13 @@ def test_every_registered_view_is_served_and_compiles(catalogs):
 
 def test_viewer_data_carries_the_registry(catalogs):
     """Oracle: the registry itself: data.js ships its manifest, and each pair lists exactly the registry's
-    pair page views that have rows (all three on the fully computed PINN catalog)."""
+    pair page views that have rows (all four on the fully computed PINN catalog)."""
     db = catalogs[0]
     with read_catalog(db) as conn:
         data = viewer_data(conn, db)
     assert data["registry"] == registry.manifest()
     pair_views = [v.name for v in registry.views_of("pair", page=True)]
-    assert pair_views == ["curve", "layer-cka", "predictions"]
+    assert pair_views == ["landscapes", "curve", "layer-cka", "predictions"]
     assert all(p["views"] == pair_views for p in data["pairs"].values())
 
 

@@ -10,20 +10,20 @@ from __future__ import annotations
 import asyncio
 import re
 import weakref
+from urllib.parse import urlencode
 
 from datasette import hookimpl
 from datasette.utils.asgi import Response
 from markupsafe import Markup
 
 from losslens.datasette_plugin import assets, pages, routes
-from losslens.store import queries, schema_docs
+from losslens.store import queries, reads, schema_docs
 from losslens.views.bundle import ensure_bundle
 from losslens.views.source import npy_summary
 
 SHA = re.compile(r"^[0-9a-f]{64}$")
 SETTING_ID = re.compile(r"^[0-9a-f]{16}$")
 CHECKPOINT_COLUMNS = {"checkpoint", "checkpoint_a", "checkpoint_b"}
-PAIR_TABLES = {"pair_metrics", "curve_points", "layer_cka"}
 
 
 # Per Datasette instance: the names of its databases that are LossLens catalogs (found at startup).
@@ -89,31 +89,93 @@ def register_routes():
     ]
 
 
-def _link(datasette, database: str, path: str, text: str) -> Markup:
+START_TABLES = ("experiments", "settings", "checkpoints", "taxonomy")
+FLOAT_DIGITS = 6  # significant digits shown for REAL cells (the full value is the cell's tooltip)
+
+
+def _link(datasette, database: str, path: str, text: str, title: str | None = None) -> Markup:
     href = pages.page_url(datasette, database, path)
+    if title:
+        return Markup('<a href="{}" title="{}">{}</a>').format(href, title, text)
     return Markup('<a href="{}">{}</a>').format(href, text)
+
+
+def _kind(column: str, value: str) -> str | None:
+    """Which LossLens subject a cell names, from its column and the id's format."""
+    if column in CHECKPOINT_COLUMNS and SHA.match(value):
+        return "checkpoint"
+    if column == "setting_id" and SETTING_ID.match(value):
+        return "setting"
+    if column == "experiment_id" and SETTING_ID.match(value):
+        return "experiment"
+    return None
+
+
+def _other_checkpoint(row, column: str) -> str | None:
+    """The ``checkpoint_a`` beside a ``checkpoint_b`` cell (a pair), else None."""
+    if column != "checkpoint_b":
+        return None
+    try:
+        a = row["checkpoint_a"]
+    except (IndexError, KeyError):
+        try:
+            a = row["checkpoint"]  # metric_runs: checkpoint, checkpoint_b
+        except (IndexError, KeyError):
+            return None
+    if isinstance(a, dict):  # expanded foreign key
+        a = a.get("value")
+    return a if isinstance(a, str) and SHA.match(a) else None
 
 
 @hookimpl
 def render_cell(row, value, column, table, database, datasette):
-    """Array BLOBs as short summaries; ids as links to the LossLens pages."""
+    """Array BLOBs as short summaries; floats to :data:`FLOAT_DIGITS` significant digits; checkpoint, pair,
+    setting and experiment ids (in any table or canned query) as links to their LossLens view, labelled
+    with the subject's name."""
     if isinstance(value, bytes):
         summary = npy_summary(value)
         return Markup("<em>{}</em>").format(summary or f"<{len(value):,} bytes>")
-    if table is None or not isinstance(value, str):
+    if isinstance(value, float):
+        return Markup('<span title="{}">{}</span>').format(repr(value), f"{value:.{FLOAT_DIGITS}g}")
+    if isinstance(value, dict) and isinstance(value.get("value"), str):  # a foreign key Datasette expanded
+        value = value["value"]
+    if not isinstance(value, str):
         return None
     if table == "checkpoints" and column == "name" and SHA.match(str(row["sha256"])):
         return _link(datasette, database, f"checkpoint/{row['sha256']}", value)
     if table == "settings" and column == "label" and SETTING_ID.match(str(row["id"])):
         return _link(datasette, database, f"setting/{row['id']}", value)
-    if column in CHECKPOINT_COLUMNS and SHA.match(value):
-        link = _link(datasette, database, f"checkpoint/{value}", value[:12] + "…")
-        if table in PAIR_TABLES and column == "checkpoint_b" and SHA.match(str(row["checkpoint_a"])):
-            link += Markup(" ") + _link(datasette, database, f"pair/{row['checkpoint_a']}/{value}", "pair view")
-        return link
-    if column == "setting_id" and SETTING_ID.match(value):
-        return _link(datasette, database, f"setting/{value}", value)
-    return None
+    kind = _kind(column, value)
+    if kind is None:
+        return None
+
+    async def labelled() -> Markup:
+        db = datasette.get_database(database)
+        other = _other_checkpoint(row, column)
+        if kind == "checkpoint":
+            names = await db.execute_fn(lambda conn: reads.checkpoint_names(conn, [value, *([other] if other else [])]))
+            link = _link(datasette, database, f"checkpoint/{value}", names.get(value, value[:12] + "…"), title=value)
+            if other:
+                label = f"pair {names.get(other, other[:8])} ↔ {names.get(value, value[:8])}"
+                link += Markup(" · ") + _link(datasette, database, f"pair/{other}/{value}", label)
+            return link
+        if kind == "setting":
+            labels = await db.execute_fn(lambda conn: reads.setting_labels(conn, [value]))
+            return _link(datasette, database, f"setting/{value}", labels.get(value, value), title=value)
+        found = await db.execute_fn(lambda conn: {e["id"]: e["name"] for e in reads.experiments(conn)})
+        href = pages.page_url(datasette, database, "") + "?" + urlencode({"experiment": value})
+        return Markup('<a href="{}" title="{}">{}</a>').format(href, value, found.get(value, value))
+
+    return labelled
+
+
+@hookimpl
+def extra_template_vars(datasette):
+    """For the home and database pages' pointer to the LossLens views (templates/index.html, database.html)."""
+    return {
+        "losslens_views_url": lambda name: pages.page_url(datasette, name, ""),
+        "losslens_start_tables": START_TABLES,
+    }
 
 
 @hookimpl

@@ -163,12 +163,21 @@ async def checkpoint_page(datasette, request) -> Response:
     """One mode's local views and its performance."""
     name, db = database(datasette, request.url_vars["database"])
     sha = request.url_vars["sha"]
+    other = request.args.get("compare")
+    if other:  # the "compare with…" picker: the pair page of this mode and the one chosen
+        await db.execute_fn(lambda conn: check_args(conn, {"a": sha, "b": other}))
+        return Response.redirect(page_url(datasette, name, f"pair/{sha}/{other}"))
 
     def read(conn: sqlite3.Connection) -> dict[str, Any]:
         check_args(conn, {"checkpoint": sha})
         record = reads.checkpoint(conn, sha)
         perf = reads.performance(conn, sha)
-        return {"record": record, "performance": perf}
+        choices = []
+        for s in reads.settings(conn, record["experiment_id"]):
+            modes = [m for m in reads.modes(conn, s["id"]) if m["sha256"] != sha]
+            if modes:
+                choices.append({"label": s["label"], "modes": modes})
+        return {"record": record, "performance": perf, "choices": choices}
 
     ctx = await db.execute_fn(read)
     return await render(
@@ -184,6 +193,19 @@ async def checkpoint_page(datasette, request) -> Response:
     )
 
 
+def compute_hint(view: registry.View, a: dict[str, Any], b: dict[str, Any]) -> str:
+    """The command that computes what ``view`` needs for the pair (a, b): pair metrics of two modes of
+    different settings need ``--pairs all``."""
+    pair_metrics = {"connectivity", "cka", "disagreement"}
+    wanted = [m for m in view.metrics if m in pair_metrics] or list(view.metrics)
+    command = f"losslens compute {' '.join(wanted)}"
+    if set(wanted) & pair_metrics and a["setting_id"] != b["setting_id"]:
+        command += " --pairs all"
+    if a["experiment_id"] == b["experiment_id"]:
+        command += f" -e {a['experiment']}"
+    return command
+
+
 async def pair_page(datasette, request) -> Response:
     """Two modes: curve profile, layer CKA and predictions."""
     name, db = database(datasette, request.url_vars["database"])
@@ -192,11 +214,12 @@ async def pair_page(datasette, request) -> Response:
     def read(conn: sqlite3.Connection) -> dict[str, Any]:
         check_args(conn, {"a": a, "b": b})
         metrics = reads.pair_metric_rows(conn, a, b)
-        return {
-            "a": reads.checkpoint(conn, a),
-            "b": reads.checkpoint(conn, b),
-            "metrics": [{**m, "value": finite(m["value"])} for m in metrics],
-        }
+        ra, rb = reads.checkpoint(conn, a), reads.checkpoint(conn, b)
+        views = []
+        for v in registry.views_of("pair", page=True):
+            ready = registry.has_rows(conn, v.name, {"a": a, "b": b})
+            views.append({"name": v.name, "title": v.title, "ready": ready, "hint": None if ready else compute_hint(v, ra, rb)})
+        return {"a": ra, "b": rb, "metrics": [{**m, "value": finite(m["value"])} for m in metrics], "views": views}
 
     ctx = await db.execute_fn(read)
     return await render(
@@ -207,6 +230,6 @@ async def pair_page(datasette, request) -> Response:
             **ctx,
             "database": name,
             "page_base": page_url(datasette, name, ""),
-            "specs": [spec_url(datasette, name, v.name, a=a, b=b) for v in registry.views_of("pair", page=True)],
+            "views": [{**v, "spec": spec_url(datasette, name, v["name"], a=a, b=b)} for v in ctx["views"]],
         },
     )

@@ -126,8 +126,11 @@ def predictions(ctx, params: PredictionsParams) -> Result:
 @dataclass(frozen=True)
 class DisagreementParams:
     split: Literal["train", "test"] = field(default="test", metadata={"help": "Which split's examples to compare on."})
-    pairs: Literal["within-setting", "all"] = field(
-        default="within-setting", metadata={"help": "Pairs of the seeds of each setting, or every two checkpoints."}
+    pairs: Literal["within-setting", "same-step", "all"] = field(
+        default="within-setting",
+        metadata={
+            "help": "Which checkpoint pairs: all pairs within each setting, those at the same training step within each setting, or all pairs."
+        },
     )
 
 

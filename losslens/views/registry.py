@@ -178,6 +178,14 @@ def _facts(b: Build) -> dict[str, Any]:
     return local.local_facts(b.conn, b.args["checkpoint"])
 
 
+def _landscapes(b: Build) -> dict[str, Any]:
+    a, bb = b.args["a"], b.args["b"]
+    names = reads.checkpoint_names(b.conn, [a, bb])
+    return pair.landscape_pair_spec(
+        b.url("landscape", checkpoint=a), b.url("landscape", checkpoint=bb), (names.get(a, a[:12]), names.get(bb, bb[:12]))
+    )
+
+
 def _predictions(b: Build) -> dict[str, Any]:
     a, bb = b.args["a"], b.args["b"]
     if pair.confusion_rows(b.conn, a, bb):
@@ -245,6 +253,14 @@ _VIEWS = [
         ("spectrum", "esd"),
         lambda b: hessian.hessian_spec(b.data("spectrum"), b.data("esd"), _facts(b)["hessian"]),
         page=False,
+    ),
+    View(
+        "landscapes",
+        "pair",
+        "Both landscapes",
+        ("landscape",),
+        ("landscape",),
+        _landscapes,
     ),
     View("curve", "pair", "Curve profile", ("connectivity",), ("curve",), lambda b: pair.curve_spec(b.data("curve"))),
     View("layer-cka", "pair", "Layer CKA", ("cka",), ("layer_cka",), lambda b: pair.layer_cka_spec(b.data("layer_cka"))),
@@ -328,6 +344,11 @@ def spec(
     """
     v = view(name)
     return v.build(Build(conn, args_of(name, args), url, selected, links or Links()))
+
+
+def has_rows(conn: sqlite3.Connection, name: str, args: dict[str, str]) -> bool:
+    """Whether view ``name`` has anything to draw for ``args`` (some dataset it reads has rows)."""
+    return inline_spec(conn, name, args)[1] > 0
 
 
 def inline_spec(conn: sqlite3.Connection, name: str, args: dict[str, str]) -> tuple[dict[str, Any], int]:

@@ -6,6 +6,7 @@
 //   data-target       id of the chart element to re-render with data-target-base + "&" + data-target-arg=<id>
 //   data-url-param    query parameter that keeps the choice in the address bar
 //   data-link, data-link-base  id of an <a> whose href becomes data-link-base + <id>
+//   data-go           address prefix: choosing a subject opens data-go + <id> (the global page's modes chart)
 //   data-label, data-names     id of an element whose text becomes the chosen subject's name, looked up in the
 //                              id -> name JSON of the <script> element named by data-names
 (function () {
@@ -56,6 +57,8 @@
     view.addSignalListener(signal, function (_, value) {
       var id = chosen(value, field);
       if (!id) return;
+      var go = el.getAttribute("data-go");
+      if (go) { window.location.href = go + encodeURIComponent(id); return; }
       var target = document.getElementById(el.getAttribute("data-target"));
       if (target) {
         var base = el.getAttribute("data-target-base");
