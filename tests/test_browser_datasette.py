@@ -110,12 +110,61 @@ def test_checkpoint_page_shows_names_as_text(server, browser):
 
 
 def test_pair_page_renders(server, browser):
-    """Oracle: the three pair charts render with SVG marks."""
+    """Oracle: the four pair charts (the registry's pair views) render with SVG marks."""
     base, ids = server
     w = Watched(browser)
     a, b = ids["modes"][:2]
     w.page.goto(f"{base}/-/losslens/losslens/pair/{a}/{b}")
-    for i in (1, 2, 3):
-        w.rendered(f"#pair-{i}")
-        assert w.page.locator(f"#pair-{i} svg path").count() > 0
+    for view in ("landscapes", "curve", "layer-cka", "predictions"):
+        w.rendered(f"#pair-{view}")
+        assert w.page.locator(f"#pair-{view} svg path").count() > 0
     w.check("pair")
+
+
+def test_datasette_cell_opens_the_pair_view(server, browser):
+    """Oracle: the pair_metrics table's first row (names from the catalog): a click on its pair link opens
+    the pair page headed by both names."""
+    base, ids = server
+    w = Watched(browser)
+    w.page.goto(f"{base}/losslens/pair_metrics?metric=mc")
+    link = w.page.locator("td.col-checkpoint_b a", has_text="↔").first
+    text = link.text_content()
+    link.click()
+    w.page.wait_for_url("**/-/losslens/losslens/pair/**")
+    w.rendered("#pair-curve")
+    first, second = text.removeprefix("pair ").split(" ↔ ")
+    assert w.page.text_content("h1") == f"Modes {first} (a) and {second} (b)"
+    w.check("pair-from-cell")
+
+
+def test_compare_picker_opens_any_two(server, browser):
+    """Oracle: the option chosen (a mode of the other setting, never paired): the pair page of both, with
+    both landscapes drawn on one colour scale and the missing views named with the command to run."""
+    base, ids = server
+    w = Watched(browser)
+    w.page.goto(f"{base}/-/losslens/losslens/checkpoint/{ids['modes'][0]}")
+    w.rendered("#local")
+    option = w.page.locator("#compare optgroup").nth(1).locator("option").first
+    other, name = option.get_attribute("value"), option.text_content()
+    w.page.select_option("#compare", other)
+    w.page.click("form.compare button")
+    w.page.wait_for_url(f"**/pair/{ids['modes'][0]}/{other}")
+    w.rendered("#pair-landscapes")
+    assert w.page.locator("#pair-landscapes svg .mark-rect path").count() >= 2 * 11 * 11
+    assert name in w.page.text_content("h1")
+    missing = w.page.text_content("#pair-curve")
+    assert "Not computed for this pair" in missing and "losslens compute connectivity --pairs all" in missing
+    w.check("compare")
+
+
+def test_global_modes_chart_opens_a_mode(server, browser):
+    """Oracle: the clicked glyph's mode name: a click on a mode in the global page's modes chart opens
+    that mode's page."""
+    base, ids = server
+    w = Watched(browser)
+    w.page.goto(f"{base}/-/losslens/losslens")
+    w.rendered("#semi")
+    w.page.click('#semi path[aria-label*="mode: beta1_seed1"]')
+    w.page.wait_for_url(f"**/checkpoint/{ids['modes'][1]}")
+    w.rendered("#local")
+    assert w.page.text_content("h1") == "Mode beta1_seed1"

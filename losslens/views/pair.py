@@ -132,6 +132,7 @@ def landscape_pair_spec(cells_a: Data, cells_b: Data, names: tuple[str, str] = (
                     "type": "quantitative",
                     "title": "loss (one scale for both)",
                     "scale": {"type": "log", "scheme": "viridis"},
+                    "legend": {"format": ".3g"},
                 },
                 "tooltip": [{"field": "a", "format": ".3g"}, {"field": "b", "format": ".3g"}, {"field": "loss", "format": ".4g"}],
             },
