@@ -144,3 +144,65 @@ def test_user_names_are_text_and_dark_theme(viewer, browser):
     w.rendered("local")
     assert w.page.get_attribute("html", "data-theme") == "dark"
     w.check("dark")
+
+
+def test_quick_open_ranks_by_match_quality(viewer, browser):
+    """Oracle: the catalog's names: "5 seed2" means β = 5, seed 2, so that mode comes first, ahead of pairs
+    and of anything whose sha256 merely contains a 5; items match every typed word."""
+    url, _ = viewer
+    w = Watched(browser)
+    w.page.goto(url)
+    w.rendered("taxonomy")
+    w.page.keyboard.press("Control+P")
+    w.page.wait_for_selector("#quickopen:not([hidden])")
+    w.page.keyboard.type("5 seed2")
+    items = w.page.locator("#quickopen-list li .label").all_text_contents()
+    assert items[0] == "beta5_seed2"
+    assert "beta1_seed2" not in items[:2]
+    w.page.keyboard.press("Enter")
+    w.rendered("local")
+    assert w.active() == "beta5_seed2"
+
+
+def test_back_steps_through_views_and_panels(viewer, browser):
+    """Oracle: the order of the clicks: Back returns to the setting, then to the taxonomy; the metrics filter
+    "lambda" finds the λmax rows; the compare panel has one column per mode of the setting; the panel
+    collapses; the explorer widens when its sash is dragged and names carry their full text as tooltips."""
+    url, ids = viewer
+    w = Watched(browser)
+    w.page.goto(url)
+    w.rendered("taxonomy")
+    w.page.click(f'#tree .row[data-kind="setting"][data-id="{ids["setting"]}"]')
+    w.rendered("modes")
+    w.page.click(f'#tree .row[data-kind="mode"][data-id="{ids["modes"][1]}"]')
+    w.rendered("local")
+    assert w.active() == "beta1_seed1"
+    w.page.go_back()
+    w.rendered("modes")
+    assert w.active().startswith("beta=1")
+    w.page.go_back()
+    w.rendered("taxonomy")
+    assert w.active() == "Taxonomy: tiny-pinn"
+    w.page.go_forward()
+    w.rendered("modes")
+    w.page.fill("#panel-filter", "lambda")
+    rows = w.page.locator("#panel-body tbody tr").all_text_contents()
+    assert rows and all("λ" in r for r in rows)
+    w.page.fill("#panel-filter", "")
+    w.page.click('.panel-tab[data-panel="compare"]')
+    headers = w.page.locator("#panel-body thead th").all_text_contents()
+    assert headers == ["metric", "quantity", "beta1_seed0", "beta1_seed1", "beta1_seed2"]
+    assert w.page.locator("#panel-body tbody tr").count() > 5
+    w.page.click("#panel-toggle")
+    assert w.page.locator("#panel-body").is_hidden()
+    w.page.click("#panel-toggle")
+    before = w.page.locator("#sidebar").bounding_box()["width"]
+    box = w.page.locator("#sash").bounding_box()
+    w.page.mouse.move(box["x"] + 2, box["y"] + 200)
+    w.page.mouse.down()
+    w.page.mouse.move(box["x"] + 150, box["y"] + 200, steps=5)
+    w.page.mouse.up()
+    assert w.page.locator("#sidebar").bounding_box()["width"] > before + 100
+    row = w.page.locator(f'#tree .row[data-kind="mode"][data-id="{ids["modes"][1]}"]')
+    assert row.get_attribute("title").startswith("beta1_seed1")
+    w.check("back-and-panels")

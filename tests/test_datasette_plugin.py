@@ -253,6 +253,26 @@ def test_canned_queries_run(ds):
     assert len(get(ds, "/losslens/sharpest_modes.json?_shape=array").json()) == 6
 
 
+def test_multi_minimum_query_counts_minima_as_the_views_do(ds, catalogs):
+    """Oracle: landscape_summaries read with plain SQL: a minimum is a branch with persistence above τ, the
+    pruned ones are counted beside it; with :min_minima = 1 every landscape (one per checkpoint) is listed."""
+    stored = {
+        r["checkpoint"]: r
+        for r in query(catalogs[0], "SELECT checkpoint, n_minima, n_minima_above, threshold FROM landscape_summaries")
+    }
+    rows = get(ds, "/losslens/multi_minimum_landscapes.json?_shape=array&min_minima=1").json()
+    assert len(rows) == len(stored) == 6
+    for r in rows:
+        s = stored[r["checkpoint"]]
+        assert (r["minima"], r["minima_pruned"], r["tau"]) == (
+            s["n_minima_above"],
+            s["n_minima"] - s["n_minima_above"],
+            s["threshold"],
+        )
+    default = get(ds, "/losslens/multi_minimum_landscapes.json?_shape=array").json()
+    assert len(default) == sum(s["n_minima_above"] > 1 for s in stored.values())
+
+
 def test_metadata_describes_every_table_view_and_column(ds, catalogs):
     """Oracle: PRAGMA table_info of a fully migrated catalog, against what Datasette itself serves at
     /-/metadata.json (filled by the plugin's get_metadata hook) for both catalogs, whatever their file name."""

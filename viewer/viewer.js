@@ -8,6 +8,7 @@
   var tableCache = {};
   var panel = { which: "metrics", sort: null, desc: false };
   var firstRender = false;
+  var quiet = true;        // while starting or restoring from history, the address is replaced, not pushed
 
   // ---------------------------------------------------------------- small DOM helpers
   function el(tag, cls, text) {
@@ -42,6 +43,15 @@
       return a !== 0 && (a < 1e-3 || a >= 1e5) ? v.toExponential(3) : String(Number(v.toPrecision(4)));
     }
     return String(v);
+  }
+
+  // Greek letters as their ASCII names, so "lambda" finds "λ" (names and metric quantities use them).
+  var GREEK = { "α": "alpha", "β": "beta", "γ": "gamma", "δ": "delta", "ε": "epsilon", "η": "eta", "θ": "theta",
+    "κ": "kappa", "λ": "lambda", "μ": "mu", "ν": "nu", "ρ": "rho", "σ": "sigma", "τ": "tau", "φ": "phi", "ω": "omega",
+    "∞": "inf", "−": "-", "↔": "<->" };
+  function ascii(text) {
+    return String(text).toLowerCase().normalize("NFKD").replace(/[\u0300-\u036f]/g, "")
+      .replace(/[^\x00-\x7f]/g, function (c) { return GREEK[c] || c; });
   }
 
   // ---------------------------------------------------------------- data: compact columns -> rows (see codec.py)
@@ -363,7 +373,9 @@
   function writeHash() {
     var t = state.tabs.map(function (x) { return [x.kind, x.id].concat(x.pick ? [x.pick] : []).join("."); }).join(",");
     var h = "#t=" + encodeURIComponent(t) + "&a=" + state.active;
-    if (location.hash !== h) history.replaceState(null, "", h);
+    if (location.hash === h) return;
+    if (quiet) history.replaceState(null, "", h);
+    else history.pushState(null, "", h);  // Back steps through the views opened
   }
   function readHash() {
     var params = new URLSearchParams(location.hash.slice(1));
@@ -393,6 +405,7 @@
     r.appendChild(tw);
     r.appendChild(el("span", "node-icon " + kind, opts.icon));
     r.appendChild(el("span", "label", label));
+    r.title = label + (opts.hint ? " · " + opts.hint : "");
     if (opts.hint) r.appendChild(el("span", "hint", opts.hint));
     if (opts.badge) r.appendChild(el("span", "badge phase-" + opts.badge.replace(/[^A-Za-z-]/g, ""), opts.badge));
     if (opts.children) r.setAttribute("aria-expanded", String(!!opts.open));
@@ -479,6 +492,27 @@
     }
     return out;
   }
+  // Side by side: the modes of a setting (or of the selected mode's or pair's setting), or the settings of an
+  // experiment; one row per metric and quantity, one column per subject.
+  function compareTable(sel) {
+    if (!sel) return { headers: [], rows: [] };
+    var subjects;
+    if (sel.kind === "taxonomy") {
+      subjects = experimentOf(sel.id).settings.map(function (id) { return { name: settingOf(id).label, metrics: settingOf(id).metrics }; });
+    } else {
+      var sid = sel.kind === "setting" ? sel.id : sel.kind === "mode" ? D.checkpoints[sel.id].setting : D.pairs[sel.id].setting;
+      subjects = settingOf(sid).modes.map(function (sha) { return { name: modeName(sha), metrics: D.checkpoints[sha].metrics }; });
+    }
+    var keys = [], table = {};
+    subjects.forEach(function (s, j) {
+      s.metrics.forEach(function (m) {
+        var k = m[0] + "\u0000" + m[1];
+        if (!table[k]) { table[k] = [m[0], m[1]].concat(subjects.map(function () { return null; })); keys.push(k); }
+        table[k][2 + j] = m[2];
+      });
+    });
+    return { headers: ["metric", "quantity"].concat(subjects.map(function (s) { return s.name; })), rows: keys.map(function (k) { return table[k]; }) };
+  }
   function runIds(sel) {
     if (!sel) return [];
     if (sel.kind === "setting") {
@@ -492,8 +526,8 @@
     return experimentOf(sel.id).runs;
   }
   function table(headers, data, numeric) {
-    var filter = document.getElementById("panel-filter").value.trim().toLowerCase();
-    if (filter) data = data.filter(function (r) { return r.some(function (c) { return fmt(c).toLowerCase().indexOf(filter) >= 0; }); });
+    var filter = ascii(document.getElementById("panel-filter").value.trim());
+    if (filter) data = data.filter(function (r) { return r.some(function (c) { return ascii(fmt(c)).indexOf(filter) >= 0; }); });
     if (panel.sort !== null && panel.sort < headers.length) {
       var k = panel.sort, sign = panel.desc ? -1 : 1;
       data = data.slice().sort(function (a, b) {
@@ -542,6 +576,9 @@
     var made;
     if (panel.which === "metrics") {
       made = table(["subject", "metric", "quantity", "value", "run"], metricRows(sel), [false, false, false, true, "code"]);
+    } else if (panel.which === "compare") {
+      var cmp = compareTable(state.tabs[state.active] && state.tabs[state.active].kind === "taxonomy" ? state.tabs[state.active] : sel);
+      made = table(cmp.headers, cmp.rows, cmp.headers.map(function (_, i) { return i >= 2; }));
     } else {
       var seen = {}, data = [];
       runIds(sel).forEach(function (id) {
@@ -584,12 +621,42 @@
     input.focus();
   }
   function hideQuick() { document.getElementById("quickopen").hidden = true; }
+  // Tokens of a name: runs of letters and of digits ("beta30_seed2" -> beta, 30, seed, 2) plus the words between
+  // separators ("beta30", "seed2"), all ASCII-folded.
+  function tokens(text) {
+    var t = ascii(text), out = t.split(/[^a-z0-9.]+/).filter(Boolean);
+    return out.concat(t.match(/[a-z]+|[0-9]+(?:\.[0-9]+)?/g) || []);
+  }
+  // How well one typed word matches an item: a whole token of its name beats a token's start, beats a part of
+  // the name, beats its detail line; a sha256 only matches from its start. 0: no match.
+  function wordScore(w, it) {
+    var label = ascii(it.label), lt = it.tokens || (it.tokens = tokens(it.label)), dt = it.dtokens || (it.dtokens = tokens(it.detail));
+    if (lt.indexOf(w) >= 0) return 10;
+    if (lt.some(function (t) { return t.indexOf(w) === 0; })) return 7;
+    if (label.indexOf(w) >= 0) return 5;
+    if (dt.indexOf(w) >= 0) return 4;
+    if (ascii(it.detail).indexOf(w) >= 0) return 2;
+    if (w.length >= 4 && it.id.indexOf(w) === 0) return 1;
+    return 0;
+  }
+  var KIND_RANK = { mode: 0, setting: 1, taxonomy: 2, pair: 3 };
   function filterQuick() {
-    var words = document.getElementById("quickopen-input").value.toLowerCase().split(/\s+/).filter(Boolean);
-    quick.shown = quick.items.filter(function (it) {
-      var hay = (it.label + " " + it.detail + " " + it.id).toLowerCase();
-      return words.every(function (w) { return hay.indexOf(w) >= 0; });
-    }).slice(0, 200);
+    var typed = ascii(document.getElementById("quickopen-input").value).split(/\s+/).filter(Boolean);
+    quick.shown = quick.items.map(function (it) {
+      var score = 0;
+      for (var i = 0; i < typed.length; i++) {
+        // a typed word counts as its best reading: whole ("seed2") or split into its tokens ("seed", "2")
+        var whole = wordScore(typed[i], it), parts = tokens(typed[i]), split = 0;
+        for (var k = 0; k < parts.length; k++) { var p = wordScore(parts[k], it); if (!p) { split = 0; break; } split += p / parts.length; }
+        var best = Math.max(whole, split);
+        if (!best) return null;
+        score += best;
+      }
+      return { it: it, score: score };
+    }).filter(Boolean).sort(function (x, y) {
+      return y.score - x.score || KIND_RANK[x.it.kind] - KIND_RANK[y.it.kind] || x.it.label.length - y.it.label.length ||
+        x.it.label.localeCompare(y.it.label);
+    }).slice(0, 200).map(function (x) { return x.it; });
     quick.index = 0;
     drawQuick();
   }
@@ -602,6 +669,7 @@
       li.setAttribute("data-kind", it.kind);
       li.appendChild(el("span", "node-icon " + (it.kind === "taxonomy" ? "experiment" : it.kind), KIND_ICON[it.kind]));
       li.appendChild(el("span", "label", it.label));
+      li.title = it.label + " · " + it.detail;
       li.appendChild(el("span", "hint", it.detail));
       li.addEventListener("mousedown", function (ev) { ev.preventDefault(); pickQuick(i); });
       list.appendChild(li);
@@ -654,6 +722,25 @@
       b.addEventListener("click", function () { panel.which = b.getAttribute("data-panel"); panel.sort = null; renderPanel(); });
     });
     document.getElementById("panel-filter").addEventListener("input", renderPanel);
+    document.getElementById("panel-toggle").addEventListener("click", function () {
+      var collapsed = document.getElementById("panel").classList.toggle("collapsed");
+      this.setAttribute("aria-expanded", String(!collapsed));
+      this.setAttribute("aria-label", collapsed ? "Expand panel" : "Collapse panel");
+    });
+    // The explorer's width follows the sash, between 160 px and 60 % of the window.
+    var sash = document.getElementById("sash");
+    sash.addEventListener("pointerdown", function (ev) {
+      ev.preventDefault();
+      sash.setPointerCapture(ev.pointerId);
+      sash.classList.add("dragging");
+      function move(e) {
+        var w = Math.max(160, Math.min(window.innerWidth * 0.6, e.clientX - 48));
+        document.querySelector(".workbench").style.setProperty("--sidebar-w", Math.round(w) + "px");
+      }
+      function up() { sash.classList.remove("dragging"); sash.removeEventListener("pointermove", move); sash.removeEventListener("pointerup", up); }
+      sash.addEventListener("pointermove", move);
+      sash.addEventListener("pointerup", up);
+    });
     var input = document.getElementById("quickopen-input");
     input.addEventListener("input", filterQuick);
     input.addEventListener("blur", hideQuick);
@@ -666,10 +753,16 @@
     document.addEventListener("keydown", function (ev) {
       if ((ev.ctrlKey || ev.metaKey) && (ev.key === "p" || ev.key === "P")) { ev.preventDefault(); showQuick(); }
     });
-    window.addEventListener("hashchange", function () {
+    function restore() {
       var h = readHash();
-      if (h.tabs.length) { state.tabs = h.tabs; activate(h.active); }
-    });
+      if (!h.tabs.length) return;
+      quiet = true;
+      state.tabs = h.tabs;
+      activate(h.active);
+      quiet = false;
+    }
+    window.addEventListener("hashchange", restore);
+    window.addEventListener("popstate", restore);
 
     renderTree();
     var restored = readHash();
@@ -681,6 +774,7 @@
     } else {
       activate(-1);
     }
+    quiet = false;
   }
   start();
 })();

@@ -65,6 +65,13 @@ def checkpoint_metrics(conn: sqlite3.Connection, sha: str) -> list[list[Any]]:
     summary = reads.landscape_summary(conn, sha)
     if summary:
         run = summary.pop("run_id")
+        # One definition of a minimum across views: a merge-tree branch with persistence above τ.
+        kept, total, tau = summary.pop("n_minima_above"), summary.pop("n_minima"), summary.pop("threshold")
+        rows += [
+            ["topology", "minima (persistence > τ)", kept, run],
+            ["topology", "minima pruned (persistence ≤ τ)", total - kept, run],
+            ["topology", "simplification threshold τ", finite(tau), run],
+        ]
         rows += [["topology", key.replace("_", " "), finite(value), run] for key, value in summary.items()]
     return rows
 

@@ -242,7 +242,8 @@ def landscape_summary(conn: sqlite3.Connection, sha: str) -> Row | None:
     return _first(
         conn,
         """
-        SELECT s.run_id, s.n_minima, s.n_minima_above, s.total_persistence, s.max_persistence, s.centre_loss, s.grid_min,
+        SELECT s.run_id, s.n_minima, s.n_minima_above, s.threshold, s.total_persistence, s.max_persistence, s.centre_loss,
+               s.grid_min,
                s.grid_max, s.smad FROM landscape_summaries s JOIN latest_runs r ON r.id = s.run_id
         WHERE s.checkpoint = ? ORDER BY r.finished_at DESC, r.id DESC LIMIT 1""",
         (sha,),

@@ -1,0 +1,75 @@
+"""The notebook API: ``losslens.open(catalog).chart(view, ...)`` over the small pipeline-built catalogs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import vl_convert as vlc
+from test_datasette_plugin import pinn_ids, query, shared_catalogs
+
+import losslens
+from losslens.errors import LossLensError
+from losslens.notebook import VEGALITE_MIMETYPE
+
+
+def data_values(spec):
+    """Every inline data table of a spec, depth first."""
+    if isinstance(spec, dict):
+        if isinstance(spec.get("values"), list):
+            yield spec["values"]
+        for v in spec.values():
+            yield from data_values(v)
+    elif isinstance(spec, list):
+        for v in spec:
+            yield from data_values(v)
+
+
+@pytest.fixture(scope="module")
+def catalogs(tmp_path_factory):
+    return shared_catalogs(tmp_path_factory)
+
+
+def test_chart_displays_as_vega_lite_with_the_catalogs_rows(catalogs, tmp_path):
+    """Oracle: landscape_points read with plain SQL: the chart Jupyter would display (the Vega-Lite mimetype
+    of its mime bundle) draws exactly the checkpoint's stored losses, found by the checkpoint's name;
+    vl-convert compiles it and its saved SVG."""
+    db = catalogs[0]
+    sha = pinn_ids(db)["modes"][0]
+    name = query(db, "SELECT name FROM checkpoints WHERE sha256 = ?", (sha,))[0]["name"]
+    lens = losslens.open(db)
+    chart = lens.chart("landscape", checkpoint=name)
+    bundle = chart._repr_mimebundle_()
+    spec = bundle[VEGALITE_MIMETYPE]
+    assert spec["$schema"].endswith("/v5.json") and "landscape" in bundle["text/plain"]
+    cells = next(rows for rows in data_values(spec) if rows and "a0" in rows[0])
+    stored = query(
+        db,
+        "SELECT p.loss FROM landscape_points p JOIN landscapes l ON l.id = p.run_id WHERE l.checkpoint = ? ORDER BY p.point",
+        (sha,),
+    )
+    assert [c["loss"] for c in cells] == pytest.approx([r["loss"] for r in stored])
+    vlc.vegalite_to_vega(spec)
+    assert chart.save(tmp_path / "l.svg").read_text().startswith("<svg")
+    assert lens.views()["layer-cka"] == "pair"
+
+
+def test_chart_errors_name_the_fix(catalogs):
+    """Oracle: the digits catalog has no landscape run; an unknown view lists the registry's views."""
+    lens = losslens.open(catalogs[1])
+    sha = query(catalogs[1], "SELECT sha256 FROM checkpoints")[0]["sha256"]
+    with pytest.raises(LossLensError, match="nothing to draw") as err:
+        lens.chart("landscape", checkpoint=sha)
+    assert "losslens compute landscape" in err.value.line()
+    with pytest.raises(LossLensError, match="unknown view"):
+        lens.chart("surface-of-mars", checkpoint=sha)
+    with pytest.raises(LossLensError, match="no catalog"):
+        losslens.open(catalogs[1].parent / "missing.db")
+
+
+def test_import_losslens_stays_light():
+    """Oracle: ``sys.modules`` of a fresh interpreter: ``import losslens`` loads neither the notebook module,
+    the views nor vl-convert."""
+    code = "import sys, losslens; print(sorted(m for m in sys.modules if m.startswith(('losslens.', 'vl_convert'))))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
