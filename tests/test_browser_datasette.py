@@ -168,3 +168,32 @@ def test_global_modes_chart_opens_a_mode(server, browser):
     w.page.wait_for_url(f"**/checkpoint/{ids['modes'][1]}")
     w.rendered("#local")
     assert w.page.text_content("h1") == "Mode beta1_seed1"
+
+
+def test_downloads_and_help_under_a_chart(server, browser):
+    """Oracles: the bytes downloaded: the PNG has PNG's magic number and the SVG is an <svg> document; the CSV
+    of the spectrum has the rows of the JSON route; the help text opens with one click."""
+    import json
+    import urllib.request
+
+    base, ids = server
+    w = Watched(browser)
+    sha = ids["modes"][0]
+    w.page.goto(f"{base}/-/losslens/losslens/checkpoint/{sha}")
+    w.rendered("#local")
+    tools = w.page.locator("#local-tools")
+    assert w.page.locator("#local-tools + .chart-help").is_hidden()
+    tools.get_by_role("button", name="? What is this").click()
+    assert "persistence" in w.page.locator("#local-tools + .chart-help").text_content()
+    with w.page.expect_download() as png:
+        tools.get_by_role("button", name="PNG").click()
+    assert open(png.value.path(), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    with w.page.expect_download() as svg:
+        tools.get_by_role("button", name="SVG").click()
+    assert b"<svg" in open(svg.value.path(), "rb").read(400)
+    with w.page.expect_download() as csv_file:
+        tools.get_by_role("link", name="spectrum.csv").click()
+    lines = open(csv_file.value.path()).read().splitlines()
+    rows = json.load(urllib.request.urlopen(f"{base}/-/losslens/losslens/data/spectrum.json?checkpoint={sha}"))
+    assert len(lines) == len(rows) + 1 and csv_file.value.suggested_filename == "spectrum.csv"
+    w.check("downloads")

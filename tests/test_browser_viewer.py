@@ -206,3 +206,30 @@ def test_back_steps_through_views_and_panels(viewer, browser):
     row = w.page.locator(f'#tree .row[data-kind="mode"][data-id="{ids["modes"][1]}"]')
     assert row.get_attribute("title").startswith("beta1_seed1")
     w.check("back-and-panels")
+
+
+def test_viewer_downloads_and_help(viewer, browser):
+    """Oracles: the bytes downloaded from file:// (nothing fetched): a PNG by its magic number, the landscape's
+    rows as JSON (11 × 11 cells) and as CSV (a header and 121 lines); the help text opens with one click."""
+    import json
+
+    url, ids = viewer
+    w = Watched(browser)
+    w.page.goto(url)
+    w.rendered("taxonomy")
+    w.page.click(f'#tree .row[data-kind="setting"][data-id="{ids["setting"]}"] .twisty')
+    w.page.click(f'#tree .row[data-kind="mode"][data-id="{ids["modes"][0]}"]')
+    w.rendered("local")
+    tools = w.page.locator("#chart-local-tools")
+    tools.get_by_role("button", name="? What is this").click()
+    assert "merge tree" in w.page.locator("#chart-local-tools + .chart-help").text_content().lower()
+    with w.page.expect_download() as png:
+        tools.get_by_role("button", name="PNG").click()
+    assert open(png.value.path(), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    with w.page.expect_download() as js:
+        tools.get_by_role("button", name="landscape.json").click()
+    assert len(json.load(open(js.value.path()))) == 11 * 11
+    with w.page.expect_download() as csv_file:
+        tools.get_by_role("button", name="landscape.csv").click()
+    assert len(open(csv_file.value.path()).read().splitlines()) == 1 + 11 * 11
+    w.check("downloads")

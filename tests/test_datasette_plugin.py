@@ -649,3 +649,19 @@ def test_compare_picker_and_uncomputed_pair(ds, catalogs):
     spec, svg = compiled(ds, urls[0])
     assert spec["resolve"]["scale"]["color"] == "shared" and svg.count("<path") > 2 * 11 * 11
     assert get(ds, f"/-/losslens/losslens/checkpoint/{a}?compare=nope").status_code == 404
+
+
+def test_data_routes_download_as_csv(ds, catalogs):
+    """Oracle: the JSON route's rows: the CSV route has the same rows and columns (parsed by the csv module),
+    offered as an attachment."""
+    import csv
+    import io
+
+    sha = pinn_ids(catalogs[0])["modes"][0]
+    rows = get(ds, f"/-/losslens/losslens/data/spectrum.json?checkpoint={sha}").json()
+    response = get(ds, f"/-/losslens/losslens/data/spectrum.csv?checkpoint={sha}")
+    assert response.headers["content-type"].startswith("text/csv")
+    assert 'attachment; filename="spectrum.csv"' == response.headers["content-disposition"]
+    parsed = list(csv.DictReader(io.StringIO(response.text)))
+    assert len(parsed) == len(rows) and set(parsed[0]) == set(rows[0])
+    assert [float(r["value"]) for r in parsed] == pytest.approx([r["value"] for r in rows])

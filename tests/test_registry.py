@@ -91,3 +91,12 @@ def test_link_class_is_the_taxonomy_rule_at_the_boundary(catalogs, tmp_path):
     )
     assert link_of(-0.005)["link"] == "well" and link_of(-0.02)["link"] == "poor"
     conn.close()
+
+
+def test_every_view_has_help_text():
+    """Oracle: the registry's names: each view has a help text of at least a sentence, and the help of the views
+    that show mc, CKA, phases, persistence and merge trees names them."""
+    assert all(len(v.help) > 80 for v in registry.VIEWS.values())
+    assert "mc" in registry.VIEWS["taxonomy"].help and "IV-B" in registry.VIEWS["taxonomy"].help
+    assert "CKA" in registry.VIEWS["modes"].help and "persistence" in registry.VIEWS["persistence"].help
+    assert "merge" in registry.VIEWS["merge-tree"].help.lower()

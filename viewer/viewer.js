@@ -165,6 +165,7 @@
     vegaEmbed(box, spec, { actions: false, renderer: "svg" }).then(function (result) {
       views[box.id] = result.view;
       box.setAttribute("data-rendered", "1");
+      tools(box, viewKey, result.view);
       if (!firstRender) {
         firstRender = true;
         document.documentElement.setAttribute("data-first-render", String(Math.round(performance.now())));
@@ -176,6 +177,59 @@
       console.error(err);
     });
     return box;
+  }
+  // Under each chart: its help text (one click), PNG and SVG of the drawing, and each dataset's rows as JSON
+  // and CSV, made in the page (nothing is fetched).
+  function csvOf(data) {
+    var names = [];
+    data.forEach(function (r) { Object.keys(r).forEach(function (k) { if (names.indexOf(k) < 0) names.push(k); }); });
+    function cell(v) {
+      if (v === null || v === undefined) return "";
+      var t = String(v);
+      return /[",\n]/.test(t) ? '"' + t.replace(/"/g, '""') + '"' : t;
+    }
+    return [names.join(",")].concat(data.map(function (r) { return names.map(function (k) { return cell(r[k]); }).join(","); })).join("\n") + "\n";
+  }
+  function download(url, name) {
+    var a = el("a");
+    a.href = url;
+    a.download = name;
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+  }
+  function tools(box, viewKey, view) {
+    var name = viewKey.split(":")[0], bar = el("div", "chart-tools"), reg = D.registry[name] || {};
+    bar.id = box.id + "-tools";
+    var note = el("p", "chart-help", reg.help || "");
+    note.hidden = true;
+    if (reg.help) {
+      var h = el("button", "linkish", "? What is this");
+      h.title = "How to read this chart";
+      h.addEventListener("click", function () { note.hidden = !note.hidden; });
+      bar.appendChild(h);
+    }
+    ["png", "svg"].forEach(function (fmt) {
+      var b = el("button", "linkish", fmt.toUpperCase());
+      b.title = "Download the chart as " + fmt.toUpperCase();
+      b.addEventListener("click", function () {
+        view.toImageURL(fmt, fmt === "png" ? 2 : 1).then(function (url) { download(url, name + "." + fmt); });
+      });
+      bar.appendChild(b);
+    });
+    var used = (D.views[viewKey] || { data: {} }).data;
+    Object.keys(used).forEach(function (placeholder) {
+      var dataset = placeholder.replace(/^ll:/, ""), data = rows(used[placeholder]);
+      [["json", "application/json", function () { return JSON.stringify(data); }], ["csv", "text/csv", function () { return csvOf(data); }]]
+        .forEach(function (f) {
+          var b = el("button", "linkish", dataset + "." + f[0]);
+          b.title = "Download the rows of " + dataset + " as " + f[0].toUpperCase();
+          b.addEventListener("click", function () { download(URL.createObjectURL(new Blob([f[2]()], { type: f[1] })), dataset + "." + f[0]); });
+          bar.appendChild(b);
+        });
+    });
+    box.parentNode.insertBefore(bar, box.nextSibling);
+    bar.parentNode.insertBefore(note, bar.nextSibling);
   }
   function chosen(value, field) {
     if (!value) return null;

@@ -83,7 +83,7 @@ def register_routes():
         (db + r"/setting/(?P<setting_id>[^/]+)$", get_only(pages.setting_page)),
         (db + r"/checkpoint/(?P<sha>[^/]+)$", get_only(pages.checkpoint_page)),
         (db + r"/pair/(?P<a>[^/]+)/(?P<b>[^/]+)$", get_only(pages.pair_page)),
-        (db + r"/data/(?P<name>[a-z_]+)\.json$", get_only(routes.data)),
+        (db + r"/data/(?P<name>[a-z_]+)\.(?P<format>json|csv)$", get_only(routes.data)),
         (db + r"/spec/(?P<view>[a-z-]+)\.json$", get_only(routes.spec)),
         (r"/-/losslens-static/(?P<digest>[0-9a-f]{16})/(?P<name>[a-z.-]+)$", get_only(assets.serve)),
     ]

@@ -42,6 +42,7 @@ async def render(datasette, request, template: str, context: dict[str, Any]) -> 
         "bundle_url": asset_url(datasette, "vega-bundle.js"),
         "js_url": asset_url(datasette, "losslens.js"),
         "css_url": asset_url(datasette, "losslens.css"),
+        "help_json": script_json({name: v.help for name, v in registry.VIEWS.items()}),
     }
     return Response.html(await datasette.render_template(template, context, request=request))
 

@@ -1,4 +1,4 @@
-"""JSON routes: the rows each view draws (``data/<name>.json``) and the specs (``spec/<view>.json``),
+"""JSON routes: the rows each view draws (``data/<name>.json``, or ``.csv`` to download) and the specs (``spec/<view>.json``),
 both straight from :mod:`losslens.views.registry`.
 
 Specs point at the data routes by URL, so pages stay small and large data is fetched by the
@@ -8,6 +8,8 @@ takes it as a parameter; an unknown id is a 404 (the registry's ``NotFound`` bec
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import sqlite3
 from collections.abc import Callable
@@ -72,7 +74,23 @@ async def data(datasette, request) -> Response:
         check_args(conn, args)
         return registry.rows(conn, dataset, args)
 
-    return json_response(await db.execute_fn(run))
+    found_rows = await db.execute_fn(run)
+    if request.url_vars.get("format") == "csv":
+        return csv_response(found_rows, f"{dataset}.csv")
+    return json_response(found_rows)
+
+
+def csv_response(rows: Rows, filename: str) -> Response:
+    """Rows as CSV (the union of their keys as the header, in first-seen order), offered as a download."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(dict.fromkeys(k for r in rows for k in r)), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return Response(
+        out.getvalue(),
+        content_type="text/csv; charset=utf-8",
+        headers={"content-disposition": f'attachment; filename="{filename}"'},
+    )
 
 
 def build_spec(

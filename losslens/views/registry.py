@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from losslens.store import chart_queries, reads
 from losslens.views import hessian, landscape, local, modes, pair, taxonomy, topology
+from losslens.views.help import HELP
 from losslens.views.source import Data, Rows, values
 
 Subject = Literal["experiment", "setting", "checkpoint", "pair"]
@@ -100,6 +101,11 @@ class View:
     @property
     def args(self) -> tuple[str, ...]:
         return SUBJECT_ARGS[self.subject]
+
+    @property
+    def help(self) -> str:
+        """What the chart shows and how to read it (:data:`losslens.views.help.HELP`)."""
+        return HELP[self.name]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -365,8 +371,15 @@ def inline_spec(conn: sqlite3.Connection, name: str, args: dict[str, str]) -> tu
 
 
 def manifest() -> dict[str, dict[str, Any]]:
-    """The registry as JSON for the static viewer's ``data.js``: subject, title, metrics and whether pages embed it."""
+    """The registry as JSON for the static viewer's ``data.js``: subject, title, metrics, help text and whether pages embed it."""
     return {
-        v.name: {"subject": v.subject, "title": v.title, "metrics": list(v.metrics), "page": v.page, "panels": list(v.panels)}
+        v.name: {
+            "subject": v.subject,
+            "title": v.title,
+            "metrics": list(v.metrics),
+            "page": v.page,
+            "panels": list(v.panels),
+            "help": v.help,
+        }
         for v in _VIEWS
     }

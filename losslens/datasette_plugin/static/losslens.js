@@ -44,6 +44,7 @@
       .then(function (result) {
         views[el.id] = result.view;
         el.setAttribute("data-rendered", "1");
+        toolbar(el, result);
         performance.mark("losslens:rendered:" + el.id);
         follow(el, result.view);
         return result.view;
@@ -82,6 +83,73 @@
       var label = document.getElementById(el.getAttribute("data-label") || "");
       if (label) label.textContent = nameOf(el, id);
     });
+  }
+
+  // Under each chart: its help text (one click), PNG and SVG of the drawing, and the rows of each dataset it draws
+  // (the data routes, as JSON and CSV).
+  function viewOf(el) {
+    var m = /\/spec\/([a-z-]+)\.json/.exec(el.getAttribute("data-spec") || "");
+    return m ? m[1] : "chart";
+  }
+  function dataUrls(spec, out) {
+    if (Array.isArray(spec)) spec.forEach(function (x) { dataUrls(x, out); });
+    else if (spec && typeof spec === "object") {
+      Object.keys(spec).forEach(function (k) {
+        if (k === "url" && typeof spec[k] === "string" && out.indexOf(spec[k]) < 0) out.push(spec[k]);
+        else dataUrls(spec[k], out);
+      });
+    }
+    return out;
+  }
+  function button(text, title, onClick) {
+    var b = document.createElement("button");
+    b.type = "button";
+    b.textContent = text;
+    b.title = title;
+    b.addEventListener("click", onClick);
+    return b;
+  }
+  function save(url, name) {
+    var a = document.createElement("a");
+    a.href = url;
+    a.download = name;
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+  }
+  function toolbar(el, result) {
+    var old = document.getElementById(el.id + "-tools");
+    if (old) old.remove();
+    var view = viewOf(el), bar = document.createElement("div");
+    bar.className = "chart-tools";
+    bar.id = el.id + "-tools";
+    var helpBox = document.getElementById("losslens-help");
+    var help = helpBox ? JSON.parse(helpBox.textContent)[view] : null;
+    var note = document.createElement("p");
+    note.className = "chart-help";
+    note.hidden = true;
+    if (help) {
+      note.textContent = help;
+      bar.appendChild(button("? What is this", "How to read this chart", function () { note.hidden = !note.hidden; }));
+    }
+    ["png", "svg"].forEach(function (fmt) {
+      bar.appendChild(button(fmt.toUpperCase(), "Download the chart as " + fmt.toUpperCase(), function () {
+        result.view.toImageURL(fmt, fmt === "png" ? 2 : 1).then(function (url) { save(url, view + "." + fmt); });
+      }));
+    });
+    dataUrls(result.spec, []).forEach(function (url) {
+      var name = (/\/data\/([a-z_]+)\.json/.exec(url) || [null, "data"])[1];
+      ["json", "csv"].forEach(function (fmt) {
+        var a = document.createElement("a");
+        a.href = url.replace(/\.json\?/, "." + fmt + "?");
+        a.download = name + "." + fmt;
+        a.textContent = name + "." + fmt;
+        a.title = "Download the rows of " + name + " as " + fmt.toUpperCase();
+        bar.appendChild(a);
+      });
+    });
+    el.parentNode.insertBefore(bar, el.nextSibling);
+    bar.parentNode.insertBefore(note, bar.nextSibling);
   }
 
   function nameOf(el, id) {
