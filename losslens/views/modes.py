@@ -336,7 +336,9 @@ def modes_spec(
             "tooltip": [
                 {"field": "name_a", "title": "mode a"},
                 {"field": "name_b", "title": "mode b"},
-                {"field": "mc", "format": ".3g"},
+                {"field": "curve", "title": "fitted curve"},
+                {"field": "mc", "title": "mc (fitted curve)", "format": ".3g"},
+                {"field": "mc_linear", "title": "mc (straight line)", "format": ".3g"},
             ],
             **({"href": {"field": "href"}} if pair_href else {}),
         },
