@@ -7,7 +7,7 @@ import sys
 
 import pytest
 import vl_convert as vlc
-from test_datasette_plugin import pinn_ids, query, shared_catalogs
+from helpers import pinn_ids, query, shared_catalogs
 
 import losslens
 from losslens.errors import LossLensError
