@@ -113,7 +113,6 @@ def measure(size: str, what: str) -> dict:
         chunk = chunk_for(total, largest, reps)
         out["estimate"] = landscape_estimate(n, 4, 2, total - 8 * n, chunk).total - 4 * n
         out["chunk"] = chunk
-        base = rss_bytes()
         t0 = time.perf_counter()
         if what == "point":
             evaluate(s, directions, coords, [batch])

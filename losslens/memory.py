@@ -10,7 +10,8 @@ the differentiated ones (``--params``), ``e`` the model's bytes per element):
   the gradient (``create_graph=True``); the gradient, ``v`` and ``Hv``: ``3·m·e``; the Lanczos basis
   kept in float64 for full reorthogonalisation: ``steps·m·8`` with ``steps`` the larger of
   ``--max-iter`` and ``--esd-steps`` (the two runs do not overlap);
-- landscape: the directions ``dims·n·e``, and per point (grids run one point at a time for large
+- landscape: the directions ``3·dims·n·e`` (drawn, stacked and orthogonalised; Gram–Schmidt accumulates
+  its inner products in float64 block by block instead of copying the rows to float64), and per point (grids run one point at a time for large
   models, see :mod:`losslens.landscape.grid`) one parameter row ``n·e`` plus the forward's module
   outputs (no graph: the loss is evaluated under ``no_grad``).
 
@@ -111,7 +112,7 @@ def landscape_estimate(n: int, element: int, dims: int, forward_bytes: int, chun
     return Estimate(
         {
             "weights": n * element,
-            "directions": dims * n * element,
+            "directions": 3 * dims * n * element,
             "parameter rows": chunk * n * element,
             "forward activations": chunk * forward_bytes,
         }

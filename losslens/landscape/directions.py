@@ -48,16 +48,28 @@ def normalized(d: Params, theta: Params, normalization: str) -> Params:
     return out
 
 
+def _dot(a: Tensor, b: Tensor, block: int = 1 << 20) -> float:
+    """⟨a, b⟩ accumulated in float64 over blocks, so a large model's vectors are never copied whole."""
+    return sum(float(a[i : i + block].double() @ b[i : i + block].double()) for i in range(0, len(a), block))
+
+
 def gram_schmidt(directions: Tensor) -> Tensor:
-    """Orthogonalise rows in order (modified Gram–Schmidt in float64), each rescaled to its former norm."""
+    """Orthogonalise rows in order (modified Gram–Schmidt), each rescaled to its former norm.
+
+    Inner products and norms are accumulated in float64 block by block; the rows stay in their own
+    dtype, so the extra memory is one row, not a float64 copy of all of them (bounded memory for
+    large models; :mod:`losslens.memory`)."""
+    out = directions.clone()
     units: list[Tensor] = []
-    norms = []
-    for d in directions.to(torch.float64):
-        norms.append(d.norm())
+    for row in out:
+        norm = _dot(row, row) ** 0.5
         for q in units:
-            d = d - (d @ q) * q
-        units.append(d / d.norm())
-    return (torch.stack(units) * torch.stack(norms)[:, None]).to(directions.dtype)
+            row -= _dot(row, q) * q
+        unit = row / _dot(row, row) ** 0.5
+        if units:  # the first row is kept exactly as drawn
+            row.copy_(unit * norm)
+        units.append(unit)
+    return out
 
 
 def random_directions(theta: Params, k: int, seed: int, normalization: str, orthogonalize: bool) -> Tensor:
