@@ -95,6 +95,55 @@ QUICK = convection_study(
 )
 
 
+def _lm_train(seeds: tuple[int, ...], config: Any) -> Callable[..., TrainResult]:
+    def train(out: Path, *, name: str, on_event: OnEvent) -> TrainResult:
+        from losslens.train.lm import train_lm  # needs the hf extra: imported only for this study
+
+        return train_lm(out, seeds, config, name=name, on_event=on_event)
+
+    return train
+
+
+#: ``--study lm``: a tiny GPT-NeoX (Pythia architecture, 2 layers, width 32, about 28k parameters) trained on a
+#: generated toy language, 3 seeds saved with ``save_pretrained`` after 40 and 400 AdamW steps; a setting is a
+#: training step, its seeds the modes. Metric options are sized for 2 CPU cores (a few minutes in all).
+LM = Study(
+    "lm",
+    _lm_train((0, 1, 2), None),
+    tuple(
+        (k, str(v))
+        for k, v in {
+            **_grid(31),
+            "hessian.trace-probes": 30,
+            "hessian.esd-runs": 2,
+            "connectivity.steps": 100,
+            "connectivity.points": 7,
+            "cka.inputs": 64,
+        }.items()
+    ),
+)
+#: ``--study lm --quick``: 2 seeds, 200 steps, 21×21 landscapes.
+LM_QUICK = Study(
+    "lm-quick",
+    _lm_train((0, 1), "quick"),
+    tuple(
+        (k, str(v))
+        for k, v in {
+            **_grid(21),
+            "hessian.k": 5,
+            "hessian.trace-probes": 20,
+            "hessian.esd-runs": 1,
+            "hessian.esd-steps": 30,
+            "connectivity.steps": 50,
+            "connectivity.points": 5,
+            "cka.inputs": 32,
+        }.items()
+    ),
+)
+#: ``losslens demo --study NAME``: (default, ``--quick``) per study.
+STUDIES = {"convection": (DEFAULT, QUICK), "lm": (LM, LM_QUICK)}
+
+
 @dataclass
 class StudyResult:
     """What one pass of a study did and found."""
@@ -205,9 +254,15 @@ def run_demo(
     *,
     jobs: int | None = None,
     execution: dict[str, Any] | None = None,
+    study: str = "convection",
 ) -> StudyResult:
-    """The PINN case study (``DEFAULT`` or ``QUICK``) end to end under ``out``."""
-    return run_study(QUICK if quick else DEFAULT, out, on_event, jobs=jobs or default_jobs(quick), execution=execution)
+    """A case study of :data:`STUDIES` (default: the PINN, ``DEFAULT`` or ``QUICK``) end to end under ``out``.
+
+    :raises LossLensError: an unknown study name.
+    """
+    if study not in STUDIES:
+        raise LossLensError(f"unknown study {study!r}", where="demo --study", hint=f"choose one of: {', '.join(STUDIES)}")
+    return run_study(STUDIES[study][1 if quick else 0], out, on_event, jobs=jobs or default_jobs(quick), execution=execution)
 
 
 # ---------------------------------------------------------------------------------------------

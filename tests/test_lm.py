@@ -406,3 +406,40 @@ def test_pair_metrics_on_ingested_lm(lm_catalog):
     with torch.no_grad():
         pa, pb = (models[s](test).logits[:, :-1].argmax(-1) for s in (a, b))
     assert disagree == pytest.approx(float((pa != pb).double().mean()), abs=1e-12)
+
+
+def test_demo_training_writes_an_ingestable_sweep(tmp_path):
+    """The LM study's training (what `losslens demo --study lm` runs, at toy size): folders saved with
+    save_pretrained along training, a spec that ingests them into one setting per step with the seeds as
+    modes, and a rerun that trains nothing. Oracle for the saved weights: transformers' own loss equals the
+    sidecar's recorded training loss."""
+    from losslens.demo import run_demo
+    from losslens.ingest import ingest
+    from losslens.store.catalog import open_catalog
+    from losslens.train.lm import LMConfig, train_lm
+
+    config = LMConfig(sentences=200, hidden_size=16, heads=2, seq_len=16, save_steps=(2, 5))
+    result = train_lm(tmp_path / "runs", seeds=(0, 1), config=config, name="lm-test")
+    assert result.trained == 4 and {(r.seed, r.steps) for r in result.runs} == {(0, 2), (0, 5), (1, 2), (1, 5)}
+    folder = tmp_path / "runs" / "seed1" / "step5"
+    assert (folder / "model.safetensors").is_file() and (folder / "tokenizer.json").is_file()
+    problem = causal_lm(text=str(tmp_path / "runs" / "text.txt"), tokenizer=str(folder), seq_len=16, batch_size=8)
+    seqs = problem.data["train"]
+    with torch.no_grad():
+        loss = float(reference_model(folder)(seqs, labels=seqs).loss)
+    assert json.loads((folder.parent / "step5.json").read_text())["metrics"]["train_loss"] == pytest.approx(loss, rel=1e-5)
+    report = ingest(result.spec, tmp_path / "catalog" / "losslens.db")
+    assert report.count("added") == 4, [o.error for o in report.outcomes]
+    with open_catalog(tmp_path / "catalog" / "losslens.db", readonly=True) as cat:
+        rows = cat.query(
+            "SELECT s.label, c.seed, c.step FROM checkpoints c JOIN models m ON m.id = c.model_id JOIN settings s ON s.id = m.setting_id ORDER BY s.label, c.seed"
+        )
+    assert [(r["label"], r["seed"], r["step"]) for r in rows] == [
+        ("step=2", 0, 2),
+        ("step=2", 1, 2),
+        ("step=5", 0, 5),
+        ("step=5", 1, 5),
+    ]
+    assert train_lm(tmp_path / "runs", seeds=(0, 1), config=config, name="lm-test").trained == 0
+    with pytest.raises(LossLensError, match="unknown study 'nope'"):
+        run_demo(tmp_path / "demo", study="nope")

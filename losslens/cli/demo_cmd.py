@@ -165,8 +165,17 @@ def demo(
     gpus_per_job: GpusOpt = 0.0,
     max_retries: RetriesOpt = 3,
     executor_option: ExecOptionsOpt = None,
+    study: Annotated[
+        str,
+        typer.Option(
+            "--study",
+            help="convection: the PINN (default); lm: a tiny GPT-NeoX (Pythia architecture) trained on a generated "
+            "text, Hugging Face checkpoints along training (needs the hf extra).",
+        ),
+    ] = "convection",
 ) -> None:
-    """The PINN case study end to end: train β ∈ {1, 10, 30} × 3 seeds, ingest, compute every metric, export the views.
+    """A case study end to end: train, ingest, compute every metric, export the views. By default the PINN
+    (β ∈ {1, 10, 30} × 3 seeds); ``--study lm`` a tiny causal language model (docs/lm.md).
 
     Every stage is incremental: a second run trains and computes nothing and finishes in seconds.
     """
@@ -176,7 +185,7 @@ def demo(
     jobs = jobs or default_jobs(quick)
     where = execution(executor, address, cpus_per_job, gpus_per_job, max_retries, executor_option, jobs)
     with study_progress() as on_event:
-        result = run_demo(out, quick, on_event, jobs=jobs, execution=where)
+        result = run_demo(out, quick, on_event, jobs=jobs, execution=where, study=study)
     print_settings(result)
     print_browse(result)
     console.print(f"demo finished in {time.perf_counter() - start:.1f} s", highlight=False)

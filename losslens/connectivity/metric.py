@@ -32,7 +32,7 @@ class ConnectivityParams:
         default="auto",
         metadata={
             "help": "Bend optimiser: SGD with momentum (Yang et al.), or Adam then L-BFGS (how PINNs are trained); "
-            "auto: SGD for classifiers, Adam then L-BFGS for PINNs."
+            "auto: Adam then L-BFGS for PINNs, SGD for classifiers and language models."
         },
     )
     steps: int = field(
@@ -162,7 +162,9 @@ def connectivity(ctx, params: ConnectivityParams) -> Result:
     bends: list[Params] = []
     phash = params_hash(dataclasses.asdict(params))
     if params.curve != "linear":
-        optimizer = params.optimizer if params.optimizer != "auto" else ("sgd" if evaluator.quantity == "error" else "adam-lbfgs")
+        optimizer = (
+            params.optimizer if params.optimizer != "auto" else ("adam-lbfgs" if evaluator.problem.kind == "pinn" else "sgd")
+        )
         per_epoch = sum(1 for _ in evaluator.train_batches())
         steps = params.epochs * per_epoch if params.epochs > 0 and optimizer == "sgd" else params.steps
         fitted = fit_bends(

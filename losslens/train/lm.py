@@ -43,6 +43,10 @@ class LMConfig:
     eval_batch_size: int = 8
 
 
+#: The ``--quick`` demo's training: fewer sentences, 200 steps.
+QUICK = LMConfig(sentences=1500, save_steps=(20, 200))
+
+
 def _folder(out: Path, seed: int, step: int) -> Path:
     return out / f"seed{seed}" / f"step{step}"
 
@@ -65,12 +69,14 @@ def _finished(folder: Path, sha: str) -> dict[str, Any] | None:
 def train_lm(
     out: Path,
     seeds: tuple[int, ...] = (0, 1, 2),
-    config: LMConfig = LMConfig(),
+    config: LMConfig | str | None = None,
     *,
     name: str | None = None,
     on_event: OnEvent = lambda *a, **k: None,
 ) -> TrainResult:
     """Train each seed, saving Hugging Face folders at ``config.save_steps``, and write ``out/spec.toml``.
+
+    ``config``: an :class:`LMConfig`, ``"quick"`` (:data:`QUICK`) or None (the defaults).
 
     :raises LossLensError: no seeds or no save steps, or transformers/tokenizers are not installed.
     """
@@ -78,6 +84,7 @@ def train_lm(
     from losslens.models.hf_tiny import generated_text, gpt_neox_config, save_folder, word_tokenizer
     from losslens.problems.causal_lm import causal_lm
 
+    config = QUICK if config == "quick" else (config or LMConfig())
     if not seeds or not config.save_steps:
         raise LossLensError("no runs requested", where="train lm", hint="give at least one seed and one save step")
     require_transformers("train lm").utils.logging.disable_progress_bar()
@@ -131,7 +138,7 @@ def train_lm(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            on_event("advance", n=1, loss=float(loss))
+            on_event("advance", n=1, loss=float(loss.detach()))
             if step in config.save_steps:
                 model.eval()
                 state = {**dict(model.named_parameters()), **dict(model.named_buffers())}
@@ -148,7 +155,7 @@ def train_lm(
                     "metrics": {"train_loss": train_loss, "test_loss": test_loss},
                     "wall_time_s": round(time.perf_counter() - start, 3),
                     "config_sha": shas[step],
-                    "config": plain(asdict(config)),
+                    "train_config": plain(asdict(config)),
                 }
                 save_folder(model, folder, tokenizer)
                 _sidecar(folder).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
