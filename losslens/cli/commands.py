@@ -31,7 +31,8 @@ COMMANDS: dict[str, Entry] = {
     ),
     "demo": Entry(
         "losslens.cli.demo_cmd",
-        "The PINN case study end to end: train β ∈ {1, 10, 30} × 3 seeds, ingest, compute every metric, export the views.",
+        "A case study end to end: train, ingest, compute every metric, export the views. By default the PINN "
+        "(β ∈ {1, 10, 30} × 3 seeds); ``--study lm`` a tiny causal language model (docs/lm.md).",
     ),
     "ingest": Entry(
         "losslens.cli.ingest_cmd",
