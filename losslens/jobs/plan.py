@@ -7,6 +7,8 @@ number of jobs; the rest is Python over those rows (``bench/sweep.py`` times 100
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,15 +59,20 @@ def pair_groups(records: list[dict[str, Any]], pairing: str) -> list[tuple[str |
     return list(_groups(records, "setting_id").items())
 
 
-def _run_id(metric: Metric, subject: str, raw: dict[str, Any], phash: str, shas: tuple[str, ...]) -> str:
-    """Checkpoint runs are keyed by subject and params; pair runs by subject and params except the
-    pairing (a pair computed under ``--pairs adjacent`` is done for ``--pairs within-setting`` too); a
-    setting or experiment run also by its members, so adding a seed makes the old result stale."""
+def _key_hash(metric: Metric, raw: dict[str, Any], phash: str) -> str:
+    """The params part of a run id: pair runs leave the pairing out (a pair computed under ``--pairs
+    adjacent`` is done for ``--pairs within-setting`` too); the others use the whole params hash."""
+    return params_hash({k: v for k, v in raw.items() if k != "pairs"}) if metric.scope == "pair" else phash
+
+
+def _run_id(metric: Metric, subject: str, key_hash: str, shas: tuple[str, ...]) -> str:
+    """Checkpoint and pair runs are keyed by subject and params; a setting or experiment run also by
+    its members, so adding a seed makes the old result stale. Equal to ``content_id("run", metric,
+    subject, key_hash[, members])``, with the JSON written directly (planning hashes 100,000 of them)."""
     if metric.scope in ("setting", "experiment"):
-        return content_id("run", metric.name, subject, phash, sorted(shas))
-    if metric.scope == "pair":
-        return content_id("run", metric.name, subject, params_hash({k: v for k, v in raw.items() if k != "pairs"}))
-    return content_id("run", metric.name, subject, phash)
+        return content_id("run", metric.name, subject, key_hash, sorted(shas))
+    text = f'["run",{json.dumps(metric.name)},{json.dumps(subject)},"{key_hash}"]'
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _trajectories(records: list[dict[str, Any]]) -> dict[tuple[str, Any], list[dict[str, Any]]]:
@@ -86,6 +93,7 @@ def plan(catalog: Catalog, metric: Metric, params: Any, experiment: str | None =
     """
     raw = dataclasses.asdict(params)
     phash = params_hash(raw)
+    key_hash = _key_hash(metric, raw, phash)
     wants_trajectory = any(isinstance(r, Trajectory) for r in metric.reads(params))
     jobs: list[Job] = []
     for exp in store.experiments(catalog, experiment):
@@ -112,7 +120,7 @@ def plan(catalog: Catalog, metric: Metric, params: Any, experiment: str | None =
                 trajectory = tuple(r for r in trajectories.get(key, []) if r["sha256"] != recs[0]["sha256"])
             jobs.append(
                 Job(
-                    run_id=_run_id(metric, subject, raw, phash, shas),
+                    run_id=_run_id(metric, subject, key_hash, shas),
                     metric=metric.name,
                     scope=metric.scope,
                     subject=subject,
