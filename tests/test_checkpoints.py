@@ -342,3 +342,33 @@ def test_dry_run_reports_each_layout_in_the_cli(tmp_path):
     rows = {line.split("│")[3].strip(): line.split("│")[4].strip() for line in proc.stdout.splitlines() if line.count("│") >= 6}
     assert rows == {"hf": "huggingface", "loop.pt": "training-loop", "plain.pt": "state-dict"}
     assert not (tmp_path / "c.db").exists()
+
+
+class TiedHead(torch.nn.Module):
+    """An embedding and an output head sharing one weight (a language model's tied embeddings)."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = torch.nn.Linear(2, 4, bias=False)
+        self.head = torch.nn.Linear(2, 4, bias=False)
+        self.head.weight = self.embed.weight
+        self.out = torch.nn.Linear(4, 1)
+
+    def forward(self, x):
+        return self.out(self.embed(x) + self.head(x))
+
+
+def test_tied_weight_omitted_by_the_file_is_filled_from_its_twin(tmp_path):
+    """Hugging Face / safetensors omit the second name of a tied tensor; it is taken from the first."""
+    from losslens.checkpoints import fit_state_dict
+
+    torch.manual_seed(0)
+    model = TiedHead()
+    sd = {k: v.clone() for k, v in model.state_dict().items() if k != "head.weight"}
+    path = tmp_path / "tied.safetensors"
+    save_file(sd, str(path))
+    state, prefix, notes = fit_state_dict(TiedHead(), read_checkpoint(path).state_dict, str(path))
+    assert prefix == "" and notes == []  # filled by losslens.models.hf.align_state_dict (rule 2)
+    fresh = TiedHead()
+    fresh.load_state_dict(state)
+    assert torch.equal(fresh.head.weight, sd["embed.weight"]) and fresh.head.weight is fresh.embed.weight
