@@ -115,7 +115,7 @@ def measure(size: str, what: str) -> dict:
         out["chunk"] = chunk
         t0 = time.perf_counter()
         if what == "point":
-            evaluate(s, directions, coords, [batch])
+            evaluate(s, directions, coords, [batch], chunk=chunk)
         else:
             evaluate_loop(s, directions, coords, [batch])
         out["each_s"] = (time.perf_counter() - t0) / reps
