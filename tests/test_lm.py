@@ -443,3 +443,52 @@ def test_demo_training_writes_an_ingestable_sweep(tmp_path):
     assert train_lm(tmp_path / "runs", seeds=(0, 1), config=config, name="lm-test").trained == 0
     with pytest.raises(LossLensError, match="unknown study 'nope'"):
         run_demo(tmp_path / "demo", study="nope")
+
+
+def test_bfloat16_model_matches_transformers_in_bfloat16(lm_folder):
+    """Oracle: transformers' own model loaded in bfloat16 and its labels= loss; the factory's dtype kwarg builds
+    the model in that dtype (what a GPU run would use to halve memory), and the loss is taken in float32."""
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    model = hf_causal_lm(str(lm_folder), dtype="bfloat16")
+    assert next(model.parameters()).dtype == torch.bfloat16
+    state = {k: v.to(torch.bfloat16) for k, v in align_state_dict(model, load_file(lm_folder / "model.safetensors")).items()}
+    model.load_state_dict(state)
+    ref = AutoModelForCausalLM.from_pretrained(lm_folder, dtype=torch.bfloat16, attn_implementation="eager").eval()
+    problem = causal_lm(text=str(lm_folder.parent / "text.txt"), tokenizer=str(lm_folder), seq_len=16, batch_size=4)
+    batch = next(problem.batches())
+    with torch.no_grad():
+        ours = problem.loss(model, {**dict(model.named_parameters()), **dict(model.named_buffers())}, batch)
+        logits = ref(batch).logits.float()
+    expected = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
+    assert ours.dtype == torch.float32
+    torch.testing.assert_close(ours, expected, rtol=1e-6, atol=1e-6)
+    with pytest.raises(LossLensError, match="dtype 'float8'"):
+        hf_causal_lm(str(lm_folder), dtype="float8")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU; the project's test machines have none")
+def test_cuda_bfloat16_hessian_close_to_float32(lm_folder):
+    """On a GPU: the top Hessian eigenvalue of the bfloat16 model is within bfloat16 accuracy of the float32 one
+    (oracle: the float32 Lanczos value), and the memory budget reads the device's free memory."""
+    from safetensors.torch import load_file
+
+    from losslens.hessian import hvp_operator, top_eigenpairs
+    from losslens.jobs.context import Subject
+    from losslens.memory import available_bytes
+
+    device = torch.device("cuda")
+    problem = causal_lm(text=str(lm_folder.parent / "text.txt"), tokenizer=str(lm_folder), seq_len=16).to(device)
+    values = {}
+    for dtype in ("float32", "bfloat16"):
+        model = hf_causal_lm(str(lm_folder), dtype=dtype)
+        model.load_state_dict(
+            {k: v.to(model.dtype) for k, v in align_state_dict(model, load_file(lm_folder / "model.safetensors")).items()}
+        )
+        model.to(device).eval()
+        params = {k: v.detach() for k, v in model.named_parameters()}
+        subject = Subject("s", dtype, model, params, {k: v.detach() for k, v in model.named_buffers()}, problem, {})
+        values[dtype] = float(top_eigenpairs(hvp_operator(subject), k=1, tol=1e-4)[0][0])
+    assert values["bfloat16"] == pytest.approx(values["float32"], rel=5e-2)
+    assert available_bytes(device) > 0

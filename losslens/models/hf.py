@@ -25,6 +25,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from losslens.errors import LossLensError
@@ -46,6 +47,7 @@ IGNORED_KEYS = frozenset(
 )
 
 ATTENTION = ("eager", "sdpa")
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def require_transformers(where: str) -> Any:
@@ -101,17 +103,23 @@ def clean_config(raw: dict[str, Any], where: str) -> dict[str, Any]:
     return {k: v for k, v in sorted(raw.items()) if k not in IGNORED_KEYS}
 
 
-def hf_causal_lm(config: str | dict[str, Any], attention: str = "eager") -> nn.Module:
+def hf_causal_lm(config: str | dict[str, Any], attention: str = "eager", dtype: str = "float32") -> nn.Module:
     """A causal LM with random weights, rebuilt from ``config`` (a dict, or a folder or config.json path).
 
     :param config: the architecture: the contents of a ``config.json`` or a path to one (or its folder).
     :param attention: ``eager`` (exact second derivatives; the default) or ``sdpa``.
+    :param dtype: what the model computes in: ``float32`` (default), or ``bfloat16``/``float16`` to halve
+        the memory of weights and activations on a GPU (CPU kernels exist but are slow). The dtype is part
+        of the catalog's model record; checkpoint tensors are cast to it at load; losses are taken in float32
+        from the logits, and Lanczos vectors stay float64.
     :raises LossLensError: transformers is missing, the config needs remote code, names a model type
-        transformers does not know, or is not a causal LM.
+        transformers does not know, or is not a causal LM; an unknown attention or dtype.
     """
     where = "hf_causal_lm"
     if attention not in ATTENTION:
         raise LossLensError(f"attention {attention!r} is not supported", where=where, hint=f"use one of {', '.join(ATTENTION)}")
+    if dtype not in DTYPES:
+        raise LossLensError(f"dtype {dtype!r} is not supported", where=where, hint=f"use one of {', '.join(DTYPES)}")
     cfg = read_config(config) if isinstance(config, (str, Path)) else clean_config(dict(config), where)
     transformers = require_transformers(where)
     fields = {k: v for k, v in cfg.items() if k != "model_type"}
@@ -131,7 +139,7 @@ def hf_causal_lm(config: str | dict[str, Any], attention: str = "eager") -> nn.M
             where=where,
             hint="LossLens reads AutoModelForCausalLM architectures",
         ) from None
-    return model.eval()
+    return model.to(DTYPES[dtype]).eval()
 
 
 def tied_parameter_names(model: nn.Module) -> dict[str, str]:
