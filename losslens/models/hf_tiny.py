@@ -6,8 +6,8 @@ small dog .", "three plus four is seven .") whose next word is partly predictabl
 loss falls well below the uniform ``log(vocab)`` within a few hundred steps on a CPU. Nothing is
 downloaded; the text carries no licence because it is produced here.
 
-Sizes of :func:`gpt_neox_config` (parameter counts, untied embeddings, vocabulary 50,304 as in Pythia):
-``pythia_like_config("70m")`` is Pythia-70m's shape (70.4M parameters; bench/lm.py).
+bench/lm.py builds Pythia-70m's shape with :func:`gpt_neox_config` (vocabulary 50,304, width 512, 6 layers,
+8 heads, untied embeddings: 70,426,624 parameters, as the released model).
 """
 
 from __future__ import annotations
@@ -22,9 +22,6 @@ _ADJECTIVES = ("red", "small", "old", "quick", "green", "quiet")
 _NOUNS = ("cat", "dog", "bird", "fox", "horse", "fish", "child", "robot")
 _VERBS = ("sees", "likes", "follows", "finds", "helps", "hears")
 _NUMBERS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-
-#: Pythia shapes (hidden, layers, heads, intermediate), from the Pythia paper's Table 1 (Biderman et al. 2023).
-PYTHIA_SHAPES = {"14m": (128, 6, 4, 512), "70m": (512, 6, 8, 2048), "160m": (768, 12, 12, 3072), "410m": (1024, 24, 16, 4096)}
 
 
 def generated_text(sentences: int = 2000, seed: int = 0) -> str:
@@ -84,20 +81,10 @@ def gpt_neox_config(
     }
 
 
-def pythia_like_config(size: str, vocab_size: int = 50304, max_positions: int = 2048) -> dict[str, Any]:
-    """The GPT-NeoX config of a Pythia model's shape (``size`` a key of :data:`PYTHIA_SHAPES`)."""
-    hidden, layers, heads, inter = PYTHIA_SHAPES[size]
-    return gpt_neox_config(vocab_size, hidden, layers, heads, inter, max_positions)
-
-
-def save_folder(model: Any, folder: Path, tokenizer: Any | None = None, sidecar: dict[str, Any] | None = None) -> Path:
-    """``save_pretrained`` (safetensors) plus ``tokenizer.json`` and an optional ``losslens.json`` sidecar."""
-    import json
-
+def save_folder(model: Any, folder: Path, tokenizer: Any | None = None) -> Path:
+    """``save_pretrained`` (safetensors) plus the tokenizer's ``tokenizer.json`` in the same folder."""
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder, safe_serialization=True)
     if tokenizer is not None:
         tokenizer.save(str(folder / "tokenizer.json"))
-    if sidecar is not None:
-        (folder / "losslens.json").write_text(json.dumps(sidecar, indent=1))
     return folder

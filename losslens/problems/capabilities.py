@@ -11,6 +11,8 @@ Every metric needs only :class:`~losslens.problems.base.Problem` (``batches``, `
 - ``EvaluationGrid``: ``grid`` (points × input dims). CKA's inputs (else the first training inputs).
 - ``PinnField``: ``grid``, ``n_x``, ``n_t``, ``u_exact``, ``predict``, ``relative_l2``. Connectivity's
   relative L2 error, predictions (the u field).
+- ``ResidualStream``: ``hidden_states``, ``cka_inputs``. CKA of language models (final hidden states and
+  the residual stream per layer on token sequences).
 
 They are ``runtime_checkable`` protocols: a problem has a capability when it has the members, whether
 or not it subclasses anything here.
@@ -73,6 +75,15 @@ class PinnField(Protocol):
     def predict(self, model: nn.Module, state: State) -> torch.Tensor: ...
 
     def relative_l2(self, model: nn.Module, state: State) -> float: ...
+
+
+@runtime_checkable
+class ResidualStream(Protocol):
+    """A language model's fixed token input set and its hidden states (see ``CausalLMProblem``)."""
+
+    def hidden_states(self, model: nn.Module, state: State, ids: torch.Tensor) -> list[torch.Tensor]: ...
+
+    def cka_inputs(self, n: int) -> torch.Tensor: ...
 
 
 def members(capability: type) -> list[str]:

@@ -19,7 +19,7 @@ from torch.func import functional_call
 
 from losslens.jobs.context import Subject
 from losslens.problems.base import Problem
-from losslens.problems.capabilities import ClassProbabilities, EvaluationGrid, PinnField
+from losslens.problems.capabilities import ClassProbabilities, EvaluationGrid, PinnField, ResidualStream
 
 LAYER_TYPES = (nn.Linear, nn.modules.conv._ConvNd)
 
@@ -49,8 +49,8 @@ def input_set(subject: Subject, n: int, alpha: float, seed: int) -> tuple[torch.
 
 
 def is_language_model(subject: Subject) -> bool:
-    """Whether the problem exposes a residual stream (``hidden_states``) and a token input set."""
-    return hasattr(subject.problem, "hidden_states") and hasattr(subject.problem, "cka_inputs")
+    """Whether the problem has the ``ResidualStream`` capability (hidden states and a token input set)."""
+    return isinstance(subject.problem, ResidualStream)
 
 
 def output_name(subject: Subject) -> str:
