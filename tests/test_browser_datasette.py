@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -124,7 +125,7 @@ def test_pair_page_renders(server, browser):
 def test_datasette_cell_opens_the_pair_view(server, browser):
     """Oracle: the pair_metrics table's first row (names from the catalog): a click on its pair link opens
     the pair page headed by both names."""
-    base, ids = server
+    base, _ = server
     w = Watched(browser)
     w.page.goto(f"{base}/losslens/pair_metrics?metric=mc")
     link = w.page.locator("td.col-checkpoint_b a", has_text="↔").first
@@ -187,13 +188,13 @@ def test_downloads_and_help_under_a_chart(server, browser):
     assert "persistence" in w.page.locator("#local-tools + .chart-help").text_content()
     with w.page.expect_download() as png:
         tools.get_by_role("button", name="PNG").click()
-    assert open(png.value.path(), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert Path(png.value.path()).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with w.page.expect_download() as svg:
         tools.get_by_role("button", name="SVG").click()
-    assert b"<svg" in open(svg.value.path(), "rb").read(400)
+    assert b"<svg" in Path(svg.value.path()).read_bytes()[:400]
     with w.page.expect_download() as csv_file:
         tools.get_by_role("link", name="spectrum.csv").click()
-    lines = open(csv_file.value.path()).read().splitlines()
+    lines = Path(csv_file.value.path()).read_text().splitlines()
     rows = json.load(urllib.request.urlopen(f"{base}/-/losslens/losslens/data/spectrum.json?checkpoint={sha}"))
     assert len(lines) == len(rows) + 1 and csv_file.value.suggested_filename == "spectrum.csv"
     w.check("downloads")

@@ -3,6 +3,7 @@ the viewer exported from the small pipeline-built catalog of test_datasette_plug
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -225,11 +226,11 @@ def test_viewer_downloads_and_help(viewer, browser):
     assert "merge tree" in w.page.locator("#chart-local-tools + .chart-help").text_content().lower()
     with w.page.expect_download() as png:
         tools.get_by_role("button", name="PNG").click()
-    assert open(png.value.path(), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert Path(png.value.path()).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with w.page.expect_download() as js:
         tools.get_by_role("button", name="landscape.json").click()
-    assert len(json.load(open(js.value.path()))) == 11 * 11
+    assert len(json.loads(Path(js.value.path()).read_text())) == 11 * 11
     with w.page.expect_download() as csv_file:
         tools.get_by_role("button", name="landscape.csv").click()
-    assert len(open(csv_file.value.path()).read().splitlines()) == 1 + 11 * 11
+    assert len(Path(csv_file.value.path()).read_text().splitlines()) == 1 + 11 * 11
     w.check("downloads")

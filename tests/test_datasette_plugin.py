@@ -22,6 +22,9 @@ from markupsafe import escape as html_escape
 
 from losslens.jobs.context import CHECKPOINT_SQL, load_subject
 
+# builds the shared catalog: ingest and every metric over a tiny sweep (the pipeline end to end)
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def catalogs(tmp_path_factory) -> tuple[Path, Path]:
@@ -661,7 +664,7 @@ def test_data_routes_download_as_csv(ds, catalogs):
     rows = get(ds, f"/-/losslens/losslens/data/spectrum.json?checkpoint={sha}").json()
     response = get(ds, f"/-/losslens/losslens/data/spectrum.csv?checkpoint={sha}")
     assert response.headers["content-type"].startswith("text/csv")
-    assert 'attachment; filename="spectrum.csv"' == response.headers["content-disposition"]
+    assert response.headers["content-disposition"] == 'attachment; filename="spectrum.csv"'
     parsed = list(csv.DictReader(io.StringIO(response.text)))
     assert len(parsed) == len(rows) and set(parsed[0]) == set(rows[0])
     assert [float(r["value"]) for r in parsed] == pytest.approx([r["value"] for r in rows])

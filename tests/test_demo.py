@@ -17,6 +17,9 @@ from losslens.case_studies import Claim, pinn_claims
 from losslens.cli import app
 from losslens.demo import QUICK, StudyResult, run_demo
 
+pytestmark = pytest.mark.slow  # trains the quick PINN study end to end
+
+
 ROOT = Path(__file__).resolve().parents[1]
 CHECKPOINT_METRICS = ("performance", "hessian", "landscape", "topology", "predictions")
 PAIR_METRICS = ("connectivity", "cka")

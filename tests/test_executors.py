@@ -231,7 +231,7 @@ def test_pair_choices_grow_as_stated():
 def test_a_pair_done_under_one_choice_is_not_redone_under_another(pinn_catalog, pinn_experiment):
     """Adding a seed: ``adjacent`` plans 2 pairs in the 3-seed setting; ``within-setting`` then computes
     only the third pair there (and nothing in the 2-seed setting)."""
-    from conftest import PINN_KWARGS, save_checkpoint
+    from helpers import PINN_KWARGS, save_checkpoint
 
     from losslens.ingest import ingest
     from losslens.models import pinn_mlp
@@ -249,7 +249,7 @@ def test_a_pair_done_under_one_choice_is_not_redone_under_another(pinn_catalog, 
 def test_planning_reads_the_catalog_a_fixed_number_of_times(pinn_catalog, pinn_experiment):
     """Oracle: SQLite's statement trace. Planning and the skip-done check run the same statements for
     4 checkpoints as for 8, so their cost in SQL does not grow with the number of jobs."""
-    from conftest import PINN_KWARGS, save_checkpoint
+    from helpers import PINN_KWARGS, save_checkpoint
 
     from losslens.ingest import ingest
     from losslens.jobs.plan import done_run_ids
@@ -287,6 +287,7 @@ def test_ctrl_c_stores_what_finished_and_a_rerun_does_the_rest(plugin, pinn_cata
     assert rows(pinn_catalog, "SELECT COUNT(*) FROM metric_runs WHERE metric = 'test_interrupt'") == [(1,)]
 
 
+@pytest.mark.slow
 def test_jobs_run_with_the_catalog_moved_away(pinn_catalog):
     """Jobs planned and shipped by the driver run in spawned worker processes while the catalog folder
     (database and artifacts) is somewhere else; stored afterwards they equal a normal serial run's."""

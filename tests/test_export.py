@@ -28,6 +28,9 @@ from losslens.views import registry
 from losslens.views.registry import VIEWS
 from losslens.views.source import inline
 
+# builds the shared catalog: ingest and every metric over a tiny sweep (the pipeline end to end)
+pytestmark = pytest.mark.slow
+
 SVG = "{http://www.w3.org/2000/svg}svg"
 
 
@@ -157,6 +160,7 @@ def test_cli_chart_by_names_and_errors(catalogs, tmp_path):
     assert "losslens compute landscape" in err.value.line()
 
 
+@pytest.mark.slow
 def test_export_all_writes_every_view(catalogs, tmp_path):
     """Oracle: the catalog's own counts: one taxonomy, a modes view per setting, four local views per
     checkpoint and three pair views per within-setting pair, each in every requested format."""

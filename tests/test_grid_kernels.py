@@ -144,6 +144,7 @@ print(during.hblkhd - before.hblkhd, after.fordblks - before.fordblks)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc is Linux-only")
+@pytest.mark.slow
 def test_keep_freed_memory_keeps_blocks_in_the_heap() -> None:
     """glibc's own accounting (mallinfo2), fresh processes: by default a 20 MB tensor is its own
     mmap, unmapped when freed (so the next one faults in fresh pages); after keep_freed_memory it

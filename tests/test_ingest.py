@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 from helpers import PINN_KWARGS, save_checkpoint, write_spec
 from safetensors.torch import save_file
@@ -184,6 +185,7 @@ def test_dry_run_writes_nothing(tmp_path):
     assert not db.exists()
 
 
+@pytest.mark.slow
 def test_cli_exit_codes_and_error_line(tmp_path):
     good(tmp_path / "runs" / "a.pt")
     (tmp_path / "runs" / "b.pt").write_bytes(b"garbage")
@@ -207,6 +209,7 @@ def _many(tmp_path: Path, name: str, n: int, first_seed: int = 0) -> Path:
     return spec_for(tmp_path, [f"{name}/*.pt"], name=name)
 
 
+@pytest.mark.slow
 def test_kill_9_during_ingest_leaves_a_sound_catalog_that_completes(tmp_path):
     """Oracle: PRAGMA integrity_check, and the row count after a rerun."""
     spec = _many(tmp_path, "many", 60)
@@ -240,6 +243,7 @@ def test_kill_9_during_ingest_leaves_a_sound_catalog_that_completes(tmp_path):
     assert count(db, "checkpoints") == 60
 
 
+@pytest.mark.slow
 def test_two_concurrent_ingests_lose_nothing(tmp_path):
     """Two processes on one new catalog at once: no 'database is locked', every row lands."""
     spec_a, spec_b = _many(tmp_path, "alpha", 25), _many(tmp_path, "beta", 25, first_seed=100)

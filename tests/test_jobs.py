@@ -99,6 +99,7 @@ def test_force_recomputes_named_metrics_and_stale_dependents_follow(pinn_catalog
     assert _counts(compute(["similarity"], catalog_path=pinn_catalog, device="cpu"))["similarity"] == (settings, 0)
 
 
+@pytest.mark.slow
 def test_process_pool_matches_serial(pinn_catalog, tmp_path):
     """Workers return results; the driver writes. Same values as the serial executor."""
     compute(["performance"], catalog_path=pinn_catalog, device="cpu", jobs=1)

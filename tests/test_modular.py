@@ -105,6 +105,7 @@ def test_training_is_deterministic_per_seed():
     assert not all(torch.equal(runs[0][k], other[k]) for k in other)
 
 
+@pytest.mark.slow
 def test_weight_decay_run_generalises_on_p23():
     """Oracle: chance is 1/23 ≈ 4 %. The documented test-sized grokking run (p = 23, 70 % of the sums for training,
     1 layer of width 32, AdamW lr 3e-3 with weight decay 2, 900 full-batch steps, seed 0) fits the training set

@@ -13,6 +13,9 @@ import losslens
 from losslens.errors import LossLensError
 from losslens.notebook import VEGALITE_MIMETYPE
 
+# builds the shared catalog: ingest and every metric over a tiny sweep (the pipeline end to end)
+pytestmark = pytest.mark.slow
+
 
 def data_values(spec):
     """Every inline data table of a spec, depth first."""

@@ -16,8 +16,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
-from conftest import write_spec
+from helpers import write_spec
 
 from losslens.jobs import compute
 from losslens.store.catalog import open_catalog
@@ -41,6 +42,7 @@ def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.linalg.norm(y.T @ x) ** 2 / (np.linalg.norm(x.T @ x) * np.linalg.norm(y.T @ y)))
 
 
+@pytest.mark.slow
 def test_readme_own_model_example_runs_and_gives_the_right_values(tmp_path):
     examples = readme_examples()
     assert set(examples) == {"mymodels.py", "spec.toml", "commands"}

@@ -33,6 +33,10 @@ from losslens.taxonomy.table import taxonomy_table
 runner = CliRunner()
 
 
+# builds the shared catalog: ingest and every metric over a tiny sweep (the pipeline end to end)
+pytestmark = pytest.mark.slow
+
+
 def snapshot(folder: Path) -> dict[str, str]:
     """Relative path → sha256 of every file under ``folder`` (the listing is the keys)."""
     return {

@@ -14,6 +14,9 @@ from losslens.export.chart import read_catalog
 from losslens.export.data import viewer_data
 from losslens.views import modes, registry
 
+# builds the shared catalog: ingest and every metric over a tiny sweep (the pipeline end to end)
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def catalogs(tmp_path_factory):

@@ -116,6 +116,7 @@ def test_trace_as_sharpness_and_missing_inputs():
     assert rows["no-trace"]["phase"] is None and "log_trace" in rows["no-trace"]["note"]
 
 
+@pytest.mark.slow
 def test_compute_taxonomy_end_to_end_on_the_pinn_sweep(pinn_catalog):
     """Independent recomputation: `compute taxonomy` runs performance, hessian, connectivity, cka and similarity
     first; each stored setting row equals means taken here with plain SQL over those tables (loss, log of mean top

@@ -24,6 +24,9 @@ from losslens.train import ClassifierConfig, ConvectionConfig, parse_dataset, tr
 from losslens.train import classifier as classifier_training
 from losslens.train import convection as convection_training
 
+pytestmark = pytest.mark.slow  # trains real models
+
+
 TINY_PINN = ConvectionConfig(iterations=20, n_collocation=64, width=8, depth=2)
 TINY_RESNET = ClassifierConfig(epochs=1, width_mult=0.25)
 runner = CliRunner()

@@ -103,7 +103,6 @@ class DatasetClassifier(ClassificationProblem):
         return pick_output(functional_call(model, state, (x,)), self.output)
 
 
-
 class DatasetProblem(Problem):
     """Inputs and targets in memory with any loss ``fn(output, target)``: the base interface only."""
 
@@ -147,7 +146,6 @@ class DatasetProblem(Problem):
                 n += len(batch[0])
             rows.append((split, "loss", total / n))
         return rows
-
 
 
 def from_dataset(
