@@ -11,10 +11,15 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from datasette.utils.asgi import NotFound, Response
 
 from losslens.views.bundle import ensure_bundle
+
+if TYPE_CHECKING:
+    from datasette.app import Datasette
+    from datasette.utils.asgi import Request
 
 STATIC = Path(__file__).resolve().parent / "static"
 TYPES = {
@@ -40,11 +45,11 @@ def asset(name: str) -> tuple[bytes, str]:
     return cached[1], cached[2]
 
 
-def asset_url(datasette, name: str) -> str:
+def asset_url(datasette: Datasette, name: str) -> str:
     return datasette.urls.path(f"/-/losslens-static/{asset(name)[1]}/{name}")
 
 
-async def serve(datasette, request) -> Response:
+async def serve(datasette: Datasette, request: Request) -> Response:
     """One static file; a hash that is not the current file's is a 404 (no stale content under a new name)."""
     name = request.url_vars["name"]
     if name not in TYPES:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from losslens.metrics.registry import Result, register
+
+if TYPE_CHECKING:
+    from losslens.jobs.context import JobContext
 
 
 @dataclass(frozen=True)
@@ -14,7 +18,7 @@ class PerformanceParams:
 
 
 @register("performance", scope="checkpoint", params=PerformanceParams, tables=("performance",))
-def performance(ctx, params: PerformanceParams) -> Result:
+def performance(ctx: JobContext, params: PerformanceParams) -> Result:
     """Train/test loss, accuracy and error (classifiers); loss terms and rel. L2, mean-abs, L∞ errors (PINN)."""
     subject = ctx.subject()
     result = Result()

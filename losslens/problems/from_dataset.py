@@ -95,7 +95,14 @@ def load_dataset(path: str, kwargs: dict[str, Any], field: str) -> tuple[torch.T
 class DatasetClassifier(ClassificationProblem):
     """A classifier over an in-memory dataset; ``output`` picks the logits of a multi-output model."""
 
-    def __init__(self, name: str, train: tuple, test: tuple, batch_size: int, output: int | str | None):
+    def __init__(
+        self,
+        name: str,
+        train: tuple[torch.Tensor, torch.Tensor],
+        test: tuple[torch.Tensor, torch.Tensor],
+        batch_size: int,
+        output: int | str | None,
+    ):
         super().__init__(name, *train, *test, batch_size=batch_size)
         self.output = output
 
