@@ -99,8 +99,10 @@ class ExperimentSpec:
                 files += matches
             else:
                 files.append(Path(full))  # a missing literal path is reported per file
-        seen: set[Path] = set()
-        return [f for f in files if not (f.resolve() in seen or seen.add(f.resolve()))], empty
+        first: dict[Path, Path] = {}  # each resolved path once, where it first appears
+        for f in files:
+            first.setdefault(f.resolve(), f)
+        return list(first.values()), empty
 
 
 def resolve_factory(path: str, where: str) -> Callable[..., Any]:

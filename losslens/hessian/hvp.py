@@ -102,7 +102,7 @@ class HVP:
 
         def directional(p: Params) -> Tensor:
             g = grad(self.loss)(p)
-            return sum((g[k] * tangent[k]).sum() for k in g)  # type: ignore[return-value]
+            return sum((g[k] * tangent[k]).sum() for k in g)
 
         return flatten(grad(directional)(self.params))
 

@@ -140,7 +140,7 @@ class Catalog:
         """Write artifact files, then their rows (inside the caller's transaction)."""
         for art in artifacts:
             save_artifact(self.dir, art)
-            db["artifacts"].insert(
+            db.table("artifacts").insert(
                 {
                     "sha256": art.sha256,
                     "kind": art.kind,

@@ -118,7 +118,7 @@ def replace_run(db: Database, run: dict[str, Any]) -> None:
         "DELETE FROM metric_runs WHERE id = ? OR (metric = ? AND subject = ? AND params_hash = ?)",
         [run["id"], run["metric"], run["subject"], run["params_hash"]],
     )
-    db["metric_runs"].insert(run)
+    db.table("metric_runs").insert(run)
 
 
 def insert_result(db: Database, run_id: str, tables: tuple[str, ...], rows: dict[str, list[dict[str, Any]]]) -> None:
@@ -130,10 +130,10 @@ def insert_result(db: Database, run_id: str, tables: tuple[str, ...], rows: dict
         if table not in tables or not db[table].exists():
             raise RuntimeError(f"a metric wrote table {table!r}, which it does not declare or no migration creates")
         if table_rows:
-            db[table].insert_all([{**row, "run_id": run_id} for row in table_rows])
+            db.table(table).insert_all([{**row, "run_id": run_id} for row in table_rows])
 
 
 def link_artifacts(db: Database, run_id: str, names: dict[str, str]) -> None:
     """Name a run's artifacts (name → sha256); the artifact rows are written first by ``save_artifacts``."""
     for name, sha in names.items():
-        db["run_artifacts"].insert({"run_id": run_id, "name": name, "artifact": sha})
+        db.table("run_artifacts").insert({"run_id": run_id, "name": name, "artifact": sha})

@@ -86,7 +86,7 @@ def finished_run(checkpoint: Path, sha: str) -> RunRecord | None:
         return None  # unreadable or foreign sidecar: train again
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+def _atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     write(tmp)
     os.replace(tmp, path)
