@@ -198,3 +198,23 @@ def test_downloads_and_help_under_a_chart(server, browser):
     rows = json.load(urllib.request.urlopen(f"{base}/-/losslens/losslens/data/spectrum.json?checkpoint={sha}"))
     assert len(lines) == len(rows) + 1 and csv_file.value.suggested_filename == "spectrum.csv"
     w.check("downloads")
+
+
+def test_checkpoint_page_turns_the_landscape_into_a_3d_surface(server, browser):
+    """Oracle: opening the box loads plotly.js from the local server (no other host) and draws one WebGL
+    surface whose z values are the landscape grid (read back from Plotly's own data and compared with the
+    page's heat-map rows)."""
+    base, ids = server
+    w = Watched(browser)
+    sha = ids["modes"][0]
+    w.page.goto(f"{base}/-/losslens/losslens/checkpoint/{sha}")
+    w.rendered("#local")
+    w.page.click("#surface-box summary")
+    w.rendered("#surface-box")
+    assert w.page.locator("#surface canvas").count() >= 1
+    z = w.page.evaluate("Array.from(document.getElementById('surface')._fullData[0].z, r => Array.from(r))")
+    cells = w.page.evaluate(f"fetch('{base}/-/losslens/losslens/data/landscape.json?checkpoint={sha}').then(r => r.json())")
+    grid = {(c["j"], c["i"]): c["loss"] for c in cells}
+    assert len(z) * len(z[0]) == len(grid)
+    assert all(z[j][i] == pytest.approx(v) for (j, i), v in grid.items())
+    w.check("checkpoint-surface")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import PINN_KWARGS, WatchedPage, save_checkpoint, write_spec
 from typer.testing import CliRunner
 
 from losslens.cli import app
@@ -24,7 +25,6 @@ from losslens.jobs import compute
 def grids(tmp_path_factory) -> Path:
     """The tiny PINN sweep with a 2-D (7²), a 3-D (5³) and a 4-D (3⁴) grid landscape of each checkpoint."""
     import torch
-    from helpers import PINN_KWARGS, save_checkpoint, write_spec
 
     from losslens.ingest import ingest
     from losslens.models import pinn_mlp
@@ -132,3 +132,21 @@ def test_export_landscape_command(grids, tmp_path):
     attrs, _ = parse_vti(out)
     assert re.fullmatch(r"0 4 0 4 0 4", attrs["WholeExtent"])  # the 3-D (5³) grid: the most axes that fit
     assert out.read_bytes() == export_landscape(grids, "beta1_seed0", tmp_path / "lib.vti").read_bytes()
+
+
+def test_surface_export_draws_offline(grids, tmp_path, browser):
+    """Oracle: Chromium opens the exported file from disk with no request leaving it, and Plotly's drawn
+    surface holds the stored 2-D grid (numpy, plain SQL)."""
+    from losslens.export import export_chart
+
+    grid, _ = stored_grid(grids, 2)
+    out = export_chart(grids, "landscape", tmp_path / "surface.html", "surface", checkpoint="beta1_seed0")
+    w = WatchedPage(browser, {"width": 900, "height": 700}, lambda url: url.startswith(("file:", "data:", "blob:")), "export")
+    w.page.goto(out.as_uri())
+    w.page.wait_for_function("document.querySelector('.js-plotly-plot') && document.querySelector('.js-plotly-plot').data")
+    z = np.array(w.page.evaluate("Array.from(document.querySelector('.js-plotly-plot')._fullData[0].z, r => Array.from(r))"))
+    np.testing.assert_allclose(z, grid.T)  # rows along β, columns along α
+    assert w.page.locator("canvas").count() >= 1
+    w.check("surface")
+    with pytest.raises(LossLensError, match="draws a landscape"):
+        export_chart(grids, "hessian", tmp_path / "x.html", "surface", checkpoint="beta1_seed0")

@@ -202,3 +202,39 @@ def test_bundle_goes_to_the_cache_folder_never_into_the_package(tmp_path, monkey
     assert (tmp_path / "cache" / "vega-bundle.js").read_text().startswith("/* vega + vega-lite")
     after = sorted(p.relative_to(package) for p in package.rglob("*") if "__pycache__" not in p.parts)
     assert after == before
+
+
+def test_surface_is_the_grid_with_its_provenance():
+    """Oracle: the closed-form bowl 1 + a² + b² — the surface's height at (α, β) is that value, its colour
+    log10 of it; the title states the landscape's provenance."""
+    from losslens.views.surface import surface_figure, surface_html
+
+    record = {
+        "directions": "random",
+        "normalization": "filter",
+        "seed": 3,
+        "orthogonalized": 1,
+        "span": 0.5,
+        "span_mode": "absolute",
+        "steps": 21,
+        "dims": 2,
+        "samples": 0,
+    }
+    import base64
+
+    def array(value):  # plotly.js typed-array JSON: {"dtype", "bdata" (base64), "shape"}
+        if isinstance(value, dict):
+            flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+            return flat.reshape([int(n) for n in str(value.get("shape", len(flat))).split(",")])
+        return np.array(value)
+
+    fig = surface_figure(bowl_cells(), record)
+    surf = fig["data"][0]
+    a, b, z = array(surf["x"]), array(surf["y"]), array(surf["z"])
+    np.testing.assert_allclose(z, 1 + a[None, :] ** 2 + b[:, None] ** 2)
+    np.testing.assert_allclose(array(surf["surfacecolor"]), np.log10(z))
+    title = fig["layout"]["title"]["text"]
+    assert "filter-normalised" in title and "seed 3" in title and "±0.5 in units of each direction (absolute)" in title
+    assert "21×21 grid" in title
+    page = surface_html(fig)
+    assert "Content-Security-Policy" in page and "<script src=" not in page  # plotly.js inline, nothing fetched

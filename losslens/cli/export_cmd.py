@@ -31,13 +31,20 @@ def chart(
     view: Annotated[str, typer.Argument(help=f"One of: {', '.join(VIEWS)}.", show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="File to write.")],
     fmt: Annotated[
-        str | None, typer.Option("--format", "-f", help=f"{'|'.join(FORMATS)} (default: from --out's suffix).")
+        str | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help=f"{'|'.join(FORMATS)} (default: from --out's suffix), or surface: the landscape as a rotatable "
+            "3-D surface in one offline HTML file (plotly).",
+        ),
     ] = None,
     setting: Annotated[str | None, typer.Option("--setting", help="Setting id or label (modes).")] = None,
     checkpoint: Annotated[
         str | None,
         typer.Option(
-            "--checkpoint", help="Checkpoint sha256, unique prefix or name (landscape, merge-tree, persistence, hessian)."
+            "--checkpoint",
+            help="Checkpoint sha256, unique prefix or name (landscape, merge-tree, persistence, barcode, hessian).",
         ),
     ] = None,
     pair: Annotated[
@@ -46,7 +53,7 @@ def chart(
     experiment: ExperimentName = None,
     catalog: CatalogOpt = DEFAULT_CATALOG,
 ) -> None:
-    """One view as JSON (spec with data), self-contained offline HTML, SVG, PNG or PDF."""
+    """One view as JSON (spec with data), self-contained offline HTML, SVG, PNG or PDF; a landscape also as a 3-D surface."""
     path = export_chart(catalog, view, out, fmt, experiment=experiment, setting=setting, checkpoint=checkpoint, pair=pair)
     console.print(f"wrote {path}")
 

@@ -85,6 +85,7 @@ def register_routes():
         (db + r"/pair/(?P<a>[^/]+)/(?P<b>[^/]+)$", get_only(pages.pair_page)),
         (db + r"/data/(?P<name>[a-z_]+)\.(?P<format>json|csv)$", get_only(routes.data)),
         (db + r"/spec/(?P<view>[a-z-]+)\.json$", get_only(routes.spec)),
+        (db + r"/surface/(?P<sha>[0-9a-f]{64})\.json$", get_only(routes.surface)),
         (r"/-/losslens-static/(?P<digest>[0-9a-f]{16})/(?P<name>[a-z.-]+)$", get_only(assets.serve)),
     ]
 

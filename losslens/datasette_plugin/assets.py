@@ -26,6 +26,7 @@ TYPES = {
     "vega-bundle.js": "text/javascript; charset=utf-8",
     "losslens.js": "text/javascript; charset=utf-8",
     "losslens.css": "text/css; charset=utf-8",
+    "plotly.min.js": "text/javascript; charset=utf-8",  # from the installed plotly package (3-D surface)
 }
 IMMUTABLE = "public, max-age=31536000, immutable"
 
@@ -34,7 +35,14 @@ _loaded: dict[str, tuple[tuple[int, int], bytes, str]] = {}
 
 def asset(name: str) -> tuple[bytes, str]:
     """``(bytes, hash)`` of static file ``name``, read again only when the file changes."""
-    path = ensure_bundle() if name == "vega-bundle.js" else STATIC / name
+    if name == "vega-bundle.js":
+        path = ensure_bundle()
+    elif name == "plotly.min.js":
+        from losslens.views.surface import plotly_js_path
+
+        path = plotly_js_path()
+    else:
+        path = STATIC / name
     stat = path.stat()
     key = (stat.st_mtime_ns, stat.st_size)
     cached = _loaded.get(name)

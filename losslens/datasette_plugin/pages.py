@@ -190,6 +190,8 @@ async def checkpoint_page(datasette, request) -> Response:
             "database": name,
             "page_base": page_url(datasette, name, ""),
             "local_spec": spec_url(datasette, name, "local", checkpoint=sha),
+            "surface_url": page_url(datasette, name, f"surface/{sha}.json"),
+            "plotly_url": asset_url(datasette, "plotly.min.js"),
         },
     )
 

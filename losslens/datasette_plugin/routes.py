@@ -121,3 +121,18 @@ async def spec(datasette, request) -> Response:
         return build_spec(datasette, name, conn, view, args, selected)
 
     return json_response(await db.execute_fn(run))
+
+
+async def surface(datasette, request) -> Response:
+    """The plotly figure of a checkpoint's 3-D landscape surface (:mod:`losslens.views.surface`); ``null``
+    when it has no 2-D landscape yet."""
+    from losslens.views.surface import checkpoint_surface
+
+    _, db = database(datasette, request.url_vars["database"])
+    sha = request.url_vars["sha"]
+
+    def run(conn: sqlite3.Connection) -> dict[str, Any] | None:
+        check_args(conn, {"checkpoint": sha})
+        return checkpoint_surface(conn, sha)
+
+    return json_response(await db.execute_fn(run))

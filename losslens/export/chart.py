@@ -174,8 +174,43 @@ def resolve_args(
     return {"a": a, "b": b}
 
 
+SURFACE = "surface"  # the rotatable 3-D surface of a 2-D landscape (plotly, offline HTML): landscape and local only
+SURFACE_VIEWS = ("landscape", "local")
+
+
+def export_surface(catalog_path: Path, view: str, out: Path, **subject: Any) -> Path:
+    """Write the 3-D surface (:mod:`losslens.views.surface`) of a checkpoint's landscape as one offline HTML file.
+
+    :raises LossLensError: for a view other than landscape/local, or a checkpoint without a 2-D landscape.
+    """
+    from losslens.views.surface import checkpoint_surface, surface_html
+
+    if view not in SURFACE_VIEWS:
+        raise LossLensError(
+            f"--format surface draws a landscape, not the {view} view",
+            where="export chart",
+            hint="export chart landscape --format surface",
+        )
+    with read_catalog(catalog_path) as conn:
+        args = resolve_args(conn, view, **subject)
+        figure = checkpoint_surface(conn, args["checkpoint"])
+    if figure is None:
+        raise LossLensError(
+            f"nothing to draw: no 2-D landscape for {args['checkpoint']}",
+            where="export chart",
+            hint="compute it first: losslens compute landscape",
+        )
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(surface_html(figure))
+    return out
+
+
 def export_chart(catalog_path: Path, view: str, out: Path, fmt: str | None = None, **subject: Any) -> Path:
-    """Write ``view`` for the subject given (see :func:`resolve_args`) to ``out``; returns ``out``."""
+    """Write ``view`` for the subject given (see :func:`resolve_args`) to ``out``; returns ``out``.
+    ``fmt`` ``surface`` writes the 3-D surface of a landscape instead (see :func:`export_surface`)."""
+    if fmt == SURFACE:
+        return export_surface(catalog_path, view, out, **subject)
     fmt = format_of(Path(out), fmt)
     with read_catalog(catalog_path) as conn:
         args = resolve_args(conn, view, **subject)

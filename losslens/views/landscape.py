@@ -79,7 +79,11 @@ def provenance(record: dict[str, Any] | None) -> list[str]:
         span = f"span ±{record['span']:g}·‖θ‖ in parameter space per axis (relative)"
     else:
         span = f"span ±{record['span']:g} in units of each direction (absolute)"
-    grid = f"{record['steps']}^{record['dims']} grid" if not record.get("samples") else f"{record['samples']} samples"
+    grid = (
+        "×".join([str(record["steps"])] * record["dims"]) + " grid"
+        if not record.get("samples")
+        else f"{record['samples']} samples"
+    )
     return [", ".join(words), f"{span}; {grid}; θ at (0, 0)"]
 
 

@@ -165,8 +165,31 @@
     });
   }
 
+  // The 3-D surface (<details data-surface data-plotly>): plotly.js (4.8 MB, served from the installed
+  // plotly package) and the figure are fetched only when the box is first opened.
+  function surface(box) {
+    var target = box.querySelector("#surface");
+    box.addEventListener("toggle", function () {
+      if (!box.open || box.getAttribute("data-rendered") !== null) return;
+      box.setAttribute("data-rendered", "");
+      var script = document.createElement("script");
+      script.src = box.getAttribute("data-plotly");
+      script.onload = function () {
+        fetch(box.getAttribute("data-surface")).then(function (r) { return r.json(); }).then(function (fig) {
+          if (!fig) { target.textContent = "No 2-D landscape yet: losslens compute landscape"; return; }
+          return window.Plotly.newPlot(target, fig.data, fig.layout, { displaylogo: false, responsive: true });
+        }).then(function () { box.setAttribute("data-rendered", "1"); }, function (err) {
+          box.setAttribute("data-rendered", "error");
+          target.textContent = "Could not draw the surface: " + err.message;
+        });
+      };
+      document.head.appendChild(script);
+    });
+  }
+
   // Charts are drawn one after another, in page order, so the first one is not slowed by the rest.
   document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("details[data-surface]").forEach(surface);
     var chain = Promise.resolve();
     document.querySelectorAll("[data-spec]").forEach(function (el) {
       chain = chain.then(function () {
