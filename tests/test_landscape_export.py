@@ -134,6 +134,7 @@ def test_export_landscape_command(grids, tmp_path):
     assert out.read_bytes() == export_landscape(grids, "beta1_seed0", tmp_path / "lib.vti").read_bytes()
 
 
+@pytest.mark.slow  # a browser
 def test_surface_export_draws_offline(grids, tmp_path, browser):
     """Oracle: Chromium opens the exported file from disk with no request leaving it, and Plotly's drawn
     surface holds the stored 2-D grid (numpy, plain SQL)."""
