@@ -32,7 +32,16 @@ from losslens.store import queries
 from losslens.store.catalog import open_catalog
 from losslens.store.ids import content_id
 from losslens.taxonomy.table import taxonomy_table
-from losslens.train import ConvectionConfig, TrainResult, train_convection
+from losslens.train import (
+    ClassifierConfig,
+    ConvectionConfig,
+    ModularConfig,
+    TrainResult,
+    parse_dataset,
+    train_classifier,
+    train_convection,
+    train_modular,
+)
 from losslens.train.outputs import OnEvent
 
 #: Every metric the demo computes; ``compute`` adds what each requires and orders them.
@@ -52,6 +61,9 @@ class Study:
     train: Callable[..., TrainResult]  # train(out, *, name, on_event) -> TrainResult
     options: tuple[tuple[str, str], ...] = ()  # ``losslens compute`` options, e.g. ("landscape.steps", "41")
     metrics: tuple[str, ...] = METRICS
+    #: Further ``compute`` passes after the first, each (metrics, options): e.g. a second landscape with other
+    #: directions, which needs its own options.
+    passes: tuple[tuple[tuple[str, ...], tuple[tuple[str, str], ...]], ...] = ()
 
 
 def convection_study(
@@ -66,6 +78,11 @@ def _grid(steps: int) -> dict[str, int]:
     return {"landscape.steps": steps, "topology.steps": steps}
 
 
+def _landscape_options(steps: int, **landscape: Any) -> tuple[tuple[str, str], ...]:
+    values = {"steps": steps, **landscape}
+    return tuple((f"{m}.{k.replace('_', '-')}", str(v)) for m in ("landscape", "topology") for k, v in values.items())
+
+
 #: The default demo: the three regimes of Krishnapriyan et al. (β = 1 learns, 10 is marginal, 30 fails)
 #: with 3 seeds for connectivity and CKA. 500 L-BFGS iterations reach the β = 1 error of the paper
 #: (≈ 1e-2). The Hessian keeps its top-10 (the glyph's bars) but uses 50 trace probes and 2 SLQ runs
@@ -76,7 +93,7 @@ DEFAULT = convection_study(
     (1.0, 10.0, 30.0),
     (0, 1, 2),
     ConvectionConfig(iterations=500, n_collocation=1000),
-    {**_grid(41), "hessian.trace-probes": 50, "hessian.esd-runs": 2},
+    {**_grid(41), "hessian.trace-probes": 50, "hessian.esd-runs": 2, "connectivity.lbfgs-iterations": 200},
 )
 #: ``--quick``: two regimes, two seeds (one pair each), a short L-BFGS and a coarse landscape.
 QUICK = convection_study(
@@ -90,9 +107,70 @@ QUICK = convection_study(
         "hessian.esd-runs": 1,
         "hessian.esd-steps": 30,
         "connectivity.steps": 100,
+        "connectivity.lbfgs-iterations": 30,
         "connectivity.points": 7,
     },
 )
+
+#: ``--study resnet20``: ResNet-20 with and without skips on scikit-learn's digits (always installed), 2 seeds ×
+#: 10 epochs (≈ 2–3 s an epoch), landscapes 21×21 at Li et al.'s scale (filter-normalised, ±1 in direction units)
+#: and, in a second pass, at ±1 % of ‖θ‖; Hessian on one batch of 200 as Yang et al.
+RESNET_DEMO = Study(
+    "resnet20-digits",
+    functools.partial(train_classifier, dataset=parse_dataset("digits"), seeds=(0, 1), config=ClassifierConfig(epochs=10)),
+    (
+        *_landscape_options(21, span_mode="absolute", span=1),
+        ("hessian.batch-size", "200"),
+        ("hessian.trace-probes", "50"),
+        ("hessian.esd-runs", "2"),
+    ),
+    passes=((("landscape", "topology"), (("steps", "21"), ("span-mode", "relative"), ("span", "0.01"))),),
+)
+RESNET_QUICK = Study(
+    "resnet20-digits-quick",
+    functools.partial(
+        train_classifier, dataset=parse_dataset("digits"), seeds=(0, 1), config=ClassifierConfig(epochs=2, width_mult=0.5)
+    ),
+    (
+        *_landscape_options(11, span_mode="absolute", span=1),
+        ("hessian.batch-size", "200"),
+        ("hessian.trace-probes", "10"),
+        ("hessian.esd-runs", "1"),
+        ("connectivity.steps", "30"),
+        ("connectivity.points", "5"),
+    ),
+)
+
+#: ``--study modular``: the grokking transformer (p = 23) with weight decay 0 and 2, 2 seeds, checkpoints at 4 steps
+#: of 900; connectivity and CKA pair seeds at the same step; landscapes along random filter-normalised directions
+#: (±1 in direction units) and, in a second pass, the run's trajectory PCA (±25 % of ‖θ‖).
+MODULAR_METRICS = ("performance", "hessian", "landscape", "topology", "connectivity", "cka")
+
+
+def modular_study(name: str, config: ModularConfig, steps: int, connectivity_steps: int) -> Study:
+    return Study(
+        name,
+        functools.partial(train_modular, weight_decays=(0.0, 2.0), seeds=(0, 1), config=config),
+        (
+            *_landscape_options(steps, span_mode="absolute", span=1),
+            ("pairs", "same-step"),
+            ("connectivity.steps", str(connectivity_steps)),
+            ("hessian.trace-probes", "20"),
+            ("hessian.esd-runs", "1"),
+            ("cka.inputs", "200"),
+        ),
+        metrics=MODULAR_METRICS,
+        passes=(
+            (
+                ("landscape", "topology"),
+                (("directions", "pca"), ("steps", str(steps)), ("span-mode", "relative"), ("span", "0.25")),
+            ),
+        ),
+    )
+
+
+MODULAR_DEMO = modular_study("modular-demo", ModularConfig(steps=900, checkpoints=4), 21, 300)
+MODULAR_QUICK = modular_study("modular-quick", ModularConfig(steps=200, checkpoints=4, d_model=16, d_mlp=64), 11, 50)
 
 
 def _lm_train(seeds: tuple[int, ...], config: Any) -> Callable[..., TrainResult]:
@@ -141,7 +219,12 @@ LM_QUICK = Study(
     ),
 )
 #: ``losslens demo --study NAME``: (default, ``--quick``) per study.
-STUDIES = {"convection": (DEFAULT, QUICK), "lm": (LM, LM_QUICK)}
+STUDIES = {
+    "convection": (DEFAULT, QUICK),
+    "resnet20": (RESNET_DEMO, RESNET_QUICK),
+    "modular": (MODULAR_DEMO, MODULAR_QUICK),
+    "lm": (LM, LM_QUICK),
+}
 
 
 @dataclass
@@ -203,17 +286,20 @@ def run_study(
         raise LossLensError(
             f"checkpoints failed to ingest: {failures}", where=str(training.spec), hint=f"delete {out} and run again"
         )
+
+    def compute_passes() -> ComputeReport:
+        passes = [(study.metrics, study.options), *study.passes]
+        reports = [
+            compute(
+                list(m), list(o), catalog_path=catalog, experiment=study.name, jobs=jobs, on_event=on_event, **(execution or {})
+            )
+            for m, o in passes
+        ]
+        return ComputeReport([m for r in reports for m in r.metrics])
+
     computed = stage(
         "compute",
-        lambda: compute(
-            list(study.metrics),
-            list(study.options),
-            catalog_path=catalog,
-            experiment=study.name,
-            jobs=jobs,
-            on_event=on_event,
-            **(execution or {}),
-        ),
+        compute_passes,
         lambda r: (
             f"computed {sum(m.done for m in r.metrics)}, done before {sum(m.skipped for m in r.metrics)}, failed {r.failed}"
         ),

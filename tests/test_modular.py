@@ -136,6 +136,9 @@ def test_sweep_writes_checkpoints_along_training_and_a_spec(tmp_path: Path):
         (["--d-model", "30", "--heads", "4"], "--d-model"),
         (["--checkpoints", "9", "--steps", "5"], "--checkpoints"),
         (["--layers", "3"], "--layers"),
+        (["--p", "1"], "p = 1"),
+        (["--steps", "0"], "steps"),
+        (["--heads", "0"], "--heads 0"),
     ],
 )
 def test_cli_refuses_bad_arguments_in_one_line(tmp_path: Path, args: list[str], field: str):
@@ -149,3 +152,11 @@ def test_cli_refuses_bad_arguments_in_one_line(tmp_path: Path, args: list[str], 
 def test_config_errors_are_loss_lens_errors():
     with pytest.raises(LossLensError, match="steps"):
         ModularConfig(steps=0)
+
+
+def test_demo_refuses_an_unknown_study_in_one_line(tmp_path: Path):
+    """Oracle: the error contract of ``demo --study``: one line naming the option and the known studies."""
+    result = runner.invoke(app, ["demo", "--study", "lm-huge", "--out", str(tmp_path / "d")])
+    assert result.exit_code != 0
+    assert "--study" in result.output and "convection, resnet20, modular, lm" in result.output
+    assert not (tmp_path / "d").exists()

@@ -244,19 +244,19 @@ def modular_cmd(
     ] = [0.0, 2.0],
     seeds: SeedsOpt = [0, 1, 2],
     out: OutOpt = Path("runs/modular"),
-    p: Annotated[int, typer.Option("--p", min=2, help="The modulus: inputs a, b < p, label (a + b) mod p.")] = ModularConfig.p,
+    p: Annotated[int, typer.Option("--p", help="The modulus: inputs a, b < p, label (a + b) mod p.")] = ModularConfig.p,
     train_fraction: Annotated[
         float, typer.Option("--train-fraction", help="Share of the p² sums used for training (the rest is the test set).")
     ] = ModularConfig.train_fraction,
     data_seed: Annotated[int, typer.Option("--data-seed", help="Seed of the train/test split (shared by all runs).")] = 0,
-    steps: Annotated[int, typer.Option("--steps", min=1, help="Full-batch AdamW steps.")] = ModularConfig.steps,
+    steps: Annotated[int, typer.Option("--steps", help="Full-batch AdamW steps.")] = ModularConfig.steps,
     lr: Annotated[float, typer.Option("--lr", help="AdamW learning rate (constant).")] = ModularConfig.lr,
-    d_model: Annotated[int, typer.Option("--d-model", min=1, help="Residual width.")] = ModularConfig.d_model,
-    heads: Annotated[int, typer.Option("--heads", min=1, help="Attention heads (must divide --d-model).")] = ModularConfig.heads,
-    d_mlp: Annotated[int, typer.Option("--d-mlp", min=1, help="MLP hidden width.")] = ModularConfig.d_mlp,
+    d_model: Annotated[int, typer.Option("--d-model", help="Residual width.")] = ModularConfig.d_model,
+    heads: Annotated[int, typer.Option("--heads", help="Attention heads (must divide --d-model).")] = ModularConfig.heads,
+    d_mlp: Annotated[int, typer.Option("--d-mlp", help="MLP hidden width.")] = ModularConfig.d_mlp,
     layers: Annotated[int, typer.Option("--layers", help="Transformer blocks (1 or 2).")] = ModularConfig.layers,
     checkpoints: Annotated[
-        int, typer.Option("--checkpoints", min=1, help="Checkpoints per run, evenly spaced in steps, the last at --steps.")
+        int, typer.Option("--checkpoints", help="Checkpoints per run, evenly spaced in steps, the last at --steps.")
     ] = ModularConfig.checkpoints,
     name: Annotated[
         str | None,

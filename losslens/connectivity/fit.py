@@ -13,12 +13,15 @@ Stopping rule (``window`` > 0 and ``tol`` > 0): the SGD/Adam steps are cut into 
 steps; when the mean fit loss of a window has fallen by less than ``tol`` (relative) from the window
 before, the loss has reached its plateau and the fit is *converged*; SGD stops there. L-BFGS is
 converged when it stops on torch's tolerances (loss or step change below ``tolerance_change``, gradient
-below ``tolerance_grad``) before its iteration budget. A fit that ran out of budget is reported as not
+below ``tolerance_grad``) before its iteration budget, or when the best objective so far improved by
+less than ``tol`` (relative) over the last tenth of its evaluations (at least 5): the same plateau rule
+on a deterministic objective. A fit that ran out of budget still improving is reported as not
 converged, and its mc is a bound on the curve's barrier, not a measurement of it.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Iterator
 from typing import Any, Literal, NamedTuple
@@ -124,10 +127,13 @@ def fit_bends(
             trace.append(float(value.detach()))
             return value
 
+        before = len(trace)
         lbfgs.step(closure)
         state = lbfgs.state[variables[0]]
         iterations = int(state.get("n_iter", 0))
         taken += iterations
-        converged = iterations < lbfgs_iterations
-        change = (trace[-2] - trace[-1]) / abs(trace[-2]) if len(trace) >= 2 and trace[-2] != 0 else math.nan
+        best = list(itertools.accumulate(trace[before:], min))
+        tail = max(5, len(best) // 10)
+        change = (best[-tail - 1] - best[-1]) / abs(best[-tail - 1]) if len(best) > tail and best[-tail - 1] != 0 else math.nan
+        converged = iterations < lbfgs_iterations or (tol > 0 and change < tol)
     return BendFit([{k: v.detach() for k, v in b.items()} for b in trainable], trace, converged, change, taken)

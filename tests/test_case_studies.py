@@ -1,0 +1,156 @@
+"""The report's verdicts: each claim is the comparison of two numbers, tested on synthetic tables whose
+answers are known (agree, disagree, missing value)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from losslens.case_studies import Claim, modular_claims, pinn_claims, resnet_claims, verdicts
+
+
+def _pinn_row(beta: float, rel_l2: float | None, top: float, trace: float, minima: float, mc: float | None) -> dict:
+    return {
+        "beta": beta,
+        "rel_l2": rel_l2,
+        "top": top,
+        "trace": trace,
+        "minima_random": minima,
+        "minima_hessian": minima,
+        "mc": mc,
+        "mc_linear": mc,
+        "train_loss": 1e-3,
+        "mc_rel": None,
+        "rel_persistence": 0.5,
+        "fits": 3,
+        "converged": 3,
+    }
+
+
+def _by_finding(claims: list[Claim]) -> dict[tuple[str, str, str], Claim]:
+    return {(c.finding, c.measure, c.left[0]): c for c in claims}
+
+
+def test_claim_verdict_is_the_inequality_and_missing_values_give_none():
+    """Oracle: the inequalities by hand; None and NaN give no verdict."""
+    assert Claim("f", "m", ("a", 1.0), "<", ("b", 2.0)).holds is True
+    assert Claim("f", "m", ("a", 2.0), "<", ("b", 2.0)).holds is False
+    assert Claim("f", "m", ("a", 2.0), "<=", ("b", 2.0)).holds is True
+    assert Claim("f", "m", ("a", 3.0), ">=", ("0", 0.0)).holds is True
+    assert Claim("f", "m", ("a", None), "<", ("b", 1.0)).holds is None
+    assert Claim("f", "m", ("a", math.nan), ">", ("b", 1.0)).holds is None
+    disagree = Claim("f", "m", ("a", 3.0), "<", ("b", 2.0), evidence="the numbers say so")
+    assert "**Does not agree.**" in disagree.line() and "Evidence: the numbers say so" in disagree.line()
+    assert "Evidence" not in Claim("f", "m", ("a", 1.0), "<", ("b", 2.0), evidence="x").line()
+    assert "Cannot tell" in Claim("f", "m", ("a", None), "<", ("b", 2.0)).line()
+
+
+def test_pinn_claims_on_a_table_that_agrees_with_the_paper():
+    """Synthetic table with every finding true: error 1e-3 → 1, failing from β = 20, sharper and more rugged
+    at β = 40, poor connectivity only there."""
+    rows = [
+        _pinn_row(1, 0.003, 10, 100, 1, 0.0),
+        _pinn_row(5, 0.01, 20, 200, 1, 0.0),
+        _pinn_row(10, 0.05, 30, 300, 2, -0.1),
+        _pinn_row(20, 0.9, 40, 400, 3, -1.0),
+        _pinn_row(40, 0.95, 50, 500, 4, -2.0),
+    ]
+    claims = pinn_claims(rows)
+    assert all(c.holds is True for c in claims), [c.line() for c in claims if c.holds is not True]
+    growth = [c for c in claims if c.finding.startswith("the error grows")]
+    assert [(c.left[0], c.right[0]) for c in growth] == [("β=1", "β=5"), ("β=5", "β=10"), ("β=10", "β=20")]
+    fails = [c.left[0] for c in claims if c.finding.startswith("it fails")]
+    assert fails == ["β=20", "β=40"]  # no growth is asked for within the failure plateau
+    assert verdicts(claims) == f"{len(claims)} of {len(claims)} comparisons agree, 0 do not"
+
+
+def test_pinn_claims_on_a_table_that_disagrees_and_one_with_gaps():
+    """Synthetic table: β = 1 is not well connected and the landscape is not sharper at β = 40; a missing mc gives
+    'cannot tell' for exactly the connectivity claims."""
+    rows = [_pinn_row(1, 0.003, 50, 500, 1, -0.5), _pinn_row(40, 0.95, 10, 100, 4, -2.0)]
+    by = _by_finding(pinn_claims(rows))
+    assert by[("small β is well connected (mc ≥ 0)", "mean mc", "β=1")].holds is False
+    assert by[("larger β gives a sharper landscape", "median top Hessian eigenvalue", "β=1")].holds is False
+    assert by[("larger β gives a more rugged landscape", "median number of persistent minima, random directions", "β=1")].holds
+    gaps = [_pinn_row(1, 0.003, 10, 100, 1, None), _pinn_row(40, None, 50, 500, 4, None)]
+    claims = pinn_claims(gaps)
+    unknown = {c.finding for c in claims if c.holds is None}
+    assert unknown == {
+        "it fails at β ≥ 20–30 (rel. L2 ≈ 1)",
+        "the error grows with β up to the failure",
+        "larger β gives poor connectivity (mc < 0)",
+        "larger β is worse connected than small β",
+        "small β is well connected (mc ≥ 0)",
+    }
+    assert verdicts(claims).endswith(f", {sum(c.holds is None for c in claims)} cannot be told")
+
+
+def _resnet_row(residual: bool, acc: float, top: float, minima: float | None, mc: float | None) -> dict:
+    return {
+        "residual": residual,
+        "test_accuracy": acc,
+        "top": top,
+        "trace": top * 10,
+        "minima_li": minima,
+        "local_minima_li": minima,
+        "minima_local": 1,
+        "rel_persistence": 0.1,
+        "mc": mc,
+        "mc_linear": mc,
+        "fits": 3,
+        "converged": 2,
+    }
+
+
+def test_resnet_claims_agree_disagree_and_missing():
+    """Synthetic tables: skips better, flatter, smoother at Li et al.'s scale and connected (all agree); then
+    without skips flatter (disagree); then no landscape minima at all (cannot tell)."""
+    good = resnet_claims([_resnet_row(True, 0.9, 5, 1, 0.5), _resnet_row(False, 0.8, 20, 7, -3.0)])
+    assert all(c.holds is True for c in good)
+    bad = _by_finding(resnet_claims([_resnet_row(True, 0.9, 30, 1, 0.5), _resnet_row(False, 0.8, 20, 7, -3.0)]))
+    assert bad[("skips give a flatter landscape", "median top Hessian eigenvalue", "with skips")].holds is False
+    assert (
+        "top eigenvalue with skips 30 and without 20"
+        in bad[("skips give a flatter landscape", "median top Hessian eigenvalue", "with skips")].line()
+    )
+    gaps = resnet_claims([_resnet_row(True, 0.9, 5, None, 0.5), _resnet_row(False, 0.8, 20, None, -3.0)])
+    assert [c.finding for c in gaps if c.holds is None] == ["without skips the landscape is chaotic at Li et al.'s scale"]
+
+
+def _modular_rows(test_with: list[float], test_without: list[float], norm_with: float, norm_without: float) -> list[dict]:
+    rows = []
+    for wd, tests, norm in ((0.0, test_without, norm_without), (2.0, test_with, norm_with)):
+        for i, acc in enumerate(tests):
+            rows.append(
+                {"weight_decay": wd, "step": 100 * (i + 1), "train_accuracy": 1.0, "test_accuracy": acc, "theta_norm": norm}
+            )
+    return rows
+
+
+def test_modular_claims_follow_the_trajectory():
+    """Synthetic trajectories: with weight decay the test accuracy climbs after the training accuracy is 1
+    (memorisation first) to 1.0 at a smaller norm; without, it stays low (all agree). If test accuracy is already
+    0.95 at the first checkpoint, memorisation-first cannot be seen (disagree: both at step 100)."""
+    claims = modular_claims(_modular_rows([0.3, 0.6, 1.0], [0.1, 0.2, 0.2], 20.0, 40.0))
+    assert [c.holds for c in claims] == [True, True, True, True]
+    first = next(c for c in claims if c.finding == "it memorises before it generalises")
+    assert (first.left[1], first.right[1]) == (100.0, 300.0)
+    early = _by_finding(modular_claims(_modular_rows([0.95, 1.0, 1.0], [0.1, 0.2, 0.2], 20.0, 40.0)))
+    assert (
+        early[("it memorises before it generalises", "first checkpoint step with weight decay 2", "train accuracy ≥ 0.99")].holds
+        is False
+    )
+    never = _by_finding(modular_claims(_modular_rows([0.3, 0.5, 0.6], [0.1, 0.2, 0.2], 20.0, 40.0)))
+    assert (
+        never[("it memorises before it generalises", "first checkpoint step with weight decay 2", "train accuracy ≥ 0.99")].holds
+        is None
+    )
+    assert (
+        never[("with weight decay the network generalises", "median test accuracy at step 300", "weight decay 2")].holds is False
+    )
+
+
+@pytest.mark.parametrize("claims", [pinn_claims, modular_claims])
+def test_empty_tables_give_no_claims(claims):
+    assert claims([]) == []
