@@ -100,8 +100,8 @@ MODULAR = Study(
 #: ResNet-20 ± skips on a stated subset of Fashion-MNIST (28×28): the first 1,000 training and 500 test images,
 #: 3 seeds, 8 epochs of SGD (sized to a shared 2-core CPU). Landscapes 15×15 on one batch of 64, at Li et al.'s scale
 #: (filter-normalised, ±1 in direction units) and, in a second pass, at ±1 % of ‖θ‖. Hessian on one batch of 200
-#: (Yang et al.). Connectivity: SGD lr 0.01 momentum 0.9 for up to 5 epochs with the plateau rule (Yang et al.'s
-#: 50 epochs do not fit), BatchNorm re-estimated on 4 batches, the error on 4 batches, 7 points.
+#: (Yang et al.), top-3 and 10 trace probes. Connectivity: SGD lr 0.01 momentum 0.9 for up to 3 epochs with the
+#: plateau rule (Yang et al.'s 50 epochs do not fit), BatchNorm re-estimated on 4 batches, the error on 4, 7 points.
 FASHION_LIMITS = (1000, 500)
 RESNET_FASHION = Study(
     "resnet20-fashion",
@@ -115,15 +115,17 @@ RESNET_FASHION = Study(
     _options(
         **_grid(15, span_mode="absolute", span=1, batch_size=64),
         hessian__batch_size=200,
-        hessian__trace_probes=20,
+        hessian__k=3,
+        hessian__trace_probes=10,
         hessian__esd_runs=1,
-        connectivity__epochs=5,
+        hessian__esd_steps=20,
+        connectivity__epochs=3,
         connectivity__points=7,
         connectivity__bn_batches=4,
         connectivity__eval_batches=4,
         cka__inputs=300,
     ),
-    metrics=("performance", "hessian", "landscape", "topology", "connectivity", "cka", "similarity", "taxonomy"),
+    metrics=("performance", "landscape", "topology", "hessian", "connectivity", "cka", "similarity", "taxonomy"),
     passes=((("landscape", "topology"), _options(steps=15, span_mode="relative", span=0.01, batch_size=64)),),
 )
 
@@ -825,7 +827,7 @@ def resnet_section(data: StudyData, catalog: Path, folder: Path, rel: Callable[[
         f"`dataset-fashion-mnist`), {rows[0]['seeds']} seeds per architecture, "
         f"{RESNET_FASHION.train.keywords['config'].epochs} epochs of SGD (lr 0.1 cosine, momentum 0.9, weight decay 5e-4), "
         "batch norm. mc on the training error in %, BatchNorm re-estimated along the curve, the bend by SGD (lr 0.01, "
-        "momentum 0.9) for up to 5 epochs with the plateau rule. Landscapes 15×15 on one batch of 64: filter-normalised "
+        "momentum 0.9) for up to 3 epochs with the plateau rule. Landscapes 15×15 on one batch of 64: filter-normalised "
         "at Li et al.'s scale (±1 in direction units) and at ±1 % of ‖θ‖. " + _timing(data),
         "",
         *table(
