@@ -618,6 +618,20 @@ def _first(data: StudyData, where: Callable[[dict[str, Any]], bool]) -> dict[str
     return found[0] if found else None
 
 
+def connectivity_note(rows: Sequence[dict[str, Any]]) -> str:
+    """How far the fitted bends moved from the straight line, from the table's own numbers: a curve whose mc is no
+    better than the line's did not find a lower path (whatever its convergence flag says)."""
+    fits, converged = sum(r.get("fits", 0) for r in rows), sum(r.get("converged", 0) for r in rows)
+    curve, line = _mean([r.get("mc") for r in rows]), _mean([r.get("mc_linear") for r in rows])
+    if not fits or curve is None or line is None:
+        return "No bend fit is in the catalog yet."
+    verdict = "lowered the barrier" if curve > line else "did not lower the barrier below the straight line's"
+    return (
+        f"Bend fits: {converged} of {fits} met the stopping rule; averaged over the rows the fitted curve's mc is "
+        f"{fmt(curve)} against the straight line's {fmt(line)}, so the fitted bends {verdict}."
+    )
+
+
 def _images(pairs: list[tuple[str, Path | None]], rel: Callable[[Path], str]) -> str:
     return " | ".join(f"![{alt}]({rel(p)})" if p else f"({alt}: not computed)" for alt, p in pairs)
 
@@ -671,6 +685,8 @@ def pinn_section(data: StudyData, catalog: Path, folder: Path, rel: Callable[[Pa
                 ("phase", lambda r: r["phase"]),
             ],
         ),
+        "",
+        connectivity_note(rows),
         "",
         f"Against the papers ({verdicts(claims)}):",
         "",
@@ -756,6 +772,8 @@ def modular_section(data: StudyData, catalog: Path, folder: Path, rel: Callable[
                 ("CKA", lambda r: r["cka"]),
             ],
         ),
+        "",
+        connectivity_note(rows),
         "",
         f"Against the papers ({verdicts(claims)}):",
         "",
@@ -849,6 +867,8 @@ def resnet_section(data: StudyData, catalog: Path, folder: Path, rel: Callable[[
                 ("phase", lambda r: r["phase"]),
             ],
         ),
+        "",
+        connectivity_note(rows),
         "",
         f"Against the papers ({verdicts(claims)}):",
         "",

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from losslens.case_studies import Claim, modular_claims, pinn_claims, resnet_claims, verdicts
+from losslens.case_studies import Claim, connectivity_note, modular_claims, pinn_claims, resnet_claims, verdicts
 
 
 def _pinn_row(beta: float, rel_l2: float | None, top: float, trace: float, minima: float, mc: float | None) -> dict:
@@ -154,3 +154,17 @@ def test_modular_claims_follow_the_trajectory():
 @pytest.mark.parametrize("claims", [pinn_claims, modular_claims])
 def test_empty_tables_give_no_claims(claims):
     assert claims([]) == []
+
+
+def test_connectivity_note_compares_the_curve_with_the_line():
+    """Oracle: the means by hand. Curve mc −1 and −3 (mean −2) against line −4 and −6 (mean −5): the bend lowered
+    the barrier; swapped, it did not."""
+    rows = [
+        {"fits": 3, "converged": 2, "mc": -1.0, "mc_linear": -4.0},
+        {"fits": 3, "converged": 3, "mc": -3.0, "mc_linear": -6.0},
+    ]
+    note = connectivity_note(rows)
+    assert "5 of 6" in note and "mc is -2 against the straight line's -5" in note and "lowered the barrier" in note
+    swapped = [{**r, "mc": r["mc_linear"], "mc_linear": r["mc"]} for r in rows]
+    assert "did not lower" in connectivity_note(swapped)
+    assert connectivity_note([]) == "No bend fit is in the catalog yet."
