@@ -23,6 +23,7 @@ bench:
     .venv/bin/python bench/hessian.py
     .venv/bin/python bench/landscape.py
     .venv/bin/python bench/topology.py
+    .venv/bin/python bench/cli_start.py
 
 # Browse the catalog with Datasette and the LossLens views on 127.0.0.1
 serve *ARGS:
