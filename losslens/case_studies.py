@@ -714,7 +714,7 @@ def pinn_section(data: StudyData, catalog: Path, folder: Path, rel: Callable[[Pa
             if other
             else None
         )
-        spectrum = draw(catalog, "hessian", {"checkpoint": ckpt["sha256"]}, folder / f"beta{beta:g}-hessian.png")
+        spectrum = draw(catalog, "hessian", {"checkpoint": ckpt["sha256"]}, folder / f"beta{beta:g}-spectrum.png")
         grid.append((beta, cells, curve, spectrum))
     if grid:
         lines += [
@@ -801,7 +801,9 @@ def modular_section(data: StudyData, catalog: Path, folder: Path, rel: Callable[
             col.append(
                 (
                     "Hessian spectrum",
-                    draw(catalog, "hessian", {"checkpoint": ckpt["sha256"]}, folder / f"modular-wd{wd:g}-step{step}-hessian.png"),
+                    draw(
+                        catalog, "hessian", {"checkpoint": ckpt["sha256"]}, folder / f"modular-wd{wd:g}-step{step}-spectrum.png"
+                    ),
                 )
             )
             other = _first(
@@ -902,7 +904,9 @@ def resnet_section(data: StudyData, catalog: Path, folder: Path, rel: Callable[[
                 else None,
             )
         )
-        col.append(("Hessian spectrum", draw(catalog, "hessian", {"checkpoint": ckpt["sha256"]}, folder / f"{name}-hessian.png")))
+        col.append(
+            ("Hessian spectrum", draw(catalog, "hessian", {"checkpoint": ckpt["sha256"]}, folder / f"{name}-spectrum.png"))
+        )
         cells.append(col)
     if cells:
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
