@@ -234,3 +234,15 @@ def test_viewer_downloads_and_help(viewer, browser):
         tools.get_by_role("button", name="landscape.csv").click()
     assert len(Path(csv_file.value.path()).read_text().splitlines()) == 1 + 11 * 11
     w.check("downloads")
+
+
+def test_taxonomy_modes_chart_opens_a_mode(viewer, browser):
+    """Oracle: the clicked glyph's mode name: on the taxonomy tab, a click on a mode of the setting's modes
+    chart opens that mode's tab (the semi-global view is not a dead end)."""
+    url, _ = viewer
+    w = Watched(browser)
+    w.page.goto(url)
+    w.rendered("semi")
+    w.page.click('#chart-semi path[aria-label*="mode: beta1_seed2"]')
+    w.rendered("local")
+    assert w.active() == "beta1_seed2"

@@ -279,7 +279,14 @@
       holder.textContent = "";
       if (!tab.pick) return;
       subhead(holder, "Setting " + settingOf(tab.pick).label, "Open setting", function () { open({ kind: "setting", id: tab.pick }); });
-      embed(holder, "modes:" + tab.pick, { slot: "semi", metric: metricOf("modes"), onView: pairClicks });
+      embed(holder, "modes:" + tab.pick, { slot: "semi", metric: metricOf("modes"), onView: function (view) {
+        pairClicks(view);
+        // A glyph opens its mode, as on the Datasette global page.
+        view.addSignalListener("mode", function (_, value) {
+          var id = chosen(value, "checkpoint");
+          if (id && D.checkpoints[id]) open({ kind: "mode", id: id });
+        });
+      } });
     }
     semi();
   }
