@@ -182,3 +182,67 @@ def test_a_damaged_catalog_is_one_line_naming_the_file(pinn_catalog, tmp_path):
     result = runner.invoke(app, ["status", "--catalog", str(damaged)])
     assert result.exit_code == 1 and "cannot read the catalog" in result.output
     assert snapshot(damaged.parent) == before
+
+
+def copy_with_pending_wal(db: Path, dest: Path) -> Path:
+    """A copy taken while a writer had the catalog open: the database file plus a ``-wal`` that holds a
+    committed rename of every experiment (to ``NAME-walonly``) not yet checkpointed into the file, no ``-shm``."""
+    work = dest.parent / "writer"
+    work.mkdir()
+    shutil.copyfile(db, work / db.name)
+    conn = sqlite3.connect(work / db.name)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA wal_autocheckpoint=0")
+    conn.execute("UPDATE experiments SET name = name || '-walonly'")
+    conn.commit()
+    dest.mkdir()
+    shutil.copyfile(work / db.name, dest / db.name)
+    shutil.copyfile(work / f"{db.name}-wal", dest / f"{db.name}-wal")
+    conn.close()
+    assert (dest / f"{db.name}-wal").stat().st_size > 0
+    return dest / db.name
+
+
+def test_a_pending_wal_in_a_read_only_folder_is_refused_untouched(pinn_catalog, tmp_path):
+    """Oracle: the file system and the data. In a read-only folder SQLite could read the -wal's pages only
+    by creating a -shm there (it does as root, which ignores the bits), so every read path refuses in one
+    line naming the file and the fix, and no file changes or appears; the fix itself (a writable copy and
+    ``losslens init``) then shows the rename that lived only in the -wal."""
+    copy = copy_with_pending_wal(pinn_catalog, tmp_path / "from a colleague [1]")
+    for path in (copy.parent, *copy.parent.iterdir()):
+        path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    before = snapshot(copy.parent)
+    try:
+        for args in (["ls"], ["status"], ["taxonomy"], ["serve"], ["export", "viewer", "--out", str(tmp_path / "v")]):
+            result = runner.invoke(app, [*args, "--catalog", str(copy)])
+            assert result.exit_code == 1, (args, result.output)
+            line = " ".join(result.output.split())
+            assert line == (
+                f"error: {copy}: losslens.db-wal holds results not yet in the database file, and SQLite cannot read "
+                "them in a read-only folder — copy the folder (with the -wal file) somewhere writable and run "
+                "`losslens init` there, which folds the -wal into the database"
+            ), args
+        assert snapshot(copy.parent) == before and sorted(before) == ["losslens.db", "losslens.db-wal"]
+    finally:
+        for path in (copy.parent, *copy.parent.iterdir()):
+            path.chmod(path.stat().st_mode | stat.S_IWUSR)
+    writable = tmp_path / "mine"
+    shutil.copytree(copy.parent, writable)
+    assert runner.invoke(app, ["init", "--catalog", str(writable / copy.name)]).exit_code == 0
+    assert sorted(p.name for p in writable.iterdir()) == ["losslens.db"]
+    assert [e["name"] for e in listing(writable / copy.name)["experiments"]] == ["tiny-pinn-walonly"]
+
+
+@pytest.mark.parametrize("args", [["ls"], ["status"], ["taxonomy"], ["serve"], ["init"], ["export", "viewer", "--out", "v"]])
+def test_a_folder_given_as_the_catalog_is_one_line(tmp_path, args):
+    """Oracle: the exact line. ``--catalog`` naming a folder (the catalog's, say) is a user error with the fix,
+    not a traceback, for readers and writers alike; nothing is created in it."""
+    folder = tmp_path / "catalog"
+    folder.mkdir()
+    result = runner.invoke(app, [*args, "--catalog", str(folder)])
+    assert result.exit_code == 1, result.output
+    assert " ".join(result.output.split()) == (
+        f"error: {folder}: is a folder, not a catalog file — point --catalog (or LOSSLENS_CATALOG) at the "
+        f"database file in it, e.g. {folder / 'losslens.db'}"
+    )
+    assert list(folder.iterdir()) == []

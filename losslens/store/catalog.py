@@ -183,8 +183,19 @@ def backup(path: Path) -> Path:
 
 
 def _check_is_sqlite(path: Path) -> None:
-    with open(path, "rb") as fh:
-        head = fh.read(16)
+    if path.is_dir():
+        raise LossLensError(
+            "is a folder, not a catalog file",
+            where=str(path),
+            hint=f"point --catalog (or LOSSLENS_CATALOG) at the database file in it, e.g. {path / 'losslens.db'}",
+        )
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError as exc:
+        raise LossLensError(
+            f"cannot read the catalog file: {exc.strerror}", where=str(path), hint="check its permissions"
+        ) from None
     if head and head != b"SQLite format 3\x00":
         raise LossLensError(
             "not a SQLite database",
@@ -216,14 +227,31 @@ def init_catalog(path: Path) -> tuple[Catalog, list[str], Path | None]:
     return catalog, applied, backup_path
 
 
+def _check_wal_readable(path: Path) -> None:
+    """Refuse, before SQLite touches anything, a ``-wal`` file with content and no ``-shm`` beside a catalog in a
+    read-only folder: SQLite reads such pages only through a ``-shm`` file it must create there (as root it
+    would, despite the folder's read-only bits; otherwise it fails with "unable to open database file"), and
+    skipping the ``-wal`` would silently drop committed results."""
+    path = Path(path).resolve()
+    wal, shm = _wal(path), path.with_name(path.name + "-shm")
+    if wal.is_file() and wal.stat().st_size > 0 and not shm.exists() and folder_is_read_only(path.parent):
+        raise LossLensError(
+            f"{wal.name} holds results not yet in the database file, and SQLite cannot read them in a read-only folder",
+            where=str(path),
+            hint="copy the folder (with the -wal file) somewhere writable and run `losslens init` there, "
+            "which folds the -wal into the database",
+        )
+
+
 def open_catalog(path: Path | None = None, *, readonly: bool = False, snapshot: bool = False) -> Catalog:
     """Open an existing catalog. Writers migrate it forward first (with a backup).
 
     Readers (``readonly=True``) never migrate, back up or write; ``snapshot=True`` marks a short read that
     leaves no ``-wal``/``-shm`` files behind (see :func:`read_uri`).
 
-    :raises LossLensError: when the file is missing (readers), not a SQLite database, unreadable (damaged,
-        or a WAL copy whose ``-shm`` cannot be made in a read-only folder), written by a newer LossLens, or
+    :raises LossLensError: when the path is missing (readers) or a folder, not a SQLite database, unreadable
+        (damaged, or a copy whose ``-wal`` holds pages that SQLite could read only by creating a ``-shm`` in a
+        read-only folder), written by a newer LossLens, or
         (readers) older than this LossLens: the hint says to run ``losslens init``.
     """
     path = Path(path) if path is not None else default_catalog_path()
@@ -233,6 +261,7 @@ def open_catalog(path: Path | None = None, *, readonly: bool = False, snapshot: 
         return init_catalog(path)[0]
     _check_is_sqlite(path)
     if readonly:
+        _check_wal_readable(path)
         catalog = Catalog(path, readonly=True, snapshot=snapshot)
         try:
             check_not_newer(catalog.db, str(path))
