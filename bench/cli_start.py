@@ -28,10 +28,11 @@ def entry_point(name: str) -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", name]
 
 
-def run_once(argv: list[str]) -> tuple[float, float]:
+def run_once(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
     """Seconds of wall time and peak RSS in MiB of one run of ``argv``; raises if it fails."""
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    cwd = env.get("PYTHONPATH") if env else None  # `python -m` puts the working folder first on sys.path
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=cwd)
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -43,7 +44,11 @@ def run_once(argv: list[str]) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=15, help="runs per command (default 15)")
+    parser.add_argument(
+        "--before", type=Path, help="a checkout of an older LossLens: its `--version` is timed too (python -m losslens)"
+    )
     args = parser.parse_args()
+    envs: dict[str, dict[str, str] | None] = {}
 
     with tempfile.TemporaryDirectory() as tmp:
         catalog = str(Path(tmp) / "losslens.db")
@@ -55,13 +60,17 @@ def main() -> None:
             "losslens ls": [*entry_point("losslens"), "ls", "--catalog", catalog],
             "losslens status": [*entry_point("losslens"), "status", "--catalog", catalog],
         }
-        for argv in commands.values():  # warm the page cache and .pyc files
-            run_once(argv)
+        if args.before:
+            name = f"losslens --version (before: {args.before.name})"
+            commands[name] = [sys.executable, "-m", "losslens", "--version"]
+            envs[name] = {**os.environ, "PYTHONPATH": str(args.before.resolve())}
+        for name, argv in commands.items():  # warm the page cache and .pyc files
+            run_once(argv, envs.get(name))
         samples: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
         load_before = os.getloadavg()[0]
         for _ in range(args.repeat):
             for name, argv in commands.items():
-                samples[name].append(run_once(argv))
+                samples[name].append(run_once(argv, envs.get(name)))
         load_after = os.getloadavg()[0]
 
     anchor = statistics.median(s for s, _ in samples["datasette --version"])
