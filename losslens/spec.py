@@ -91,9 +91,13 @@ class ExperimentSpec:
         files: list[Path] = []
         empty: list[str] = []
         for pattern in self.checkpoint_globs:
-            full = pattern if Path(pattern).is_absolute() else str(self.path.parent / pattern)
-            if glob.has_magic(full):
-                matches = sorted(Path(p) for p in glob.glob(full, recursive=True) if not p.endswith(".json"))
+            # the pattern is relative to the spec's folder, whose own name may hold glob characters
+            # (`runs/[data]/spec.toml`): only the pattern is a glob, the folder is taken literally
+            base = Path("/") if Path(pattern).is_absolute() else self.path.parent
+            full = str(base / pattern)
+            if glob.has_magic(pattern):
+                found = glob.glob(pattern, root_dir=base, recursive=True)
+                matches = sorted(base / p for p in found if not p.endswith(".json"))
                 if not matches:
                     empty.append(pattern)
                 files += matches

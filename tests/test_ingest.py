@@ -125,13 +125,15 @@ def test_malicious_pickle_is_refused_and_never_runs(tmp_path):
     report = ingest(spec_for(tmp_path, ["runs/*.pt"]), db)
     line = single_failure(report)
     assert "evil.pt" in line and "refused" in line and "state_dict" in line
+    assert "weights_only" not in line  # torch's advice to load with weights_only=False is never passed on
     assert not sentinel.exists()
     assert report.count("added") == 1
     # A plain pickle (not torch's zip format) with the same payload is refused as well.
     raw = tmp_path / "runs" / "evil2.pt"
     raw.write_bytes(pickle.dumps(_Exploit(str(sentinel))))
     report = ingest(spec_for(tmp_path, ["runs/evil2.pt"]), db)
-    assert "evil2.pt" in single_failure(report)
+    line = single_failure(report)
+    assert "evil2.pt" in line and "weights_only" not in line
     assert not sentinel.exists()
 
 
@@ -168,6 +170,27 @@ def test_glob_matching_nothing_is_reported(tmp_path):
     report = ingest(spec_for(tmp_path, ["runs/*.pt", "elsewhere/*.pt"]), tmp_path / "losslens.db")
     assert report.empty_patterns == ["elsewhere/*.pt"]
     assert not report.ok
+
+
+def test_spec_in_a_folder_whose_name_holds_glob_characters(tmp_path):
+    """The spec's folder is taken literally; only the pattern is a glob (`[run1]` is not a character class)."""
+    home = tmp_path / "[run1] data"
+    good(home / "runs" / "a.pt")
+    good(home / "runs" / "b.pt", seed=1)
+    report = ingest(spec_for(home, ["runs/*.pt"]), tmp_path / "losslens.db")
+    assert sorted(o.path.name for o in report.outcomes if o.status == "added") == ["a.pt", "b.pt"]
+    assert report.ok and report.empty_patterns == []
+
+
+def test_a_file_that_is_not_a_checkpoint_says_so_without_torchs_unsafe_advice(tmp_path):
+    good(tmp_path / "runs" / "ok.pt")
+    (tmp_path / "runs" / "notes.pt").write_bytes(b"not a checkpoint at all")
+    report = ingest(spec_for(tmp_path, ["runs/*.pt"]), tmp_path / "losslens.db")
+    assert single_failure(report) == (
+        f"{tmp_path / 'runs' / 'notes.pt'}: cannot read the file: it is neither a torch zip archive nor a pickle"
+        " — the file is not a torch checkpoint or is corrupted; save it again with torch.save"
+    )
+    assert report.count("added") == 1
 
 
 def test_missing_setting_key_is_a_clear_error(tmp_path):

@@ -122,6 +122,45 @@ def test_unused_parameter_connectivity_fit_runs_and_keeps_endpoints(tmp_path):
     assert math.isclose(rows[0][1], a, rel_tol=1e-5) and math.isclose(rows[-1][1], b, rel_tol=1e-5)
 
 
+def _linear_cka(x: np.ndarray, y: np.ndarray) -> float:
+    x, y = x - x.mean(0), y - y.mean(0)
+    return float(np.linalg.norm(y.T @ x) ** 2 / (np.linalg.norm(x.T @ x) * np.linalg.norm(y.T @ y)))
+
+
+def test_unused_layer_is_left_out_of_layer_cka_and_naming_it_is_one_line(tmp_path):
+    """The auxiliary head ``forward`` skips has no output, so layer CKA covers the layers that run; each
+    value equals a numpy linear CKA of the fresh models' layer outputs on the grid. Naming the unused
+    layer is one line."""
+    states = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        states.append({k: v.clone() for k, v in aux_head_net().state_dict().items()})
+    db = catalog(tmp_path, "user_models:aux_head_net", states)
+    assert compute(["cka"], [], catalog_path=db, device="cpu").failed == 0, errors(db)
+    grid = convection(beta=1.0, **PROBLEM).grid
+    hidden = []
+    for sd in states:
+        model = aux_head_net().eval()
+        model.load_state_dict(sd)
+        with torch.no_grad():
+            hidden.append({"body.0": model.body[0](grid).double().numpy(), "body.2": model(grid).double().numpy()})
+    rows = query(db, "SELECT layer_a, layer_b, value FROM layer_cka ORDER BY index_a, index_b")
+    assert [(a, b) for a, b, _ in rows] == [
+        ("body.0", "body.0"),
+        ("body.0", "body.2"),
+        ("body.2", "body.0"),
+        ("body.2", "body.2"),
+    ]
+    for a, b, value in rows:
+        assert math.isclose(value, _linear_cka(hidden[0][a], hidden[1][b]), rel_tol=1e-5)
+    report = compute(["cka"], [("layers", "aux")], catalog_path=db, device="cpu", force=True)
+    assert report.failed == 1
+    assert {e for _, e in errors(db)} == {
+        "cka --layers (s0): layer aux is called 0 times per forward, so it has no single output to compare"
+        " — name layers that forward calls once each, or leave --layers out"
+    }
+
+
 def test_unused_parameter_gets_zero_entries_in_stored_eigenvectors(tmp_path):
     """The stored top eigenvector is zero (to round-off) at the unused head and matches the dense one."""
     torch.manual_seed(1)

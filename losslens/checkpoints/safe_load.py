@@ -132,9 +132,13 @@ def load_weights_only(path: Path, allow_globals: Iterable[str] = ()) -> Any:
                 hint=f"if you trust the file, ingest with {flags} ([checkpoints] allow_globals in the spec); "
                 "or save model.state_dict()",
             ) from None
-        first = next((n for n in names if is_denied(n)), None) or (
-            str(exc).strip().splitlines()[0] if str(exc).strip() else "unsupported object"
-        )
+        if not zipfile.is_zipfile(path) and not _starts_like_a_pickle(path):
+            raise LossLensError(
+                "cannot read the file: it is neither a torch zip archive nor a pickle",
+                where=where,
+                hint="the file is not a torch checkpoint or is corrupted; save it again with torch.save",
+            ) from None
+        first = next((n for n in names if is_denied(n)), None) or torch_reason(exc)
         raise LossLensError(
             f"refused: the file holds pickled objects that are not weights ({first})",
             where=where,
@@ -146,3 +150,23 @@ def load_weights_only(path: Path, allow_globals: Iterable[str] = ()) -> Any:
             where=where,
             hint="the file is truncated or not a torch checkpoint; save it again",
         ) from None
+
+
+#: Lines of torch's ``weights_only`` error that are boilerplate, not the reason; one of them advises
+#: ``weights_only=False``, which LossLens must never pass on.
+_BOILERPLATE = ("Weights only load failed", "Please file an issue", "Check the documentation", "WeightsUnpickler error:")
+
+
+def torch_reason(exc: BaseException) -> str:
+    """The line of torch's unpickling error that says what was refused, without torch's advice."""
+    for line in str(exc).splitlines():
+        line = line.strip()
+        if line and not line.startswith(_BOILERPLATE):
+            return line
+    return "unsupported object"
+
+
+def _starts_like_a_pickle(path: Path) -> bool:
+    """True when the file opens with a pickle PROTO opcode (torch's legacy, non-zip format)."""
+    with open(path, "rb") as f:
+        return f.read(1) == b"\x80"

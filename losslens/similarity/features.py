@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from losslens.errors import LossLensError
 from losslens.jobs.context import Subject
 from losslens.problems.base import Problem
 from losslens.problems.capabilities import ClassProbabilities, EvaluationGrid, PinnField, ResidualStream
@@ -88,9 +89,18 @@ def default_layers(subject: Subject) -> list[str]:
 
 
 @torch.no_grad()
-def layer_outputs(subject: Subject, x: torch.Tensor, layers: list[str], batch_size: int = 512) -> dict[str, torch.Tensor]:
+def layer_outputs(
+    subject: Subject, x: torch.Tensor, layers: list[str], batch_size: int = 512, skip_unused: bool = False
+) -> dict[str, torch.Tensor]:
     """Each named layer's output on ``x``, flattened per example, captured by forward hooks on a private copy
-    of the model (the subject's model gets no hooks). LMs: the named ``hidden.i`` of the residual stream."""
+    of the model (the subject's model gets no hooks). LMs: the named ``hidden.i`` of the residual stream.
+
+    A layer's output is one representation only when ``forward`` calls it exactly once per input; with
+    ``skip_unused`` the others (an auxiliary head ``forward`` skips, a block applied twice) are left out.
+
+    :raises KeyError: a name is not a module of the model.
+    :raises LossLensError: a named layer is not called exactly once per forward and ``skip_unused`` is off.
+    """
     if is_language_model(subject):
         states = hidden_states(subject, x)
         index = {f"hidden.{i}": h for i, h in enumerate(states)}
@@ -108,10 +118,20 @@ def layer_outputs(subject: Subject, x: torch.Tensor, layers: list[str], batch_si
         modules[name].register_forward_hook(lambda _m, _i, out, name=name: captured[name].append(out.reshape(len(out), -1)))
         for name in layers
     ]
+    n_batches = 0
     try:
         for start in range(0, len(x), batch_size):
             functional_call(twin, subject.state, (x[start : start + batch_size],))
+            n_batches += 1
     finally:
         for handle in handles:
             handle.remove()
-    return {name: torch.cat(parts) for name, parts in captured.items()}
+    odd = [name for name in layers if len(captured[name]) != n_batches]
+    if odd and not skip_unused:
+        calls = len(captured[odd[0]]) / max(n_batches, 1)
+        raise LossLensError(
+            f"layer {odd[0]} is called {calls:g} times per forward, so it has no single output to compare",
+            where=f"cka --layers ({subject.name})",
+            hint="name layers that forward calls once each, or leave --layers out",
+        )
+    return {name: torch.cat(parts) for name, parts in captured.items() if name not in odd}

@@ -82,14 +82,15 @@ def layer_matrix(a, b, x, layers: list[str], debiased: bool) -> list[dict[str, A
     names_a = layers or default_layers(a)
     names_b = layers or default_layers(b)
     try:
-        feats_a = {k: Representation(v) for k, v in layer_outputs(a, x, names_a).items()}
-        feats_b = {k: Representation(v) for k, v in layer_outputs(b, x, names_b).items()}
+        feats_a = {k: Representation(v) for k, v in layer_outputs(a, x, names_a, skip_unused=not layers).items()}
+        feats_b = {k: Representation(v) for k, v in layer_outputs(b, x, names_b, skip_unused=not layers).items()}
     except KeyError as exc:
         raise LossLensError(
             f"no layer named {exc.args[0]}",
             where="cka --layers",
             hint=f"layers of {a.name}: {', '.join(default_layers(a) if is_language_model(a) else (n for n, _ in a.model.named_modules() if n))}",
         ) from None
+    names_a, names_b = [n for n in names_a if n in feats_a], [n for n in names_b if n in feats_b]
     return [
         {
             "checkpoint_a": a.sha256,
