@@ -71,6 +71,7 @@ def test_compute_options_reach_the_metric_params():
     from losslens.landscape.metric import LandscapeParams
     from losslens.topology.metric import TopologyParams
 
+    load_all()  # the root group builds commands lazily: without this the test passed only after another had run compute
     command = typer.main.get_command(app).commands["compute"]
     args = [
         "topology",
@@ -100,6 +101,28 @@ def test_compute_rejects_unknown_option_and_value(pinn_catalog):
     # an option of a metric that is not named is one error line, not silently ignored
     result = runner.invoke(app, ["compute", "performance", "--hessian.k", "5", "--catalog", str(pinn_catalog)])
     assert result.exit_code == 1 and "--hessian.k is not an option of performance" in result.output
+
+
+def test_a_bad_option_value_is_one_line_before_any_job(pinn_catalog):
+    """Oracle: the exact line, and the catalog's own metric_runs table read with sqlite3: a value out of a
+    metric's range stops the command before planning, so no run (not one failed run per checkpoint or pair)
+    is recorded."""
+    import sqlite3
+
+    cases = {
+        ("landscape", "--dims", "9"): "error: landscape: --dims 9 is out of range — use 1, 2, 3 or 4",
+        ("topology", "--landscape.steps", "4"): "error: landscape: --steps 4 must be odd and at least 3 — e.g. --steps 41",
+        ("landscape", "topology", "--span", "-1"): "error: landscape: --span -1.0 must be positive",
+        ("connectivity", "--connectivity.points", "2"): "error: connectivity: --points must be at least 3",
+        ("connectivity", "--bends", "0"): "error: connectivity: --bends must be at least 1 for a curve — or use --curve linear",
+    }
+    for args, line in cases.items():
+        result = runner.invoke(app, ["compute", *args, "--catalog", str(pinn_catalog)])
+        assert result.exit_code == 1, (args, result.output)
+        assert " ".join(result.output.split()) == line, args
+    with sqlite3.connect(pinn_catalog) as conn:
+        assert conn.execute("SELECT count(*) FROM metric_runs").fetchone() == (0,)
+    conn.close()
 
 
 FORBIDDEN_AT_START = ("torch", "datasette", *BUILTIN_MODULES)

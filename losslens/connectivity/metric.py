@@ -70,6 +70,19 @@ class ConnectivityParams:
         default=True, metadata={"help": "Also evaluate the straight line, for the barrier the curve removes."}
     )
 
+    def __post_init__(self) -> None:
+        """Checked when the options are read, so a bad value is one line before any job runs (not a failed run
+        per pair)."""
+        if self.points < 3:
+            raise LossLensError("--points must be at least 3", where="connectivity")
+        if self.steps < 0 or self.epochs < 0 or self.lbfgs_iterations < 0 or self.t_points < 1 or self.tol < 0:
+            raise LossLensError(
+                "--steps, --epochs, --lbfgs-iterations and --tol must be non-negative and --t-points positive",
+                where="connectivity",
+            )
+        if self.curve != "linear" and self.bends < 1:
+            raise LossLensError("--bends must be at least 1 for a curve", where="connectivity", hint="or use --curve linear")
+
 
 class PathEvaluator:
     """Evaluates training loss and error at points of a path between two subjects' parameters."""
@@ -143,14 +156,6 @@ def _finite(value: float) -> float | None:
 def connectivity(ctx, params: ConnectivityParams) -> Result:
     """Mode connectivity mc of a Bezier/polychain curve fitted between two seeds (training error or PINN loss);
     also stores whether the bend fit converged (``fit_converged``, ``fit_rel_change``) and its loss curve."""
-    if params.points < 3:
-        raise LossLensError("--points must be at least 3", where="connectivity")
-    if params.steps < 0 or params.epochs < 0 or params.lbfgs_iterations < 0 or params.t_points < 1 or params.tol < 0:
-        raise LossLensError(
-            "--steps, --epochs, --lbfgs-iterations and --tol must be non-negative and --t-points positive", where="connectivity"
-        )
-    if params.curve != "linear" and params.bends < 1:
-        raise LossLensError("--bends must be at least 1 for a curve", where="connectivity", hint="or use --curve linear")
     sha_a, sha_b = ctx.shas
     a, b = ctx.subject(sha_a), ctx.subject(sha_b)
     _check_compatible(a, b)

@@ -63,7 +63,9 @@ class LandscapeParams:
         metadata={"help": "Refuse to start when the estimated peak exceeds this many GiB (default: the device's free memory)."},
     )
 
-    def check(self) -> None:
+    def __post_init__(self) -> None:
+        """Checked when the options are read, so a bad value is one line before any job runs (not a failed run
+        per checkpoint)."""
         where = "landscape"
         if not 1 <= self.dims <= 4:
             raise LossLensError(f"--dims {self.dims} is out of range", where=where, hint="use 1, 2, 3 or 4")
@@ -180,7 +182,6 @@ def check_memory(subject: Any, params: LandscapeParams, batches: list[Any], poin
 @register("landscape", scope="checkpoint", params=LandscapeParams, tables=("landscapes", "landscape_points"), reads=_reads)
 def landscape(ctx: Any, params: LandscapeParams) -> Result:
     """Loss over a grid of θ + Σ aᵢ dᵢ (random, Hessian or PCA directions), batched with vmap."""
-    params.check()
     subject = ctx.subject()
     if params.directions == "random":
         directions = random_directions(subject.params, params.dims, params.seed, params.normalization, params.orthogonalize)
