@@ -186,13 +186,33 @@ class _Ingester:
     def write(self, catalog: Catalog, prepared: _Prepared) -> None:
         rows = prepared.rows
         with catalog.write() as db:
-            if db["checkpoints"].count_where("sha256 = ?", [rows["checkpoints"]["sha256"]]):
+            sha = rows["checkpoints"]["sha256"]
+            if db["checkpoints"].count_where("sha256 = ?", [sha]):
+                # a file is catalogued once (its sha256 is its id); saying "present" is only true when it
+                # is present as this experiment's model, not another experiment's or other hyperparameters'
+                held = db["checkpoints"].get(sha)["model_id"]
+                if held != rows["models"]["id"]:
+                    model = db["models"].get(held)
+                    other = db["experiments"].get(model["experiment_id"])["name"]
+                    raise LossLensError(
+                        f"already catalogued as {held_as(other, model, self.experiment_row['name'])}, "
+                        "and a file is catalogued once",
+                        where=str(prepared.outcome.path),
+                        hint="ingest it with that experiment's spec, or into another catalog (--catalog)",
+                    )
                 prepared.outcome.status = "present"
                 return
             db["experiments"].insert(self.experiment_row, ignore=True)
             db["settings"].insert(rows["settings"], ignore=True)
             db["models"].insert(rows["models"], ignore=True)
             db["checkpoints"].insert(rows["checkpoints"])
+
+
+def held_as(experiment: str, model: dict[str, Any], this: str) -> str:
+    """How an already catalogued file's owner differs from what the spec now asks."""
+    if experiment != this:
+        return f"a checkpoint of experiment {experiment!r}"
+    return f"model {model['name']!r} of this experiment with other model/problem kwargs or hyperparameters"
 
 
 def ingest(

@@ -193,6 +193,24 @@ def test_a_file_that_is_not_a_checkpoint_says_so_without_torchs_unsafe_advice(tm
     assert report.count("added") == 1
 
 
+def test_a_file_catalogued_for_another_experiment_or_other_hparams_is_not_called_present(tmp_path):
+    """A file is catalogued once (sha256 is its id): ingesting it for another experiment, or with other
+    hyperparameters, is one line naming where it is, and writes nothing; the same spec again is "present"."""
+    good(tmp_path / "runs" / "a.pt")
+    db = tmp_path / "losslens.db"
+    assert ingest(spec_for(tmp_path, ["runs/a.pt"]), db).count("added") == 1
+    assert ingest(spec_for(tmp_path, ["runs/a.pt"]), db).count("present") == 1
+    path = tmp_path / "runs" / "a.pt"
+    assert single_failure(ingest(spec_for(tmp_path, ["runs/a.pt"], name="other"), db)) == (
+        f"{path}: already catalogued as a checkpoint of experiment 'exp', and a file is catalogued once"
+        " — ingest it with that experiment's spec, or into another catalog (--catalog)"
+    )
+    (tmp_path / "runs" / "a.pt.json").write_text(json.dumps({"seed": 0, "hparams": {"beta": 2.0}}))
+    line = single_failure(ingest(spec_for(tmp_path, ["runs/a.pt"]), db))
+    assert line.startswith(f"{path}: already catalogued as model 'pinn_mlp beta=1' of this experiment with other")
+    assert count(db, "experiments") == 1 and count(db, "settings") == 1 and count(db, "checkpoints") == 1
+
+
 def test_missing_setting_key_is_a_clear_error(tmp_path):
     good(tmp_path / "runs" / "a.pt")
     report = ingest(spec_for(tmp_path, ["runs/*.pt"], keys=["lr"]), tmp_path / "losslens.db")
