@@ -131,6 +131,43 @@ def test_dataparallel_and_compile_prefixes_are_removed(tmp_path, wrap):
     assert_loads_as(db, path, sd)
 
 
+def test_batchnorm_without_num_batches_tracked_loads_as_torch_loads_it(tmp_path):
+    """Checkpoints from before torch 0.4.1 (and many converted ones) lack BatchNorm's num_batches_tracked;
+    torch's own load_state_dict accepts them, so LossLens does too, also under a DataParallel prefix.
+    Oracle: a fresh model loaded by torch's load_state_dict from the same dict."""
+    from user_models import bn_mlp
+
+    torch.manual_seed(0)
+    model = bn_mlp()
+    model[1].running_mean.uniform_(-1, 1)
+    model[1].running_var.uniform_(0.5, 2)
+    old = {k: v.clone() for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    oracle = bn_mlp()
+    oracle.load_state_dict(old)
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    torch.save(old, runs / "old.pt")
+    torch.save({f"module.{k}": v for k, v in old.items()}, runs / "old_dp.pt")
+    spec = write_spec(
+        tmp_path / "exp.toml",
+        "exp",
+        "user_models:bn_mlp",
+        {},
+        "losslens.problems:convection",
+        {"n_collocation": 16, "n_x": 8, "n_t": 4},
+        ["runs/*.pt"],
+        [],
+    )
+    db = tmp_path / "c.db"
+    report = ingest(spec, db)
+    assert report.ok, report.outcomes
+    note = "1 BatchNorm num_batches_tracked absent, set to 0 as torch's load_state_dict does"
+    assert outcome(report, "old.pt").notes == (note,)
+    assert outcome(report, "old_dp.pt").notes == ("prefix 'module.' removed", note)
+    for name in ("old.pt", "old_dp.pt"):
+        assert_loads_as(db, runs / name, oracle.state_dict())
+
+
 def lightning_ckpt(sd: dict[str, torch.Tensor], extra: dict[str, torch.Tensor] | None = None) -> dict:
     return {
         "epoch": 3,

@@ -108,3 +108,9 @@ def regression_set(n: int = 40):
     g = torch.Generator().manual_seed(0)
     x = torch.randn(n, 3, generator=g)
     return torch.utils.data.TensorDataset(x, x.sum(1, keepdim=True))
+
+
+def bn_mlp(width: int = 6) -> nn.Sequential:
+    """(x, t) → u with a BatchNorm layer: its checkpoints carry running statistics (and, from torch ≥ 0.4.1,
+    ``num_batches_tracked``)."""
+    return nn.Sequential(nn.Linear(2, width), nn.BatchNorm1d(width), nn.Tanh(), nn.Linear(width, 1))

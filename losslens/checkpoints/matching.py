@@ -8,6 +8,10 @@ prefix under which the keys equal the model's is found and removed (torch's
 ``consume_prefix_in_state_dict_if_present``). Two such prefixes (a teacher and a student) are
 ambiguous and refused.
 
+Keys torch's own ``load_state_dict`` fills in are not required either: BatchNorm's
+``num_batches_tracked`` (absent from checkpoints written before torch 0.4.1 and from many converted
+weights) is set to 0, as torch does, with a note; it only matters for training with ``momentum=None``.
+
 Dtype rule (one for every metric): **the model computes in the dtype its factory builds it in**.
 Floating tensors stored in another dtype (bf16/fp16 files for a float32 model, a float32 file for a
 float64 model) are cast to the model's dtype at load, with a note recorded at ingest; inputs reach
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import torch
 from torch import nn
 from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
 
@@ -53,18 +58,47 @@ def check_state_dict(model: nn.Module, state: State, where: str) -> None:
             )
 
 
-def find_prefix(keys: list[str], expected: set[str]) -> str | None:
-    """The dotted prefix under which ``keys`` equal ``expected`` ("" if they already do), or None.
+def optional_keys(model: nn.Module) -> set[str]:
+    """Keys torch's ``load_state_dict`` fills in when a file lacks them: BatchNorm's ``num_batches_tracked``."""
+    return {
+        f"{name}.num_batches_tracked" if name else "num_batches_tracked"
+        for name, module in model.named_modules()
+        if isinstance(module, nn.modules.batchnorm._NormBase) and module.track_running_stats
+    }
+
+
+def fill_optional(model: nn.Module, state: State) -> tuple[State, list[str]]:
+    """``state`` with the :func:`optional_keys` it lacks set as torch sets them (0), and a note."""
+    absent = sorted(k for k in optional_keys(model) if k not in state)
+    if not absent:
+        return state, []
+    filled = {**state, **{k: torch.tensor(0, dtype=torch.long) for k in absent}}
+    return filled, [f"{len(absent)} BatchNorm num_batches_tracked absent, set to 0 as torch's load_state_dict does"]
+
+
+def _fits(keys: set[str], expected: set[str], optional: set[str]) -> bool:
+    return expected - optional <= keys <= expected
+
+
+def find_prefix(keys: list[str], expected: set[str], optional: set[str] | None = None) -> str | None:
+    """The dotted prefix under which ``keys`` equal ``expected`` ("" if they already do), or None;
+    keys in ``optional`` may be absent.
 
     :raises LossLensError: more than one prefix fits.
     """
-    if set(keys) == expected:
+    optional = optional or set()
+    if _fits(set(keys), expected, optional):
         return ""
     counts: Counter[str] = Counter()
     for key in keys:
         parts = key.split(".")
         counts.update(".".join(parts[:i]) + "." for i in range(1, len(parts)))
-    fits = [p for p, n in counts.items() if n == len(expected) and {k[len(p) :] for k in keys if k.startswith(p)} == expected]
+    fits = [
+        p
+        for p, n in counts.items()
+        if len(expected - optional) <= n <= len(expected)
+        and _fits({k[len(p) :] for k in keys if k.startswith(p)}, expected, optional)
+    ]
     if len(fits) > 1:
         raise LossLensError(
             f"the keys match the model under several prefixes ({', '.join(repr(p) for p in sorted(fits))})",
@@ -91,7 +125,7 @@ def fit_state_dict(model: nn.Module, state: State, where: str, prefix: str | Non
     expected = model.state_dict()
     if prefix is None:
         try:
-            found = find_prefix(list(state), set(expected))
+            found = find_prefix(list(state), set(expected), optional_keys(model))
         except LossLensError as exc:
             raise LossLensError(exc.what, where=where, hint=exc.hint) from None
         prefix = found or ""
@@ -107,6 +141,8 @@ def fit_state_dict(model: nn.Module, state: State, where: str, prefix: str | Non
         state = strip_prefix(state, prefix)
         notes.append(f"prefix {prefix!r} removed" + (f"; {outside} tensors outside it dropped" if outside else ""))
     state = align_state_dict(model, state)  # transformers' own key renames; tied parameters saved once
+    state, filled = fill_optional(model, state)
+    notes += filled
     check_state_dict(model, state, where)
     cast: Counter[str] = Counter()
     fitted: State = {}
