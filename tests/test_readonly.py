@@ -170,17 +170,24 @@ def test_catalog_that_needs_migrating_is_refused_untouched(tmp_path):
 
 
 def test_a_damaged_catalog_is_one_line_naming_the_file(pinn_catalog, tmp_path):
-    """Oracle: a copy cut after its first page (header intact, tables gone) cannot be read; the read paths say
-    so in one line with the file and the fix, and leave it as it was."""
+    """Oracle: the exact line and the file system. A copy cut after its first page (header intact, tables
+    gone) cannot be read; readers and writers (init, compute, ingest: which before gave a DatabaseError
+    traceback) say so in one line with the file and a fix that works (not `losslens init`, which cannot
+    mend it), and leave the folder as it was (no -wal/-shm, no backup)."""
     damaged = tmp_path / "cut" / "losslens.db"
     damaged.parent.mkdir()
     damaged.write_bytes(pinn_catalog.read_bytes()[:4096])
     before = snapshot(damaged.parent)
+    line = (
+        f"error: {damaged}: cannot read the catalog: database disk image is malformed — the file is damaged: restore a "
+        "copy (`losslens init` keeps one in backups/ beside it before each migration) or ingest into a new catalog"
+    )
     with pytest.raises(LossLensError, match="cannot read the catalog") as info:
         listing(damaged)
-    assert str(damaged) in info.value.line() and "losslens init" in info.value.line()
-    result = runner.invoke(app, ["status", "--catalog", str(damaged)])
-    assert result.exit_code == 1 and "cannot read the catalog" in result.output
+    assert "error: " + info.value.line() == line
+    for args in (["status"], ["ls"], ["serve"], ["init"], ["compute", "performance"]):
+        result = runner.invoke(app, [*args, "--catalog", str(damaged)])
+        assert result.exit_code == 1 and " ".join(result.output.split()) == line, (args, result.output)
     assert snapshot(damaged.parent) == before
 
 

@@ -204,6 +204,17 @@ def _check_is_sqlite(path: Path) -> None:
         )
 
 
+def _unreadable(path: Path, exc: sqlite3.DatabaseError) -> LossLensError:
+    """The one line for a catalog SQLite cannot read. A file it cannot open (a WAL copy in a read-only folder)
+    is fixed by a writable copy and ``losslens init``; a damaged one (``SQLITE_CORRUPT``, ``SQLITE_NOTADB``:
+    any :class:`sqlite3.DatabaseError` that is not an ``OperationalError``) is not, and init refuses it too."""
+    if isinstance(exc, sqlite3.OperationalError):
+        hint = "copy it (with any -wal file beside it) into a writable folder and run `losslens init` there"
+    else:
+        hint = "the file is damaged: restore a copy (`losslens init` keeps one in backups/ beside it before each migration) or ingest into a new catalog"
+    return LossLensError(f"cannot read the catalog: {exc}", where=str(path), hint=hint)
+
+
 def init_catalog(path: Path) -> tuple[Catalog, list[str], Path | None]:
     """Create the catalog or migrate it forward (after a backup). Returns what was done."""
     path = Path(path)
@@ -211,9 +222,12 @@ def init_catalog(path: Path) -> tuple[Catalog, list[str], Path | None]:
     backup_path = None
     if existed:
         _check_is_sqlite(path)
-        with Catalog(path, readonly=True) as ro:
-            check_not_newer(ro.db, str(path))
-            todo = pending_names(ro.db)
+        with Catalog(path, readonly=True, snapshot=True) as ro:  # a short read: no -wal/-shm left if it fails
+            try:
+                check_not_newer(ro.db, str(path))
+                todo = pending_names(ro.db)
+            except sqlite3.DatabaseError as exc:
+                raise _unreadable(path, exc) from None
         if todo:
             backup_path = backup(path)
     else:
@@ -271,11 +285,7 @@ def open_catalog(path: Path | None = None, *, readonly: bool = False, snapshot: 
                 )
         except sqlite3.DatabaseError as exc:
             catalog.close()
-            raise LossLensError(
-                f"cannot read the catalog: {exc}",
-                where=str(path),
-                hint="copy it (with any -wal file beside it) into a writable folder and run `losslens init` there",
-            ) from None
+            raise _unreadable(path, exc) from None
         except BaseException:
             catalog.close()
             raise
