@@ -211,6 +211,26 @@ def test_a_file_catalogued_for_another_experiment_or_other_hparams_is_not_called
     assert count(db, "experiments") == 1 and count(db, "settings") == 1 and count(db, "checkpoints") == 1
 
 
+def test_a_seed_or_step_that_is_not_an_integer_is_one_line_and_whole_numbers_are_read(tmp_path):
+    """A seed "two" used to become NULL silently (the run merged with the seedless ones)."""
+    runs = tmp_path / "runs"
+    for name, side in [("a", {"seed": "two"}), ("b", {"seed": 1, "step": 2.5}), ("c", {"seed": "3", "step": 40.0}), ("d", [1])]:
+        good(runs / f"{name}.pt", seed=ord(name))
+        (runs / f"{name}.pt.json").write_text(json.dumps(side))
+    db = tmp_path / "losslens.db"
+    report = ingest(spec_for(tmp_path, ["runs/*.pt"], keys=[]), db)
+    errors = {o.path.name: o.error for o in report.outcomes if o.status == "failed"}
+    assert errors == {
+        "a.pt": f"{runs / 'a.pt'}: seed 'two' is not an integer — write seed as a whole number in the sidecar JSON"
+        " (NAME.json) or the file's metadata",
+        "b.pt": f"{runs / 'b.pt'}: step 2.5 is not an integer — write step as a whole number in the sidecar JSON"
+        " (NAME.json) or the file's metadata",
+        "d.pt": f'{runs / "d.pt.json"}: sidecar must hold a JSON object — write {{"seed": 0, "step": 100, "hparams": {{...}}}}',
+    }
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT name, seed, step FROM checkpoints").fetchall() == [("c", 3, 40)]
+
+
 def test_missing_setting_key_is_a_clear_error(tmp_path):
     good(tmp_path / "runs" / "a.pt")
     report = ingest(spec_for(tmp_path, ["runs/*.pt"], keys=["lr"]), tmp_path / "losslens.db")

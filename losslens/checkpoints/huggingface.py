@@ -45,7 +45,9 @@ def read_config(folder: Path) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise LossLensError(f"config.json is not JSON ({exc})", where=str(path), hint="save it again") from None
     if not isinstance(config, dict):
-        raise LossLensError("config.json must hold a JSON object", where=str(path))
+        raise LossLensError(
+            "config.json must hold a JSON object", where=str(path), hint="save it again with save_pretrained(folder)"
+        )
     if "auto_map" in config:
         raise LossLensError(
             "refused: config.json has auto_map, so the model needs the folder's own Python code (trust_remote_code)",

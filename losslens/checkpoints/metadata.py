@@ -4,6 +4,7 @@ that ingest takes from spec defaults < file metadata < sidecar."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,9 @@ def read_sidecar(path: Path) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise LossLensError(f"sidecar JSON syntax error: {exc}", where=str(side), hint="fix or delete the sidecar") from None
     if not isinstance(data, dict):
-        raise LossLensError("sidecar must hold a JSON object", where=str(side))
+        raise LossLensError(
+            "sidecar must hold a JSON object", where=str(side), hint='write {"seed": 0, "step": 100, "hparams": {...}}'
+        )
     return data
 
 
@@ -41,13 +44,24 @@ def checkpoint_metadata(
     hparams.pop("seed", None)
     step = meta.get("step", meta.get("epoch"))
     name = meta.get("name")
-    return hparams, _int_or_none(seed), _int_or_none(step), (str(name) if name is not None else None)
+    return hparams, _int_or_none("seed", seed), _int_or_none("step", step), (str(name) if name is not None else None)
 
 
-def _int_or_none(value: Any) -> int | None:
+def _int_or_none(field: str, value: Any) -> int | None:
+    """An integer seed or step (``3``, ``3.0``, ``"3"``); None when absent.
+
+    :raises LossLensError: the value is not a whole number (a seed ``"two"`` used to become NULL silently,
+        merging that run with the seedless ones).
+    """
     if value is None:
         return None
     try:
-        return int(value)
+        number = float(value) if not isinstance(value, bool) else math.nan
     except (TypeError, ValueError):
-        return None
+        number = math.nan
+    if not math.isfinite(number) or number != int(number):
+        raise LossLensError(
+            f"{field} {value!r} is not an integer",
+            hint=f"write {field} as a whole number in the sidecar JSON (NAME.json) or the file's metadata",
+        )
+    return int(number)

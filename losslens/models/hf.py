@@ -81,9 +81,13 @@ def read_config(folder_or_file: str | Path) -> dict[str, Any]:
     try:
         raw = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
-        raise LossLensError(f"config.json is not valid JSON ({exc})", where=str(path)) from None
+        raise LossLensError(
+            f"config.json is not valid JSON ({exc})", where=str(path), hint="save it again with save_pretrained(folder)"
+        ) from None
     if not isinstance(raw, dict):
-        raise LossLensError("config.json must hold a JSON object", where=str(path))
+        raise LossLensError(
+            "config.json must hold a JSON object", where=str(path), hint="save it again with save_pretrained(folder)"
+        )
     return clean_config(raw, str(path))
 
 
