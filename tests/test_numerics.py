@@ -287,3 +287,26 @@ def test_diverged_seed_every_metric_gives_one_line_and_taxonomy_names_it(tmp_pat
     assert dict(done)["hessian"] == 2 and dict(done)["connectivity"] == 1
     phase, note = query(db, "SELECT phase, note FROM taxonomy")[0]
     assert phase is None and note == "phase left empty: seed 2 (s2) has weights that are not finite"
+
+
+def test_finite_weights_with_a_landscape_that_is_nowhere_finite_give_the_loss_line_in_topology(tmp_path):
+    """Weights scaled by 1e30 are finite but u² overflows float32, so every landscape point is inf:
+    performance stores the loss as not finite, and topology (which used to fail inside its filtration
+    with a raw ValueError) gives the same line as the Hessian."""
+    torch.manual_seed(0)
+    sd = {k: v.clone() for k, v in double_mlp().float().state_dict().items()}
+    sd["2.weight"] *= 1e30
+    sd["2.bias"] += 1e30
+    assert all(torch.isfinite(v).all() for v in sd.values())
+    assert not math.isfinite(own_loss(double_mlp().float(), sd))  # the oracle: the fresh model's own loss
+    db = catalog(tmp_path, "user_models:single_mlp", [sd])
+    compute(
+        ["performance", "landscape", "topology", "hessian"],
+        [("steps", "3"), ("k", "1"), ("no-esd", None), ("trace-probes", "0")],
+        catalog_path=db,
+        device="cpu",
+    )
+    assert query(db, "SELECT n_points, n_nonfinite FROM landscapes") == [(9, 9)]
+    assert query(db, "SELECT is_finite FROM performance WHERE name = 'loss'") == [(0,)]
+    line = "checkpoint s0: loss not finite — the run diverged; exclude this seed or ingest an earlier checkpoint"
+    assert dict(errors(db)) == {"topology": line, "hessian": line}

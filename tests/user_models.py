@@ -114,3 +114,8 @@ def bn_mlp(width: int = 6) -> nn.Sequential:
     """(x, t) → u with a BatchNorm layer: its checkpoints carry running statistics (and, from torch ≥ 0.4.1,
     ``num_batches_tracked``)."""
     return nn.Sequential(nn.Linear(2, width), nn.BatchNorm1d(width), nn.Tanh(), nn.Linear(width, 1))
+
+
+def single_mlp(width: int = 6) -> nn.Sequential:
+    """:func:`double_mlp` in float32."""
+    return nn.Sequential(nn.Linear(2, width), nn.Tanh(), nn.Linear(width, 1))

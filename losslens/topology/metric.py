@@ -18,6 +18,7 @@ from losslens.errors import LossLensError
 from losslens.landscape.grid import grid_coordinates
 from losslens.landscape.metric import LandscapeParams
 from losslens.metrics.registry import Read, Result, register
+from losslens.numerics import not_finite
 from losslens.topology.graph import grid_edges, knn_edges
 from losslens.topology.isolines import isolines
 from losslens.topology.layout import node_xy
@@ -85,6 +86,8 @@ def topology(ctx: Any, params: TopologyParams) -> Result:
     landscape = runs[-1].rows["landscapes"][0]
     lid = landscape["id"]
     raw = np.asarray(runs[-1].artifacts["grid"], dtype=np.float64)
+    if not np.isfinite(raw).any():  # nothing to filter: no sublevel set is ever non-empty
+        raise not_finite(ctx.checkpoints[0]["name"], "loss")
     if landscape["samples"]:
         coords = runs[-1].artifacts["coordinates"] / np.array(json.loads(landscape["half_widths_json"]))
         edges = knn_edges(coords, params.knn or 4 * landscape["dims"])
