@@ -419,6 +419,19 @@ def test_ray_cluster_fills_the_same_tables_as_serial(ray_cluster, pinn_catalog):
 
 
 @pytest.mark.slow
+def test_ray_job_no_node_can_hold_fails_at_once_naming_the_option(ray_cluster, pinn_catalog):
+    """Ray keeps a task no node can hold pending forever; the executor refuses it up front instead.
+    Oracle: the cluster's own nodes (one with 1 GPU, each with 1 CPU); nothing is stored."""
+    cluster, _ = ray_cluster
+    opts = {"address": cluster.address}
+    for resources, option in ((Resources(gpus_per_job=2), "--gpus-per-job"), (Resources(cpus_per_job=3), "--cpus-per-job")):
+        with pytest.raises(LossLensError, match="no node of the Ray cluster") as info:
+            compute(["performance"], catalog_path=pinn_catalog, executor="ray", resources=resources, executor_options=opts)
+        assert info.value.where == option and "at most 1 CPUs and 1 GPUs each" in info.value.line()
+    assert rows(pinn_catalog, "SELECT COUNT(*) FROM metric_runs WHERE metric = 'performance'") == [(0,)]
+
+
+@pytest.mark.slow
 def test_ray_raising_metric_is_stored_once_as_failed(ray_cluster, pinn_catalog):
     cluster, _ = ray_cluster
     report = compute(["test_raises"], catalog_path=pinn_catalog, executor="ray", executor_options={"address": cluster.address})
@@ -538,3 +551,28 @@ def test_ray_gpu_jobs_run_on_cuda_and_match_cpu(pinn_catalog):
         assert (x["value"] is None) == (y["value"] is None)
         if x["value"] is not None:
             assert math.isclose(x["value"], y["value"], rel_tol=1e-4, abs_tol=1e-6)
+
+
+def test_progress_rate_and_eta_are_means_over_the_elapsed_time():
+    """Jobs that arrive in a burst (a Slurm array task's chunk) must not read as thousands of jobs a
+    second. Oracle: 3 jobs in 22 s on Rich's own clock → 7.3 s/job, and 3 left → 22 s."""
+    from rich.progress import Progress
+
+    from losslens.cli.executor_options import EtaColumn, RateColumn
+
+    now = [0.0]
+    progress = Progress(get_time=lambda: now[0], disable=True)
+    task_id = progress.add_task("hessian", total=6)
+    task = progress.tasks[0]
+    assert (RateColumn().render(task).plain, EtaColumn().render(task).plain) == ("", "-:--:--")
+    now[0] = 22.0
+    for _ in range(3):  # three results within a millisecond
+        progress.update(task_id, advance=1)
+        now[0] += 1e-4
+    now[0] = 22.0
+    assert RateColumn().render(task).plain == "7.3 s/job"
+    assert EtaColumn().render(task).plain == "0:00:22"
+    now[0] = 44.0
+    progress.update(task_id, advance=3)
+    now[0] = 500.0  # a finished bar keeps its rate while later metrics run
+    assert (RateColumn().render(task).plain, EtaColumn().render(task).plain) == ("7.3 s/job", "0:00:00")

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -27,6 +27,7 @@ from losslens.cli.executor_options import (
     AddressOpt,
     CpusOpt,
     DryRunOpt,
+    EtaColumn,
     ExecOptionsOpt,
     ExecutorOpt,
     GpusOpt,
@@ -55,7 +56,7 @@ def job_progress() -> Iterator[tuple[Progress, Callable[..., None]]]:
         MofNCompleteColumn(),
         RateColumn(),
         TimeElapsedColumn(),
-        TimeRemainingColumn(),
+        EtaColumn(),
         text_column("fields[info]", style="progress.data.speed"),
         console=err_console,
         transient=False,

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import torch
 import typer
 from rich import box
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
 from losslens.case_studies import STUDIES as STUDY_PLANS
@@ -22,6 +22,7 @@ from losslens.cli.compute_cmd import report_failure
 from losslens.cli.executor_options import (
     AddressOpt,
     CpusOpt,
+    EtaColumn,
     ExecOptionsOpt,
     ExecutorOpt,
     GpusOpt,
@@ -54,7 +55,7 @@ def study_progress() -> Iterator[OnEvent]:
         MofNCompleteColumn(),
         text_column("fields[info]", style=""),
         TimeElapsedColumn(),
-        TimeRemainingColumn(),
+        EtaColumn(),
         console=err_console,
     ) as progress:
         tasks: dict[str, Any] = {}

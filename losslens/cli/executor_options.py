@@ -3,6 +3,8 @@ commands, and the progress bars that show each metric's jobs (rate, ETA, done/fa
 
 from __future__ import annotations
 
+import math
+from datetime import timedelta
 from typing import Annotated, Any
 
 import typer
@@ -116,15 +118,41 @@ def execution(
     return {"executor": name, "resources": resources, "executor_options": options}
 
 
+def mean_speed(task: Task) -> float | None:
+    """Jobs finished per second since the metric's bar started, or None before the first.
+
+    Rich's own ``task.speed`` divides by the time between recent updates, which overstates the rate
+    many times over when jobs arrive in bursts (a Slurm array task's chunk, a Ray window) and then
+    makes the ETA far too short; the mean over the elapsed time is what the run really achieves."""
+    elapsed = task.finished_time if task.finished else task.elapsed  # a finished bar's clock stops
+    if not task.completed or not elapsed:
+        return None
+    return task.completed / elapsed
+
+
 class RateColumn(ProgressColumn):
-    """Jobs per second, or seconds per job when slower than one a second."""
+    """Jobs per second, or seconds per job when slower than one a second (the mean since the start)."""
 
     def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
+        speed = mean_speed(task)
         if not speed:
             return Text("", style="progress.data.speed")
         text = f"{speed:.1f} jobs/s" if speed >= 1 else f"{1 / speed:.1f} s/job"
         return Text(text, style="progress.data.speed")
+
+
+class EtaColumn(ProgressColumn):
+    """Time left at the mean rate so far (``-:--:--`` before the first job finishes)."""
+
+    def render(self, task: Task) -> Text:
+        speed = mean_speed(task)
+        if task.finished:
+            left: str = "0:00:00"
+        elif not speed or task.total is None:
+            left = "-:--:--"
+        else:
+            left = str(timedelta(seconds=math.ceil((task.total - task.completed) / speed)))
+        return Text(left, style="progress.remaining")
 
 
 def counts(report: Any) -> str:

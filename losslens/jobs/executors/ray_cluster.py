@@ -132,6 +132,25 @@ class RayExecutor:
         return self._blobs[sha]
 
     # ---- running ------------------------------------------------------------------------------
+    def _check_fits(self) -> None:
+        """Refuse a job that no live node could ever hold: Ray would keep it pending, and the command
+        would wait forever (an autoscaling cluster is not expected to add such a node either).
+
+        :raises LossLensError: when no live node has ``cpus_per_job`` CPUs and ``gpus_per_job`` GPUs.
+        """
+        res = self.resources
+        nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+        if any(n.get("CPU", 0) >= res.cpus_per_job and n.get("GPU", 0) >= res.gpus_per_job for n in nodes):
+            return
+        cpus, gpus = (max((n.get(r, 0) for n in nodes), default=0) for r in ("CPU", "GPU"))
+        raise LossLensError(
+            f"no node of the Ray cluster at {self.config.address!r} can run a job needing "
+            f"{res.cpus_per_job:g} CPUs and {res.gpus_per_job:g} GPUs (its {len(nodes)} nodes have at most "
+            f"{cpus:g} CPUs and {gpus:g} GPUs each)",
+            where="--gpus-per-job" if res.gpus_per_job > gpus else "--cpus-per-job",
+            hint="ask for less (--gpus-per-job 0 runs on CPUs) or add a node that has it (`ray start --num-gpus N`)",
+        )
+
     def _slots(self) -> int:
         total = ray.cluster_resources()
         if self.resources.gpus_per_job > 0:
@@ -166,6 +185,7 @@ class RayExecutor:
     def run(self, fn: Callable[[J], R], jobs: Iterable[J]) -> Iterator[Finished[J, R]]:
         queue = iter(jobs)
         self._connect()
+        self._check_fits()
         if self.resources.gpus_per_job > 0 and not self._actors:
             self._start_actors()
         limit = self._slots() * max(1, self.config.window)
