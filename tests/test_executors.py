@@ -203,7 +203,7 @@ def test_executor_errors_name_the_choices(plugin):
     with pytest.raises(LossLensError, match="-X colour: not an option") as info:
         make_executor("process", Resources(), {"colour": "red"})
     assert "window" in info.value.line()
-    with pytest.raises(LossLensError, match="not a valid int"):
+    with pytest.raises(LossLensError, match=": -X window: 'many' is not a valid int"):
         make_executor("process", Resources(), {"window": "many"})
 
 
@@ -320,7 +320,8 @@ def test_jobs_run_with_the_catalog_moved_away(pinn_catalog):
 
 
 def test_slurm_dry_run_shows_the_array_script(pinn_catalog, tmp_path):
-    """Oracle: 4 checkpoints in chunks of 3 make an array of 2 tasks, at most 2 at once."""
+    """Oracle: 4 checkpoints in chunks of 3 make an array of 2 tasks, at most 2 at once. The preview
+    needs no Slurm on this machine; a real submission without sbatch fails with one line."""
     script = []
     report = compute(
         ["performance"],
@@ -329,7 +330,6 @@ def test_slurm_dry_run_shows_the_array_script(pinn_catalog, tmp_path):
         executor="slurm",
         resources=Resources(cpus_per_job=2, gpus_per_job=1),
         executor_options={
-            "cluster": "local",
             "chunk": "3",
             "array_parallelism": "2",
             "partition": "gpu",
@@ -343,6 +343,10 @@ def test_slurm_dry_run_shows_the_array_script(pinn_catalog, tmp_path):
     for line in ("#SBATCH --array=0-1%2", "#SBATCH --cpus-per-task=2", "#SBATCH --gpus-per-node=1", "#SBATCH --partition=gpu"):
         assert line in text
     assert rows(pinn_catalog, "SELECT COUNT(*) FROM metric_runs") == [(0,)]
+    if shutil.which("sbatch") is None:
+        with pytest.raises(LossLensError, match="sbatch is not on PATH"):
+            compute(["performance"], catalog_path=pinn_catalog, executor="slurm", executor_options={"folder": str(tmp_path)})
+        assert rows(pinn_catalog, "SELECT COUNT(*) FROM metric_runs") == [(0,)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -576,3 +580,12 @@ def test_progress_rate_and_eta_are_means_over_the_elapsed_time():
     progress.update(task_id, advance=3)
     now[0] = 500.0  # a finished bar keeps its rate while later metrics run
     assert (RateColumn().render(task).plain, EtaColumn().render(task).plain) == ("7.3 s/job", "0:00:00")
+
+
+def test_a_metric_with_nothing_to_run_shows_a_finished_bar():
+    """Oracle: Rich's own ``finished`` flag (set only when completed ≥ total is seen in an update)."""
+    from losslens.cli.compute_cmd import job_progress
+
+    with job_progress() as (progress, on_event):
+        on_event("metric_start", metric="hessian", skipped=3, total=0)
+        assert progress.tasks[0].finished

@@ -68,6 +68,7 @@ def job_progress() -> Iterator[tuple[Progress, Callable[..., None]]]:
                 tasks[data["metric"]] = progress.add_task(
                     f"{data['metric']} ({data['skipped']} done before)", total=data["total"], info=""
                 )
+                progress.update(tasks[data["metric"]], advance=0)  # nothing to run: the bar is finished now
             elif event == "job_done":
                 report_failure(progress, data)
                 progress.update(tasks[data["metric"]], advance=1, info=counts(data["report"]))

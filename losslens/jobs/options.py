@@ -64,25 +64,26 @@ def optional_inner(tp: Any) -> Any:
     return tp
 
 
-def convert(value: Any, tp: Any, name: str) -> Any:
+def convert(value: Any, tp: Any, flag: str) -> Any:
     """Turn a command-line string into the field's declared type; other values pass through.
 
-    Raises LossLensError naming ``--name`` when the string is not a value of that type."""
+    Raises LossLensError naming ``flag`` (the option as typed: ``--hessian.k``, ``-X window``) when the
+    string is not a value of that type."""
     if not isinstance(value, str):
         return value
     inner = optional_inner(tp)
     if inner is not tp:
-        return None if value.lower() in ("none", "null", "") else convert(value, inner, name)
+        return None if value.lower() in ("none", "null", "") else convert(value, inner, flag)
     choices = literal_choices(tp)
     if choices is not None:
         for choice in choices:
             if str(choice) == value:
                 return choice
-        raise LossLensError(f"--{name}: {value!r} is not one of {', '.join(map(str, choices))}", where="compute")
+        raise LossLensError(f"{flag}: {value!r} is not one of {', '.join(map(str, choices))}", where="compute")
     origin = get_origin(tp)
     if origin in (tuple, list):
         (item, *_) = get_args(tp) or (str,)
-        items = [convert(v.strip(), item, name) for v in value.split(",") if v.strip()]
+        items = [convert(v.strip(), item, flag) for v in value.split(",") if v.strip()]
         return tuple(items) if origin is tuple else items
     try:
         if tp is bool:
@@ -94,7 +95,7 @@ def convert(value: Any, tp: Any, name: str) -> Any:
         if tp in (int, float, str):
             return tp(value)
     except ValueError:
-        raise LossLensError(f"--{name}: {value!r} is not a valid {tp.__name__}", where="compute") from None
+        raise LossLensError(f"{flag}: {value!r} is not a valid {tp.__name__}", where="compute") from None
     return value
 
 
@@ -133,7 +134,7 @@ def build_params(metrics: list[Metric], options: list[tuple[str, Any]]) -> dict[
             field, value = _lookup(fields[metric.name], flag, raw)
             if field is None:
                 continue
-            values[metric.name][field.name] = convert(value, field.type, key)
+            values[metric.name][field.name] = convert(value, field.type, f"--{key}")
             used = True
         if not used:
             known = sorted({f"--{flag}" for by_flag in fields.values() for flag in by_flag})

@@ -138,7 +138,7 @@ def make_config(cls: type, options: dict[str, str] | None) -> Any:
                 where="compute",
                 hint=f"options: {', '.join(sorted(fields)) or 'none'}",
             )
-        values[name] = convert(raw, hints[name], f"X {key}")
+        values[name] = convert(raw, hints[name], f"-X {key}")
     return config_cls(**values)
 
 

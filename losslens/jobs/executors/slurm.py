@@ -59,12 +59,6 @@ class SlurmExecutor:
     def __init__(self, resources: Resources | None = None, config: SlurmConfig | None = None):
         self.resources = resources or Resources()
         self.config = config or SlurmConfig()
-        if self.config.cluster == "slurm" and shutil.which("sbatch") is None:
-            raise LossLensError(
-                "--executor slurm: sbatch is not on PATH",
-                where="compute",
-                hint="run on a Slurm login node, or -X cluster=local to run the array tasks as local processes",
-            )
 
     def _chunk_size(self, n: int) -> int:
         return self.config.chunk or max(1, math.ceil(n / max(1, self.config.array_parallelism)))
@@ -109,6 +103,17 @@ class SlurmExecutor:
         return ex
 
     def run(self, fn: Callable[[J], R], jobs: Iterable[J]) -> Iterator[Finished[J, R]]:
+        """Submit the jobs as one array and yield each chunk's outcomes as its array task ends.
+
+        :raises LossLensError: when Slurm is asked for and ``sbatch`` is not on PATH (``--dry-run``, which
+            only shows the script, works anywhere).
+        """
+        if self.config.cluster == "slurm" and shutil.which("sbatch") is None:
+            raise LossLensError(
+                "--executor slurm: sbatch is not on PATH",
+                where="compute",
+                hint="run on a Slurm login node, or -X cluster=local to run the array tasks as local processes",
+            )
         jobs = list(jobs)
         if not jobs:
             return
