@@ -189,3 +189,18 @@ def test_several_outputs_without_a_choice_is_one_line(tmp_path):
             "[problem].kwargs, or give a loss by import path",
         )
     ]
+
+
+def test_dataset_items_that_are_not_input_target_pairs_are_one_line():
+    """A dict item used to fail inside torch.cat ("expected Tensor ... got str"); a third field had no fix."""
+    from losslens.errors import LossLensError
+    from losslens.problems.from_dataset import load_dataset
+
+    fix = " — make the Dataset's __getitem__ return (input, target) tensors or numbers"
+    for path, shape in [
+        ("user_models:three_field_items", "each item has 3 fields (Tensor, Tensor, Tensor)"),
+        ("user_models:dict_items", "each item is a dict with keys x, y"),
+    ]:
+        with pytest.raises(LossLensError) as exc:
+            load_dataset(path, {}, "train")
+        assert exc.value.line() == f"[problem].kwargs.train: items of {path} are not (input, target) pairs ({shape}){fix}"

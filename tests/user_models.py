@@ -119,3 +119,24 @@ def bn_mlp(width: int = 6) -> nn.Sequential:
 def single_mlp(width: int = 6) -> nn.Sequential:
     """:func:`double_mlp` in float32."""
     return nn.Sequential(nn.Linear(2, width), nn.Tanh(), nn.Linear(width, 1))
+
+
+class _Items(torch.utils.data.Dataset):
+    """Four items shaped as ``make`` says: datasets whose items are not (input, target) pairs."""
+
+    def __init__(self, make):
+        self.make = make
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, i: int):
+        return self.make(torch.full((2,), float(i)), i % 2, i)
+
+
+def three_field_items() -> _Items:
+    return _Items(lambda x, y, i: (x, y, i))
+
+
+def dict_items() -> _Items:
+    return _Items(lambda x, y, i: {"x": x, "y": y})

@@ -81,15 +81,30 @@ def load_dataset(path: str, kwargs: dict[str, Any], field: str) -> tuple[torch.T
             hint="name a Dataset or a function returning one",
         )
     xs, ys = [], []
+    where = f"[problem].kwargs.{field}"
+    hint = "make the Dataset's __getitem__ return (input, target) tensors or numbers"
     try:
-        for x, y in DataLoader(dataset, batch_size=256, shuffle=False):
-            xs.append(x)
-            ys.append(y)
-    except (TypeError, ValueError) as exc:
-        raise LossLensError(f"items of {path} are not (input, target) pairs ({exc})", where=f"[problem].kwargs.{field}") from None
+        for batch in DataLoader(dataset, batch_size=256, shuffle=False):
+            if not (isinstance(batch, (list, tuple)) and len(batch) == 2 and all(isinstance(t, torch.Tensor) for t in batch)):
+                raise LossLensError(f"items of {path} are not (input, target) pairs ({_shape_of(batch)})", where=where, hint=hint)
+            xs.append(batch[0])
+            ys.append(batch[1])
+    except (TypeError, ValueError, RuntimeError) as exc:  # default_collate refuses what it cannot stack
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise LossLensError(f"items of {path} are not (input, target) pairs ({detail})", where=where, hint=hint) from None
     if not xs:
         raise LossLensError(f"{path} is empty", where=f"[problem].kwargs.{field}")
     return torch.cat(xs), torch.cat(ys)
+
+
+def _shape_of(batch: Any) -> str:
+    """What a collated batch is, in a few words, for the refusal line."""
+    if isinstance(batch, dict):
+        return f"each item is a dict with keys {', '.join(map(str, batch))}"
+    if isinstance(batch, (list, tuple)):
+        kinds = ", ".join(type(t).__name__ for t in batch)
+        return f"each item has {len(batch)} fields ({kinds})"
+    return f"each item is a {type(batch).__name__}"
 
 
 class DatasetClassifier(ClassificationProblem):
