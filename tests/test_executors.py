@@ -108,6 +108,26 @@ class ReversedExecutor:
 
     def close(self):
         return None
+
+
+class ListExecutor:
+    """A third-party executor whose run returns a plain iterator (no generator, so no close())."""
+
+    Config = None
+
+    def __init__(self, resources, config):
+        pass
+
+    def run(self, fn, jobs):
+        from losslens.jobs.executors import Finished
+
+        return iter([Finished(job, fn(job)) for job in jobs])
+
+    def ship(self, record):
+        return None
+
+    def close(self):
+        return None
 '''
 
 
@@ -122,7 +142,7 @@ def plugin(tmp_path_factory) -> Iterator[Path]:
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: llplug\nVersion: 0.1\n")
     (info / "entry_points.txt").write_text(
-        "[losslens.metrics]\nllplug = llplug\n\n[losslens.executors]\nreversed = llplug:ReversedExecutor\n"
+        "[losslens.metrics]\nllplug = llplug\n\n[losslens.executors]\nreversed = llplug:ReversedExecutor\nlisted = llplug:ListExecutor\n"
     )
     before = os.environ.get("PYTHONPATH")
     sys.path.insert(0, str(root))
@@ -194,6 +214,21 @@ def test_third_party_executor_is_discovered_and_used(plugin, pinn_catalog):
     assert report.metrics[0].done == 4 and where == ["plugin"] * 4
     compute(["performance"], catalog_path=pinn_catalog, device="cpu")
     assert_same_tables(pinn_catalog, copy, ("performance",))
+
+
+def test_ctrl_c_with_an_engine_that_returns_a_plain_iterator(plugin, pinn_catalog):
+    """An engine may return any iterator, not only a generator: Ctrl-C (here in the first job_done
+    event) still stores that job and returns interrupted (it raised AttributeError on .close()).
+    Oracle: metric_runs rows."""
+    copy = copy_catalog(pinn_catalog, "listed")
+
+    def ctrl_c(event, **data):
+        if event == "job_done":
+            raise KeyboardInterrupt
+
+    report = compute(["performance"], catalog_path=copy, device="cpu", executor="listed", on_event=ctrl_c)
+    assert report.interrupted and report.metrics[0].done == 1
+    assert rows(copy, "SELECT COUNT(*) FROM metric_runs WHERE metric = 'performance'") == [(1,)]
 
 
 def test_executor_errors_name_the_choices(plugin):

@@ -13,7 +13,7 @@ import tempfile
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 import numpy as np
 import torch
@@ -87,7 +87,14 @@ def _problem(problem_json: str, device: str) -> Problem:
     return spec.build("problem").to(torch.device(device))
 
 
-def _read_shipped(record: dict[str, Any], blob: Blob, options: dict[str, Any]) -> Any:
+class CheckpointOptions(TypedDict):
+    """How ingest read a checkpoint (``read_checkpoint``'s keyword arguments), replayed on load."""
+
+    allow_globals: tuple[str, ...]
+    ema: bool
+
+
+def _read_shipped(record: dict[str, Any], blob: Blob, options: CheckpointOptions) -> Any:
     """Read a checkpoint from bytes the driver shipped, after checking they are the ingested file."""
     data = blob.read()
     if hashlib.sha256(data).hexdigest() != record["sha256"]:
@@ -108,7 +115,7 @@ def load_subject(record: dict[str, Any], device: torch.device, verify: bool = Tr
     """
     path = Path(record["path"])
     how = json.loads(record.get("meta_json") or "{}").get("losslens", {})  # how ingest read it
-    options = {"allow_globals": tuple(how.get("allow_globals", ())), "ema": bool(how.get("ema", False))}
+    options = CheckpointOptions(allow_globals=tuple(how.get("allow_globals", ())), ema=bool(how.get("ema", False)))
     if path.exists():
         if verify and checkpoint_sha256(path) != record["sha256"]:
             raise LossLensError("file changed since it was ingested", where=str(path), hint="re-ingest it (losslens ingest SPEC)")

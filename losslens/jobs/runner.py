@@ -246,7 +246,10 @@ def compute(
                     finished = engine.run(run, feed)
                     try:
                         for fin in finished:
-                            outcome = fin.value if fin.error is None else lost_outcome(fin.error, device)
+                            if fin.error is None and fin.value is not None:
+                                outcome = fin.value
+                            else:  # a third-party engine may yield neither a value nor a reason
+                                outcome = lost_outcome(fin.error or "the executor returned no result", device)
                             if fin.where:
                                 outcome = dataclasses.replace(outcome, worker=fin.where)
                             outcome = store_outcome(catalog, metric, fin.job, outcome)
@@ -258,7 +261,9 @@ def compute(
                                 mr.failures.append((fin.job.label, outcome.error or "unknown error"))
                             emit("job_done", metric=metric.name, job=fin.job, outcome=outcome, report=mr)
                     except KeyboardInterrupt:
-                        finished.close()
+                        close = getattr(finished, "close", None)  # generators stop their engine; any iterator is allowed
+                        if close is not None:
+                            close()
                         report.interrupted = True
                         emit("interrupted", metric=metric.name, report=mr)
                         break

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 from functools import partial
+from typing import Any
 
 import torch
 from torch import nn
@@ -30,7 +31,7 @@ def input_set(subject: Subject, n: int, alpha: float, seed: int) -> tuple[torch.
     rows (i, j, λ); the evaluation grid when the problem has one (the PINN's (x, t)); otherwise the first
     ``n`` training inputs in the problem's fixed batch order, recorded as their flattened values."""
     problem = subject.problem
-    if is_language_model(subject):
+    if isinstance(problem, ResidualStream):
         ids = problem.cka_inputs(n)
         return ids, ids.detach().cpu()
     if isinstance(problem, ClassProbabilities):
@@ -64,9 +65,14 @@ def output_name(subject: Subject) -> str:
 @torch.no_grad()
 def hidden_states(subject: Subject, ids: torch.Tensor, batch_size: int = 8) -> list[torch.Tensor]:
     """The residual stream on token ids (n, L), one (n·L, hidden) matrix per ``hidden.i``, computed in batches."""
+    problem = subject.problem
+    if not isinstance(problem, ResidualStream):
+        raise LossLensError(
+            f"{type(problem).__name__} has no residual stream", where="cka", hint="hidden states are for causal language models"
+        )
     parts: list[list[torch.Tensor]] = []
     for start in range(0, len(ids), batch_size):
-        states = subject.problem.hidden_states(subject.model, subject.state, ids[start : start + batch_size])
+        states = problem.hidden_states(subject.model, subject.state, ids[start : start + batch_size])
         parts.append([h.reshape(-1, h.shape[-1]).float() for h in states])
     return [torch.cat(layer) for layer in zip(*parts, strict=True)]
 
@@ -84,8 +90,13 @@ def model_outputs(subject: Subject, x: torch.Tensor) -> torch.Tensor:
 def default_layers(subject: Subject) -> list[str]:
     """Every convolution and linear layer, in registration order; for LMs every ``hidden.i`` of the residual stream."""
     if is_language_model(subject):
-        return [f"hidden.{i}" for i in range(subject.model.config.num_hidden_layers + 1)]
+        return [f"hidden.{i}" for i in range(_transformer_config(subject.model).num_hidden_layers + 1)]
     return [name for name, m in subject.model.named_modules() if isinstance(m, LAYER_TYPES)]
+
+
+def _transformer_config(model: nn.Module) -> Any:
+    """A Hugging Face model's ``config`` (``nn.Module.__getattr__`` is typed as tensor-or-module)."""
+    return model.config
 
 
 @torch.no_grad()

@@ -159,7 +159,7 @@ def assign_phases(
         sharp = None if value is None or tau_s["value"] is None else value > tau_s["value"]
         high = None if s.cka is None or tau_c["value"] is None else s.cka >= tau_c["value"]
         missing = [n for n, v in (("mc (needs two or more seeds)", well), (f"{column}", sharp)) if v is None]
-        phase = None if missing else phase_of(well, sharp, high)
+        phase = None if well is None or sharp is None else phase_of(well, sharp, high)
         if phase is None and not missing:
             missing = ["cka"]
         note = f"missing {', '.join(missing)}" if missing else None
