@@ -255,3 +255,32 @@ def test_viewer_files_and_data(catalogs, tmp_path):
         counts = {k: conn.execute(f"SELECT count(*) FROM {k}").fetchone()[0] for k in ("experiments", "settings", "checkpoints")}
     assert {k: data["counts"][k] for k in counts} == counts
     assert EVIL_MODEL in {c["model"] for c in data["checkpoints"].values()}
+
+
+@pytest.mark.parametrize(
+    ("args", "kind"),
+    [
+        (["viewer"], "folder"),
+        (["all"], "folder"),
+        (["chart", "taxonomy", "--format", "json"], "file"),
+        (["landscape", "--checkpoint", "x"], "file"),
+    ],
+)
+def test_export_out_of_the_wrong_kind_is_one_error_not_a_traceback(tmp_path, args, kind):
+    """Oracle: Click's own message and the file system. A folder export given an existing file (and a file
+    export given an existing folder) stops before the catalog is read (this one does not exist) and leaves the
+    path as it was; before, ``export viewer``/``all`` raised FileExistsError/NotADirectoryError tracebacks."""
+    wrong = tmp_path / ("taken.txt" if kind == "folder" else "taken")
+    if kind == "folder":
+        wrong.write_text("mine")
+    else:
+        wrong.mkdir()
+    result = CliRunner().invoke(
+        app, ["export", *args, "--out", str(wrong), "--catalog", str(tmp_path / "none.db")], env={"COLUMNS": "400"}
+    )
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.output.split())
+    expected = f"dir '{wrong}' is a file." if kind == "folder" else f"file '{wrong}' is a directory."
+    assert "Invalid value for '--out' / '-o': " + expected in said, said
+    assert "Traceback" not in said
+    assert (wrong.read_text() == "mine") if kind == "folder" else (list(wrong.iterdir()) == [])

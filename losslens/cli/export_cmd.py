@@ -29,7 +29,7 @@ ExperimentName = Annotated[
 @user_errors
 def chart(
     view: Annotated[str, typer.Argument(help=f"One of: {', '.join(VIEWS)}.", show_default=False)],
-    out: Annotated[Path, typer.Option("--out", "-o", help="File to write.")],
+    out: Annotated[Path, typer.Option("--out", "-o", dir_okay=False, help="File to write.")],
     fmt: Annotated[
         str | None,
         typer.Option(
@@ -61,7 +61,7 @@ def chart(
 @export_app.command("all")
 @user_errors
 def all_(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write into.")],
+    out: Annotated[Path, typer.Option("--out", "-o", file_okay=False, help="Folder to write into.")],
     fmt: Annotated[
         list[str] | None,
         typer.Option(
@@ -83,7 +83,7 @@ def all_(
 @export_app.command("viewer")
 @user_errors
 def viewer(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the viewer into.")],
+    out: Annotated[Path, typer.Option("--out", "-o", file_okay=False, help="Folder to write the viewer into.")],
     experiment: ExperimentName = None,
     catalog: CatalogOpt = DEFAULT_CATALOG,
 ) -> None:
@@ -97,7 +97,7 @@ def viewer(
 @user_errors
 def landscape(
     checkpoint: Annotated[str, typer.Option("--checkpoint", help="Checkpoint sha256, unique prefix or name.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="File to write (.vti).")],
+    out: Annotated[Path, typer.Option("--out", "-o", dir_okay=False, help="File to write (.vti).")],
     fmt: Annotated[str, typer.Option("--format", "-f", help="vti: VTK image data, for ParaView and TTK.")] = "vti",
     dims: Annotated[
         int | None, typer.Option("--dims", help="Which landscape: 1, 2 or 3 axes (default: the most, up to 3).")
