@@ -27,7 +27,7 @@ from losslens.models.hf import clean_config as architecture_config
 from losslens.numerics import all_finite
 from losslens.spec import ExperimentSpec, FactorySpec, factory_parameters, load_spec
 from losslens.store import content_id, open_catalog
-from losslens.store.catalog import Catalog, utcnow
+from losslens.store.catalog import Catalog, default_catalog_path, utcnow
 from losslens.store.ids import canonical_json
 
 
@@ -186,26 +186,36 @@ class _Ingester:
     def write(self, catalog: Catalog, prepared: _Prepared) -> None:
         rows = prepared.rows
         with catalog.write() as db:
-            sha = rows["checkpoints"]["sha256"]
-            if db["checkpoints"].count_where("sha256 = ?", [sha]):
-                # a file is catalogued once (its sha256 is its id); saying "present" is only true when it
-                # is present as this experiment's model, not another experiment's or other hyperparameters'
-                held = db["checkpoints"].get(sha)["model_id"]
-                if held != rows["models"]["id"]:
-                    model = db["models"].get(held)
-                    other = db["experiments"].get(model["experiment_id"])["name"]
-                    raise LossLensError(
-                        f"already catalogued as {held_as(other, model, self.experiment_row['name'])}, "
-                        "and a file is catalogued once",
-                        where=str(prepared.outcome.path),
-                        hint="ingest it with that experiment's spec, or into another catalog (--catalog)",
-                    )
+            if self.is_present(db, prepared):
                 prepared.outcome.status = "present"
                 return
             db["experiments"].insert(self.experiment_row, ignore=True)
             db["settings"].insert(rows["settings"], ignore=True)
             db["models"].insert(rows["models"], ignore=True)
             db["checkpoints"].insert(rows["checkpoints"])
+
+    def is_present(self, db: Any, prepared: _Prepared) -> bool:
+        """True when the file is catalogued as this model already (``db``: a sqlite-utils Database).
+
+        A file is catalogued once (its sha256 is its id), so "present" is only true when it is present as
+        this experiment's model, not another experiment's or one with other hyperparameters.
+
+        :raises LossLensError: it is catalogued as another experiment's, or with other kwargs/hyperparameters.
+        """
+        rows = prepared.rows
+        sha = rows["checkpoints"]["sha256"]
+        if not db["checkpoints"].count_where("sha256 = ?", [sha]):
+            return False
+        held = db["checkpoints"].get(sha)["model_id"]
+        if held != rows["models"]["id"]:
+            model = db["models"].get(held)
+            other = db["experiments"].get(model["experiment_id"])["name"]
+            raise LossLensError(
+                f"already catalogued as {held_as(other, model, self.experiment_row['name'])}, and a file is catalogued once",
+                where=str(prepared.outcome.path),
+                hint="ingest it with that experiment's spec, or into another catalog (--catalog)",
+            )
+        return True
 
 
 def held_as(experiment: str, model: dict[str, Any], this: str) -> str:
@@ -236,15 +246,18 @@ def ingest(
     files, empty = spec.checkpoint_files()
     report = IngestReport(name, empty_patterns=empty)
     ingester = _Ingester(spec, name, allow_globals)
-    catalog = None
+    catalog = reader = None
     if not dry_run:
         catalog = open_catalog(catalog_path)
+    else:
+        reader = _existing_catalog(catalog_path)
     try:
         for path in files:
             try:
                 prepared = ingester.prepare(path)
                 if catalog is None:
-                    prepared.outcome.status = "would-add"
+                    present = reader is not None and ingester.is_present(reader.db, prepared)
+                    prepared.outcome.status = "present" if present else "would-add"
                 else:
                     ingester.write(catalog, prepared)
                 outcome = prepared.outcome
@@ -257,6 +270,19 @@ def ingest(
             if on_file:
                 on_file(outcome)
     finally:
-        if catalog is not None:
-            catalog.close()
+        for opened in (catalog, reader):
+            if opened is not None:
+                opened.close()
     return report
+
+
+def _existing_catalog(path: Path | None) -> Catalog | None:
+    """The catalog, read-only, for a dry run to tell "present" from "would-add"; None where there is none
+    yet, or it must be migrated first (the real ingest would do that)."""
+    path = Path(path) if path is not None else default_catalog_path()
+    if not path.exists():
+        return None
+    try:
+        return open_catalog(path, readonly=True, snapshot=True)
+    except LossLensError:
+        return None

@@ -246,6 +246,23 @@ def test_dry_run_writes_nothing(tmp_path):
     assert not db.exists()
 
 
+def test_dry_run_on_an_existing_catalog_tells_present_from_would_add_and_writes_nothing(tmp_path):
+    """It used to say "would-add" for every file, even those already in the catalog."""
+    good(tmp_path / "runs" / "a.pt")
+    db = tmp_path / "losslens.db"
+    assert ingest(spec_for(tmp_path, ["runs/a.pt"]), db).count("added") == 1
+    good(tmp_path / "runs" / "b.pt", seed=1)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("losslens.db")}
+    report = ingest(spec_for(tmp_path, ["runs/*.pt"]), db, dry_run=True)
+    assert {o.path.name: o.status for o in report.outcomes} == {"a.pt": "present", "b.pt": "would-add"}
+    other = ingest(spec_for(tmp_path, ["runs/a.pt"], name="other"), db, dry_run=True)
+    assert single_failure(other).endswith(
+        "already catalogued as a checkpoint of experiment 'exp', and a file is catalogued once"
+        " — ingest it with that experiment's spec, or into another catalog (--catalog)"
+    )
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("losslens.db")} == before
+
+
 @pytest.mark.slow
 def test_cli_exit_codes_and_error_line(tmp_path):
     good(tmp_path / "runs" / "a.pt")
