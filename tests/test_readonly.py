@@ -253,3 +253,32 @@ def test_a_folder_given_as_the_catalog_is_one_line(tmp_path, args):
         f"database file in it, e.g. {folder / 'losslens.db'}"
     )
     assert list(folder.iterdir()) == []
+
+
+def test_printed_addresses_survive_spaces_and_brackets(pinn_catalog, tmp_path):
+    """Oracle: real Datasette (ds.client) and the shell's own word splitting. The views address serve prints
+    for a catalog named with spaces and brackets is one word that Datasette answers with the catalog's own
+    page; the demo's browse commands split (shlex) back into the real paths."""
+    import shlex
+    import types
+    from urllib.parse import urlsplit
+
+    from losslens.cli import demo_cmd
+    from losslens.cli.serve_cmd import views_url
+
+    named = tmp_path / "my runs [v2]" / "sweep (final) [1].db"
+    named.parent.mkdir()
+    shutil.copyfile(pinn_catalog, named)
+    url = views_url(named, "127.0.0.1", 8001)
+    assert len(url.split()) == 1
+    ds = Datasette(**datasette_options(named))
+    asyncio.run(ds.invoke_startup())
+    page = get(ds, urlsplit(url).path)
+    assert page.status_code == 200 and "tiny-pinn" in page.text
+    result = types.SimpleNamespace(catalog=named, viewer=tmp_path / "my runs [v2]" / "viewer" / "index.html", study="x")
+    with demo_cmd.console.capture() as captured:
+        demo_cmd.print_browse(result)
+    lines = captured.get().splitlines()
+    assert shlex.split(lines[1], comments=True) == ["losslens", "serve", "--catalog", str(named)]
+    assert shlex.split(lines[2], comments=True) == ["open", str(result.viewer)]
+    assert shlex.split(lines[3], comments=True) == ["losslens", "taxonomy", "--catalog", str(named)]

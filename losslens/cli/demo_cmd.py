@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shlex
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -132,9 +133,10 @@ def print_settings(result: StudyResult) -> None:
 
 def print_browse(result: StudyResult) -> None:
     console.print("Browse it:", highlight=False)
-    console.print(f"  losslens serve --catalog {result.catalog}        # Datasette with the LossLens views", highlight=False)
-    console.print(f"  open {result.viewer}        # the static viewer, no server needed", highlight=False)
-    console.print(f"  losslens taxonomy --catalog {result.catalog}     # the phase table", highlight=False)
+    catalog, viewer = shlex.quote(str(result.catalog)), shlex.quote(str(result.viewer))  # paths with spaces paste as one
+    console.print(f"  losslens serve --catalog {catalog}        # Datasette with the LossLens views", highlight=False)
+    console.print(f"  open {viewer}        # the static viewer, no server needed", highlight=False)
+    console.print(f"  losslens taxonomy --catalog {catalog}     # the phase table", highlight=False)
     console.print(f"  PNG views: {result.viewer.parent.parent / 'views' / result.study}/", highlight=False)
 
 

@@ -39,6 +39,14 @@ def datasette_command(catalog: Path, host: str, port: int) -> list[str]:
     return cmd
 
 
+def views_url(catalog: Path, host: str, port: int) -> str:
+    """The LossLens views' address of ``catalog`` as Datasette routes it: the database name is the file's stem,
+    tilde-encoded (Datasette's own encoding; spaces and brackets would break the printed link)."""
+    from datasette.utils import tilde_encode
+
+    return f"http://{host}:{port}/-/losslens/{tilde_encode(Path(catalog).stem)}"
+
+
 @app.command()
 @user_errors
 def serve(
@@ -51,6 +59,6 @@ def serve(
     A catalog that an older LossLens wrote is refused with a hint to run `losslens init`; serve never
     migrates or writes it, so it works on a read-only copy or share."""
     open_catalog(catalog, readonly=True, snapshot=True).close()  # exists, is a catalog, and its schema is current
-    console.print(f"LossLens views: http://{host}:{port}/-/losslens/{catalog.stem}")
+    console.print(f"LossLens views: {views_url(catalog, host, port)}")
     cmd = datasette_command(catalog, host, port)
     os.execv(cmd[0], cmd)
