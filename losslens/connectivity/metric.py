@@ -153,7 +153,7 @@ def _finite(value: float) -> float | None:
 
 
 @register("connectivity", scope="pair", params=ConnectivityParams, tables=("pair_metrics", "curve_points"))
-def connectivity(ctx, params: ConnectivityParams) -> Result:
+def connectivity(ctx: Any, params: ConnectivityParams) -> Result:
     """Mode connectivity mc of a Bezier/polychain curve fitted between two seeds (training error or PINN loss);
     also stores whether the bend fit converged (``fit_converged``, ``fit_rel_change``) and its loss curve."""
     sha_a, sha_b = ctx.shas
