@@ -103,3 +103,50 @@ def test_every_view_has_help_text():
     assert "mc" in registry.VIEWS["taxonomy"].help and "IV-B" in registry.VIEWS["taxonomy"].help
     assert "CKA" in registry.VIEWS["modes"].help and "persistence" in registry.VIEWS["persistence"].help
     assert "merge" in registry.VIEWS["merge-tree"].help.lower()
+
+
+def test_merge_tree_is_read_once_per_request(catalogs):
+    """Oracle: plain SQL on merge_tree_nodes/edges (the elbow rule: up from the lower node, then across
+    to the upper one, per edge) and SQLite's own statement trace on the real catalog: building the
+    merge-tree view reads the node rows once and the edges once (they were read twice, once per
+    dataset), and the checkpoint's facts once."""
+    db = catalogs[0]
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    conn.row_factory = sqlite3.Row
+    sha, run = conn.execute("SELECT checkpoint, run_id FROM merge_tree_nodes ORDER BY checkpoint LIMIT 1").fetchone()
+    assert conn.execute("SELECT COUNT(DISTINCT run_id) FROM merge_tree_nodes WHERE checkpoint = ?", (sha,)).fetchone()[0] == 1
+    nodes = [dict(r) for r in conn.execute("SELECT * FROM merge_tree_nodes WHERE run_id = ? ORDER BY node", (run,))]
+    edges = conn.execute(
+        "SELECT lower, upper, branch FROM merge_tree_edges WHERE run_id = ? ORDER BY lower, upper", (run,)
+    ).fetchall()
+    assert edges
+    at = {n["node"]: n for n in nodes}
+    expected_segments = []
+    for lower, upper, branch in edges:
+        lo, up = at[lower], at[upper]
+        expected_segments += [
+            {"x": lo["x"], "y": lo["y"], "x2": lo["x"], "y2": up["y"], "branch": branch},
+            {"x": lo["x"], "y": up["y"], "x2": up["x"], "y2": up["y"], "branch": branch},
+        ]
+    conn.row_factory = None
+    columns = ("node", "kind", "point", "value", "x", "y", "branch", "persistence", "basin_size")
+    assert registry.rows(conn, "tree_nodes", {"checkpoint": sha}) == [{k: n[k] for k in columns} for n in nodes]
+    assert registry.rows(conn, "tree_segments", {"checkpoint": sha}) == expected_segments
+
+    def traced(fn):
+        statements: list[str] = []
+        conn.set_trace_callback(statements.append)
+        try:
+            fn()
+        finally:
+            conn.set_trace_callback(None)
+        return statements
+
+    from losslens.views import local
+
+    built = traced(lambda: registry.inline_spec(conn, "merge-tree", {"checkpoint": sha}))
+    assert sum("FROM merge_tree_edges" in s for s in built) == 1
+    assert sum(s.startswith("SELECT node, kind, point, value") for s in built) == 1
+    for statement in set(traced(lambda: local.local_facts(conn, sha))):
+        assert built.count(statement) == 1, statement
+    conn.close()

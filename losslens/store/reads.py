@@ -314,15 +314,29 @@ def merge_tree_minima(conn: sqlite3.Connection, run_id: str) -> Rows:
     )
 
 
-def merge_tree(conn: sqlite3.Connection, run_id: str) -> tuple[Rows, Rows]:
-    """(nodes, edges) of a topology run's merge tree."""
-    nodes = fetch(
+def merge_tree_nodes(conn: sqlite3.Connection, run_id: str) -> Rows:
+    """The nodes of a topology run's merge tree: ``node, kind, point, value, x, y, branch, persistence, basin_size``."""
+    return fetch(
         conn,
         "SELECT node, kind, point, value, x, y, branch, persistence, basin_size FROM merge_tree_nodes WHERE run_id = ? ORDER BY node",
         (run_id,),
     )
-    edges = fetch(conn, "SELECT lower, upper, branch FROM merge_tree_edges WHERE run_id = ?", (run_id,))
-    return nodes, edges
+
+
+def merge_tree_edges(conn: sqlite3.Connection, run_id: str) -> Rows:
+    """The edges of a topology run's merge tree with both ends placed, in one read:
+    ``lower_x, lower_y, upper_x, upper_y, branch``, ordered by (lower, upper); an edge whose end node
+    is missing is left out."""
+    return fetch(
+        conn,
+        """
+        SELECT lo.x AS lower_x, lo.y AS lower_y, up.x AS upper_x, up.y AS upper_y, e.branch
+        FROM merge_tree_edges e
+        JOIN merge_tree_nodes lo ON lo.run_id = e.run_id AND lo.node = e.lower
+        JOIN merge_tree_nodes up ON up.run_id = e.run_id AND up.node = e.upper
+        WHERE e.run_id = ? ORDER BY e.lower, e.upper""",
+        (run_id,),
+    )
 
 
 def persistence_pairs(conn: sqlite3.Connection, run_id: str) -> Rows:

@@ -17,6 +17,7 @@ import re
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 from losslens.store import chart_queries, reads
@@ -76,6 +77,11 @@ class Build:
     selected: str | None = None
     links: Links = field(default_factory=Links)
 
+    @cached_property
+    def facts(self) -> dict[str, Any]:
+        """:func:`losslens.views.local.local_facts` of the checkpoint, read once per build."""
+        return local.local_facts(self.conn, self.args["checkpoint"])
+
     def data(self, name: str) -> Data:
         """The source of dataset ``name`` for this view's subject."""
         ds = DATASETS[name]
@@ -130,8 +136,8 @@ _DATASETS = [
     Dataset("landscape", ("checkpoint",), _on_landscape(landscape.grid_rows)),
     Dataset("isolines", ("checkpoint",), _on_landscape(landscape.isoline_rows)),
     Dataset("minima", ("checkpoint",), _on_landscape(landscape.minima_rows)),
-    Dataset("tree_nodes", ("checkpoint",), _on_landscape(lambda c, lid: topology.tree_rows(c, lid)[0])),
-    Dataset("tree_segments", ("checkpoint",), _on_landscape(lambda c, lid: topology.tree_rows(c, lid)[1])),
+    Dataset("tree_nodes", ("checkpoint",), _on_landscape(topology.tree_node_rows)),
+    Dataset("tree_segments", ("checkpoint",), _on_landscape(topology.tree_segment_rows)),
     Dataset("persistence", ("checkpoint",), _on_landscape(topology.persistence_rows)),
     Dataset("spectrum", ("checkpoint",), hessian.spectrum_rows),
     Dataset("esd", ("checkpoint",), hessian.esd_rows),
@@ -177,11 +183,7 @@ def _modes(b: Build) -> dict[str, Any]:
 
 
 def _local(b: Build) -> dict[str, Any]:
-    return local.local_spec(*(b.data(n) for n in VIEWS["local"].datasets), facts=local.local_facts(b.conn, b.args["checkpoint"]))
-
-
-def _facts(b: Build) -> dict[str, Any]:
-    return local.local_facts(b.conn, b.args["checkpoint"])
+    return local.local_spec(*(b.data(n) for n in VIEWS["local"].datasets), facts=b.facts)
 
 
 def _landscapes(b: Build) -> dict[str, Any]:
@@ -218,7 +220,7 @@ _VIEWS = [
         ("landscape", "topology"),
         ("landscape", "isolines", "minima"),
         lambda b: landscape.landscape_spec(
-            b.data("landscape"), b.data("isolines"), b.data("minima"), record=_facts(b)["landscape"]
+            b.data("landscape"), b.data("isolines"), b.data("minima"), record=b.facts["landscape"]
         ),
         page=False,
     ),
@@ -228,9 +230,7 @@ _VIEWS = [
         "Merge tree",
         ("topology",),
         ("tree_nodes", "tree_segments"),
-        lambda b: topology.merge_tree_spec(
-            b.data("tree_nodes"), b.data("tree_segments"), _facts(b)["topology"], _facts(b)["kinds"]
-        ),
+        lambda b: topology.merge_tree_spec(b.data("tree_nodes"), b.data("tree_segments"), b.facts["topology"], b.facts["kinds"]),
         page=False,
     ),
     View(
@@ -239,7 +239,7 @@ _VIEWS = [
         "Persistence diagram",
         ("topology",),
         ("persistence",),
-        lambda b: topology.persistence_spec(b.data("persistence"), _facts(b)["topology"], _facts(b)["dims"]),
+        lambda b: topology.persistence_spec(b.data("persistence"), b.facts["topology"], b.facts["dims"]),
         page=False,
     ),
     View(
@@ -248,7 +248,7 @@ _VIEWS = [
         "Persistence barcode",
         ("topology",),
         ("persistence",),
-        lambda b: topology.barcode_spec(b.data("persistence"), _facts(b)["topology"], _facts(b)["dims"]),
+        lambda b: topology.barcode_spec(b.data("persistence"), b.facts["topology"], b.facts["dims"]),
         page=False,
     ),
     View(
@@ -257,7 +257,7 @@ _VIEWS = [
         "Hessian spectrum",
         ("hessian",),
         ("spectrum", "esd"),
-        lambda b: hessian.hessian_spec(b.data("spectrum"), b.data("esd"), _facts(b)["hessian"]),
+        lambda b: hessian.hessian_spec(b.data("spectrum"), b.data("esd"), b.facts["hessian"]),
         page=False,
     ),
     View(

@@ -17,23 +17,26 @@ from losslens.views.source import Data, Rows, finite
 from losslens.views.spec import chart, present, subset
 
 
-def tree_rows(conn: sqlite3.Connection, landscape_id: str) -> tuple[Rows, Rows]:
-    """(nodes, segments) of the newest merge tree of a landscape; two elbow segments per edge."""
+def tree_node_rows(conn: sqlite3.Connection, landscape_id: str) -> Rows:
+    """The nodes of the newest merge tree of a landscape (non-finite values as None)."""
     run = reads.latest_topology_run(conn, landscape_id)
-    if run is None:
-        return [], []
-    nodes, edges = reads.merge_tree(conn, run)
-    at = {n["node"]: n for n in nodes}
-    segments: Rows = []
-    for e in edges:
-        lo, up = at.get(e["lower"]), at.get(e["upper"])
-        if lo is None or up is None:
-            continue
-        segments.append({"x": lo["x"], "y": lo["y"], "x2": lo["x"], "y2": up["y"], "branch": e["branch"]})
-        segments.append({"x": lo["x"], "y": up["y"], "x2": up["x"], "y2": up["y"], "branch": e["branch"]})
+    nodes = reads.merge_tree_nodes(conn, run) if run else []
     for n in nodes:
         n["value"] = finite(n["value"])
-    return nodes, segments
+    return nodes
+
+
+def tree_segment_rows(conn: sqlite3.Connection, landscape_id: str) -> Rows:
+    """The segments of the newest merge tree of a landscape: two elbow segments per edge (up from the
+    lower node, then across to the upper one). The edges come with their ends placed, in one read, so
+    drawing the segments does not read the nodes again."""
+    run = reads.latest_topology_run(conn, landscape_id)
+    segments: Rows = []
+    for e in reads.merge_tree_edges(conn, run) if run else []:
+        lx, ly, ux, uy, branch = e["lower_x"], e["lower_y"], e["upper_x"], e["upper_y"], e["branch"]
+        segments.append({"x": lx, "y": ly, "x2": lx, "y2": uy, "branch": branch})
+        segments.append({"x": lx, "y": uy, "x2": ux, "y2": uy, "branch": branch})
+    return segments
 
 
 def persistence_rows(conn: sqlite3.Connection, landscape_id: str) -> Rows:
