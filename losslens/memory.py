@@ -143,6 +143,6 @@ def check_budget(estimate: Estimate, budget_gb: float | None, device: torch.devi
     return budget
 
 
-def largest_fitting(budget: int, fixed: int, per_unit: int) -> int:
+def largest_fitting(budget: float, fixed: int, per_unit: int) -> int:
     """How many units of ``per_unit`` bytes fit in ``budget`` beside ``fixed`` bytes (0 if none)."""
     return max(0, math.floor((budget - fixed) / per_unit)) if per_unit > 0 else 0

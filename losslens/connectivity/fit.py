@@ -21,6 +21,7 @@ converged, and its mc is a bound on the curve's barrier, not a measurement of it
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Callable, Iterator
@@ -121,7 +122,9 @@ def fit_bends(
 
         def closure() -> torch.Tensor:
             lbfgs.zero_grad(set_to_none=True)
-            value = sum(loss(point_on_curve(curve, t, start, end, trainable), batch) for t in ts) / t_points
+            value = (
+                functools.reduce(torch.add, [loss(point_on_curve(curve, t, start, end, trainable), batch) for t in ts]) / t_points
+            )
             checked(value, "an L-BFGS step")
             value.backward()
             trace.append(float(value.detach()))

@@ -15,7 +15,7 @@ from losslens.connectivity.curves import CurveName, Params, point_on_curve
 from losslens.connectivity.fit import fit_bends
 from losslens.connectivity.score import mode_connectivity
 from losslens.errors import LossLensError
-from losslens.jobs.context import Subject
+from losslens.jobs.context import JobContext, Subject
 from losslens.jobs.pairs import PAIRS_HELP
 from losslens.metrics.registry import Result, register
 from losslens.params import flatten
@@ -153,7 +153,7 @@ def _finite(value: float) -> float | None:
 
 
 @register("connectivity", scope="pair", params=ConnectivityParams, tables=("pair_metrics", "curve_points"))
-def connectivity(ctx: Any, params: ConnectivityParams) -> Result:
+def connectivity(ctx: JobContext, params: ConnectivityParams) -> Result:
     """Mode connectivity mc of a Bezier/polychain curve fitted between two seeds (training error or PINN loss);
     also stores whether the bend fit converged (``fit_converged``, ``fit_rel_change``) and its loss curve."""
     sha_a, sha_b = ctx.shas

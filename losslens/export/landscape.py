@@ -9,6 +9,7 @@ coefficients α, β, γ along its directions, in units of each direction, with �
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from losslens.views.source import load_array
 LANDSCAPE_FORMATS = ("vti",)
 
 
-def landscape_grid(conn, checkpoint: str, dims: int | None = None) -> tuple[np.ndarray, dict]:
+def landscape_grid(conn: sqlite3.Connection, checkpoint: str, dims: int | None = None) -> tuple[np.ndarray, dict]:
     """(grid of losses, landscapes row) of the newest full-grid landscape of ``checkpoint`` with ``dims``
     axes (default: the most axes that fit VTK image data, 3, else fewer).
 

@@ -8,13 +8,15 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+import torch
 
 from losslens.errors import LossLensError
 from losslens.hessian.eigen import DEFAULT_MAX_ITER, lanczos_eigenpairs
 from losslens.hessian.esd import min_grid_points, spectral_density
-from losslens.hessian.hvp import hvp_operator
+from losslens.hessian.hvp import HVP, hvp_operator
 from losslens.hessian.pyhessian_backend import PyHessianBackend
 from losslens.hessian.trace import hutchinson_trace
+from losslens.jobs.context import JobContext, Subject
 from losslens.memory import GIB, available_bytes, check_budget, hessian_estimate, largest_fitting, saved_tensor_bytes
 from losslens.metrics.registry import Result, register
 from losslens.numerics import check_finite_loss
@@ -85,7 +87,7 @@ class HessianParams:
     params=HessianParams,
     tables=("hessian_eigenvalues", "hessian_trace", "hessian_esd", "hessian_summaries"),
 )
-def hessian(ctx, params: HessianParams) -> Result:
+def hessian(ctx: JobContext, params: HessianParams) -> Result:
     """Top-k Hessian eigenpairs (Lanczos), Hutchinson trace and SLQ spectral density of the training loss."""
     s = ctx.subject()
     phash = params_hash(dataclasses.asdict(params))
@@ -166,7 +168,7 @@ def hessian(ctx, params: HessianParams) -> Result:
     return result
 
 
-def check_memory(s, hvp, params: HessianParams, max_iter: int, device) -> None:
+def check_memory(s: Subject, hvp: HVP, params: HessianParams, max_iter: int, device: torch.device) -> None:
     """Refuse, before any HVP, a run whose estimated peak exceeds the budget (:mod:`losslens.memory`)."""
     leaves = {k: v.detach().requires_grad_(True) for k, v in hvp.params.items()}
     graph = saved_tensor_bytes(lambda: hvp.loss(leaves))

@@ -20,7 +20,7 @@ backward pass through them raises torch's "backward not implemented" error.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, overload
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +28,10 @@ from torch import Tensor
 from torch.overrides import TorchFunctionMode
 
 
+@overload
+def _front(t: Tensor, dim: int | None) -> Tensor: ...
+@overload
+def _front(t: None, dim: int | None) -> None: ...
 def _front(t: Tensor | None, dim: int | None) -> Tensor | None:
     return t if t is None or dim is None else t.movedim(dim, 0)
 
@@ -66,7 +70,7 @@ class Linear(torch.autograd.Function):
         size = info.batch_size
         if w_dim is None:  # shared weights: one plain linear (x or the bias carries the batch)
             out = F.linear(x if x_dim is not None else x.unsqueeze(0), weight, bias if b_dim is None else None)
-            if b_dim is not None:
+            if b_dim is not None and bias is not None:  # a batched bias is a tensor
                 out = out + bias.reshape(size, *[1] * (out.dim() - 2), -1)
             return out, 0
         lead = x.shape[1:-1] if x_dim is not None else x.shape[:-1]

@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
+from torch import nn
 
 from losslens.errors import LossLensError
+from losslens.jobs.context import JobContext, Subject
 from losslens.metrics.registry import Result, register
+from losslens.problems.base import State
 from losslens.problems.capabilities import ClassProbabilities, PinnField, require
 from losslens.store.ids import params_hash
 
@@ -36,7 +39,7 @@ def confusion(true: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.nda
 
 
 @torch.no_grad()
-def _labels(problem, model, state, split: str) -> tuple[np.ndarray, np.ndarray]:
+def _labels(problem: Any, model: nn.Module, state: State, split: str) -> tuple[np.ndarray, np.ndarray]:
     true, predicted = [], []
     for x, y in problem.batches(split, batch_size=512):
         predicted.append(problem.logits(model, state, x).argmax(-1).cpu().numpy())
@@ -44,8 +47,7 @@ def _labels(problem, model, state, split: str) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(true), np.concatenate(predicted)
 
 
-def _pinn(subject, result: Result) -> None:
-    problem = subject.problem
+def _pinn(subject: Subject, problem: PinnField, result: Result) -> None:
     u = problem.predict(subject.model, subject.state).cpu().numpy().astype(np.float32)
     if not np.isfinite(u).all():
         raise LossLensError("the predicted field is not finite", where=subject.name, hint="check the checkpoint's training")
@@ -64,8 +66,8 @@ def _pinn(subject, result: Result) -> None:
         result.add("prediction_fields", checkpoint=subject.sha256, field=name, artifact=sha, **extent)
 
 
-def _classifier(subject, result: Result) -> None:
-    problem = subject.problem
+def _classifier(subject: Subject, result: Result) -> None:
+    problem: Any = subject.problem  # a ClassProbabilities (checked by require) with Problem's batches
     for split in ("train", "test"):
         true, predicted = _labels(problem, subject.model, subject.state, split)
         counts = confusion(true, predicted, problem.num_classes)
@@ -81,7 +83,7 @@ def _classifier(subject, result: Result) -> None:
 
 
 @torch.no_grad()
-def _next_tokens(problem, model, state, split: str) -> tuple[np.ndarray, np.ndarray]:
+def _next_tokens(problem: Any, model: nn.Module, state: State, split: str) -> tuple[np.ndarray, np.ndarray]:
     """(true next tokens, top-1 predicted next tokens) at every position of ``split``, flattened."""
     true, predicted = [], []
     for ids in problem.batches(split):
@@ -91,8 +93,8 @@ def _next_tokens(problem, model, state, split: str) -> tuple[np.ndarray, np.ndar
 
 
 @torch.no_grad()
-def _language_model(subject, result: Result) -> None:
-    problem = subject.problem
+def _language_model(subject: Subject, result: Result) -> None:
+    problem: Any = subject.problem  # kind "causal_lm": CausalLMProblem's data and logits
     for split in ("train", "test"):
         if not len(problem.data[split]):
             continue
@@ -109,14 +111,14 @@ def _language_model(subject, result: Result) -> None:
 
 
 @register("predictions", scope="checkpoint", params=PredictionsParams, tables=("prediction_fields", "confusion_matrices"))
-def predictions(ctx, params: PredictionsParams) -> Result:
+def predictions(ctx: JobContext, params: PredictionsParams) -> Result:
     """PINN u(x, t) on the evaluation grid, classifier confusion matrices, or LM next-token predictions, for the pair view."""
     subject = ctx.subject()
     result = Result()
     if subject.problem.kind == "causal_lm":
         _language_model(subject, result)
     elif isinstance(subject.problem, PinnField):
-        _pinn(subject, result)
+        _pinn(subject, subject.problem, result)
     else:
         require(subject.problem, ClassProbabilities, "predictions")
         _classifier(subject, result)
@@ -135,7 +137,7 @@ class DisagreementParams:
 
 
 @register("disagreement", scope="pair", params=DisagreementParams, tables=("pair_metrics",))
-def disagreement(ctx, params: DisagreementParams) -> Result:
+def disagreement(ctx: JobContext, params: DisagreementParams) -> Result:
     """Fraction of examples (LMs: token positions) on which two models predict different labels (next tokens)."""
     sha_a, sha_b = ctx.shas
     a, b = ctx.subject(sha_a), ctx.subject(sha_b)

@@ -79,7 +79,7 @@ class ConvectionProblem(Problem):
         tangent = torch.zeros_like(batch.x_f)
         tangent[:, 0] = self.beta
         tangent[:, 1] = 1.0
-        _, residual = jvp(u, (batch.x_f,), (tangent,))
+        residual = jvp(u, (batch.x_f,), (tangent,))[1]  # (u, ∂u/∂t + β ∂u/∂x)
         return {
             "loss_ic": ((u(batch.x_ic) - batch.u_ic) ** 2).mean(),
             "loss_bc": ((u(batch.x_left) - u(batch.x_right)) ** 2).mean(),

@@ -19,8 +19,7 @@ class ModularAdditionProblem(ClassificationProblem):
     """A :class:`ClassificationProblem` over token inputs (N, 3) of dtype int64."""
 
     def __init__(self, p: int, train_fraction: float, data_seed: int, batch_size: int | None):
-        a, b = np.meshgrid(np.arange(p), np.arange(p), indexing="ij")
-        a, b = a.ravel(), b.ravel()
+        a, b = (grid.ravel() for grid in np.meshgrid(np.arange(p), np.arange(p), indexing="ij"))
         tokens = np.stack([a, b, np.full_like(a, p)], axis=1).astype(np.int64)
         labels = ((a + b) % p).astype(np.int64)
         order = np.random.default_rng(data_seed).permutation(p * p)

@@ -37,8 +37,10 @@ class Representation:
         a, b = (self, other) if self.features is not None or other.features is None else (other, self)
         if a.features is not None and b.features is not None:
             return float(torch.linalg.matrix_norm(a.features.T @ b.features) ** 2)
-        if a.features is not None:  # b has a Gram matrix: ‖XᵀY‖² = tr(Xᵀ L X)
+        if a.features is not None and b.gram is not None:  # b has a Gram matrix: ‖XᵀY‖² = tr(Xᵀ L X)
             return float(((b.gram @ a.features) * a.features).sum())
+        if a.gram is None or b.gram is None:
+            raise AssertionError("a representation keeps either its features or its Gram matrix")
         return float((a.gram * b.gram).sum())
 
     def hsic(self, other: Representation, debiased: bool = False) -> float:

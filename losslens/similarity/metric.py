@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 
 from losslens.errors import LossLensError
+from losslens.jobs.context import JobContext, Subject
 from losslens.jobs.pairs import PAIRS_HELP
 from losslens.metrics.registry import Read, Result, register
 from losslens.similarity.cka import Representation, cka
@@ -50,7 +52,7 @@ def _finite(value: float) -> float | None:
 
 
 @register("cka", scope="pair", params=CKAParams, tables=("pair_metrics", "layer_cka"))
-def cka_metric(ctx, params: CKAParams) -> Result:
+def cka_metric(ctx: JobContext, params: CKAParams) -> Result:
     """Linear CKA between two models' outputs (softmax, PINN u, LM final hidden states) on fixed inputs, and layer by layer."""
     sha_a, sha_b = ctx.shas
     a, b = ctx.subject(sha_a), ctx.subject(sha_b)
@@ -77,7 +79,7 @@ def cka_metric(ctx, params: CKAParams) -> Result:
     return result
 
 
-def layer_matrix(a, b, x, layers: list[str], debiased: bool) -> list[dict[str, Any]]:
+def layer_matrix(a: Subject, b: Subject, x: torch.Tensor, layers: list[str], debiased: bool) -> list[dict[str, Any]]:
     """CKA between every named layer of model a and every named layer of model b on inputs ``x``."""
     names_a = layers or default_layers(a)
     names_b = layers or default_layers(b)
@@ -143,7 +145,7 @@ def cka_matrix(runs: list[Any], shas: list[str], which: str) -> np.ndarray:
     requires=("cka",),
     reads=(Read("cka", tables=("pair_metrics",)),),
 )
-def similarity(ctx, params: SimilarityParams) -> Result:
+def similarity(ctx: JobContext, params: SimilarityParams) -> Result:
     """Classical MDS of 1 − CKA between the seeds of a setting: the semi-global layout of its modes."""
     matrix = cka_matrix(ctx.results("cka"), ctx.shas, "cka_debiased" if params.debiased else "cka")
     if not np.isfinite(matrix).all():

@@ -160,7 +160,8 @@ def landscape_dims(conn: sqlite3.Connection, checkpoint: str) -> list[int]:
 def loss_range_of_landscapes(conn: sqlite3.Connection, checkpoints: list[str]) -> tuple[float, float] | None:
     """(min, max) of the finite positive losses over the newest 2-D grid landscape of each checkpoint:
     the domain of a colour scale shared by several landscapes on one page."""
-    lo, hi = None, None
+    lo: float | None = None
+    hi: float | None = None
     for sha in checkpoints:
         record = landscape_record(conn, sha, 2, grid_only=True)
         if record is None:
@@ -171,7 +172,7 @@ def loss_range_of_landscapes(conn: sqlite3.Connection, checkpoints: list[str]) -
         if row and row[0] is not None:
             lo = row[0] if lo is None else min(lo, row[0])
             hi = row[1] if hi is None else max(hi, row[1])
-    return (float(lo), float(hi)) if lo is not None else None
+    return (float(lo), float(hi)) if lo is not None and hi is not None else None
 
 
 def topology_categories(conn: sqlite3.Connection, landscape_id: str) -> dict[str, list[Any]]:

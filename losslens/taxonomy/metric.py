@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from losslens.jobs.context import JobContext
 from losslens.metrics.registry import Read, Result, register
 from losslens.taxonomy.rules import Sharpness, assign_phases, summarize
 
@@ -60,7 +61,7 @@ def shipped_rows(
         Read("cka", tables=("pair_metrics",)),
     ),
 )
-def taxonomy(ctx, params: TaxonomyParams) -> Result:
+def taxonomy(ctx: JobContext, params: TaxonomyParams) -> Result:
     """Phase I, II, III, IV-A or IV-B per setting from training loss, Hessian sharpness, mc and CKA (Yang et al.)."""
     perf, h_perf = shipped_rows(ctx, "performance", "performance")
     eig, h_eig = shipped_rows(ctx, "hessian", "hessian_eigenvalues", lambda r: r["which"] == "largest" and r["rank"] == 0)

@@ -53,11 +53,12 @@ def field_rows(conn: sqlite3.Connection, a: str, b: str) -> Rows:
     fa, fb = reads.prediction_fields(conn, a), reads.prediction_fields(conn, b)
     if "u" not in fa or "u" not in fb:
         return []
-    arrays = {
+    loaded = {
         name: load_array(conn, f[key]["artifact"])
         for name, f, key in (("a", fa, "u"), ("b", fb, "u"), ("exact_a", fa, "u_exact"), ("exact_b", fb, "u_exact"))
     }
-    if any(v is None for v in arrays.values()):
+    arrays = {name: array for name, array in loaded.items() if array is not None}
+    if len(arrays) < len(loaded):
         return []
     meta = fa["u"]
     n_x, n_t = meta["n_x"], meta["n_t"]
