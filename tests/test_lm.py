@@ -492,3 +492,14 @@ def test_cuda_bfloat16_hessian_close_to_float32(lm_folder):
         values[dtype] = float(top_eigenpairs(hvp_operator(subject), k=1, tol=1e-4)[0][0])
     assert values["bfloat16"] == pytest.approx(values["float32"], rel=5e-2)
     assert available_bytes(device) > 0
+
+
+def test_train_lm_refuses_an_unknown_config_name(tmp_path):
+    """Only "quick" names a configuration; any other string was used as one (AttributeError on
+    'str'.save_steps) — now one line naming the option, and nothing written."""
+    from losslens.train.lm import QUICK, LMConfig, lm_config, train_lm
+
+    with pytest.raises(LossLensError, match="unknown LM configuration 'fast'"):
+        train_lm(tmp_path / "runs", config="fast")
+    assert not (tmp_path / "runs").exists()
+    assert lm_config("quick") is QUICK and lm_config(None) == LMConfig()

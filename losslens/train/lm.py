@@ -66,6 +66,18 @@ def _finished(folder: Path, sha: str) -> dict[str, Any] | None:
     return meta if meta.get("config_sha") == sha else None
 
 
+def lm_config(config: LMConfig | str | None) -> LMConfig:
+    """``config`` itself, :data:`QUICK` for ``"quick"``, the defaults for None.
+
+    :raises LossLensError: for any other string.
+    """
+    if isinstance(config, str):
+        if config != "quick":
+            raise LossLensError(f"unknown LM configuration {config!r}", where="train lm", hint='use "quick", or pass an LMConfig')
+        return QUICK
+    return config or LMConfig()
+
+
 def train_lm(
     out: Path,
     seeds: tuple[int, ...] = (0, 1, 2),
@@ -84,7 +96,7 @@ def train_lm(
     from losslens.models.hf_tiny import generated_text, gpt_neox_config, save_folder, word_tokenizer
     from losslens.problems.causal_lm import causal_lm
 
-    config = QUICK if config == "quick" else (config or LMConfig())
+    config = lm_config(config)
     if not seeds or not config.save_steps:
         raise LossLensError("no runs requested", where="train lm", hint="give at least one seed and one save step")
     require_transformers("train lm").utils.logging.disable_progress_bar()
@@ -99,7 +111,7 @@ def train_lm(
     tok_folder = out / "tokenizer"
     tok_folder.mkdir(exist_ok=True)
     tokenizer.save(str(tok_folder / "tokenizer.json"))
-    problem_kwargs = {
+    problem_kwargs: dict[str, Any] = {
         "text": str(text_path.resolve()),
         "tokenizer": str(tok_folder.resolve()),
         "seq_len": config.seq_len,
@@ -115,8 +127,8 @@ def train_lm(
         shas = {
             s: config_sha({"kind": "lm", "seed": seed, "step": s, "config": plain(asdict(config))}) for s in config.save_steps
         }
-        found = {s: _finished(_folder(out, seed, s), shas[s]) for s in config.save_steps}
-        if all(found.values()):
+        found = {s: meta for s in config.save_steps if (meta := _finished(_folder(out, seed, s), shas[s])) is not None}
+        if len(found) == len(set(config.save_steps)):
             for s, meta in found.items():
                 records.append(_record(_folder(out, seed, s), meta, skipped=True))
             on_event("run_done", record=records[-1], label=f"seed {seed}")
