@@ -624,3 +624,18 @@ def test_a_metric_with_nothing_to_run_shows_a_finished_bar():
     with job_progress() as (progress, on_event):
         on_event("metric_start", metric="hessian", skipped=3, total=0)
         assert progress.tasks[0].finished
+
+
+def test_ray_address_with_nothing_listening_fails_with_one_line(pinn_catalog):
+    """Ray's client retries an unreachable head for minutes; the executor checks the port first.
+    Oracle: a port this test just bound and closed, so nothing listens on it; nothing is stored."""
+    import socket
+
+    pytest.importorskip("ray")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(LossLensError, match=f"cannot reach a Ray cluster at '127.0.0.1:{port}'") as info:
+        compute(["performance"], catalog_path=pinn_catalog, executor="ray", executor_options={"address": f"127.0.0.1:{port}"})
+    assert info.value.where == "--address"
+    assert rows(pinn_catalog, "SELECT COUNT(*) FROM metric_runs") == [(0,)]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import socket
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,9 +99,29 @@ class RayExecutor:
             f"num_gpus={res.gpus_per_job:g}, resubmitted up to {res.max_retries} times if a worker is lost"
         )
 
+    def _check_reachable(self) -> None:
+        """Fail in seconds when nothing listens at a HOST:PORT address: Ray's own client keeps retrying
+        the head's GCS for minutes before it gives up.
+
+        :raises LossLensError: when a TCP connection to the address is refused or times out.
+        """
+        address = self.config.address.removeprefix("ray://")
+        host, _, port = address.rpartition(":")
+        if address in ("local", "auto") or not host or not port.isdigit():
+            return  # Ray resolves these itself (and rejects a malformed address at once)
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=10).close()
+        except OSError as exc:
+            raise LossLensError(
+                f"cannot reach a Ray cluster at {self.config.address!r}: {exc.strerror or type(exc).__name__}",
+                where="--address",
+                hint="check the head's HOST:PORT (`ray status` on the head), or use --address local; see docs/distributed.md",
+            ) from None
+
     def _connect(self) -> None:
         if ray.is_initialized():
             return
+        self._check_reachable()
         kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
         if self.config.address == "local":
             kwargs.update(num_cpus=cores(), include_dashboard=False)
