@@ -3,6 +3,7 @@ the viewer exported from the small pipeline-built catalog of test_datasette_plug
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -10,6 +11,7 @@ import pytest
 from helpers import ARTIFACTS, EVIL_MODEL, WatchedPage, pinn_ids, shared_catalogs
 
 from losslens.export import export_viewer
+from losslens.export.viewer import data_script
 
 pytestmark = pytest.mark.slow
 
@@ -246,3 +248,78 @@ def test_taxonomy_modes_chart_opens_a_mode(viewer, browser):
     w.page.click('#chart-semi path[aria-label*="mode: beta1_seed2"]')
     w.rendered("local")
     assert w.active() == "beta1_seed2"
+
+
+def fixture_table() -> list[dict]:
+    """80 rows (above the codec's 64-row JSON cut-off, so numbers go to typed arrays) of known values:
+    float32 floats (negatives, tiny and huge magnitudes, NaN and NULL), a float64 column (beyond
+    float32's range), int32 ints at both ends, a column of few distinct numbers (a dictionary), unicode
+    strings (a dictionary) and a key only some rows have."""
+    specials = [0.0, -0.0, 1.5, -2.25, 1e-30, -3.3e-38, 3.0e38, -1.7e38, 123456.789, -1e-7, math.nan, None]
+    strings = ["β = 5", "λ_max", "日本語", "emoji 🙂", '</script><b>"x"</b>', "", "a\u2028b", "plain"]
+    rows = []
+    for i in range(80):
+        row = {
+            "f32": specials[i] if i < len(specials) else (-1) ** i * (i + 0.1) * 10.0 ** (i % 17 - 8),
+            "f64": [1e300, -2.5e-300, None, math.pi][i % 4] if i < 8 else (-1) ** i * i * 1e200,
+            "i32": [2**31 - 1, -(2**31), 0, -1][i] if i < 4 else (i * 7919) % 100003 - 50000,
+            "few": [0.25, -4.0, 7.0][i % 3],
+            "text": strings[i % len(strings)],
+        }
+        if i % 3 == 0:
+            row["sometimes"] = f"row {i} ✓"
+        rows.append(row)
+    return rows
+
+
+def test_viewer_decoder_gives_back_the_values_encoded(tmp_path, browser):
+    """Oracle: the Python values the codec encoded, decoded by the exported viewer's own JS
+    (``LossLensViewer.rows``) in Chromium: ints and strings exactly, the float32 column equal to
+    numpy's float32 rounding of each value, float64 exactly, NaN and NULL both null (the codec's
+    promise), and a key only some rows have present in exactly those rows. A short table stays JSON."""
+    import json
+
+    import numpy as np
+
+    from losslens.export.codec import Blobs, encode_rows
+    from losslens.store.catalog import init_catalog
+
+    catalog, _, _ = init_catalog(tmp_path / "empty.db")
+    catalog.close()
+    index = export_viewer(tmp_path / "empty.db", tmp_path / "viewer")
+    data_js = index.parent / "data.js"
+    prefix = "window.LOSSLENS = "
+    data = json.loads(data_js.read_text().removeprefix(prefix).rstrip().removesuffix(";"))
+    table, short = fixture_table(), [{"x": -0.1, "s": "ψ", "n": None}, {"x": 2**40, "s": "日本", "n": 3}]
+    blobs = Blobs()
+    data["tables"] = {"fixture": encode_rows(table, blobs), "short": encode_rows(short, blobs)}
+    data["blobs"] = blobs.items
+    cols = data["tables"]["fixture"]["cols"]
+    assert "f32" in cols["f32"] and "f64" in cols["f64"] and "i32" in cols["i32"]  # typed arrays
+    assert "dict" in cols["few"] and "dict" in cols["text"] and "has" in cols["sometimes"]
+    data_js.write_text(data_script(data))
+
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(index.as_uri())
+    page.wait_for_function("() => window.LossLensViewer !== undefined")
+    decoded = page.evaluate("k => LossLensViewer.rows(k)", "fixture")
+    decoded_short = page.evaluate("k => LossLensViewer.rows(k)", "short")
+    page.close()
+    assert errors == []
+
+    def f32(v):
+        return None if v is None or math.isnan(v) else float(np.float32(v))
+
+    def f64(v):
+        return None if v is None or math.isnan(v) else v
+
+    assert len(decoded) == len(table)
+    for got, want in zip(decoded, table, strict=True):
+        assert set(got) == set(want), (got, want)
+        assert got["f32"] == f32(want["f32"]), (got, want)
+        assert got["f64"] == f64(want["f64"]), (got, want)
+        assert got["i32"] == want["i32"] and got["few"] == want["few"]
+        assert got["text"] == want["text"] and got.get("sometimes") == want.get("sometimes")
+    assert decoded_short == short
