@@ -108,6 +108,11 @@ def test_not_a_database_is_refused(tmp_path):
     bogus.write_text("hello, I am a text file\n")
     with pytest.raises(LossLensError, match="not a SQLite database"):
         open_catalog(bogus)
+    for snapshot in (False, True):  # readers too, through SQLite's own check (no plain read of the file)
+        with pytest.raises(LossLensError, match="not a SQLite database"):
+            open_catalog(bogus, readonly=True, snapshot=snapshot)
+    assert bogus.read_text() == "hello, I am a text file\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["losslens.db"]
 
 
 def test_readonly_open_of_missing_catalog_says_how_to_fix(tmp_path):

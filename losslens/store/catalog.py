@@ -1,4 +1,14 @@
-"""Opening, creating and migrating the catalog file, and the write transaction."""
+"""Opening, creating and migrating the catalog file, and the write transaction.
+
+Rule: the database file is only ever opened through SQLite, never with plain I/O (``open``, hashing,
+``shutil.copy``) -- not even to peek at its header. SQLite learns that other connections exist only from the
+POSIX (fcntl) locks they hold on that file, and closing *any* descriptor of it drops every lock of the
+process. A process that holds a connection and reads the file itself then looks to the others as if it had
+none: the next connection to close elsewhere takes itself for the last one, checkpoints and deletes the
+``-wal``, and this process goes on committing into the deleted file; those commits are lost when it dies
+without closing (``tests/test_concurrent_writers.py``). A file that is not a database is recognised by
+SQLite's own error instead, and copies go through SQLite's backup API (:func:`backup`).
+"""
 
 from __future__ import annotations
 
@@ -81,10 +91,22 @@ def _ro_uri(path: Path) -> str:
 def _connect(path: Path, readonly: bool, snapshot: bool = False) -> sqlite3.Connection:
     if readonly:
         conn = sqlite3.connect(read_uri(path, snapshot), uri=True, timeout=BUSY_TIMEOUT_S)
-        conn.execute("PRAGMA query_only=ON")
     else:
         conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S)
-        conn.execute("PRAGMA journal_mode=WAL")
+    try:
+        # The first read of the header: a file that is not a database fails here, left unchanged.
+        conn.execute("PRAGMA query_only=ON" if readonly else "PRAGMA journal_mode=WAL").fetchall()
+        if readonly:
+            conn.execute("PRAGMA schema_version").fetchall()
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        if exc.sqlite_errorcode == sqlite3.SQLITE_NOTADB:
+            raise LossLensError(
+                "not a SQLite database",
+                where=str(path),
+                hint="point --catalog (or LOSSLENS_CATALOG) at a LossLens catalog, or a new path",
+            ) from None
+        raise
     conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
     conn.execute("PRAGMA foreign_keys=ON")
     return conn
@@ -182,26 +204,17 @@ def backup(path: Path) -> Path:
     return dest
 
 
-def _check_is_sqlite(path: Path) -> None:
+def _check_is_file(path: Path) -> None:
+    """Refuse a folder or a file this user may not read. Only ``stat``/``access``: never ``open`` (module doc);
+    whether it is a SQLite database is SQLite's to say (:func:`_connect`)."""
     if path.is_dir():
         raise LossLensError(
             "is a folder, not a catalog file",
             where=str(path),
             hint=f"point --catalog (or LOSSLENS_CATALOG) at the database file in it, e.g. {path / 'losslens.db'}",
         )
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(16)
-    except OSError as exc:
-        raise LossLensError(
-            f"cannot read the catalog file: {exc.strerror}", where=str(path), hint="check its permissions"
-        ) from None
-    if head and head != b"SQLite format 3\x00":
-        raise LossLensError(
-            "not a SQLite database",
-            where=str(path),
-            hint="point --catalog (or LOSSLENS_CATALOG) at a LossLens catalog, or a new path",
-        )
+    if not os.access(path, os.R_OK):
+        raise LossLensError("cannot read the catalog file: Permission denied", where=str(path), hint="check its permissions")
 
 
 def _unreadable(path: Path, exc: sqlite3.DatabaseError) -> LossLensError:
@@ -221,13 +234,13 @@ def init_catalog(path: Path) -> tuple[Catalog, list[str], Path | None]:
     existed = path.exists() and path.stat().st_size > 0
     backup_path = None
     if existed:
-        _check_is_sqlite(path)
-        with Catalog(path, readonly=True, snapshot=True) as ro:  # a short read: no -wal/-shm left if it fails
-            try:
+        _check_is_file(path)
+        try:
+            with Catalog(path, readonly=True, snapshot=True) as ro:  # a short read: no -wal/-shm left if it fails
                 check_not_newer(ro.db, str(path))
                 todo = pending_names(ro.db)
-            except sqlite3.DatabaseError as exc:
-                raise _unreadable(path, exc) from None
+        except sqlite3.DatabaseError as exc:
+            raise _unreadable(path, exc) from None
         if todo:
             backup_path = backup(path)
     else:
@@ -273,21 +286,24 @@ def open_catalog(path: Path | None = None, *, readonly: bool = False, snapshot: 
         if readonly:
             raise LossLensError("no catalog here", where=str(path), hint="run `losslens init` or `losslens ingest SPEC` first")
         return init_catalog(path)[0]
-    _check_is_sqlite(path)
+    _check_is_file(path)
     if readonly:
         _check_wal_readable(path)
-        catalog = Catalog(path, readonly=True, snapshot=snapshot)
+        catalog = None
         try:
+            catalog = Catalog(path, readonly=True, snapshot=snapshot)
             check_not_newer(catalog.db, str(path))
             if pending_names(catalog.db):
                 raise LossLensError(
                     "catalog schema is older than this LossLens", where=str(path), hint="run `losslens init` to migrate it"
                 )
         except sqlite3.DatabaseError as exc:
-            catalog.close()
+            if catalog is not None:
+                catalog.close()
             raise _unreadable(path, exc) from None
         except BaseException:
-            catalog.close()
+            if catalog is not None:
+                catalog.close()
             raise
         return catalog
     return init_catalog(path)[0]
