@@ -189,10 +189,10 @@ class _Ingester:
             if self.is_present(db, prepared):
                 prepared.outcome.status = "present"
                 return
-            db["experiments"].insert(self.experiment_row, ignore=True)
-            db["settings"].insert(rows["settings"], ignore=True)
-            db["models"].insert(rows["models"], ignore=True)
-            db["checkpoints"].insert(rows["checkpoints"])
+            db.table("experiments").insert(self.experiment_row, ignore=True)
+            db.table("settings").insert(rows["settings"], ignore=True)
+            db.table("models").insert(rows["models"], ignore=True)
+            db.table("checkpoints").insert(rows["checkpoints"])
 
     def is_present(self, db: Any, prepared: _Prepared) -> bool:
         """True when the file is catalogued as this model already (``db``: a sqlite-utils Database).

@@ -22,6 +22,7 @@ found; we sort them descending.
 from __future__ import annotations
 
 import copy
+import functools
 import importlib
 import warnings
 from collections.abc import Callable, Iterator
@@ -64,7 +65,7 @@ def live_parameters(subject: Subject, data: list[Any]) -> set[str]:
     """Trainable parameters whose gradient depends on the parameters (the others have zero Hessian rows)."""
     leaves = {k: v.detach().requires_grad_(True) for k, v in subject.params.items()}
     with torch.enable_grad():
-        total = sum(subject.loss_at(leaves, b) for b in data)
+        total = functools.reduce(torch.add, [subject.loss_at(leaves, b) for b in data])
         grads = torch.autograd.grad(total, list(leaves.values()), create_graph=True, allow_unused=True)
     return {name for name, g in zip(leaves, grads, strict=True) if g is not None and g.requires_grad}
 

@@ -99,6 +99,7 @@ def plan(catalog: Catalog, metric: Metric, params: Any, experiment: str | None =
     for exp in store.experiments(catalog, experiment):
         records = store.checkpoint_records(catalog, exp["id"])
         trajectories = _trajectories(records) if wants_trajectory else {}
+        subjects: list[tuple[tuple[dict[str, Any], ...], str, str | None, str]]  # (records, subject, setting, label)
         if metric.scope == "checkpoint":
             subjects = [((r,), r["sha256"], r["setting_id"], f"{r['setting_label']} · {r['name']}") for r in records]
         elif metric.scope == "pair":
@@ -114,7 +115,7 @@ def plan(catalog: Catalog, metric: Metric, params: Any, experiment: str | None =
             subjects = [(tuple(records), exp["id"], None, exp["name"])] if records else []
         for recs, subject, setting_id, label in subjects:
             shas = tuple(r["sha256"] for r in recs)
-            trajectory = ()
+            trajectory: tuple[dict[str, Any], ...] = ()
             if wants_trajectory and len(recs) == 1:
                 key = (recs[0]["model_id"], recs[0]["seed"])
                 trajectory = tuple(r for r in trajectories.get(key, []) if r["sha256"] != recs[0]["sha256"])

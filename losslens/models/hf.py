@@ -23,12 +23,15 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import torch
 from torch import Tensor, nn
 
 from losslens.errors import LossLensError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 #: config.json keys that do not change the model's computation.
 IGNORED_KEYS = frozenset(
@@ -162,7 +165,7 @@ def tied_parameter_names(model: nn.Module) -> dict[str, str]:
     return aliases
 
 
-def is_transformers_model(model: nn.Module) -> bool:
+def is_transformers_model(model: nn.Module) -> TypeGuard[PreTrainedModel]:
     return type(model).__module__.startswith("transformers.")
 
 

@@ -21,9 +21,9 @@ from losslens.problems.base import ClassificationProblem
 from losslens.problems.digits import split_indices
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
-_IDX_DTYPES = {
-    0x08: np.uint8,
-    0x09: np.int8,
+_IDX_DTYPES: dict[int, np.dtype] = {
+    0x08: np.dtype(np.uint8),
+    0x09: np.dtype(np.int8),
     0x0B: np.dtype(">i2"),
     0x0C: np.dtype(">i4"),
     0x0D: np.dtype(">f4"),
@@ -45,7 +45,7 @@ def read_idx(path: Path) -> np.ndarray:
         )
     ndim = raw[3]
     shape = tuple(int(s) for s in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
-    dtype = np.dtype(_IDX_DTYPES[raw[2]])
+    dtype = _IDX_DTYPES[raw[2]]
     offset = 4 + 4 * ndim
     if len(raw) - offset != int(np.prod(shape)) * dtype.itemsize:
         raise LossLensError(

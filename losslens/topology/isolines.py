@@ -7,6 +7,8 @@ maximum, and stored as an artifact that the landscape view draws as polylines.
 
 from __future__ import annotations
 
+from typing import cast
+
 import contourpy
 import numpy as np
 
@@ -42,7 +44,8 @@ def isolines(a: np.ndarray, b: np.ndarray, loss: np.ndarray, n_levels: int = N_L
     )
     pieces = []
     for li, level in enumerate(np.linspace(np.nanmin(z), np.nanmax(z), n_levels + 2)[1:-1]):
-        for pi, line in enumerate(gen.lines(level)):
+        lines = cast(list[np.ndarray], gen.lines(level))  # LineType.Separate: one (n, 2) array per line
+        for pi, line in enumerate(lines):
             n = len(line)
             pieces.append(
                 np.column_stack([np.full(n, li), np.full(n, pi), np.arange(n), line[:, 0], line[:, 1], np.full(n, 10**level)])

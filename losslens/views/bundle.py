@@ -12,6 +12,7 @@ folder, never inside the installed package (which may be read-only):
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 from pathlib import Path
 
@@ -34,7 +35,7 @@ def bundle_path() -> Path:
 
 
 def _tag() -> str:
-    return f"/* vega + vega-lite + vega-embed, bundled by vl-convert {vl_convert.__version__} */\n"
+    return f"/* vega + vega-lite + vega-embed, bundled by vl-convert {importlib.metadata.version('vl-convert-python')} */\n"
 
 
 def ensure_bundle(path: Path | None = None) -> Path:
@@ -52,7 +53,8 @@ def ensure_bundle(path: Path | None = None) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(tag + vl_convert.javascript_bundle())
+        # vl_convert's stub marks snippet required; at run time it defaults to assigning the globals
+        tmp.write_text(tag + vl_convert.javascript_bundle())  # type: ignore[call-arg]
         os.replace(tmp, path)
     except OSError as exc:
         raise LossLensError(

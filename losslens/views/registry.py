@@ -183,7 +183,8 @@ def _modes(b: Build) -> dict[str, Any]:
 
 
 def _local(b: Build) -> dict[str, Any]:
-    return local.local_spec(*(b.data(n) for n in VIEWS["local"].datasets), facts=b.facts)
+    cells, isolines, minima, nodes, segments, pairs, eigenvalues, density = (b.data(n) for n in VIEWS["local"].datasets)
+    return local.local_spec(cells, isolines, minima, nodes, segments, pairs, eigenvalues, density, facts=b.facts)
 
 
 def _landscapes(b: Build) -> dict[str, Any]:

@@ -221,8 +221,9 @@ class RayExecutor:
                     if retry:
                         job, attempt = retry.pop(0)
                     else:
-                        job, attempt = next(queue, None), 0
-                        if job is None:
+                        try:
+                            job, attempt = next(queue), 0
+                        except StopIteration:
                             exhausted = True
                             break
                     pending[self._submit(fn, job, attempt)] = (job, attempt)
