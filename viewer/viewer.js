@@ -339,6 +339,11 @@
     var c = D.checkpoints[tab.id];
     header(body, c.name, settingOf(c.setting).label + " · seed " + fmt(c.seed) + " · " + fmt(c.n_params) + " parameters · " + c.model);
     embed(body, "local:" + tab.id, { metric: metricOf("local") });
+    // A 3-D or 4-D landscape, when the mode has one: its slices through θ, merge tree and persistence.
+    if (D.views["nd:" + tab.id]) {
+      subhead(body, D.registry.nd.title + ": choose the slice plane and the fixed indices under the chart (centre = θ)");
+      embed(body, "nd:" + tab.id, { metric: metricOf("nd") });
+    }
   }
 
   function renderPair(tab, body) {

@@ -18,7 +18,7 @@ from markupsafe import Markup
 
 from losslens.datasette_plugin.assets import asset_url
 from losslens.datasette_plugin.routes import build_spec, check_args, data_url, database
-from losslens.store import reads
+from losslens.store import chart_queries, reads
 from losslens.views import modes as modes_view
 from losslens.views import registry
 from losslens.views.source import finite
@@ -178,7 +178,8 @@ async def checkpoint_page(datasette, request) -> Response:
             modes = [m for m in reads.modes(conn, s["id"]) if m["sha256"] != sha]
             if modes:
                 choices.append({"label": s["label"], "modes": modes})
-        return {"record": record, "performance": perf, "choices": choices}
+        nd = chart_queries.nd_landscape_record(conn, sha)
+        return {"record": record, "performance": perf, "choices": choices, "nd_dims": nd and nd["dims"]}
 
     ctx = await db.execute_fn(read)
     return await render(
@@ -190,6 +191,7 @@ async def checkpoint_page(datasette, request) -> Response:
             "database": name,
             "page_base": page_url(datasette, name, ""),
             "local_spec": spec_url(datasette, name, "local", checkpoint=sha),
+            "nd_spec": spec_url(datasette, name, "nd", checkpoint=sha) if ctx["nd_dims"] else None,
             "surface_url": page_url(datasette, name, f"surface/{sha}.json"),
             "plotly_url": asset_url(datasette, "plotly.min.js"),
         },

@@ -147,6 +147,30 @@ def landscape_record(conn: sqlite3.Connection, checkpoint: str, dims: int = 2, g
     return rows[0] if rows else None
 
 
+def nd_landscape_record(conn: sqlite3.Connection, checkpoint: str) -> dict[str, Any] | None:
+    """The newest done 3-D or 4-D full-grid landscape of a checkpoint (the columns of :func:`landscape_record`),
+    or None: the landscape the n-D views (slices through θ, its merge tree and persistence) draw."""
+    rows = _rows(
+        conn,
+        """SELECT l.id, l.checkpoint, l.directions, l.direction_source, l.normalization, l.orthogonalized, l.seed,
+                  l.dims, l.steps, l.samples, l.span, l.span_mode, l.theta_norm, l.half_widths_json,
+                  l.direction_norms_json, l.centre_loss, l.grid_artifact, l.coordinates_artifact
+           FROM landscapes l JOIN metric_runs r ON r.id = l.run_id
+           WHERE l.checkpoint = ? AND l.dims IN (3, 4) AND l.samples = 0 AND r.status = 'done'
+           ORDER BY r.finished_at DESC, r.id DESC LIMIT 1""",
+        (checkpoint,),
+    )
+    return rows[0] if rows else None
+
+
+def landscape_loss_range(conn: sqlite3.Connection, landscape_id: str) -> tuple[float, float] | None:
+    """(min, max) of a landscape's finite positive losses (the domain of its log colour scale), or None."""
+    row = conn.execute(
+        "SELECT min(loss), max(loss) FROM landscape_points WHERE run_id = ? AND loss > 0", (landscape_id,)
+    ).fetchone()
+    return (float(row[0]), float(row[1])) if row and row[0] is not None else None
+
+
 def landscape_dims(conn: sqlite3.Connection, checkpoint: str) -> list[int]:
     """The dimensions (1–4) of the done landscapes a checkpoint has."""
     rows = conn.execute(
@@ -166,12 +190,10 @@ def loss_range_of_landscapes(conn: sqlite3.Connection, checkpoints: list[str]) -
         record = landscape_record(conn, sha, 2, grid_only=True)
         if record is None:
             continue
-        row = conn.execute(
-            "SELECT min(loss), max(loss) FROM landscape_points WHERE run_id = ? AND loss > 0", (record["id"],)
-        ).fetchone()
-        if row and row[0] is not None:
-            lo = row[0] if lo is None else min(lo, row[0])
-            hi = row[1] if hi is None else max(hi, row[1])
+        found = landscape_loss_range(conn, record["id"])
+        if found is not None:
+            lo = found[0] if lo is None else min(lo, found[0])
+            hi = found[1] if hi is None else max(hi, found[1])
     return (float(lo), float(hi)) if lo is not None and hi is not None else None
 
 

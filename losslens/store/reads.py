@@ -292,6 +292,11 @@ def landscape_points(conn: sqlite3.Connection, landscape_id: str) -> Rows:
     return fetch(conn, "SELECT point, i, j, a, b, loss FROM landscape_points WHERE run_id = ? ORDER BY point", (landscape_id,))
 
 
+def landscape_grid_indices(conn: sqlite3.Connection, landscape_id: str) -> Rows:
+    """``point, i, j, k, l, loss`` of a grid landscape (indices NULL past its dims), in point (C) order."""
+    return fetch(conn, "SELECT point, i, j, k, l, loss FROM landscape_points WHERE run_id = ? ORDER BY point", (landscape_id,))
+
+
 def latest_topology_run(conn: sqlite3.Connection, landscape_id: str) -> str | None:
     """Id of the newest done topology run of a landscape (among the parameter sets that analyse it), or None."""
     row = conn.execute(

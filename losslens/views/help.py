@@ -48,6 +48,30 @@ HELP: dict[str, str] = {
         "The largest eigenvalues of the loss Hessian (Lanczos on Hessian-vector products) measure sharpness: large means "
         "the loss rises fast along some direction. The spectral density (stochastic Lanczos quadrature) shows the whole spectrum."
     ),
+    "nd": (
+        "A 3-D or 4-D landscape of the mode (loss on θ + Σ aᵢ dᵢ over a grid). Slice: the loss on a plane of two of its "
+        "directions (choose the plane below the chart), the other directions fixed at the chosen grid index; the centre index "
+        "is θ, marked with a cross. One colour scale for the whole grid, so slices compare by colour. Merge tree, persistence "
+        "diagram and barcode are computed on the full n-D grid (not the slice): minima, saddles and their persistence (elder rule)."
+    ),
+    "slice": (
+        "A 2-D slice of a 3-D or 4-D landscape: the loss on the plane of two of its directions, the other directions fixed "
+        "at the grid index chosen with the sliders (the centre index is θ, marked with a cross when the slice passes through it). "
+        "The colour scale spans the whole grid's loss range, so two slices compare by colour."
+    ),
+    "nd-merge-tree": (
+        "The merge (join) tree of the full 3-D or 4-D grid's sublevel sets, neighbours along every axis: leaves are minima, "
+        "inner nodes saddles where two basins merge. Branches with persistence at or below the simplification threshold τ are pruned."
+    ),
+    "nd-persistence": (
+        "Persistence pairs of the full 3-D or 4-D grid (cubical complex, gudhi): each minimum is born at its loss b and dies at "
+        "the saddle d where it merges into a deeper basin (elder rule); higher dimensions (H1, H2, …) are tunnels and voids. "
+        "Points in the band above the diagonal (persistence ≤ τ) are pruned from the merge tree."
+    ),
+    "nd-barcode": (
+        "One bar per persistence pair of the full 3-D or 4-D grid, from birth to death in loss; long bars are robust features. "
+        "Bars no longer than the simplification threshold τ are faded: their minima are pruned from the merge tree."
+    ),
     "landscapes": (
         "Both modes' landscapes on one colour scale, so a colour means the same loss in both. Directions are each mode's own."
     ),

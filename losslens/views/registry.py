@@ -21,7 +21,7 @@ from functools import cached_property
 from typing import Any, Literal
 
 from losslens.store import chart_queries, reads
-from losslens.views import hessian, landscape, local, modes, pair, taxonomy, topology
+from losslens.views import hessian, landscape, local, modes, pair, slices, taxonomy, topology
 from losslens.views.help import HELP
 from losslens.views.source import Data, Rows, values
 
@@ -128,6 +128,16 @@ def _on_landscape(fn: Callable[[sqlite3.Connection, str], Rows]) -> Callable[[sq
     return rows
 
 
+def _on_nd_landscape(fn: Callable[[sqlite3.Connection, str], Rows]) -> Callable[[sqlite3.Connection, str], Rows]:
+    """A dataset of a checkpoint's newest 3-D or 4-D grid landscape (no rows without one)."""
+
+    def rows(conn: sqlite3.Connection, checkpoint: str) -> Rows:
+        found = chart_queries.nd_landscape_record(conn, checkpoint)
+        return fn(conn, found["id"]) if found else []
+
+    return rows
+
+
 _DATASETS = [
     Dataset("taxonomy", ("experiment",), taxonomy.taxonomy_rows),
     Dataset("modes", ("setting",), modes.modes_rows),
@@ -139,6 +149,10 @@ _DATASETS = [
     Dataset("tree_nodes", ("checkpoint",), _on_landscape(topology.tree_node_rows)),
     Dataset("tree_segments", ("checkpoint",), _on_landscape(topology.tree_segment_rows)),
     Dataset("persistence", ("checkpoint",), _on_landscape(topology.persistence_rows)),
+    Dataset("nd_landscape", ("checkpoint",), _on_nd_landscape(slices.grid_rows)),
+    Dataset("nd_tree_nodes", ("checkpoint",), _on_nd_landscape(lambda c, lid: topology.tree_rows(c, lid)[0])),
+    Dataset("nd_tree_segments", ("checkpoint",), _on_nd_landscape(lambda c, lid: topology.tree_rows(c, lid)[1])),
+    Dataset("nd_persistence", ("checkpoint",), _on_nd_landscape(topology.persistence_rows)),
     Dataset("spectrum", ("checkpoint",), hessian.spectrum_rows),
     Dataset("esd", ("checkpoint",), hessian.esd_rows),
     Dataset("curve", ("a", "b"), pair.curve_rows),
@@ -185,6 +199,15 @@ def _modes(b: Build) -> dict[str, Any]:
 def _local(b: Build) -> dict[str, Any]:
     cells, isolines, minima, nodes, segments, pairs, eigenvalues, density = (b.data(n) for n in VIEWS["local"].datasets)
     return local.local_spec(cells, isolines, minima, nodes, segments, pairs, eigenvalues, density, facts=b.facts)
+
+
+def _nd(b: Build) -> dict[str, Any]:
+    cells, nodes, segments, pairs = (b.data(n) for n in VIEWS["nd"].datasets)
+    return slices.nd_spec(cells, nodes, segments, pairs, slices.nd_facts(b.conn, b.args["checkpoint"]))
+
+
+def _nd_facts(b: Build) -> dict[str, Any]:
+    return slices.nd_facts(b.conn, b.args["checkpoint"])
 
 
 def _landscapes(b: Build) -> dict[str, Any]:
@@ -259,6 +282,51 @@ _VIEWS = [
         ("hessian",),
         ("spectrum", "esd"),
         lambda b: hessian.hessian_spec(b.data("spectrum"), b.data("esd"), b.facts["hessian"]),
+        page=False,
+    ),
+    View(
+        "nd",
+        "checkpoint",
+        "n-D landscape",
+        ("landscape", "topology"),
+        ("nd_landscape", "nd_tree_nodes", "nd_tree_segments", "nd_persistence"),
+        _nd,
+        panels=("slice", "nd-merge-tree", "nd-persistence", "nd-barcode"),
+    ),
+    View(
+        "slice",
+        "checkpoint",
+        "Slice of the n-D landscape",
+        ("landscape",),
+        ("nd_landscape",),
+        lambda b: slices.slice_spec(b.data("nd_landscape"), *(lambda f: (f["landscape"], f["loss_domain"]))(_nd_facts(b))),
+        page=False,
+    ),
+    View(
+        "nd-merge-tree",
+        "checkpoint",
+        "Merge tree of the n-D landscape",
+        ("topology",),
+        ("nd_tree_nodes", "nd_tree_segments"),
+        lambda b: slices.nd_tree_spec(b.data("nd_tree_nodes"), b.data("nd_tree_segments"), _nd_facts(b)),
+        page=False,
+    ),
+    View(
+        "nd-persistence",
+        "checkpoint",
+        "Persistence diagram of the n-D landscape",
+        ("topology",),
+        ("nd_persistence",),
+        lambda b: slices.nd_persistence_spec(b.data("nd_persistence"), _nd_facts(b)),
+        page=False,
+    ),
+    View(
+        "nd-barcode",
+        "checkpoint",
+        "Persistence barcode of the n-D landscape",
+        ("topology",),
+        ("nd_persistence",),
+        lambda b: slices.nd_barcode_spec(b.data("nd_persistence"), _nd_facts(b)),
         page=False,
     ),
     View(
