@@ -247,3 +247,55 @@ def test_export_chart_writes_every_nd_view(cat4, tmp_path):
     svg = (tmp_path / "slice.svg").read_text()
     drawn = [float(x) for x in re.findall(r"loss \(log\): ([-+0-9.e]+)", svg)]
     assert sorted(drawn) == pytest.approx(sorted(grid[:, :, 2, 2].ravel()), rel=1e-5)
+
+
+@pytest.mark.slow
+def test_chromium_datasette_mode_page_slice_selectors(cat3):
+    """The mode page of a real ``losslens serve``: the n-D chart draws numpy's centre slice, and moving the
+    d1 slider after choosing the plane d2 × d3 redraws it as grid[0, :, :]."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    sha, grid, _ = stored(cat3)
+    c = grid.shape[0] // 2
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "losslens", "serve", "--catalog", str(cat3), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                urllib.request.urlopen(base + "/-/versions.json", timeout=2)
+                break
+            except OSError:
+                assert time.time() < deadline and proc.poll() is None, "losslens serve did not start"
+                time.sleep(0.5)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            w = WatchedPage(browser, {"width": 1400, "height": 1000}, lambda url: urlsplit(url).hostname == "127.0.0.1", "nd")
+            w.page.goto(f"{base}/-/losslens/losslens/checkpoint/{sha}")
+            w.page.wait_for_selector('#nd[data-rendered="1"]', timeout=30_000)
+            assert sorted(drawn_losses(w.page)) == pytest.approx(sorted(grid[:, :, c].ravel()), rel=1e-5)
+            w.page.select_option("#nd select[name='plane']", "jk")
+            w.page.wait_for_timeout(500)
+            assert sorted(drawn_losses(w.page)) == pytest.approx(sorted(grid[c, :, :].ravel()), rel=1e-5)
+            slider = w.page.locator("#nd input[name='at_i']")
+            slider.fill("0")
+            slider.dispatch_event("input")
+            w.page.wait_for_timeout(500)
+            assert sorted(drawn_losses(w.page)) == pytest.approx(sorted(grid[0, :, :].ravel()), rel=1e-5)
+            w.check("datasette-mode")
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -87,7 +87,7 @@ def slice_params(dims: int, steps: int) -> list[dict[str, Any]]:
                     "min": 0,
                     "max": steps - 1,
                     "step": 1,
-                    "name": f"index along d{n + 1} (fixed when not in the plane; {steps // 2} = θ) ",
+                    "name": f"fixed d{n + 1} index ({steps // 2} = θ) ",
                 },
             }
         )
