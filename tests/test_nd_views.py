@@ -14,7 +14,7 @@ import torch
 from helpers import ARGS, CHROMIUM, PINN_KWARGS, WatchedPage, save_checkpoint, write_spec
 from playwright.sync_api import sync_playwright
 
-from losslens.export import export_viewer
+from losslens.export import export_all, export_viewer
 from losslens.export.chart import export_chart
 from losslens.ingest import ingest
 from losslens.jobs import compute
@@ -244,6 +244,12 @@ def test_export_chart_writes_every_nd_view(cat4, tmp_path):
     for view in ("nd", "slice", "nd-merge-tree", "nd-persistence", "nd-barcode"):
         out = export_chart(cat4, view, tmp_path / f"{view}.svg", checkpoint=sha)
         assert out.read_text().startswith("<svg")
+    for fmt in ("json", "html", "png", "pdf"):
+        data = export_chart(cat4, "nd", tmp_path / f"nd.{fmt}", checkpoint=sha).read_bytes()
+        assert data[:4] in (b"\x89PNG", b"%PDF") or b"plane" in data
+    assert b"default-src 'none'" in (tmp_path / "nd.html").read_bytes()
+    written = export_all(cat4, tmp_path / "all", formats=("json",))
+    assert {p.stem for p in written} >= {"slice", "nd-merge-tree", "nd-persistence", "nd-barcode"}
     svg = (tmp_path / "slice.svg").read_text()
     drawn = [float(x) for x in re.findall(r"loss \(log\): ([-+0-9.e]+)", svg)]
     assert sorted(drawn) == pytest.approx(sorted(grid[:, :, 2, 2].ravel()), rel=1e-5)
