@@ -103,6 +103,7 @@ MODULAR = Study(
 #: (Yang et al.), top-3 and 10 trace probes. Connectivity: SGD lr 0.01 momentum 0.9 for up to 3 epochs with the
 #: plateau rule (Yang et al.'s 50 epochs do not fit), BatchNorm re-estimated on 4 batches, the error on 4, 7 points.
 FASHION_LIMITS = (1000, 500)
+RESNET_FASHION_CONFIG = ClassifierConfig(epochs=8)
 RESNET_FASHION = Study(
     "resnet20-fashion",
     functools.partial(
@@ -110,7 +111,7 @@ RESNET_FASHION = Study(
         dataset=parse_dataset("fashion-mnist", *FASHION_LIMITS),
         seeds=(0, 1, 2),
         residual=(True, False),
-        config=ClassifierConfig(epochs=8),
+        config=RESNET_FASHION_CONFIG,
     ),
     _options(
         **_grid(15, span_mode="absolute", span=1, batch_size=64),
@@ -130,6 +131,7 @@ RESNET_FASHION = Study(
 )
 
 STUDIES = (PINN_PAPER, MODULAR, RESNET_FASHION)
+STUDY_NAMES = tuple(s.name for s in STUDIES)
 
 
 #: Krishnapriyan et al.: the PINN fails (rel. L2 ≈ 1) from β ≈ 20–30 on; below, the error grows with β.
@@ -613,7 +615,8 @@ def _experiment_id(catalog: Path, name: str) -> str | None:
         return studies_store.experiment_id(cat, name)
 
 
-def _first(data: StudyData, where: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
+def _first(data: StudyData, where: Callable[..., bool]) -> dict[str, Any] | None:
+    """The earliest (seed, step) checkpoint for which ``where(record)`` holds (loop values bound as lambda defaults)."""
     found = sorted((c for c in data.checkpoints if where(c)), key=lambda c: (c["seed"], c["step"] or 0))
     return found[0] if found else None
 
@@ -845,7 +848,7 @@ def resnet_section(data: StudyData, catalog: Path, folder: Path, rel: Callable[[
         "",
         f"Setup: `{data.name}`: the first {n_train:,} training and {n_test:,} test images of Fashion-MNIST (28×28, Debian's "
         f"`dataset-fashion-mnist`), {rows[0]['seeds']} seeds per architecture, "
-        f"{RESNET_FASHION.train.keywords['config'].epochs} epochs of SGD (lr 0.1 cosine, momentum 0.9, weight decay 5e-4), "
+        f"{RESNET_FASHION_CONFIG.epochs} epochs of SGD (lr 0.1 cosine, momentum 0.9, weight decay 5e-4), "
         "batch norm. mc on the training error in %, BatchNorm re-estimated along the curve, the bend by SGD (lr 0.01, "
         "momentum 0.9) for up to 3 epochs with the plateau rule. Landscapes 15×15 on one batch of 64: filter-normalised "
         "at Li et al.'s scale (±1 in direction units) and at ±1 % of ‖θ‖. " + _timing(data),
@@ -980,7 +983,7 @@ def write_case_studies(
     *,
     jobs: int = 1,
     run: bool = True,
-    studies: Sequence[str] = tuple(s.name for s in STUDIES),
+    studies: Sequence[str] = STUDY_NAMES,
 ) -> Path:
     """Run the named studies, each in its own folder ``work/<study>`` with its own catalog (incrementally; skipped
     with ``run=False``), and write ``out`` with its pictures in the sibling folder named after it

@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import torch
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 from typer.core import TyperCommand
+
+if TYPE_CHECKING:
+    from typer import _click as click  # the click typer vendors (TyperCommand's base)
 
 from losslens.cli.app import app, console, err_console, text_column, user_errors
 from losslens.train import (
@@ -35,7 +38,7 @@ app.add_typer(train_app, name="train")
 class ListOptionsCommand(TyperCommand):
     """Lets a list option take several values after one flag (``--beta 1 5 10``) as well as repeated flags."""
 
-    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         multi = {opt for p in self.params if getattr(p, "multiple", False) for opt in getattr(p, "opts", ())}
         expanded: list[str] = []
         current: str | None = None
@@ -83,9 +86,9 @@ def training_progress() -> Iterator[OnEvent]:
         console=err_console,
     ) as progress:
         runs = progress.add_task("runs", total=None, loss="")
-        current: list[int] = []
+        current: list[TaskID] = []
 
-        def on_event(event: str, **data) -> None:
+        def on_event(event: str, **data: Any) -> None:
             if event == "sweep_start":
                 progress.update(runs, total=data["total"])
             elif event == "run_start":
