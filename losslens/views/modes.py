@@ -301,7 +301,7 @@ def modes_spec(
     one_d = layout["dims"] == 1
     x_scale: dict[str, Any] = {"zero": False, "nice": False, **({"domain": x_domain} if x_domain else {"padding": 40})}
     y_scale: dict[str, Any] = {"zero": False, "nice": False, **({"domain": y_domain} if y_domain else {"padding": 40})}
-    xy = {
+    xy: dict[str, dict[str, Any]] = {
         "x": {"field": "x", "type": "quantitative", "title": "MDS 1 (1 − CKA)", "scale": x_scale, "axis": {"format": ".2~g"}},
         "y": {
             "field": "y",
@@ -312,7 +312,7 @@ def modes_spec(
         },
     }
     classes = present(links, "link", WELL_POOR_SCALE["domain"], link_classes)
-    link_layer = {
+    link_layer: dict[str, Any] = {
         "data": links,
         "mark": {"type": "rule", "strokeWidth": 2.5, "cursor": "pointer"},
         "encoding": {
@@ -383,7 +383,7 @@ def modes_spec(
             ],
         },
     }
-    ring_base = {
+    ring_base: dict[str, Any] = {
         "data": glyphs,
         "mark": {"type": "arc"},
         "encoding": {
@@ -410,19 +410,19 @@ def modes_spec(
         },
     }
     loss = scales.get("loss")
-    negligible_loss = loss is None or loss[0] <= 0 or loss[1] <= loss[0] * 1.05
+    loss_domain = None if loss is None or loss[0] <= 0 or loss[1] <= loss[0] * 1.05 else list(loss)
     ring_loss = {
         **ring_base,
         "transform": [{"filter": "datum.piece === 'ring' && datum.scale === 'loss'"}],
         "encoding": {
             **ring_base["encoding"],
             "color": {"value": NEUTRAL}
-            if negligible_loss
+            if loss_domain is None
             else {
                 "field": "value",
                 "type": "quantitative",
                 "title": "train loss (log; experiment's range)",
-                "scale": {"type": "log", "scheme": "redyellowgreen", "reverse": True, "domain": list(loss), "clamp": True},
+                "scale": {"type": "log", "scheme": "redyellowgreen", "reverse": True, "domain": loss_domain, "clamp": True},
                 "legend": {"orient": "bottom", "gradientLength": 140, "format": ".0e"},
             },
         },
