@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import vl_convert as vlc
-from helpers import EVIL_MODEL, METADATA, get, pinn_ids, shared_catalogs
+from helpers import EVIL_MODEL, METADATA, get, pinn_ids, query, shared_catalogs
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -20,7 +20,7 @@ from losslens.cli import app
 from losslens.errors import LossLensError
 from losslens.export import export_all, export_chart, export_viewer
 from losslens.export.all_views import CHECKPOINT_VIEWS, PAIR_VIEWS, safe_name
-from losslens.export.chart import FORMATS, inline_spec, read_catalog
+from losslens.export.chart import FORMATS, read_catalog
 from losslens.export.codec import Blobs, decode_rows, encode_rows
 from losslens.export.data import viewer_data
 from losslens.export.viewer import data_script
@@ -108,39 +108,91 @@ def test_classifier_predictions_are_confusion_matrices(catalogs, tmp_path):
     check_output(export_chart(db, "predictions", tmp_path / "p.png", pair=(a, b)), "png")
 
 
-def test_exported_specs_are_the_plugins(catalogs):
-    """Oracle: the Datasette plugin's own spec route, with its data routes fetched through ds.client,
-    equals the exported JSON (the modes view differs only by the plugin's pair-page links)."""
+def inline_tables(spec: object) -> list[list[dict]]:
+    """Every inline ``values`` table of a Vega-Lite spec (top level, layers, concatenations)."""
+    found: list[list[dict]] = []
+    if isinstance(spec, dict):
+        if isinstance(spec.get("values"), list) and all(isinstance(r, dict) for r in spec["values"]):
+            found.append(spec["values"])
+        for value in spec.values():
+            found += inline_tables(value)
+    elif isinstance(spec, list):
+        for value in spec:
+            found += inline_tables(value)
+    return found
+
+
+def test_exported_specs_carry_the_catalogs_rows(catalogs, tmp_path):
+    """Oracle: plain SQL on the catalog's own tables (landscape cells vs ``landscape_points``, Hessian
+    bars vs ``hessian_eigenvalues``, curve profile vs ``curve_points``, CKA heat map vs ``layer_cka``):
+    the spec ``export chart`` writes (JSON file) and the one the Datasette plugin serves (its data
+    routes fetched through ds.client) each ship exactly those rows, so the two agree on the data."""
     from datasette.app import Datasette
 
     db = catalogs[0]
-    ids = pinn_ids(db)
     ds = Datasette([str(db)], metadata={**METADATA})
-    a, b = ids["modes"][:2]
-    routes = {
-        "taxonomy": f"taxonomy.json?experiment={ids['experiment']}",
-        "modes": f"modes.json?setting={ids['setting']}",
-        "curve": f"curve.json?a={a}&b={b}",
-        "layer-cka": f"layer-cka.json?a={a}&b={b}",
-        "predictions": f"predictions.json?a={a}&b={b}",
-    }
-    with read_catalog(db) as conn:
-        for view, route in routes.items():
-            served = inline(get(ds, f"/-/losslens/losslens/spec/{route}").json(), lambda u: get(ds, u).json())
-            args = (
-                {"experiment": ids["experiment"]}
-                if view == "taxonomy"
-                else {"setting": ids["setting"]}
-                if view == "modes"
-                else {"a": a, "b": b}
+
+    def sql(statement: str, params: tuple) -> list[tuple]:
+        return sorted(tuple(r.values()) for r in query(db, statement, params))
+
+    sha = query(db, "SELECT checkpoint FROM landscapes WHERE dims = 2 ORDER BY checkpoint LIMIT 1")[0]["checkpoint"]
+    (landscape,) = query(db, "SELECT id FROM landscapes WHERE checkpoint = ? AND dims = 2", (sha,))
+    assert len(query(db, "SELECT DISTINCT run_id FROM hessian_eigenvalues WHERE checkpoint = ?", (sha,))) == 1
+    pair = query(db, "SELECT DISTINCT checkpoint_a AS a, checkpoint_b AS b FROM curve_points ORDER BY 1, 2 LIMIT 1")[0]
+    assert (
+        len(
+            query(
+                db, "SELECT DISTINCT run_id FROM curve_points WHERE checkpoint_a = ? AND checkpoint_b = ?", (pair["a"], pair["b"])
             )
-            exported, n_rows = inline_spec(conn, view, args)
-            assert n_rows > 0
-            if view == "modes":
-                link = served["hconcat"][0]["layer"][0]
-                link.pop("transform")
-                link["encoding"].pop("href")
-            assert json.loads(json.dumps(exported)) == served, view
+        )
+        == 1
+    )
+    assert (
+        len(
+            query(db, "SELECT DISTINCT run_id FROM layer_cka WHERE checkpoint_a = ? AND checkpoint_b = ?", (pair["a"], pair["b"]))
+        )
+        == 1
+    )
+    cases = {
+        # view: (subject, route args, columns, the catalog's rows)
+        "landscape": (
+            {"checkpoint": sha},
+            ("point", "a", "b", "loss"),
+            sql("SELECT point, a, b, loss FROM landscape_points WHERE run_id = ?", (landscape["id"],)),
+        ),
+        "hessian": (
+            {"checkpoint": sha},
+            ("which", "rank", "value"),
+            sql("SELECT which, rank, value FROM hessian_eigenvalues WHERE checkpoint = ?", (sha,)),
+        ),
+        "curve": (
+            {"a": pair["a"], "b": pair["b"]},
+            ("curve", "t", "loss"),
+            sql("SELECT curve, t, loss FROM curve_points WHERE checkpoint_a = ? AND checkpoint_b = ?", (pair["a"], pair["b"])),
+        ),
+        "layer-cka": (
+            {"a": pair["a"], "b": pair["b"]},
+            ("index_a", "index_b", "value"),
+            sql(
+                "SELECT index_a, index_b, value FROM layer_cka WHERE checkpoint_a = ? AND checkpoint_b = ?",
+                (pair["a"], pair["b"]),
+            ),
+        ),
+    }
+    for view, (args, columns, expected) in cases.items():
+        assert len(expected) > 3, view
+        subject = {"pair": (args["a"], args["b"])} if "a" in args else args
+        out = export_chart(db, view, tmp_path / f"{view}.json", **subject)
+        exported = json.loads(out.read_text())
+        route = "&".join(f"{k}={v}" for k, v in args.items())
+        served = inline(get(ds, f"/-/losslens/losslens/spec/{view}.json?{route}").json(), lambda u: get(ds, u).json())
+        for name, spec in (("exported", exported), ("served", served)):
+            shipped = [
+                sorted(tuple(r[c] for c in columns) for r in table)
+                for table in inline_tables(spec)
+                if table and all(c in r for r in table for c in columns)
+            ]
+            assert expected in shipped, (view, name)
 
 
 def test_cli_chart_by_names_and_errors(catalogs, tmp_path):
