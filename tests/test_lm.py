@@ -14,8 +14,6 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("transformers")
-
 from losslens.errors import LossLensError
 from losslens.models.hf import align_state_dict, hf_causal_lm, read_config, tied_parameter_names
 from losslens.models.hf_tiny import generated_text, gpt_neox_config, save_folder, word_tokenizer
