@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sqlite3
 import weakref
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from datasette import hookimpl
@@ -20,6 +23,9 @@ from losslens.datasette_plugin import assets, pages, routes
 from losslens.store import queries, reads, schema_docs
 from losslens.views.bundle import ensure_bundle
 from losslens.views.source import npy_summary
+
+if TYPE_CHECKING:
+    from datasette.app import Datasette
 
 SHA = re.compile(r"^[0-9a-f]{64}$")
 SETTING_ID = re.compile(r"^[0-9a-f]{16}$")
@@ -94,7 +100,7 @@ START_TABLES = ("experiments", "settings", "checkpoints", "taxonomy")
 FLOAT_DIGITS = 6  # significant digits shown for REAL cells (the full value is the cell's tooltip)
 
 
-def _link(datasette, database: str, path: str, text: str, title: str | None = None) -> Markup:
+def _link(datasette: Datasette, database: str, path: str, text: str, title: str | None = None) -> Markup:
     href = pages.page_url(datasette, database, path)
     if title:
         return Markup('<a href="{}" title="{}">{}</a>').format(href, title, text)
@@ -112,7 +118,7 @@ def _kind(column: str, value: str) -> str | None:
     return None
 
 
-def _other_checkpoint(row, column: str) -> str | None:
+def _other_checkpoint(row: sqlite3.Row | Mapping[str, Any], column: str) -> str | None:
     """The ``checkpoint_a`` beside a ``checkpoint_b`` cell (a pair), else None."""
     if column != "checkpoint_b":
         return None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from datasette.utils import tilde_encode
@@ -23,20 +23,32 @@ from losslens.views import modes as modes_view
 from losslens.views import registry
 from losslens.views.source import finite
 
+if TYPE_CHECKING:
+    from datasette.app import Datasette
+    from datasette.utils.asgi import Request
+
+
 CANVAS_ABOVE = 200  # settings in the taxonomy beyond which the global chart draws on a canvas
 
 
-def page_url(datasette, db_name: str, path: str) -> str:
+def page_url(datasette: Datasette, db_name: str, path: str) -> str:
     base = f"/-/losslens/{tilde_encode(db_name)}"
     return datasette.urls.path(f"{base}/{path}" if path else base)
 
 
-def spec_url(datasette, db_name: str, view: str, **args: str | None) -> str:
+def spec_url(datasette: Datasette, db_name: str, view: str, **args: str | None) -> str:
     query = urlencode({k: v for k, v in args.items() if v})
     return datasette.urls.path(f"/-/losslens/{tilde_encode(db_name)}/spec/{view}.json?{query}")
 
 
-async def render(datasette, request, template: str, context: dict[str, Any]) -> Response:
+def existing(row: dict[str, Any] | None) -> dict[str, Any]:
+    """A row that ``check_args`` found; Datasette's 404 should it have gone since."""
+    if row is None:
+        raise NotFound("no such row")
+    return row
+
+
+async def render(datasette: Datasette, request: Request, template: str, context: dict[str, Any]) -> Response:
     context = {
         **context,
         "bundle_url": asset_url(datasette, "vega-bundle.js"),
@@ -54,7 +66,7 @@ def script_json(value: Any) -> Markup:
     return Markup(text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
 
 
-async def global_page(datasette, request) -> Response:
+async def global_page(datasette: Datasette, request: Request) -> Response:
     """Taxonomy of an experiment's settings, with the chosen setting's modes below."""
     name, db = database(datasette, request.url_vars["database"])
     wanted_experiment, wanted_setting = request.args.get("experiment"), request.args.get("setting")
@@ -75,7 +87,7 @@ async def global_page(datasette, request) -> Response:
                 raise NotFound("that setting is in another experiment")
         setting = setting or (settings[0] if settings else None)
         # The first chart's spec goes into the page, saving a round trip before the bundle can draw.
-        spec = build_spec(datasette, name, conn, "taxonomy", {"experiment": experiment["id"]}, setting and setting["id"])
+        spec = build_spec(datasette, name, conn, "taxonomy", {"experiment": experiment["id"]}, setting["id"] if setting else None)
         return {
             "experiments": experiments,
             "experiment": experiment,
@@ -109,14 +121,14 @@ async def global_page(datasette, request) -> Response:
     )
 
 
-async def setting_page(datasette, request) -> Response:
+async def setting_page(datasette: Datasette, request: Request) -> Response:
     """One setting's modes, with the chosen mode's local views below."""
     name, db = database(datasette, request.url_vars["database"])
     setting_id, wanted_mode = request.url_vars["setting_id"], request.args.get("mode")
 
     def read(conn: sqlite3.Connection) -> dict[str, Any]:
         check_args(conn, {"setting": setting_id})
-        setting = reads.setting(conn, setting_id)
+        setting = existing(reads.setting(conn, setting_id))
         modes = reads.modes(conn, setting_id)
         if wanted_mode and not any(m["sha256"] == wanted_mode for m in modes):
             raise NotFound("no such mode in this setting")
@@ -160,7 +172,7 @@ async def setting_page(datasette, request) -> Response:
     )
 
 
-async def checkpoint_page(datasette, request) -> Response:
+async def checkpoint_page(datasette: Datasette, request: Request) -> Response:
     """One mode's local views and its performance."""
     name, db = database(datasette, request.url_vars["database"])
     sha = request.url_vars["sha"]
@@ -171,7 +183,7 @@ async def checkpoint_page(datasette, request) -> Response:
 
     def read(conn: sqlite3.Connection) -> dict[str, Any]:
         check_args(conn, {"checkpoint": sha})
-        record = reads.checkpoint(conn, sha)
+        record = existing(reads.checkpoint(conn, sha))
         perf = reads.performance(conn, sha)
         choices = []
         for s in reads.settings(conn, record["experiment_id"]):
@@ -211,7 +223,7 @@ def compute_hint(view: registry.View, a: dict[str, Any], b: dict[str, Any]) -> s
     return command
 
 
-async def pair_page(datasette, request) -> Response:
+async def pair_page(datasette: Datasette, request: Request) -> Response:
     """Two modes: curve profile, layer CKA and predictions."""
     name, db = database(datasette, request.url_vars["database"])
     a, b = request.url_vars["a"], request.url_vars["b"]
@@ -219,7 +231,7 @@ async def pair_page(datasette, request) -> Response:
     def read(conn: sqlite3.Connection) -> dict[str, Any]:
         check_args(conn, {"a": a, "b": b})
         metrics = reads.pair_metric_rows(conn, a, b)
-        ra, rb = reads.checkpoint(conn, a), reads.checkpoint(conn, b)
+        ra, rb = existing(reads.checkpoint(conn, a)), existing(reads.checkpoint(conn, b))
         views = []
         for v in registry.views_of("pair", page=True):
             ready = registry.has_rows(conn, v.name, {"a": a, "b": b})

@@ -13,7 +13,7 @@ import io
 import json
 import sqlite3
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlencode
 
 from datasette.utils.asgi import NotFound, Response
@@ -21,10 +21,16 @@ from datasette.utils.asgi import NotFound, Response
 from losslens.views import registry
 from losslens.views.source import Rows
 
+if TYPE_CHECKING:
+    from datasette.app import Datasette
+    from datasette.database import Database
+    from datasette.utils.asgi import Request
+
+
 T = TypeVar("T")
 
 
-def database(datasette, name: str):
+def database(datasette: Datasette, name: str) -> tuple[str, Database]:
     from datasette.utils import tilde_decode
 
     name = tilde_decode(name)
@@ -46,13 +52,13 @@ def check_args(conn: sqlite3.Connection, args: dict[str, str]) -> None:
     found(lambda: registry.check_args(conn, args))
 
 
-def data_url(datasette, db_name: str, name: str, **args: str) -> dict[str, str]:
+def data_url(datasette: Datasette, db_name: str, name: str, **args: str) -> dict[str, str]:
     from datasette.utils import tilde_encode
 
     return {"url": datasette.urls.path(f"/-/losslens/{tilde_encode(db_name)}/data/{name}.json?{urlencode(args)}")}
 
 
-def links(datasette, db_name: str) -> registry.Links:
+def links(datasette: Datasette, db_name: str) -> registry.Links:
     from datasette.utils import tilde_encode
 
     base = f"/-/losslens/{tilde_encode(db_name)}"
@@ -63,7 +69,7 @@ def json_response(body: Any) -> Response:
     return Response(json.dumps(body, allow_nan=False), content_type="application/json; charset=utf-8")
 
 
-async def data(datasette, request) -> Response:
+async def data(datasette: Datasette, request: Request) -> Response:
     _, db = database(datasette, request.url_vars["database"])
     dataset = request.url_vars["name"]
     if dataset not in registry.DATASETS:
@@ -94,7 +100,7 @@ def csv_response(rows: Rows, filename: str) -> Response:
 
 
 def build_spec(
-    datasette, db_name: str, conn: sqlite3.Connection, view: str, args: dict[str, str], selected: str | None = None
+    datasette: Datasette, db_name: str, conn: sqlite3.Connection, view: str, args: dict[str, str], selected: str | None = None
 ) -> dict[str, Any]:
     """The spec of ``view``, with its data as URLs of the data routes."""
     return found(
@@ -109,7 +115,7 @@ def build_spec(
     )
 
 
-async def spec(datasette, request) -> Response:
+async def spec(datasette: Datasette, request: Request) -> Response:
     name, db = database(datasette, request.url_vars["database"])
     view = request.url_vars["view"]
     wanted = found(lambda: registry.view(view)).args
@@ -123,7 +129,7 @@ async def spec(datasette, request) -> Response:
     return json_response(await db.execute_fn(run))
 
 
-async def surface(datasette, request) -> Response:
+async def surface(datasette: Datasette, request: Request) -> Response:
     """The plotly figure of a checkpoint's 3-D landscape surface (:mod:`losslens.views.surface`); ``null``
     when it has no 2-D landscape yet."""
     from losslens.views.surface import checkpoint_surface
