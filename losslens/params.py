@@ -44,6 +44,21 @@ def matches(name: str, pattern: str) -> bool:
     return any(fnmatchcase(".".join(parts[i:]), pattern) for i in range(len(parts)))
 
 
+def block_glob(names: list[str]) -> str:
+    """A ``--params`` glob for one block of this model, for refusal hints: the first numbered module
+    (``transformer.h.0.ln_1.weight`` gives ``h.0.*``, ``gpt_neox.layers.0.…`` gives ``layers.0.*``, an
+    ``nn.Sequential``'s ``0.weight`` gives ``0.*``); a model without numbered modules gets its first tensor's name.
+
+    :raises ValueError: ``names`` is empty.
+    """
+    for name in names:
+        parts = name.split(".")
+        for i, part in enumerate(parts[:-1]):
+            if part.isdigit():
+                return ".".join(parts[max(i - 1, 0) : i + 1]) + ".*"
+    return names[0]
+
+
 def select(params: Params, globs: tuple[str, ...] | list[str]) -> list[str]:
     """Names of the parameters matching any glob (see :func:`matches`), in dict order; all when ``globs`` is empty.
 

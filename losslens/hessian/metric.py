@@ -20,7 +20,7 @@ from losslens.jobs.context import JobContext, Subject
 from losslens.memory import GIB, available_bytes, check_budget, hessian_estimate, largest_fitting, saved_tensor_bytes
 from losslens.metrics.registry import Result, register
 from losslens.numerics import check_finite_loss
-from losslens.params import select
+from losslens.params import block_glob, select
 from losslens.store.ids import params_hash
 
 #: Backend defaults when ``--tol`` / ``--max-iter`` are not given: ours, and PyHessian's own.
@@ -179,7 +179,7 @@ def check_memory(s: Subject, hvp: HVP, params: HessianParams, max_iter: int, dev
     others = estimate.total - estimate.terms["Lanczos basis"]
     budget = params.memory_gb * GIB if params.memory_gb else (available_bytes(device) or 0)
     fits = largest_fitting(budget, others, hvp.n * 8)
-    block = "--params 'layers.0.*' (one block of the Hessian)"
+    block = f"--params '{block_glob(list(s.params))}' (one block of the Hessian)"
     basis_fix = (
         f"use --max-iter {fits} --esd-steps {min(fits, params.esd_steps)}, or {block}"
         if fits >= 2 * params.k + 1
