@@ -37,6 +37,27 @@ class CheckpointFile:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
+def bundle_metadata(
+    obj: dict[str, Any], skip: tuple[str, ...], dropped: tuple[str, ...], why: str, notes: list[str]
+) -> dict[str, Any]:
+    """The JSON-able entries of a checkpoint bundle other than ``skip`` (the weights, read apart).
+
+    Entries named in ``dropped`` (optimizer, scheduler and similar training state) are left out with the
+    note ``"<name> dropped (<why>)"``; others that cannot be JSON are left out by :func:`jsonable`.
+    """
+    meta: dict[str, Any] = {}
+    for key, value in obj.items():
+        if key in skip:
+            continue
+        if key in dropped:
+            notes.append(f"{key} dropped ({why})")
+            continue
+        converted = jsonable(value, key, notes)
+        if converted is not None:
+            meta[key] = converted
+    return meta
+
+
 def jsonable(value: Any, name: str, notes: list[str]) -> Any:
     """``value`` as plain JSON data, or ``None`` with a note naming ``name`` when it cannot be.
 

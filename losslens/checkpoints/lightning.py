@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from losslens.checkpoints.base import State, jsonable
+from losslens.checkpoints.base import State, bundle_metadata, jsonable
 from losslens.checkpoints.plain import tensors_only
 
 NAME = "lightning"
@@ -32,15 +32,7 @@ def split(obj: dict[str, Any], where: str, notes: list[str]) -> tuple[State, dic
     hparams = jsonable(obj.get("hyper_parameters") or {}, "hyper_parameters", notes)
     if isinstance(hparams, dict) and hparams:
         meta["hparams"] = hparams
-    for key, value in obj.items():
-        if key in ("state_dict", "hyper_parameters"):
-            continue
-        if key in _DROPPED:
-            notes.append(f"{key} dropped (training state, not the model)")
-            continue
-        converted = jsonable(value, key, notes)
-        if converted is not None:
-            meta[key] = converted
+    meta.update(bundle_metadata(obj, ("state_dict", "hyper_parameters"), _DROPPED, "training state, not the model", notes))
     if "global_step" in meta:
         meta["step"] = meta["global_step"]
     return state, meta

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from losslens.checkpoints.base import State, jsonable
+from losslens.checkpoints.base import State, bundle_metadata, jsonable
 from losslens.checkpoints.plain import tensors_only
 from losslens.errors import LossLensError
 
@@ -33,15 +33,7 @@ def split(obj: dict[str, Any], where: str, notes: list[str], ema: bool = False) 
     args = jsonable(obj.get("args") or {}, "args", notes)
     if isinstance(args, dict) and args:
         meta["hparams"] = args
-    for name, value in obj.items():
-        if name in ("state_dict", "state_dict_ema", "args"):
-            continue
-        if name in _DROPPED:
-            notes.append(f"{name} dropped (training state, not the model)")
-            continue
-        converted = jsonable(value, name, notes)
-        if converted is not None:
-            meta[name] = converted
+    meta.update(bundle_metadata(obj, ("state_dict", "state_dict_ema", "args"), _DROPPED, "training state, not the model", notes))
     if "epoch" in meta and "step" not in meta:
         meta["step"] = meta["epoch"]
     return state, meta

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from losslens.checkpoints.base import State, jsonable
+from losslens.checkpoints.base import State, bundle_metadata
 from losslens.checkpoints.plain import tensors_only
 
 NAME = "training-loop"
@@ -22,16 +22,7 @@ def matches(obj: dict[str, Any]) -> bool:
 
 def split(obj: dict[str, Any], where: str, notes: list[str]) -> tuple[State, dict[str, Any]]:
     state = tensors_only(obj["model_state_dict"], where, "model_state_dict")
-    meta: dict[str, Any] = {}
-    for key, value in obj.items():
-        if key == "model_state_dict":
-            continue
-        if key in _DROPPED:
-            notes.append(f"{key} dropped (not part of the model)")
-            continue
-        converted = jsonable(value, key, notes)
-        if converted is not None:
-            meta[key] = converted
+    meta = bundle_metadata(obj, ("model_state_dict",), _DROPPED, "not part of the model", notes)
     if "epoch" in meta and "step" not in meta:
         meta["step"] = meta["epoch"]
     return state, meta
