@@ -5,7 +5,7 @@
    warmed by a first pass before the clock starts); per job = wall ÷ jobs, storing included.
 2. throughput: a PINN sweep (the demo's 2-50-50-50-50-1 model, untrained, β × seeds) with the demo's
    metric set at ``--quick`` sizes (performance, hessian, landscape 21², topology, connectivity, cka,
-   similarity), for serial, process (2 workers) and Ray (a local cluster of 2 CPUs started before the
+   similarity; connectivity over adjacent seeds), for serial, process (2 workers) and Ray (a local cluster of 2 CPUs started before the
    clock; its workers' start-up, like the pool's, is timed).
 3. plan: ``plan`` + the skip-done check for 100,128 connectivity pair jobs (448 seeds in one setting).
 
@@ -48,6 +48,9 @@ QUICK = [
     ("hessian.esd-steps", "30"),
     ("connectivity.steps", "100"),
     ("connectivity.points", "7"),
+    # connectivity over adjacent seed pairs (all pairs of 12 seeds would be 66 bend fits per setting);
+    # CKA stays within-setting: the MDS of the similarity metric needs every seed pair
+    ("connectivity.pairs", "adjacent"),
 ]
 SWEEP = ["performance", "hessian", "landscape", "topology", "connectivity", "cka", "similarity"]
 
