@@ -12,24 +12,29 @@ measured values that bear on it. The pictures are our own views, drawn by vl-con
 from __future__ import annotations
 
 import functools
+import io
 import math
 import os
 import platform
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import vl_convert as vlc
+from PIL import Image
 
 from losslens import __version__
+from losslens.connectivity.fit import stopping_step
 from losslens.demo import Study, catalog_path, run_study, setting_table
 from losslens.errors import LossLensError
 from losslens.export.chart import inline_spec, read_catalog
 from losslens.store import studies as studies_store
+from losslens.store.artifacts import load_artifact
 from losslens.store.catalog import open_catalog
 from losslens.train import (
     ClassifierConfig,
@@ -76,16 +81,20 @@ PINN_PAPER = Study(
 )
 
 #: The grokking study: weight decay 0 and 2, 3 seeds, checkpoints at 5 steps along 1,500 full-batch AdamW steps on
-#: p = 23 (``ModularConfig`` defaults). Connectivity and CKA pair seeds at the same step. Landscapes 21×21: random
-#: filter-normalised at Li et al.'s scale (±1 in direction units), trajectory PCA (±25 % of ‖θ‖, enough to reach
-#: the run's earlier checkpoints) and top-2 Hessian eigenvectors (±1 % of ‖θ‖).
+#: p = 23 (``ModularConfig`` defaults). Connectivity and CKA pair seeds at the same step; the bend by SGD for up to
+#: 1,000 steps with the plateau rule on 100-step windows: the first runs' 20-step windows stopped every fit by step
+#: 120 of 500 while its loss was still falling (per-step spread 0.9 of the mean at weight decay 0, one random t a
+#: step), which 100 steps average down by √5 (the report replays both windows on the stored fit curves). Landscapes
+#: 21×21: random filter-normalised at Li et al.'s scale (±1 in direction units), trajectory PCA (±25 % of ‖θ‖,
+#: enough to reach the run's earlier checkpoints) and top-2 Hessian eigenvectors (±1 % of ‖θ‖).
 MODULAR = Study(
     "modular",
     functools.partial(train_modular, weight_decays=(0.0, 2.0), seeds=(0, 1, 2), config=ModularConfig()),
     _options(
         **_grid(21, span_mode="absolute", span=1),
         pairs="same-step",
-        connectivity__steps=500,
+        connectivity__steps=1000,
+        connectivity__window=100,
         hessian__trace_probes=50,
         hessian__esd_runs=2,
         cka__inputs=300,
@@ -98,10 +107,12 @@ MODULAR = Study(
 )
 
 #: ResNet-20 ± skips on a stated subset of Fashion-MNIST (28×28): the first 1,000 training and 500 test images,
-#: 3 seeds, 8 epochs of SGD (sized to a shared 2-core CPU). Landscapes 15×15 on one batch of 64, at Li et al.'s scale
-#: (filter-normalised, ±1 in direction units) and, in a second pass, at ±1 % of ‖θ‖. Hessian on one batch of 200
-#: (Yang et al.), top-3 and 10 trace probes. Connectivity: SGD lr 0.01 momentum 0.9 for up to 3 epochs with the
-#: plateau rule (Yang et al.'s 50 epochs do not fit), BatchNorm re-estimated on 4 batches, the error on 4, 7 points.
+#: 3 seeds, 8 epochs of SGD (sized to a shared 2-core CPU). Hessian on one batch of 200 (Yang et al.), top-3 and 10
+#: trace probes. Connectivity between adjacent seeds: SGD lr 0.01 momentum 0.9 for up to 10 epochs (Yang et al.'s 50
+#: do not fit: 1.6–1.9 s a step here before the machine's load) with the plateau rule on 24-step (3-epoch) windows,
+#: BatchNorm re-estimated on 4 batches, the error on 4, 7 points. Landscapes on one batch of 64: 31×31 at Li et al.'s scale (filter-normalised,
+#: ±1 in direction units; 5,766 evaluations, about 15 minutes here, where 51×51 would take 45) and, in a second
+#: pass, 15×15 at ±1 % of ‖θ‖. The metrics run cheapest-first, so the landscapes come last.
 FASHION_LIMITS = (1000, 500)
 RESNET_FASHION_CONFIG = ClassifierConfig(epochs=8)
 RESNET_FASHION = Study(
@@ -114,19 +125,21 @@ RESNET_FASHION = Study(
         config=RESNET_FASHION_CONFIG,
     ),
     _options(
-        **_grid(15, span_mode="absolute", span=1, batch_size=64),
+        **_grid(31, span_mode="absolute", span=1, batch_size=64),
+        pairs="adjacent",
         hessian__batch_size=200,
         hessian__k=3,
         hessian__trace_probes=10,
         hessian__esd_runs=1,
         hessian__esd_steps=20,
-        connectivity__epochs=3,
-        connectivity__points=7,
+        connectivity__epochs=4,
+        connectivity__window=16,
+        connectivity__points=5,
         connectivity__bn_batches=4,
         connectivity__eval_batches=4,
         cka__inputs=300,
     ),
-    metrics=("performance", "landscape", "topology", "hessian", "connectivity", "cka", "similarity", "taxonomy"),
+    metrics=("performance", "hessian", "connectivity", "cka", "similarity", "taxonomy", "landscape", "topology"),
     passes=((("landscape", "topology"), _options(steps=15, span_mode="relative", span=0.01, batch_size=64)),),
 )
 
@@ -156,7 +169,8 @@ class Claim:
     """A finding of the papers as a comparison of two of our numbers: ``left`` ``relation`` ``right``.
 
     ``evidence`` is a sentence built from the measured values that bears on the finding (printed under a
-    disagreement or a missing value, so each has its numbers beside it)."""
+    disagreement or a missing value, so each has its numbers beside it); ``note`` is printed under every verdict
+    (for a finding whose agreement itself needs its numbers and source)."""
 
     finding: str  # the paper's qualitative finding, in words
     measure: str  # what we compare
@@ -164,6 +178,7 @@ class Claim:
     relation: str  # "<", ">", "<=", ">="
     right: tuple[str, float | None]
     evidence: str = ""
+    note: str = ""
 
     @property
     def holds(self) -> bool | None:
@@ -179,9 +194,61 @@ class Claim:
         verdict = {True: "**Agrees.**", False: "**Does not agree.**", None: "**Cannot tell** (a value is missing)."}[self.holds]
         relation = {"<=": "≤", ">=": "≥"}.get(self.relation, self.relation)
         text = f"- {verdict} {self.finding}. Expected {self.measure}: {self.left[0]} {relation} {self.right[0]}; measured {measured}."
-        if self.holds is not True and self.evidence:
+        if self.note:
+            text += f" {self.note}"
+        if self.holds is not True and self.evidence and self.evidence != self.note:
             text += f" Evidence: {self.evidence}"
         return text
+
+
+#: One side of a finding: ``(group, key)``, the value ``key`` of a group's row (a group is a labelled row of the
+#: study's table, e.g. the smallest β), or a fixed number.
+Side = tuple[str, str] | float
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A row of a study's table of findings: ``left relation right``. ``evidence`` and ``note`` name sentences
+    the study builds from its measured values (see :class:`Claim`); ``finding`` and ``measure`` may hold
+    ``{placeholders}`` filled from the study's context (e.g. the last training step)."""
+
+    finding: str
+    measure: str
+    left: Side
+    relation: str
+    right: Side
+    evidence: str = ""
+    note: str = ""
+
+
+def claims_from(
+    findings: Sequence[Finding],
+    groups: dict[str, tuple[str, dict[str, Any]]],
+    sentences: dict[str, str] | None = None,
+    **context: Any,
+) -> list[Claim]:
+    """Each finding as a :class:`Claim` on the study's values: ``groups`` maps a group name to (label, row); a
+    value missing from a row (or a group missing) gives a claim that cannot be told."""
+    sentences = sentences or {}
+
+    def side(s: Side) -> tuple[str, float | None]:
+        if isinstance(s, tuple):
+            label, row = groups.get(s[0], (s[0], {}))
+            return label, row.get(s[1])
+        return fmt(float(s)), float(s)
+
+    return [
+        Claim(
+            f.finding.format(**context),
+            f.measure.format(**context),
+            side(f.left),
+            f.relation,
+            side(f.right),
+            sentences.get(f.evidence, ""),
+            sentences.get(f.note, ""),
+        )
+        for f in findings
+    ]
 
 
 def fmt(value: Any) -> str:
@@ -204,6 +271,36 @@ def _fits(row: dict[str, Any]) -> str:
     return f"{row.get('converged', 0)} of {row.get('fits', 0)} bend fits converged"
 
 
+#: Krishnapriyan et al. and LossLens on the PINN, smallest β ("small") against largest ("large"). The error's growth
+#: across β and its failure are rows made per β by :func:`pinn_claims`.
+PINN_LEARNS = Finding("the PINN learns at β = 1 (rel. L2 ≈ 1e-2)", "median rel. L2", ("small", "rel_l2"), "<", 0.05)
+PINN_FINDINGS = (
+    Finding(
+        "larger β gives a sharper landscape", "median top Hessian eigenvalue", ("small", "top"), "<", ("large", "top"), "eig"
+    ),
+    Finding("larger β gives a sharper landscape", "median Hessian trace", ("small", "trace"), "<", ("large", "trace"), "eig"),
+    Finding(
+        "larger β gives a more rugged landscape",
+        "median number of persistent minima, random directions",
+        ("small", "minima_random"),
+        "<",
+        ("large", "minima_random"),
+        "rugged",
+    ),
+    Finding(
+        "larger β gives a more rugged landscape",
+        "median number of persistent minima, top-2 Hessian directions",
+        ("small", "minima_hessian"),
+        "<",
+        ("large", "minima_hessian"),
+        "rugged",
+    ),
+    Finding("larger β gives poor connectivity (mc < 0)", "mean mc", ("large", "mc"), "<", 0.0, "mc_large"),
+    Finding("larger β is worse connected than small β", "mean mc", ("large", "mc"), "<", ("small", "mc"), "mc_both"),
+    Finding("small β is well connected (mc ≥ 0)", "mean mc", ("small", "mc"), ">=", 0.0, "mc_small"),
+)
+
+
 def pinn_claims(rows: Sequence[dict[str, Any]]) -> list[Claim]:
     """Krishnapriyan et al. and LossLens on the PINN: the error trend across β, and larger β giving sharper, more
     rugged landscapes with poor connectivity (smallest β against largest β). ``rows``: :func:`pinn_rows`."""
@@ -211,150 +308,143 @@ def pinn_claims(rows: Sequence[dict[str, Any]]) -> list[Claim]:
         return []
     by = _by(rows, "beta")
     lo, hi = min(by), max(by)
-    small, large = f"β={lo:g}", f"β={hi:g}"
-    get = lambda beta, key: by[beta].get(key)  # noqa: E731
     beta = lambda b: f"β={b:g}"  # noqa: E731
-    eig = f"top eigenvalue by β: {_series(rows, 'beta', 'top', beta)}; trace: {_series(rows, 'beta', 'trace', beta)}."
-    rugged = (
-        f"the largest merge-tree persistence as a fraction of the grid's loss range is {fmt(get(lo, 'rel_persistence'))} at "
-        f"{small} and {fmt(get(hi, 'rel_persistence'))} at {large} (random directions, ±1 % of ‖θ‖); below the 1 % "
-        "threshold a landscape is one basin at this span."
-    )
+    get = lambda b, key: by[b].get(key)  # noqa: E731
     mc = lambda b: (  # noqa: E731
         f"at {beta(b)} mc = {fmt(get(b, 'mc'))} on a training loss of {fmt(get(b, 'train_loss'))} (mc/loss = "
         f"{fmt(get(b, 'mc_rel'))}); {_fits(by[b])}; the straight line's mc is {fmt(get(b, 'mc_linear'))}."
     )
-    errors = f"rel. L2 by β: {_series(rows, 'beta', 'rel_l2', beta)}."
-    claims = [
-        Claim("the PINN learns at β = 1 (rel. L2 ≈ 1e-2)", "median rel. L2", (small, get(lo, "rel_l2")), "<", ("0.05", 0.05))
-    ]
+    sentences = {
+        "errors": f"rel. L2 by β: {_series(rows, 'beta', 'rel_l2', beta)}.",
+        "eig": f"top eigenvalue by β: {_series(rows, 'beta', 'top', beta)}; trace: {_series(rows, 'beta', 'trace', beta)}.",
+        "rugged": (
+            f"the largest merge-tree persistence as a fraction of the grid's loss range is {fmt(get(lo, 'rel_persistence'))} "
+            f"at {beta(lo)} and {fmt(get(hi, 'rel_persistence'))} at {beta(hi)} (random directions, ±1 % of ‖θ‖); below the "
+            "1 % threshold a landscape is one basin at this span."
+        ),
+        "mc_large": mc(hi),
+        "mc_small": mc(lo),
+        "mc_both": mc(lo) + " " + mc(hi),
+    }
+    groups = {"small": (beta(lo), by[lo]), "large": (beta(hi), by[hi]), **{beta(b): (beta(b), by[b]) for b in by}}
     below = [b for b in sorted(by) if b < FAILS_FROM]
     failing = [b for b in sorted(by) if b >= FAILS_FROM]
-    for a, b in zip(below, [*below[1:], *failing[:1]], strict=False):
-        claims.append(
-            Claim(
-                "the error grows with β up to the failure",
-                "median rel. L2",
-                (beta(a), get(a, "rel_l2")),
-                "<",
-                (beta(b), get(b, "rel_l2")),
-                errors,
-            )
+    growth = [
+        Finding(
+            "the error grows with β up to the failure", "median rel. L2", (beta(a), "rel_l2"), "<", (beta(b), "rel_l2"), "errors"
         )
-    for b in failing:
-        claims.append(
-            Claim("it fails at β ≥ 20–30 (rel. L2 ≈ 1)", "median rel. L2", (beta(b), get(b, "rel_l2")), ">", ("0.5", 0.5), errors)
-        )
-    claims += [
-        Claim(
-            "larger β gives a sharper landscape",
-            "median top Hessian eigenvalue",
-            (small, get(lo, "top")),
-            "<",
-            (large, get(hi, "top")),
-            eig,
-        ),
-        Claim(
-            "larger β gives a sharper landscape",
-            "median Hessian trace",
-            (small, get(lo, "trace")),
-            "<",
-            (large, get(hi, "trace")),
-            eig,
-        ),
-        Claim(
-            "larger β gives a more rugged landscape",
-            "median number of persistent minima, random directions",
-            (small, get(lo, "minima_random")),
-            "<",
-            (large, get(hi, "minima_random")),
-            rugged,
-        ),
-        Claim(
-            "larger β gives a more rugged landscape",
-            "median number of persistent minima, top-2 Hessian directions",
-            (small, get(lo, "minima_hessian")),
-            "<",
-            (large, get(hi, "minima_hessian")),
-            rugged,
-        ),
-        Claim("larger β gives poor connectivity (mc < 0)", "mean mc", (large, get(hi, "mc")), "<", ("0", 0.0), mc(hi)),
-        Claim(
-            "larger β is worse connected than small β",
-            "mean mc",
-            (large, get(hi, "mc")),
-            "<",
-            (small, get(lo, "mc")),
-            mc(lo) + " " + mc(hi),
-        ),
-        Claim("small β is well connected (mc ≥ 0)", "mean mc", (small, get(lo, "mc")), ">=", ("0", 0.0), mc(lo)),
+        for a, b in zip(below, [*below[1:], *failing[:1]], strict=False)
     ]
-    return claims
+    fails = [
+        Finding("it fails at β ≥ 20–30 (rel. L2 ≈ 1)", "median rel. L2", (beta(b), "rel_l2"), ">", 0.5, "errors") for b in failing
+    ]
+    return claims_from([PINN_LEARNS, *growth, *fails, *PINN_FINDINGS], groups, sentences)
+
+
+#: LossLens and Li et al. 2018 on ResNet-20 with skips ("skip") and without ("plain"). Li et al.'s Fig. 5 draws
+#: ResNet-20/56/110 with and without skips at their scale (filter-normalised, ±1): without skips the landscape of
+#: ResNet-20 is still nearly convex, and the transition to chaos comes at depth 56 and 110; with skips all stay convex.
+RESNET_FINDINGS = (
+    Finding("skips give better models", "median test accuracy", ("skip", "test_accuracy"), ">", ("plain", "test_accuracy")),
+    Finding("skips give a flatter landscape", "median top Hessian eigenvalue", ("skip", "top"), "<", ("plain", "top"), "eig"),
+    Finding("skips give a flatter landscape", "median Hessian trace", ("skip", "trace"), "<", ("plain", "trace"), "eig"),
+    Finding(
+        "with skips the landscape is convex at Li et al.'s scale (Li et al. 2018, Fig. 5)",
+        "median persistent minima (filter-normalised, ±1)",
+        ("skip", "minima_li"),
+        "<=",
+        1.0,
+        "rugged",
+    ),
+    Finding(
+        "at depth 20 the landscape without skips is still nearly convex at Li et al.'s scale; it turns chaotic only at "
+        "depth 56 and 110 (Li et al. 2018, Fig. 5)",
+        "median persistent minima (filter-normalised, ±1)",
+        ("plain", "minima_li"),
+        "<=",
+        1.0,
+        note="rugged",
+    ),
+    Finding(
+        "skips give a smoother landscape near θ",
+        "median persistent minima (±1 % of ‖θ‖)",
+        ("skip", "minima_local"),
+        "<=",
+        ("plain", "minima_local"),
+        "rugged",
+    ),
+    Finding("skips give better-connected modes", "mean mc (training error, %)", ("skip", "mc"), ">", ("plain", "mc"), "mc"),
+    Finding("skips give well-connected modes (mc ≥ 0)", "mean mc (training error, %)", ("skip", "mc"), ">=", 0.0, "mc"),
+)
 
 
 def resnet_claims(rows: Sequence[dict[str, Any]]) -> list[Claim]:
-    """LossLens and Li et al. 2018: skip connections give better models and flatter, smoother, better-connected
-    landscapes; Li et al.'s chaos without skips is at their scale (filter-normalised, ±1). ``rows``: :func:`resnet_rows`."""
+    """:data:`RESNET_FINDINGS` on the study's table: skip connections give better models and flatter, smoother,
+    better-connected landscapes; at depth 20 both landscapes are (nearly) convex at Li et al.'s scale.
+    ``rows``: :func:`resnet_rows`."""
     by = _by(rows, "residual")
     skip, plain = by.get(True, {}), by.get(False, {})
-    s, p = "with skips", "without skips"
-    eig = f"top eigenvalue with skips {fmt(skip.get('top'))} and without {fmt(plain.get('top'))}; trace {fmt(skip.get('trace'))} and {fmt(plain.get('trace'))}."
-    rugged = (
-        f"largest persistence / loss range at Li et al.'s scale: with skips {fmt(skip.get('rel_persistence'))}, without "
-        f"{fmt(plain.get('rel_persistence'))}; local minima of the grid {fmt(skip.get('local_minima_li'))} and {fmt(plain.get('local_minima_li'))}."
-    )
-    mc = (
-        f"with skips mc = {fmt(skip.get('mc'))} % ({_fits(skip)}; straight line {fmt(skip.get('mc_linear'))} %), without "
-        f"mc = {fmt(plain.get('mc'))} % ({_fits(plain)}; straight line {fmt(plain.get('mc_linear'))} %)."
-    )
-    return [
-        Claim(
-            "skips give better models",
-            "median test accuracy",
-            (s, skip.get("test_accuracy")),
-            ">",
-            (p, plain.get("test_accuracy")),
+    grid = lambda r: f"{r['grid_li']}×{r['grid_li']}" if r.get("grid_li") else "–"  # noqa: E731
+    sentences = {
+        "eig": (
+            f"top eigenvalue with skips {fmt(skip.get('top'))} and without {fmt(plain.get('top'))}; trace "
+            f"{fmt(skip.get('trace'))} and {fmt(plain.get('trace'))}."
         ),
-        Claim(
-            "skips give a flatter landscape",
-            "median top Hessian eigenvalue",
-            (s, skip.get("top")),
-            "<",
-            (p, plain.get("top")),
-            eig,
+        "rugged": (
+            f"At Li et al.'s scale the largest merge-tree persistence is {fmt(skip.get('rel_persistence'))} of the grid's "
+            f"loss range with skips and {fmt(plain.get('rel_persistence'))} without (the 1 % threshold separates basins), "
+            f"and the grid has {fmt(skip.get('local_minima_li'))} and {fmt(plain.get('local_minima_li'))} local minima "
+            f"(medians over seeds; {grid(skip)} and {grid(plain)} grids)."
         ),
-        Claim(
-            "skips give a flatter landscape", "median Hessian trace", (s, skip.get("trace")), "<", (p, plain.get("trace")), eig
+        "mc": (
+            f"with skips mc = {fmt(skip.get('mc'))} % ({_fits(skip)}; straight line {fmt(skip.get('mc_linear'))} %), without "
+            f"mc = {fmt(plain.get('mc'))} % ({_fits(plain)}; straight line {fmt(plain.get('mc_linear'))} %)."
         ),
-        Claim(
-            "without skips the landscape is chaotic at Li et al.'s scale",
-            "median persistent minima (filter-normalised, ±1)",
-            (s, skip.get("minima_li")),
-            "<",
-            (p, plain.get("minima_li")),
-            rugged,
-        ),
-        Claim(
-            "skips give a smoother landscape near θ",
-            "median persistent minima (±1 % of ‖θ‖)",
-            (s, skip.get("minima_local")),
-            "<=",
-            (p, plain.get("minima_local")),
-            rugged,
-        ),
-        Claim(
-            "skips give better-connected modes", "mean mc (training error, %)", (s, skip.get("mc")), ">", (p, plain.get("mc")), mc
-        ),
-        Claim(
-            "skips give well-connected modes (mc ≥ 0)", "mean mc (training error, %)", (s, skip.get("mc")), ">=", ("0", 0.0), mc
-        ),
-    ]
+    }
+    return claims_from(RESNET_FINDINGS, {"skip": ("with skips", skip), "plain": ("without skips", plain)}, sentences)
+
+
+#: Power et al. 2022 and Nanda et al. 2023 (grokking), and Liu et al. 2022 ("Omnigrok") for the weight norm: the largest
+#: weight decay ("final_hi", at the last step) against the smallest ("final_lo").
+MODULAR_FINDINGS = (
+    Finding(
+        "with weight decay the network generalises",
+        "median test accuracy at step {last}",
+        ("final_hi", "test_accuracy"),
+        ">",
+        0.9,
+        "test_hi",
+    ),
+    Finding(
+        "weight decay is what makes it generalise",
+        "median test accuracy at step {last}",
+        ("final_lo", "test_accuracy"),
+        "<",
+        ("final_hi", "test_accuracy"),
+        "test_lo",
+    ),
+    Finding(
+        "it memorises before it generalises",
+        "first checkpoint step with {wd_hi}",
+        ("memorised", "step"),
+        "<",
+        ("generalised", "step"),
+        "trajectory",
+    ),
+    Finding(
+        "the generalising solution has a smaller weight norm",
+        "median ‖θ‖ at step {last}",
+        ("final_hi", "theta_norm"),
+        "<",
+        ("final_lo", "theta_norm"),
+    ),
+)
 
 
 def modular_claims(rows: Sequence[dict[str, Any]]) -> list[Claim]:
-    """Power et al. 2022 and Nanda et al. 2023 (grokking): with weight decay the network memorises first and
-    generalises later; without it, it generalises less; generalisation comes with a smaller weight norm (Liu et al.
-    2022, "Omnigrok"). ``rows``: :func:`modular_rows`, one per (weight decay, step)."""
+    """:data:`MODULAR_FINDINGS`: with weight decay the network memorises first and generalises later; without it, it
+    generalises less; generalisation comes with a smaller weight norm. ``rows``: :func:`modular_rows`, one per
+    (weight decay, step)."""
     if not rows:
         return []
     decays = sorted({r["weight_decay"] for r in rows})
@@ -370,40 +460,21 @@ def modular_claims(rows: Sequence[dict[str, Any]]) -> list[Claim]:
         steps = [r["step"] for r in rows if r["weight_decay"] == w and (r.get(key) or 0) >= at_least]
         return float(min(steps)) if steps else None
 
-    return [
-        Claim(
-            "with weight decay the network generalises",
-            f"median test accuracy at step {last}",
-            (wd(hi), final.get(hi, {}).get("test_accuracy")),
-            ">",
-            ("0.9", 0.9),
-            f"test accuracy along training with {wd(hi)}: {trail(hi, 'test_accuracy')}.",
-        ),
-        Claim(
-            "weight decay is what makes it generalise",
-            f"median test accuracy at step {last}",
-            (wd(lo), final.get(lo, {}).get("test_accuracy")),
-            "<",
-            (wd(hi), final.get(hi, {}).get("test_accuracy")),
-            f"test accuracy along training with {wd(lo)}: {trail(lo, 'test_accuracy')}.",
-        ),
-        Claim(
-            "it memorises before it generalises",
-            f"first checkpoint step with {wd(hi)}",
-            ("train accuracy ≥ 0.99", first(hi, "train_accuracy", 0.99)),
-            "<",
-            ("test accuracy ≥ 0.9", first(hi, "test_accuracy", 0.9)),
+    groups = {
+        "final_hi": (wd(hi), final.get(hi, {})),
+        "final_lo": (wd(lo), final.get(lo, {})),
+        "memorised": ("train accuracy ≥ 0.99", {"step": first(hi, "train_accuracy", 0.99)}),
+        "generalised": ("test accuracy ≥ 0.9", {"step": first(hi, "test_accuracy", 0.9)}),
+    }
+    sentences = {
+        "test_hi": f"test accuracy along training with {wd(hi)}: {trail(hi, 'test_accuracy')}.",
+        "test_lo": f"test accuracy along training with {wd(lo)}: {trail(lo, 'test_accuracy')}.",
+        "trajectory": (
             f"train accuracy: {trail(hi, 'train_accuracy')}; test accuracy: {trail(hi, 'test_accuracy')}. The first "
-            "checkpoint may come after both.",
+            "checkpoint may come after both."
         ),
-        Claim(
-            "the generalising solution has a smaller weight norm",
-            f"median ‖θ‖ at step {last}",
-            (wd(hi), final.get(hi, {}).get("theta_norm")),
-            "<",
-            (wd(lo), final.get(lo, {}).get("theta_norm")),
-        ),
-    ]
+    }
+    return claims_from(MODULAR_FINDINGS, groups, sentences, last=last, wd_hi=wd(hi))
 
 
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, Callable[[dict[str, Any]], Any]]]) -> list[str]:
@@ -446,6 +517,9 @@ class StudyData:
     pairs: list[dict[str, Any]]
     compute_seconds: dict[str, float]
     settings: list[dict[str, Any]]  # :func:`losslens.demo.setting_table` (taxonomy's mc, CKA and phase)
+    #: Each pair's latest bend fit: ``params`` (the connectivity options) and ``trace`` (the stored fit loss per step).
+    fits: list[dict[str, Any]] = field(default_factory=list)
+    record: dict[str, Any] = field(default_factory=dict)  # :func:`losslens.store.studies.run_record`
 
     @property
     def train_seconds(self) -> float:
@@ -477,18 +551,25 @@ def load_study(catalog: Path, name: str) -> StudyData | None:
             studies_store.pair_metrics(cat, name),
             studies_store.compute_seconds(cat, name),
             [],
+            [
+                {"params": f["params"], "trace": load_artifact(Path(catalog).parent, f["path"])}
+                for f in studies_store.fit_curves(cat, name)
+            ],
+            studies_store.run_record(cat, name),
         )
     data.settings = setting_table(catalog, name)
     return data
 
 
 def _landscape_of(data: StudyData, sha: str, directions: str, span_mode: str | None = None) -> dict[str, Any] | None:
+    """The checkpoint's landscape along ``directions`` (at ``span_mode``) on the finest grid the catalog holds: a
+    study that recomputed a landscape on a larger grid reports that one."""
     found = [
         row
         for row in data.landscapes
         if row["checkpoint"] == sha and row["directions"] == directions and (span_mode is None or row["span_mode"] == span_mode)
     ]
-    return found[-1] if found else None
+    return max(found, key=lambda row: row["steps"]) if found else None
 
 
 def _rel_persistence(row: dict[str, Any] | None) -> float | None:
@@ -563,6 +644,8 @@ def resnet_rows(data: StudyData) -> list[dict[str, Any]]:
         row["minima_li"] = _minima(data, shas, "random", "absolute")
         row["local_minima_li"] = _minima(data, shas, "random", "absolute", "n_minima")
         row["minima_local"] = _minima(data, shas, "random", "relative")
+        row["grid_li"] = _median([(_landscape_of(data, s, "random", "absolute") or {}).get("steps") for s in shas])
+        row["grid_local"] = _median([(_landscape_of(data, s, "random", "relative") or {}).get("steps") for s in shas])
         row["rel_persistence"] = _median([_rel_persistence(_landscape_of(data, s, "random", "absolute")) for s in shas])
         row["phase"] = _phase(data, setting).get("phase")
         rows.append(row)
@@ -585,8 +668,11 @@ def modular_rows(data: StudyData) -> list[dict[str, Any]]:
 
 
 def _png(spec: dict[str, Any], out: Path) -> Path:
+    """The chart as a PNG of at most 256 colours (Pillow's median-cut palette, no dithering): the pictures are
+    committed with the report, and a palette keeps each to about a third of its true-colour size."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(vlc.vegalite_to_png(spec, scale=1.0, allowed_base_urls=[]))
+    image = Image.open(io.BytesIO(vlc.vegalite_to_png(spec, scale=1.0, allowed_base_urls=[])))
+    image.convert("RGB").quantize(256, dither=Image.Dither.NONE).save(out, optimize=True)
     return out
 
 
@@ -635,6 +721,52 @@ def connectivity_note(rows: Sequence[dict[str, Any]]) -> str:
     )
 
 
+#: The plateau window the earlier runs used (one pass over the batches, at least 20 steps): the report replays the rule
+#: with it on the stored fit curves to show what a longer window changes.
+SHORT_WINDOW = 20
+
+
+def fit_note(data: StudyData, compare: int = SHORT_WINDOW) -> str:
+    """What the stored fit curves of a study whose bends are fitted by SGD say about the fits, one sentence per set of
+    fit options (a study refitted in part has two): the plateau window and budget, the steps taken, the per-step
+    noise of the fit loss, and where the rule (:func:`losslens.connectivity.fit.stopping_step`) would have stopped on
+    the same curves with a ``compare``-step window, and how far above the fit's last window that was."""
+    groups: dict[tuple[int, str, float], list[np.ndarray]] = {}
+    for f in data.fits:
+        if len(f["trace"]):
+            p = f["params"]
+            budget = f"{p['epochs']} epochs" if p.get("epochs") else f"{p.get('steps')} steps"
+            groups.setdefault((int(p.get("window") or 0), budget, float(p.get("tol") or 0.0)), []).append(f["trace"])
+    total = sum(len(t) for t in groups.values())
+    return " ".join(_fit_group(traces, window, budget, tol, total, compare) for (window, budget, tol), traces in groups.items())
+
+
+def _fit_group(traces: list[np.ndarray], window: int, budget: str, tol: float, total: int, compare: int) -> str:
+    taken = [len(tr) for tr in traces]
+    span = window or compare
+    last = lambda tr, w: float(tr[-w:].mean())  # noqa: E731
+    spread = _median([float(tr[-span:].std()) / last(tr, span) for tr in traces])
+    se = lambda w: fmt(spread / math.sqrt(w) if spread else None)  # noqa: E731
+    text = (
+        f"Bend fits ({len(traces)} of the {total} stored fit curves): SGD for at most {budget}, the plateau rule on "
+        f"{window or 'default'}-step windows with tol {tol:g}; steps taken {min(taken)}–{max(taken)} (median "
+        f"{fmt(_median([float(n) for n in taken]))}), mean fit loss over the first and last {span} steps "
+        f"{fmt(_median([float(tr[:span].mean()) for tr in traces]))} and {fmt(_median([last(tr, span) for tr in traces]))} "
+        f"(medians). The per-step fit loss (one t ~ U[0, 1] a step) spreads by {fmt(spread)} of its mean over the last "
+        f"window (median), so a window's mean has a relative standard error of about {se(compare)} over {compare} steps"
+        + (f" and {se(window)} over {window}" if window and window != compare else "")
+    )
+    early = [(n, tr) for tr in traces if (n := stopping_step(tr, compare, tol)) is not None]
+    if early and window and window != compare:
+        above = _median([(float(tr[n - compare : n].mean()) - last(tr, window)) / last(tr, window) for n, tr in early])
+        text += (
+            f". Replayed on these curves, a {compare}-step window would have stopped {len(early)} of {len(traces)} fits, "
+            f"at step {fmt(_median([float(n) for n, _ in early]))} (median), where the window's mean loss was still "
+            f"{fmt(100 * above if above is not None else None)} % above the fit's last {window}-step window"
+        )
+    return text + "."
+
+
 def _images(pairs: list[tuple[str, Path | None]], rel: Callable[[Path], str]) -> str:
     return " | ".join(f"![{alt}]({rel(p)})" if p else f"({alt}: not computed)" for alt, p in pairs)
 
@@ -651,9 +783,18 @@ def machine() -> str:
 
 
 def _timing(data: StudyData) -> str:
+    """The study's wall time (training from the sidecars, metrics from the catalog's runs) and where it ran."""
     compute = sum(data.compute_seconds.values())
     parts = ", ".join(f"{m} {s:.0f} s" for m, s in sorted(data.compute_seconds.items(), key=lambda kv: -kv[1]))
-    return f"Wall time: training {data.train_seconds:.0f} s (summed over runs), metrics {compute:.0f} s ({parts})."
+    record = data.record or {}
+    devices = ", ".join(f"{d} ({n} runs)" for d, n in sorted((record.get("devices") or {}).items()))
+    stamp = lambda iso: iso[:16].replace("T", " ")  # noqa: E731
+    when = f", from {stamp(record['first'])} to {stamp(record['last'])} UTC" if record.get("first") and record.get("last") else ""
+    return (
+        f"Wall time: training {data.train_seconds:.0f} s (summed over runs), metrics {compute:.0f} s summed over every "
+        f"metric run in the catalog ({parts}). Metrics ran on {devices or 'an unrecorded device'}{when}, on the machine "
+        "named at the top."
+    )
 
 
 def pinn_section(data: StudyData, catalog: Path, folder: Path, rel: Callable[[Path], str]) -> list[str]:
@@ -778,6 +919,8 @@ def modular_section(data: StudyData, catalog: Path, folder: Path, rel: Callable[
         "",
         connectivity_note(rows),
         "",
+        fit_note(data),
+        "",
         f"Against the papers ({verdicts(claims)}):",
         "",
         *(c.line() for c in claims),
@@ -839,6 +982,25 @@ def modular_section(data: StudyData, catalog: Path, folder: Path, rel: Callable[
     return lines
 
 
+def _grid_size(rows: Sequence[dict[str, Any]], key: str) -> str:
+    sizes = sorted({int(r[key]) for r in rows if r.get(key)})
+    return " and ".join(f"{n}×{n}" for n in sizes) or "(none yet)"
+
+
+def _bend_setup(data: StudyData) -> str:
+    """The bend training as the catalog's connectivity runs record it."""
+    if not data.fits:
+        return "no bend fitted yet"
+    p = data.fits[0]["params"]
+    budget = f"{p['epochs']} epochs" if p.get("epochs") else f"{p.get('steps')} steps"
+    pairs = {"adjacent": "each seed with the next", "within-setting": "every seed pair", "same-step": "seeds at one step"}
+    lr = p.get("lr") if p.get("lr") is not None else 0.01
+    return (
+        f"connectivity pairs {pairs.get(p.get('pairs'), p.get('pairs'))}, the bend by SGD (lr {lr:g}, momentum "
+        f"{p.get('momentum', 0.9):g}) for at most {budget} with the plateau rule, mc from {p.get('points')} points of t"
+    )
+
+
 def resnet_section(data: StudyData, catalog: Path, folder: Path, rel: Callable[[Path], str]) -> list[str]:
     rows = resnet_rows(data)
     claims = resnet_claims(rows)
@@ -849,9 +1011,11 @@ def resnet_section(data: StudyData, catalog: Path, folder: Path, rel: Callable[[
         f"Setup: `{data.name}`: the first {n_train:,} training and {n_test:,} test images of Fashion-MNIST (28×28, Debian's "
         f"`dataset-fashion-mnist`), {rows[0]['seeds']} seeds per architecture, "
         f"{RESNET_FASHION_CONFIG.epochs} epochs of SGD (lr 0.1 cosine, momentum 0.9, weight decay 5e-4), "
-        "batch norm. mc on the training error in %, BatchNorm re-estimated along the curve, the bend by SGD (lr 0.01, "
-        "momentum 0.9) for up to 3 epochs with the plateau rule. Landscapes 15×15 on one batch of 64: filter-normalised "
-        "at Li et al.'s scale (±1 in direction units) and at ±1 % of ‖θ‖. " + _timing(data),
+        f"batch norm. mc on the training error in %, BatchNorm re-estimated at each evaluated point; {_bend_setup(data)} "
+        "(Yang et al. train the bend for 50 epochs: this is the longest that fit the session's CPU time). Landscapes on "
+        f"one batch of {dict(RESNET_FASHION.options).get('landscape.batch-size', '–')}: {_grid_size(rows, 'grid_li')} "
+        f"filter-normalised at Li et al.'s scale (±1 in direction units) and {_grid_size(rows, 'grid_local')} at ±1 % of "
+        "‖θ‖. " + _timing(data),
         "",
         *table(
             rows,
@@ -874,6 +1038,8 @@ def resnet_section(data: StudyData, catalog: Path, folder: Path, rel: Callable[[
         ),
         "",
         connectivity_note(rows),
+        "",
+        fit_note(data),
         "",
         f"Against the papers ({verdicts(claims)}):",
         "",
@@ -963,13 +1129,25 @@ def render_markdown(work: Path, out: Path, studies: Sequence[str]) -> str:
         "## Reproduce",
         "",
         "```bash",
-        "losslens report case-studies --work runs/case-studies --out docs/case-studies.md",
+        "losslens report case-studies --work runs/case-studies --out docs/case-studies.md   # every study, then this page",
+        f"losslens report case-studies --study {RESNET_FASHION.name} --work runs/case-studies   # one study (the page then shows it alone)",
         "losslens serve --catalog runs/case-studies/modular/catalog/losslens.db   # browse one study (each has its catalog)",
         "```",
         "",
         "The command trains, ingests and computes incrementally (a rerun only rewrites this page and its pictures); "
-        "`--no-run` writes the report from what the catalog holds. Metric options: "
-        + "; ".join(f"{s.name}: " + " ".join(f"--{k} {v}" for k, v in s.options) for s, _ in SECTIONS if s.name in studies)
+        "`--no-run` writes the report from what the catalog holds. Each study ran in its own background process through "
+        "`losslens.demo.run_study`, what `--study NAME` calls (one process per study, so they can run at once); this page "
+        f"was then written by `losslens report case-studies --no-run --work {work} --out {out}`. Each study's passes "
+        "(`losslens compute` options; a second pass recomputes only its metrics with other directions or span): "
+        + "; ".join(
+            f"{s.name}: "
+            + " then ".join(
+                f"`{' '.join(metrics)}` with " + " ".join(f"--{k} {v}" for k, v in options)
+                for metrics, options in ((s.metrics, s.options), *s.passes)
+            )
+            for s, _ in SECTIONS
+            if s.name in studies
+        )
         + ".",
         "",
     ]

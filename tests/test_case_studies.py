@@ -5,9 +5,21 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
-from losslens.case_studies import Claim, connectivity_note, modular_claims, pinn_claims, resnet_claims, verdicts
+from losslens.case_studies import (
+    Claim,
+    Finding,
+    StudyData,
+    claims_from,
+    connectivity_note,
+    fit_note,
+    modular_claims,
+    pinn_claims,
+    resnet_claims,
+    verdicts,
+)
 
 
 def _pinn_row(beta: float, rel_l2: float | None, top: float, trace: float, minima: float, mc: float | None) -> dict:
@@ -95,7 +107,8 @@ def _resnet_row(residual: bool, acc: float, top: float, minima: float | None, mc
         "minima_li": minima,
         "local_minima_li": minima,
         "minima_local": 1,
-        "rel_persistence": 0.1,
+        "rel_persistence": 0.004 if residual else 0.008,
+        "grid_li": 31,
         "mc": mc,
         "mc_linear": mc,
         "fits": 3,
@@ -103,19 +116,49 @@ def _resnet_row(residual: bool, acc: float, top: float, minima: float | None, mc
     }
 
 
+DEPTH_20 = (
+    "at depth 20 the landscape without skips is still nearly convex at Li et al.'s scale; it turns chaotic only at depth "
+    "56 and 110 (Li et al. 2018, Fig. 5)"
+)
+
+
 def test_resnet_claims_agree_disagree_and_missing():
-    """Synthetic tables: skips better, flatter, smoother at Li et al.'s scale and connected (all agree); then
-    without skips flatter (disagree); then no landscape minima at all (cannot tell)."""
-    good = resnet_claims([_resnet_row(True, 0.9, 5, 1, 0.5), _resnet_row(False, 0.8, 20, 7, -3.0)])
-    assert all(c.holds is True for c in good)
+    """Synthetic tables: skips better, flatter, connected, and at depth 20 one basin at Li et al.'s scale with and without
+    skips (all agree, as Li et al.'s Fig. 5 draws ResNet-20); then without skips flatter (disagree) and chaotic (7
+    persistent minima, as Li et al. find only at depth 56–110: disagree); then no landscape minima at all (cannot
+    tell exactly the two claims on Li et al.'s scale)."""
+    good = resnet_claims([_resnet_row(True, 0.9, 5, 1, 0.5), _resnet_row(False, 0.8, 20, 1, -3.0)])
+    assert len(good) == 8 and all(c.holds is True for c in good), [c.line() for c in good if c.holds is not True]
+    depth = next(c for c in good if c.finding == DEPTH_20)
+    # The agreement itself carries its numbers: largest persistence / loss range and local minima, with the grid.
+    assert "0.008 without" in depth.line() and "1 and 1 local minima" in depth.line() and "31×31" in depth.line()
     bad = _by_finding(resnet_claims([_resnet_row(True, 0.9, 30, 1, 0.5), _resnet_row(False, 0.8, 20, 7, -3.0)]))
-    assert bad[("skips give a flatter landscape", "median top Hessian eigenvalue", "with skips")].holds is False
-    assert (
-        "top eigenvalue with skips 30 and without 20"
-        in bad[("skips give a flatter landscape", "median top Hessian eigenvalue", "with skips")].line()
-    )
+    flatter = bad[("skips give a flatter landscape", "median top Hessian eigenvalue", "with skips")]
+    assert flatter.holds is False and "top eigenvalue with skips 30 and without 20" in flatter.line()
+    chaotic = bad[(DEPTH_20, "median persistent minima (filter-normalised, ±1)", "without skips")]
+    assert chaotic.holds is False and (chaotic.left[1], chaotic.right[1]) == (7, 1.0)
     gaps = resnet_claims([_resnet_row(True, 0.9, 5, None, 0.5), _resnet_row(False, 0.8, 20, None, -3.0)])
-    assert [c.finding for c in gaps if c.holds is None] == ["without skips the landscape is chaotic at Li et al.'s scale"]
+    assert [c.finding for c in gaps if c.holds is None] == [
+        "with skips the landscape is convex at Li et al.'s scale (Li et al. 2018, Fig. 5)",
+        DEPTH_20,
+    ]
+
+
+def test_claims_from_a_table_of_findings():
+    """Oracle: the rows by hand. A side is a group's value or a fixed number (labelled by its own digits); a missing
+    group or key gives a claim that cannot be told; placeholders are filled from the context."""
+    findings = [
+        Finding("a beats b at {n}", "score", ("a", "x"), ">", ("b", "x"), "why"),
+        Finding("a is positive", "score", ("a", "x"), ">=", 0.0),
+        Finding("c is small", "score", ("c", "x"), "<", 1.0),
+    ]
+    claims = claims_from(findings, {"a": ("A", {"x": 2.0}), "b": ("B", {"x": 3.0})}, {"why": "a is 2, b is 3"}, n=5)
+    assert [(c.finding, c.left, c.right, c.holds) for c in claims] == [
+        ("a beats b at 5", ("A", 2.0), ("B", 3.0), False),
+        ("a is positive", ("A", 2.0), ("0", 0.0), True),
+        ("c is small", ("c", None), ("1", 1.0), None),
+    ]
+    assert claims[0].line().endswith("Evidence: a is 2, b is 3") and "Evidence" not in claims[1].line()
 
 
 def _modular_rows(test_with: list[float], test_without: list[float], norm_with: float, norm_without: float) -> list[dict]:
@@ -168,3 +211,37 @@ def test_connectivity_note_compares_the_curve_with_the_line():
     swapped = [{**r, "mc": r["mc_linear"], "mc_linear": r["mc"]} for r in rows]
     assert "did not lower" in connectivity_note(swapped)
     assert connectivity_note([]) == "No bend fit is in the catalog yet."
+
+
+def test_fit_note_replays_the_plateau_rule_on_the_stored_curves():
+    """Oracle: a hand-made fit curve, 40 steps at 4, 60 at 2, then 200 alternating 0.9/1.1 (mean 1, spread 0.1). With
+    100-step windows the rule first holds at step 300 (windows 2.8 → 1 → 1), where the fit stopped; replayed with
+    20-step windows it would have stopped at step 40 (4 → 4), when the loss was still 300 % above its last window."""
+    trace = np.concatenate([np.full(40, 4.0), np.full(60, 2.0), np.tile([0.9, 1.1], 100)])
+    params = {"optimizer": "auto", "steps": 1000, "epochs": 0, "window": 100, "tol": 0.01}
+    data = StudyData("s", [], {}, {}, [], [], {}, [], fits=[{"params": params, "trace": trace}])
+    note = fit_note(data)
+    assert (
+        "(1 of the 1 stored fit curves): SGD for at most 1000 steps, the plateau rule on 100-step windows with tol 0.01" in note
+    )
+    assert "steps taken 300–300 (median 300), mean fit loss over the first and last 100 steps 2.8 and 1 (medians)" in note
+    assert "spreads by 0.1 of its mean" in note and "0.0224 over 20 steps and 0.01 over 100" in note
+    assert "a 20-step window would have stopped 1 of 1 fits, at step 40 (median)" in note and "still 300 % above" in note
+    assert fit_note(StudyData("s", [], {}, {}, [], [], {}, [])) == ""
+    # A study refitted in part: one sentence per set of fit options, each counting its own curves.
+    short = {**params, "window": 0, "steps": 500}
+    both = fit_note(
+        StudyData(
+            "s",
+            [],
+            {},
+            {},
+            [],
+            [],
+            {},
+            [],
+            fits=[{"params": params, "trace": trace}] * 2 + [{"params": short, "trace": trace[:60]}],
+        )
+    )
+    assert "(2 of the 3 stored fit curves): SGD for at most 1000 steps" in both
+    assert "(1 of the 3 stored fit curves): SGD for at most 500 steps, the plateau rule on default-step windows" in both

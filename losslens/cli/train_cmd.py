@@ -1,4 +1,4 @@
-"""``losslens train convection`` and ``losslens train resnet20``: thin shells over :mod:`losslens.train`."""
+"""``losslens train convection``, ``resnet20`` and ``modular``: thin shells over :mod:`losslens.train`."""
 
 from __future__ import annotations
 
@@ -63,6 +63,10 @@ SeedsOpt = Annotated[
     list[int], typer.Option("--seeds", help="Seeds (--seeds 0 1 2); each seeds the initial weights (and the batch order).")
 ]
 OutOpt = Annotated[Path, typer.Option("--out", help="Folder for checkpoints, sidecars and spec.toml.")]
+NameOpt = Annotated[
+    str | None,
+    typer.Option("--name", help="Experiment name written into the spec (default: the --out folder's name).", show_default=False),
+]
 ThreadsOpt = Annotated[
     int | None,
     typer.Option(
@@ -156,12 +160,7 @@ def convection_cmd(
     data_seed: Annotated[int, typer.Option("--data-seed", help="Seed of the collocation points (shared by all runs).")] = 0,
     width: Annotated[int, typer.Option("--width", min=1, help="Hidden units per layer.")] = 50,
     depth: Annotated[int, typer.Option("--depth", min=1, help="Hidden layers.")] = 4,
-    name: Annotated[
-        str | None,
-        typer.Option(
-            "--name", help="Experiment name written into the spec (default: the --out folder's name).", show_default=False
-        ),
-    ] = None,
+    name: NameOpt = None,
     threads: ThreadsOpt = None,
 ) -> None:
     """The convection PINN across β (Krishnapriyan et al. 2021).
@@ -214,12 +213,7 @@ def resnet20_cmd(
     limit_test: Annotated[
         int | None, typer.Option("--limit-test", min=1, help="Keep the first N test images (fashion-mnist, cifar10).")
     ] = None,
-    name: Annotated[
-        str | None,
-        typer.Option(
-            "--name", help="Experiment name written into the spec (default: the --out folder's name).", show_default=False
-        ),
-    ] = None,
+    name: NameOpt = None,
     threads: ThreadsOpt = None,
 ) -> None:
     """ResNet-20 with and without skip connections, on local data.
@@ -261,12 +255,7 @@ def modular_cmd(
     checkpoints: Annotated[
         int, typer.Option("--checkpoints", help="Checkpoints per run, evenly spaced in steps, the last at --steps.")
     ] = ModularConfig.checkpoints,
-    name: Annotated[
-        str | None,
-        typer.Option(
-            "--name", help="Experiment name written into the spec (default: the --out folder's name).", show_default=False
-        ),
-    ] = None,
+    name: NameOpt = None,
     threads: ThreadsOpt = None,
 ) -> None:
     """A 1–2 layer transformer on (a + b) mod p, with and without weight decay: the grokking setting.

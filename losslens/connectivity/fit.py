@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal, NamedTuple
 
 import torch
@@ -43,7 +43,7 @@ class BendFit(NamedTuple):
     steps: int  # SGD/Adam steps taken plus L-BFGS iterations
 
 
-def plateau(trace: list[float], window: int) -> float:
+def plateau(trace: Sequence[float], window: int) -> float:
     """Relative decrease of the mean of the last ``window`` values from the mean of the ``window`` before
     (nan while fewer than 2·window values exist)."""
     if window < 1 or len(trace) < 2 * window:
@@ -51,6 +51,16 @@ def plateau(trace: list[float], window: int) -> float:
     last = sum(trace[-window:]) / window
     before = sum(trace[-2 * window : -window]) / window
     return (before - last) / abs(before) if before != 0 else 0.0
+
+
+def stopping_step(trace: Sequence[float], window: int, tol: float) -> int | None:
+    """Where the plateau rule first stops on ``trace``: the smallest n, a multiple of ``window`` and at least
+    2·``window``, with ``plateau(trace[:n], window) < tol``; None when it never does (or the rule is off:
+    ``window`` < 1 or ``tol`` ≤ 0). :func:`fit_bends` applies the same rule step by step, so replaying it on a
+    stored fit curve (the ``fit_loss`` artifact) shows where another window would have stopped."""
+    if window < 1 or tol <= 0:
+        return None
+    return next((n for n in range(2 * window, len(trace) + 1, window) if plateau(trace[:n], window) < tol), None)
 
 
 def fit_bends(
@@ -111,7 +121,7 @@ def fit_bends(
         taken += 1
         if window > 0 and tol > 0 and taken % window == 0 and taken >= 2 * window:
             change = plateau(trace, window)
-            if change < tol:
+            if change < tol:  # the rule of stopping_step, applied as the trace grows
                 converged = True
                 if optimizer == "sgd":
                     break

@@ -1,5 +1,6 @@
 """Read-only queries behind ``docs/case-studies.md``: per-checkpoint values, landscapes by their directions and
-span, pair metrics (mc, fit convergence, CKA) and the compute time of an experiment.
+span, pair metrics (mc, fit convergence, CKA), the bends' fit curves, and the compute time, devices and dates of an
+experiment.
 
 Each query reads the latest done run of a metric per subject and parameter set, so a study that computed two
 landscapes of one checkpoint (random and Hessian directions, two spans) reports both.
@@ -83,16 +84,55 @@ def landscapes(cat: Catalog, experiment: str) -> list[dict[str, Any]]:
     )
 
 
+#: The latest done run of a metric per subject, whatever its parameters: a pair refitted with other options (a longer
+#: bend training, another plateau window) reports the refit, not the mean of both.
+_LATEST_PER_SUBJECT = """
+SELECT r.* FROM metric_runs r JOIN experiments e ON e.id = r.experiment_id
+WHERE e.name = ? AND r.metric = ? AND r.status = 'done'
+  AND r.finished_at = (SELECT MAX(r2.finished_at) FROM metric_runs r2
+                       WHERE r2.metric = r.metric AND r2.subject = r.subject AND r2.status = 'done')
+"""
+
+
 def pair_metrics(cat: Catalog, experiment: str) -> list[dict[str, Any]]:
-    """(checkpoint_a, checkpoint_b, metric, curve, quantity, value) of the latest connectivity and CKA runs."""
+    """(checkpoint_a, checkpoint_b, metric, curve, quantity, value) of each pair's latest connectivity and CKA run."""
     rows: list[dict[str, Any]] = []
     for metric in ("connectivity", "cka"):
         rows += cat.query(
             "SELECT p.checkpoint_a, p.checkpoint_b, p.metric, p.curve, p.quantity, p.value, p.run_id "
-            f"FROM pair_metrics p JOIN ({_LATEST}) r ON r.id = p.run_id",
+            f"FROM pair_metrics p JOIN ({_LATEST_PER_SUBJECT}) r ON r.id = p.run_id",
             (experiment, metric),
         )
     return rows
+
+
+def fit_curves(cat: Catalog, experiment: str) -> list[dict[str, Any]]:
+    """Each pair's latest connectivity run with a fitted bend: run id, subject, its parameters (a dict) and the path of
+    its ``fit_loss`` artifact (the fit loss at each SGD/Adam step, then at each L-BFGS evaluation), relative to the
+    catalog folder."""
+    rows = cat.query(
+        f"SELECT r.id AS run_id, r.subject, r.params_json, a.path FROM ({_LATEST_PER_SUBJECT}) r "
+        "JOIN run_artifacts ra ON ra.run_id = r.id AND ra.name = 'fit_loss' JOIN artifacts a ON a.sha256 = ra.artifact "
+        "ORDER BY r.subject",
+        (experiment, "connectivity"),
+    )
+    return [{**{k: v for k, v in r.items() if k != "params_json"}, "params": json.loads(r["params_json"])} for r in rows]
+
+
+def run_record(cat: Catalog, experiment: str) -> dict[str, Any]:
+    """Where and when ``experiment``'s metrics ran: ``devices`` (device -> done runs), ``first`` (earliest start) and
+    ``last`` (latest finish), as ISO timestamps; empty values when nothing ran."""
+    devices = cat.query(
+        "SELECT COALESCE(r.device, '?') AS device, COUNT(*) AS runs FROM metric_runs r "
+        "JOIN experiments e ON e.id = r.experiment_id WHERE e.name = ? AND r.status = 'done' GROUP BY r.device",
+        (experiment,),
+    )
+    span = cat.one(
+        "SELECT MIN(r.started_at) AS first, MAX(r.finished_at) AS last FROM metric_runs r "
+        "JOIN experiments e ON e.id = r.experiment_id WHERE e.name = ? AND r.status = 'done'",
+        (experiment,),
+    ) or {"first": None, "last": None}
+    return {"devices": {d["device"]: d["runs"] for d in devices}, "first": span["first"], "last": span["last"]}
 
 
 def compute_seconds(cat: Catalog, experiment: str) -> dict[str, float]:
