@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import typer
 import typer.core
 import typer.main
@@ -125,7 +126,8 @@ def test_a_bad_option_value_is_one_line_before_any_job(pinn_catalog):
     conn.close()
 
 
-FORBIDDEN_AT_START = ("torch", "datasette", *BUILTIN_MODULES)
+FORBIDDEN_AT_START = ("torch", "datasette", "ray", "submitit", *BUILTIN_MODULES)
+ENGINES = ("ray", "submitit")
 
 
 def _modules_after(args: list[str], tmp_path) -> set[str]:
@@ -152,6 +154,17 @@ def test_cli_starts_without_torch_or_the_metrics(pinn_catalog, tmp_path):
         loaded = _modules_after(args, tmp_path)
         assert "losslens.cli" in loaded
         assert not [m for m in FORBIDDEN_AT_START if m in loaded], args
+
+
+@pytest.mark.slow
+def test_compute_and_demo_help_import_no_engine(tmp_path):
+    """The executor flags are declared without their engines: `compute --help` (which builds the metrics'
+    options, so imports torch) and `demo --help` import neither Ray nor submitit. Oracle: sys.modules of a
+    fresh interpreter."""
+    for args in (["compute", "--help"], ["demo", "--help"]):
+        loaded = _modules_after(args, tmp_path)
+        assert "losslens.cli.executor_options" in loaded
+        assert not [m for m in loaded if m.split(".")[0] in ENGINES], args
 
 
 def test_status_scopes_without_importing_the_metrics_match_their_registrations():

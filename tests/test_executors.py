@@ -11,7 +11,9 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import signal
 import sqlite3
+import subprocess
 import sys
 import threading
 import time
@@ -70,10 +72,41 @@ class NoParams:
     pass
 
 
-@register("test_raises", scope="checkpoint", params=NoParams, tables=("performance",))
+def mark(folder, name):
+    """Drop a new file named after the job in ``folder``: one file per time a job really ran."""
+    if folder:
+        open(os.path.join(folder, f"{name}-{os.getpid()}-{time.time_ns()}"), "w").close()
+
+
+@dataclass(frozen=True)
+class RaisesParams:
+    marks: str = ""  # a folder where each call drops a file
+
+
+@register("test_raises", scope="checkpoint", params=RaisesParams, tables=("performance",))
 def raises(ctx, params):
     """Always raises, as a buggy metric would."""
+    mark(params.marks, ctx.checkpoints[0]["name"])
     raise RuntimeError("boom in " + ctx.checkpoints[0]["name"])
+
+
+@register("test_faulty", scope="checkpoint", params=NoParams, tables=("performance",))
+def faulty(ctx, params):
+    """The performance metric's rows, with faults set from the environment (which submitit's local array
+    tasks and a `losslens` subprocess inherit, and which leaves the run ids alone): LLPLUG_MARKS, a folder
+    where each call drops a file; LLPLUG_SLEEP, seconds to wait first; LLPLUG_KILL, the checkpoint name
+    whose process is killed with SIGKILL (as the OOM killer or a preempting scheduler would)."""
+    import signal
+
+    from losslens.metrics.registry import get_metric
+
+    name = ctx.checkpoints[0]["name"]
+    mark(os.environ.get("LLPLUG_MARKS"), name)
+    time.sleep(float(os.environ.get("LLPLUG_SLEEP") or 0))
+    if os.environ.get("LLPLUG_KILL") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+    performance = get_metric("performance")
+    return performance.fn(ctx, performance.params())
 
 
 @register("test_interrupt", scope="checkpoint", params=NoParams, tables=("performance",))
@@ -191,6 +224,40 @@ def copy_catalog(db: Path, name: str) -> Path:
     dest = db.parent.parent / name
     shutil.copytree(db.parent, dest)
     return dest / db.name
+
+
+def ran(folder: Path) -> list[str]:
+    """The checkpoint names of the jobs that really ran, once per run (the files the test metrics drop)."""
+    return sorted(p.name.rsplit("-", 2)[0] for p in folder.iterdir())
+
+
+def live_processes_in_group(pgid: int) -> list[str]:
+    """Command lines of the processes of a process group that still run (zombies, which this container's
+    init may never reap, are dead already), from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                found.append(f"{fields[0]} {(stat.parent / 'cmdline').read_text()!r}")
+        except (OSError, IndexError):  # ended while we looked
+            continue
+    return found
+
+
+def checkpoint_names(db: Path) -> list[str]:
+    return sorted(name for (name,) in rows(db, "SELECT name FROM checkpoints"))
+
+
+def assert_each_job_done_once(db: Path, metric: str, n: int) -> None:
+    """n done runs of ``metric``, one per subject and nothing else; each performance row once per
+    checkpoint; SQLite's own integrity check passes."""
+    runs = "SELECT COUNT(*), COUNT(DISTINCT subject), SUM(status = 'done') FROM metric_runs WHERE metric = ?"
+    assert rows(db, runs, (metric,)) == [(n, n, n)]
+    perf = "SELECT COUNT(*), COUNT(DISTINCT checkpoint || ' ' || split || ' ' || name) FROM performance"
+    ((total, distinct),) = rows(db, perf)
+    assert total == distinct > 0
+    assert rows(db, "PRAGMA integrity_check") == [("ok",)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -323,6 +390,56 @@ def test_ctrl_c_stores_what_finished_and_a_rerun_does_the_rest(plugin, pinn_cata
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("workers", [1, 2], ids=["serial", "process"])
+def test_ctrl_c_in_a_terminal_stores_what_finished_and_a_rerun_does_the_rest(
+    plugin, pinn_catalog, tmp_path, monkeypatch, workers
+):
+    """A real `losslens compute` in its own process group gets what a terminal's Ctrl-C sends (SIGINT to the
+    whole group: the driver and its pool's workers) once a job is stored. It exits with status 130 and the
+    `interrupted:` line, no traceback and no process left behind; the catalog holds only finished jobs
+    (none recorded as failed); the same command again runs exactly the others. Oracles: the files each
+    real run of the metric drops, the serial executor's values, row counts, SQLite's integrity check."""
+    reference = copy_catalog(pinn_catalog, "reference")
+    compute(["test_faulty"], catalog_path=reference, device="cpu")
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    env = {**os.environ, "LLPLUG_MARKS": str(first), "LLPLUG_SLEEP": "2", "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
+    command = [sys.executable, "-m", "losslens", "compute", "test_faulty", "--catalog", str(pinn_catalog)]
+    command += ["--device", "cpu", "--jobs", str(workers)]
+    done = "SELECT COUNT(*) FROM metric_runs WHERE metric = 'test_faulty' AND status = 'done'"
+    proc = subprocess.Popen(command, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        while rows(pinn_catalog, done) == [(0,)]:
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.1)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, (out, err)
+    assert "interrupted: stored what finished" in err and "Traceback" not in out + err, (out, err)
+    for _ in range(300):  # the pool's workers and multiprocessing's resource tracker end with the driver
+        if not live_processes_in_group(proc.pid):
+            break
+        time.sleep(0.1)
+    assert live_processes_in_group(proc.pid) == []
+    finished = sorted(
+        name for (name,) in rows(pinn_catalog, "SELECT c.name FROM metric_runs r JOIN checkpoints c ON c.sha256 = r.checkpoint")
+    )
+    assert 1 <= len(finished) < 4 and set(finished) <= set(ran(first))
+    assert rows(pinn_catalog, "SELECT COUNT(*) FROM metric_runs WHERE status != 'done'") == [(0,)]
+
+    monkeypatch.setenv("LLPLUG_MARKS", str(second))
+    m = compute(["test_faulty"], catalog_path=pinn_catalog, device="cpu").metrics[0]
+    assert (m.planned, m.skipped, m.done) == (4, len(finished), 4 - len(finished))
+    assert ran(second) == sorted(set(checkpoint_names(pinn_catalog)) - set(finished))
+    assert_each_job_done_once(pinn_catalog, "test_faulty", 4)
+    assert_same_tables(reference, pinn_catalog, ("performance",))
+
+
+@pytest.mark.slow
 def test_jobs_run_with_the_catalog_moved_away(pinn_catalog):
     """Jobs planned and shipped by the driver run in spawned worker processes while the catalog folder
     (database and artifacts) is somewhere else; stored afterwards they equal a normal serial run's."""
@@ -382,6 +499,63 @@ def test_slurm_dry_run_shows_the_array_script(pinn_catalog, tmp_path):
         with pytest.raises(LossLensError, match="sbatch is not on PATH"):
             compute(["performance"], catalog_path=pinn_catalog, executor="slurm", executor_options={"folder": str(tmp_path)})
         assert rows(pinn_catalog, "SELECT COUNT(*) FROM metric_runs") == [(0,)]
+
+
+def test_slurm_flags_reach_the_sbatch_script(pinn_catalog, tmp_path):
+    """`--partition`, `--gpus-per-node` and `--array-parallelism` on the command line, as the issue spells them,
+    land in the sbatch script (4 jobs in chunks of 1: an array of 4 tasks, at most 3 at once). Oracle: the
+    script's #SBATCH lines; nothing is run or stored."""
+    from typer.testing import CliRunner
+
+    from losslens.cli import app
+
+    args = ["compute", "performance", "--catalog", str(pinn_catalog), "--executor", "slurm", "--partition", "gpu"]
+    args += ["--gpus-per-node", "2", "--array-parallelism", "3", "--cpus-per-job", "4", "-X", "chunk=1"]
+    args += ["-X", f"folder={tmp_path / 'sj'}", "-X", "partition=gpu", "--dry-run"]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    for line in ("#SBATCH --array=0-3%3", "#SBATCH --gpus-per-node=2", "#SBATCH --partition=gpu", "#SBATCH --cpus-per-task=4"):
+        assert line in result.output
+    assert rows(pinn_catalog, "SELECT COUNT(*) FROM metric_runs") == [(0,)]
+
+
+def test_executor_flags_given_wrongly_are_one_line_each(pinn_catalog, tmp_path):
+    """A flag of one executor with another, two spellings that disagree, a node too small for a job, a
+    bad -X: each is one `error:` line naming the flag and the fix, on compute and demo, before anything
+    runs. Oracle: the exact lines, and no run stored, no demo folder made."""
+    from typer.testing import CliRunner
+
+    from losslens.cli import app
+
+    cases = {
+        ("--partition", "gpu"): "error: --partition: only --executor slurm takes this option (this command runs on "
+        "serial) — add --executor slurm, or leave --partition out",
+        ("--executor", "ray", "--array-parallelism", "4"): "error: --array-parallelism: only --executor slurm takes this "
+        "option (this command runs on ray) — add --executor slurm, or leave --array-parallelism out",
+        ("-j", "2", "--gpus-per-node", "1"): "error: --gpus-per-node: only --executor slurm takes this option (this "
+        "command runs on process) — add --executor slurm, or leave --gpus-per-node out",
+        ("--executor", "slurm", "--address", "auto"): "error: --address: only --executor ray takes this option (this "
+        "command runs on slurm) — add --executor ray, or leave --address out",
+        ("--executor", "slurm", "--partition", "gpu", "-X", "partition=cpu"): "error: --partition: --partition gpu and "
+        "-X partition=cpu disagree — give the value once",
+        ("--executor", "slurm", "--array-parallelism", "8", "-X", "array-parallelism=4"): "error: --array-parallelism: "
+        "--array-parallelism 8 and -X array_parallelism=4 disagree — give the value once",
+        ("--executor", "slurm", "--gpus-per-job", "2", "--gpus-per-node", "1"): "error: --gpus-per-node: 1 GPUs per "
+        "array task cannot hold a job of --gpus-per-job 2 — give --gpus-per-node 2 or more",
+        ("--executor", "slurm", "-X", "chunk=-1"): "error: --executor slurm: chunk -1 must be at least 0",
+        ("-X", "window"): "error: -X: 'window' is not KEY=VALUE — e.g. -X timeout_min=120",
+    }
+    runner = CliRunner()
+    for args, line in cases.items():
+        result = runner.invoke(app, ["compute", "performance", "--catalog", str(pinn_catalog), *args], env={"COLUMNS": "400"})
+        assert (result.exit_code, " ".join(result.output.split())) == (1, line), args
+    assert rows(pinn_catalog, "SELECT COUNT(*) FROM metric_runs") == [(0,)]
+    out = tmp_path / "demo"
+    result = runner.invoke(app, ["demo", "--quick", "--out", str(out), "--partition", "gpu"], env={"COLUMNS": "400"})
+    assert result.exit_code == 1 and result.output.startswith("error: --partition: only --executor slurm takes")
+    assert not out.exists()
+    demo_help = runner.invoke(app, ["demo", "--help"], env={"COLUMNS": "300"}).output
+    assert all(flag in demo_help for flag in ("--partition", "--gpus-per-node", "--array-parallelism"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -471,13 +645,26 @@ def test_ray_job_no_node_can_hold_fails_at_once_naming_the_option(ray_cluster, p
 
 
 @pytest.mark.slow
-def test_ray_raising_metric_is_stored_once_as_failed(ray_cluster, pinn_catalog):
+def test_ray_raising_metric_is_stored_once_as_failed(ray_cluster, pinn_catalog, tmp_path):
+    """Oracle: the files the metric drops each time it really runs (one per checkpoint: never retried),
+    and the catalog's metric_runs rows (one failed run per checkpoint, with a one-line error)."""
     cluster, _ = ray_cluster
-    report = compute(["test_raises"], catalog_path=pinn_catalog, executor="ray", executor_options={"address": cluster.address})
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    report = compute(
+        ["test_raises"],
+        [("marks", str(marks))],
+        catalog_path=pinn_catalog,
+        executor="ray",
+        executor_options={"address": cluster.address},
+    )
     m = report.metrics[0]
     assert (m.done, m.failed, m.retried) == (0, 4, 0)
-    errors = rows(pinn_catalog, "SELECT error FROM metric_runs WHERE metric = 'test_raises'")
-    assert len(errors) == 4 and all(e.startswith("RuntimeError: boom in beta") and "\n" not in e for (e,) in errors)
+    names = sorted(r[0] for r in rows(pinn_catalog, "SELECT name FROM checkpoints"))
+    assert sorted(p.name.rsplit("-", 2)[0] for p in marks.iterdir()) == names
+    errors = rows(pinn_catalog, "SELECT status, error FROM metric_runs WHERE metric = 'test_raises'")
+    assert len(errors) == 4
+    assert all(s == "failed" and e.startswith("RuntimeError: boom in beta") and "\n" not in e for s, e in errors)
 
 
 @pytest.mark.slow
@@ -550,21 +737,66 @@ def test_ray_ships_checkpoint_bytes_when_workers_cannot_see_the_files(ray_cluste
 
 @pytest.mark.slow
 def test_submitit_local_fills_the_same_tables_and_a_rerun_computes_nothing(plugin, pinn_catalog, tmp_path):
-    """submitit's local executor as the Slurm job array (one array task per metric: each is a fresh Python).
-    Oracle: the serial executor's results."""
-    sweep = ("topology", "similarity")
+    """submitit's local executor as the Slurm job array runs the Ray test's sweep (one array task per
+    metric: each is a fresh Python). Oracle: the serial executor's results."""
     slurm = copy_catalog(pinn_catalog, "slurm")
-    options = [("steps", "5"), ("layer-cka", "false")]
-    compute(list(sweep), options, catalog_path=pinn_catalog, device="cpu")
+    compute(list(SWEEP), SWEEP_OPTIONS, catalog_path=pinn_catalog, device="cpu")
     opts = {"cluster": "local", "folder": str(tmp_path / "submitit"), "array_parallelism": "1", "poll_s": "0.5"}
-    report = compute(list(sweep), options, catalog_path=slurm, device="cpu", executor="slurm", executor_options=opts)
-    assert report.failed == 0
-    assert_same_tables(pinn_catalog, slurm, ("landscape_points", "persistence_pairs", "pair_metrics", "mds_coords"))
-    again = compute(list(sweep), options, catalog_path=slurm, device="cpu", executor="slurm", executor_options=opts)
+    report = compute(list(SWEEP), SWEEP_OPTIONS, catalog_path=slurm, device="cpu", executor="slurm", executor_options=opts)
+    assert report.failed == 0 and {m.metric for m in report.metrics} == set(SWEEP)
+    assert_same_tables(pinn_catalog, slurm, SWEEP_TABLES)
+    again = compute(list(SWEEP), SWEEP_OPTIONS, catalog_path=slurm, device="cpu", executor="slurm", executor_options=opts)
     assert sum(m.done for m in again.metrics) == 0 and all(m.skipped == m.planned for m in again.metrics)
 
 
 @pytest.mark.slow
+def test_slurm_rerun_after_an_array_task_died_computes_only_its_jobs(plugin, pinn_catalog, tmp_path, monkeypatch):
+    """Two array tasks of two jobs (submitit's local executor: real subprocesses); the first task is killed
+    with SIGKILL in its second job, after finishing its first. The driver stores the other task's results
+    and the dead task's jobs as failed runs naming the array task; the same command again runs exactly the
+    dead task's two jobs. Oracles: the files each real run of the metric drops, the serial executor's
+    values, row counts and SQLite's integrity check."""
+    reference = copy_catalog(pinn_catalog, "reference")
+    compute(["test_faulty"], catalog_path=reference, device="cpu")
+    load_metrics()
+    metric = with_requirements(["test_faulty"])[0]
+    with open_catalog(pinn_catalog) as cat:
+        order = [job.records[0]["name"] for job in plan(cat, metric, metric.params())]
+    dead, alive = order[:2], order[2:]  # 4 jobs over --array-parallelism 2: two tasks, in plan order
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    opts = {"cluster": "local", "folder": str(tmp_path / "submitit"), "array_parallelism": "2", "poll_s": "0.5"}
+
+    monkeypatch.setenv("LLPLUG_MARKS", str(first))
+    monkeypatch.setenv("LLPLUG_KILL", dead[1])
+    report = compute(["test_faulty"], catalog_path=pinn_catalog, device="cpu", executor="slurm", executor_options=opts)
+    m = report.metrics[0]
+    assert (m.planned, m.done, m.failed) == (4, 2, 2)
+    assert ran(first) == sorted(order)  # every job started once; dead[1] died in its task
+    stored = rows(
+        pinn_catalog, "SELECT c.name, r.status, r.error FROM metric_runs r JOIN checkpoints c ON c.sha256 = r.checkpoint"
+    )
+    assert sorted((name, status) for name, status, _ in stored) == sorted(
+        [(n, "failed") for n in dead] + [(n, "done") for n in alive]
+    )
+    for _, status, error in stored:  # the failed runs name the dead task and its log, in one line
+        if status == "failed":
+            assert error.startswith("Slurm array task ") and "ended without a result" in error and "\n" not in error
+            assert Path(error.rsplit("its log: ", 1)[1]).is_file()
+
+    monkeypatch.setenv("LLPLUG_MARKS", str(second))
+    monkeypatch.delenv("LLPLUG_KILL")
+    again = compute(["test_faulty"], catalog_path=pinn_catalog, device="cpu", executor="slurm", executor_options=opts)
+    m = again.metrics[0]
+    assert (m.planned, m.skipped, m.done, m.failed) == (4, 2, 2, 0)
+    assert ran(second) == sorted(dead)
+    assert_each_job_done_once(pinn_catalog, "test_faulty", 4)
+    assert_same_tables(reference, pinn_catalog, ("performance",))
+
+
+@pytest.mark.slow
+@pytest.mark.cuda
 @pytest.mark.skipif(
     not torch.cuda.is_available(), reason="needs a CUDA device: checks that --device auto finds the GPU actor's GPU"
 )
@@ -584,7 +816,35 @@ def test_ray_gpu_jobs_run_on_cuda_and_match_cpu(pinn_catalog):
         on_event=lambda e, **d: devices.append(d["outcome"].device) if e == "job_done" else None,
     )
     assert report.failed == 0 and devices and all(d.startswith("cuda") for d in devices)
-    a, b = table_rows(pinn_catalog, "performance"), table_rows(gpu, "performance")
+    assert_close_across_devices(pinn_catalog, gpu)
+
+
+@pytest.mark.slow
+@pytest.mark.cuda
+@pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA device: checks that an array task given --gpus-per-node 1 uses it"
+)
+def test_slurm_array_task_given_a_gpu_runs_its_jobs_on_cuda(plugin, pinn_catalog, tmp_path):
+    """submitit's local executor hands the array task one GPU (CUDA_VISIBLE_DEVICES) for --gpus-per-node 1;
+    --device auto resolves to it there. Oracle: the serial CPU executor's values (1e-4 relative)."""
+    gpu = copy_catalog(pinn_catalog, "gpu")
+    compute(["performance"], catalog_path=pinn_catalog, device="cpu")
+    devices = []
+    opts = {"cluster": "local", "folder": str(tmp_path / "submitit"), "gpus_per_node": "1", "poll_s": "0.5"}
+    report = compute(
+        ["performance"],
+        catalog_path=gpu,
+        executor="slurm",
+        executor_options=opts,
+        on_event=lambda e, **d: devices.append(d["outcome"].device) if e == "job_done" else None,
+    )
+    assert report.failed == 0 and len(devices) == 4 and all(d.startswith("cuda") for d in devices)
+    assert_close_across_devices(pinn_catalog, gpu)
+
+
+def assert_close_across_devices(cpu: Path, gpu: Path) -> None:
+    """The performance rows of two catalogs agree to float32 accuracy across devices (1e-4 relative)."""
+    a, b = table_rows(cpu, "performance"), table_rows(gpu, "performance")
     assert [r["name"] for r in a] == [r["name"] for r in b]
     for x, y in zip(a, b, strict=True):
         assert (x["value"] is None) == (y["value"] is None)

@@ -466,6 +466,7 @@ def test_bfloat16_model_matches_transformers_in_bfloat16(lm_folder):
         hf_causal_lm(str(lm_folder), dtype="float8")
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU; the project's test machines have none")
 def test_cuda_bfloat16_hessian_close_to_float32(lm_folder):
     """On a GPU: the top Hessian eigenvalue of the bfloat16 model is within bfloat16 accuracy of the float32 one

@@ -25,12 +25,15 @@ from losslens.cli.app import (
 )
 from losslens.cli.executor_options import (
     AddressOpt,
+    ArrayParallelismOpt,
     CpusOpt,
     DryRunOpt,
     EtaColumn,
     ExecOptionsOpt,
     ExecutorOpt,
     GpusOpt,
+    GpusPerNodeOpt,
+    PartitionOpt,
     RateColumn,
     RetriesOpt,
     counts,
@@ -106,6 +109,9 @@ def compute(
     cpus_per_job: CpusOpt = 1.0,
     gpus_per_job: GpusOpt = 0.0,
     max_retries: RetriesOpt = 3,
+    partition: PartitionOpt = None,
+    gpus_per_node: GpusPerNodeOpt = None,
+    array_parallelism: ArrayParallelismOpt = None,
     executor_option: ExecOptionsOpt = None,
     dry_run: DryRunOpt = False,
 ) -> None:
@@ -119,7 +125,20 @@ def compute(
     """
     from losslens.jobs.runner import compute as run_compute  # imports torch and the metrics: not at CLI start
 
-    where = execution(executor, address, cpus_per_job, gpus_per_job, max_retries, executor_option, jobs)
+    where = execution(
+        executor,
+        cpus_per_job,
+        gpus_per_job,
+        max_retries,
+        executor_option,
+        jobs,
+        {
+            "--address": address,
+            "--partition": partition,
+            "--gpus-per-node": gpus_per_node,
+            "--array-parallelism": array_parallelism,
+        },
+    )
     with job_progress() as (progress, on_event):
 
         def on_dry_run(event: str, **data: Any) -> None:

@@ -22,11 +22,14 @@ from losslens.cli.app import app, console, err_console, labelled, text_column, u
 from losslens.cli.compute_cmd import report_failure
 from losslens.cli.executor_options import (
     AddressOpt,
+    ArrayParallelismOpt,
     CpusOpt,
     EtaColumn,
     ExecOptionsOpt,
     ExecutorOpt,
     GpusOpt,
+    GpusPerNodeOpt,
+    PartitionOpt,
     RetriesOpt,
     counts,
     execution,
@@ -170,6 +173,9 @@ def demo(
     cpus_per_job: CpusOpt = 1.0,
     gpus_per_job: GpusOpt = 0.0,
     max_retries: RetriesOpt = 3,
+    partition: PartitionOpt = None,
+    gpus_per_node: GpusPerNodeOpt = None,
+    array_parallelism: ArrayParallelismOpt = None,
     executor_option: ExecOptionsOpt = None,
     study: Annotated[
         str,
@@ -192,7 +198,20 @@ def demo(
         torch.set_num_threads(threads)
     start = time.perf_counter()
     jobs = jobs or default_jobs(quick)
-    where = execution(executor, address, cpus_per_job, gpus_per_job, max_retries, executor_option, jobs)
+    where = execution(
+        executor,
+        cpus_per_job,
+        gpus_per_job,
+        max_retries,
+        executor_option,
+        jobs,
+        {
+            "--address": address,
+            "--partition": partition,
+            "--gpus-per-node": gpus_per_node,
+            "--array-parallelism": array_parallelism,
+        },
+    )
     with study_progress() as on_event:
         result = run_demo(out, quick, on_event, jobs=jobs, execution=where, study=study)
     print_settings(result)

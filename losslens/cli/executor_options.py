@@ -11,6 +11,8 @@ import typer
 from rich.progress import ProgressColumn, Task
 from rich.text import Text
 
+from losslens.errors import LossLensError
+
 PANEL = "Execution (docs/distributed.md)"
 
 ExecutorOpt = Annotated[
@@ -48,7 +50,8 @@ GpusOpt = Annotated[
     typer.Option(
         "--gpus-per-job",
         min=0.0,
-        help="GPUs per job; fractional for Ray (0.5: two jobs share a GPU), rounded up to whole GPUs per Slurm array task.",
+        help="GPUs per job; fractional for Ray (0.5: two jobs share a GPU). Slurm: each array task gets this rounded up, "
+        "unless --gpus-per-node says otherwise.",
         rich_help_panel=PANEL,
     ),
 ]
@@ -68,7 +71,39 @@ ExecOptionsOpt = Annotated[
         "-X",
         metavar="KEY=VALUE",
         help="An option of the chosen executor, repeatable: ray window, ship_checkpoints=auto|always|never; slurm "
-        "folder, partition, array_parallelism, chunk, timeout_min, cluster=slurm|local; process window.",
+        "folder, chunk, timeout_min, cluster=slurm|local (and partition, gpus_per_node, array_parallelism, which have "
+        "their own flags); process window.",
+        rich_help_panel=PANEL,
+        show_default=False,
+    ),
+]
+PartitionOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--partition",
+        help="Slurm: the partition the job array runs in (sbatch --partition). Default: the cluster's default partition.",
+        rich_help_panel=PANEL,
+        show_default=False,
+    ),
+]
+GpusPerNodeOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--gpus-per-node",
+        min=0,
+        help="Slurm: GPUs each array task is given (sbatch --gpus-per-node); its jobs run one after another on the "
+        "first GPU, so more than a job needs only reserves them. Default: --gpus-per-job rounded up.",
+        rich_help_panel=PANEL,
+        show_default=False,
+    ),
+]
+ArrayParallelismOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--array-parallelism",
+        min=1,
+        help="Slurm: array tasks running at once (the %N of sbatch --array); the jobs are spread over this many "
+        "tasks unless -X chunk=N fixes the jobs per task. Default: 64.",
         rich_help_panel=PANEL,
         show_default=False,
     ),
@@ -83,32 +118,56 @@ DryRunOpt = Annotated[
 ]
 
 
+#: Flags that belong to one executor: the executor and the field of its ``Config`` each one sets
+#: (the same field as ``-X KEY=VALUE``, so both spellings reach one typed config).
+ENGINE_FLAGS: dict[str, tuple[str, str]] = {
+    "--address": ("ray", "address"),
+    "--partition": ("slurm", "partition"),
+    "--gpus-per-node": ("slurm", "gpus_per_node"),
+    "--array-parallelism": ("slurm", "array_parallelism"),
+}
+
+
 def execution(
     executor: str | None,
-    address: str | None,
     cpus_per_job: float,
     gpus_per_job: float,
     max_retries: int,
     executor_option: list[str] | None,
     jobs: int | None,
+    flags: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Keyword arguments for ``losslens.jobs.compute`` (``executor``, ``resources``, ``executor_options``).
 
-    :raises typer.BadParameter: for a ``-X`` value without ``=``, or ``--address`` with another executor than ray.
+    ``flags`` maps the executor-specific flags of :data:`ENGINE_FLAGS` to their values (None: not given);
+    each lands in the executor's options under its config field, beside the ``-X`` ones.
+
+    :raises LossLensError: for a ``-X`` value without ``=``; a flag of one executor given with another
+        (``--partition`` without ``--executor slurm``); a flag and a ``-X`` option that set the same
+        field to different values.
     """
     from losslens.jobs.executors import Resources  # imports no engine
 
+    name = executor or ("process" if (jobs or 1) > 1 else "serial")
     options: dict[str, str] = {}
     for item in executor_option or []:
         key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise typer.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="-X")
-        options[key.strip()] = value.strip()
-    if address is not None:
-        if executor != "ray":
-            raise typer.BadParameter("only the ray executor takes an address", param_hint="--address")
-        options["address"] = address
-    name = executor or ("process" if (jobs or 1) > 1 else "serial")
+        if not sep or not key.strip():
+            raise LossLensError(f"{item!r} is not KEY=VALUE", where="-X", hint="e.g. -X timeout_min=120")
+        options[key.strip().replace("-", "_")] = value.strip()
+    for flag, value in (flags or {}).items():
+        if value is None:
+            continue
+        owner, key = ENGINE_FLAGS[flag]
+        if name != owner:
+            raise LossLensError(
+                f"only --executor {owner} takes this option (this command runs on {name})",
+                where=flag,
+                hint=f"add --executor {owner}, or leave {flag} out",
+            )
+        if key in options and options[key] != str(value):
+            raise LossLensError(f"{flag} {value} and -X {key}={options[key]} disagree", where=flag, hint="give the value once")
+        options[key] = str(value)
     resources = Resources(
         cpus_per_job=cpus_per_job,
         gpus_per_job=gpus_per_job,

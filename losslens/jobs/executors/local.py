@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
@@ -41,9 +42,25 @@ class SerialExecutor:
 
 
 def _init_worker(threads: int) -> None:
+    # Ctrl-C reaches the whole process group; the driver alone handles it and stops the workers, so that
+    # none starts a queued job or prints a traceback on its way out.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(threads)
     torch.set_num_interop_threads(1)
     keep_freed_memory()
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Terminate the pool's workers now, jobs in flight included; without this, shutting the pool down
+    waits for them and their workers take the queued jobs first (Ctrl-C took a job's length or more to
+    exit, and computed results nobody stores). Python 3.14 has ``terminate_workers``; before it the pool
+    has no public handle on its processes."""
+    terminate = getattr(pool, "terminate_workers", None)
+    if terminate is not None:
+        terminate()
+        return
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.terminate()
 
 
 @dataclass(frozen=True)
@@ -84,7 +101,9 @@ class ProcessExecutor:
                 for fut in finished:
                     yield Finished(pending.pop(fut), fut.result())
         finally:
-            pool.shutdown(wait=not pending, cancel_futures=True)
+            if pending:  # closed early (Ctrl-C): the jobs in flight are not wanted
+                _stop_workers(pool)
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def ship(self, record: dict[str, Any]) -> None:
         return None

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import submitit
+from submitit.core.utils import FailedJobError, UncompletedJobError
 
 from losslens.errors import LossLensError
 from losslens.jobs.executors import Finished, Resources
@@ -31,13 +32,30 @@ R = TypeVar("R")
 
 @dataclass(frozen=True)
 class SlurmConfig:
+    """The ``-X`` options of ``--executor slurm``; ``partition``, ``gpus_per_node`` and ``array_parallelism``
+    are also the flags ``--partition``, ``--gpus-per-node`` and ``--array-parallelism``.
+
+    :raises LossLensError: for a count out of range (``array_parallelism`` or ``timeout_min`` below 1,
+        ``chunk`` or ``gpus_per_node`` below 0, ``poll_s`` not positive).
+    """
+
     folder: str = "slurm-jobs"  # submitit's pickles and logs; must be on a filesystem the nodes share
     partition: str | None = None
+    gpus_per_node: int | None = None  # GPUs per array task; None: ⌈gpus_per_job⌉
     array_parallelism: int = 64  # array tasks running at once (%N of --array)
     chunk: int = 0  # jobs per array task; 0: ceil(jobs ÷ array_parallelism)
     timeout_min: int = 60  # per array task
     cluster: Literal["slurm", "local"] = "slurm"
     poll_s: float = 2.0  # how often the driver checks for finished array tasks
+
+    def __post_init__(self) -> None:
+        low = {"array_parallelism": 1, "timeout_min": 1, "chunk": 0, "gpus_per_node": 0}
+        for name, least in low.items():
+            value = getattr(self, name)
+            if value is not None and value < least:
+                raise LossLensError(f"{name} {value} must be at least {least}", where="--executor slurm")
+        if self.poll_s <= 0:
+            raise LossLensError(f"poll_s {self.poll_s} must be positive", where="--executor slurm")
 
 
 def _run_chunk(fn: Callable[[Any], Any], chunk: list[Any], threads: int) -> list[Any]:
@@ -51,14 +69,44 @@ def _run_chunk(fn: Callable[[Any], Any], chunk: list[Any], threads: int) -> list
     return [fn(job) for job in chunk]
 
 
+def _task_error(task: submitit.Job, exc: Exception) -> str:
+    """One line for the runs of an array task that brought no results back: a task that raised gives its
+    exception's last line; one that died without writing its result (killed, preempted, out of time or
+    memory) names Slurm's state for it and its log file."""
+    if isinstance(exc, FailedJobError):
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        return f"Slurm array task {task.job_id} failed: {lines[-1] if lines else type(exc).__name__}"
+    if isinstance(exc, UncompletedJobError):
+        return (
+            f"Slurm array task {task.job_id} ended without a result (state {task.state}): killed, preempted, or out "
+            f"of time or memory; its log: {task.paths.stderr}"
+        )
+    return f"Slurm array task {task.job_id} failed: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+
+
 class SlurmExecutor:
     """Runs jobs as one Slurm job array (see the module docstring)."""
 
     Config = SlurmConfig
 
     def __init__(self, resources: Resources | None = None, config: SlurmConfig | None = None):
+        """:raises LossLensError: when ``--gpus-per-node`` is fewer GPUs than one job asks for."""
         self.resources = resources or Resources()
         self.config = config or SlurmConfig()
+        per_job = math.ceil(self.resources.gpus_per_job)
+        if self.config.gpus_per_node is not None and per_job > self.config.gpus_per_node:
+            raise LossLensError(
+                f"{self.config.gpus_per_node} GPUs per array task cannot hold a job of --gpus-per-job "
+                f"{self.resources.gpus_per_job:g}",
+                where="--gpus-per-node",
+                hint=f"give --gpus-per-node {per_job} or more",
+            )
+
+    def gpus_per_task(self) -> int:
+        """GPUs each array task asks Slurm for: ``gpus_per_node``, else ⌈``gpus_per_job``⌉."""
+        if self.config.gpus_per_node is not None:
+            return self.config.gpus_per_node
+        return math.ceil(self.resources.gpus_per_job)
 
     def _chunk_size(self, n: int) -> int:
         return self.config.chunk or max(1, math.ceil(n / max(1, self.config.array_parallelism)))
@@ -72,8 +120,8 @@ class SlurmExecutor:
             "cpus_per_task": max(1, math.ceil(res.cpus_per_job)),
             "array_parallelism": cfg.array_parallelism,
         }
-        if res.gpus_per_job > 0:
-            params["gpus_per_node"] = math.ceil(res.gpus_per_job)
+        if self.gpus_per_task() > 0:
+            params["gpus_per_node"] = self.gpus_per_task()
         if cfg.partition:
             params["partition"] = cfg.partition
         return params
@@ -130,8 +178,8 @@ class SlurmExecutor:
                 chunk = chunks[index[id(task)]]
                 try:
                     values = task.result()
-                except Exception as exc:  # the array task failed, timed out or was preempted
-                    error = f"Slurm array task {task.job_id} failed: {' '.join(str(exc).split())[:300]}"
+                except Exception as exc:
+                    error = _task_error(task, exc)
                     for job in chunk:
                         yield Finished(job, None, error=error, where=str(task.job_id))
                 else:
