@@ -87,7 +87,10 @@ def _landscape_options(steps: int, **landscape: Any) -> tuple[tuple[str, str], .
 #: with 3 seeds for connectivity and CKA. 500 L-BFGS iterations reach the β = 1 error of the paper
 #: (≈ 1e-2). The Hessian keeps its top-10 (the glyph's bars) but uses 50 trace probes and 2 SLQ runs
 #: instead of 100 and 5: the density is for the picture, and the 250 HVPs of the full default were
-#: most of the Hessian's time.
+#: most of the Hessian's time. The bend (200 Adam steps, then up to 200 L-BFGS iterations on 10 fixed t)
+#: took 35 s for one β = 1 pair on the shared 2-core machine at load ≈ 6 (100 iterations on 5 t: 16 s),
+#: so the 9 pairs on 2 workers should add about 3 minutes to the 2:53 the demo took before this bend
+#: optimiser (docs/benchmarks.md): an estimate from one pair, not a timing of the demo.
 DEFAULT = convection_study(
     "convection",
     (1.0, 10.0, 30.0),

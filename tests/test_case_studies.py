@@ -113,6 +113,7 @@ def _resnet_row(residual: bool, acc: float, top: float, minima: float | None, mc
         "mc_linear": mc,
         "fits": 3,
         "converged": 2,
+        "rel_change": 0.22,
     }
 
 
@@ -137,6 +138,9 @@ def test_resnet_claims_agree_disagree_and_missing():
     assert flatter.holds is False and "top eigenvalue with skips 30 and without 20" in flatter.line()
     chaotic = bad[(DEPTH_20, "median persistent minima (filter-normalised, ±1)", "without skips")]
     assert chaotic.holds is False and (chaotic.left[1], chaotic.right[1]) == (7, 1.0)
+    barrier = _by_finding(resnet_claims([_resnet_row(True, 0.9, 5, 1, -1.0), _resnet_row(False, 0.8, 20, 1, -3.0)]))
+    poor = barrier[("skips give well-connected modes (mc ≥ 0)", "mean mc (training error, %)", "with skips")]
+    assert poor.holds is False and "2 of 3 bend fits converged, their fit loss still falling by 0.22" in poor.line()
     gaps = resnet_claims([_resnet_row(True, 0.9, 5, None, 0.5), _resnet_row(False, 0.8, 20, None, -3.0)])
     assert [c.finding for c in gaps if c.holds is None] == [
         "with skips the landscape is convex at Li et al.'s scale (Li et al. 2018, Fig. 5)",
@@ -244,4 +248,4 @@ def test_fit_note_replays_the_plateau_rule_on_the_stored_curves():
         )
     )
     assert "(2 of the 3 stored fit curves): SGD for at most 1000 steps" in both
-    assert "(1 of the 3 stored fit curves): SGD for at most 500 steps, the plateau rule on default-step windows" in both
+    assert "(1 of the 3 stored fit curves): SGD for at most 500 steps, the plateau rule on the default windows" in both
