@@ -454,6 +454,40 @@ def test_ctrl_c_in_a_terminal_stores_what_finished_and_a_rerun_does_the_rest(plu
 
 
 @pytest.mark.slow
+def test_process_pool_worker_killed_the_others_finish_and_a_rerun_does_the_rest(plugin, pinn_catalog, tmp_path, monkeypatch):
+    """One job kills its worker (SIGKILL, as the OOM killer would), which breaks the pool and every job in
+    flight with it. The lost jobs run again one at a time: the others finish, the killer is resubmitted
+    --max-retries 1 times and stored as failed with one line; the sweep does not crash. A rerun computes
+    exactly the killer's job. Oracles: the files each real run of the metric drops (the killer ran 1 + 1
+    times), the serial executor's values, row counts, SQLite's integrity check."""
+    reference = copy_catalog(pinn_catalog, "reference")
+    compute(["test_faulty"], catalog_path=reference, device="cpu")
+    killer = checkpoint_names(pinn_catalog)[0]
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    monkeypatch.setenv("LLPLUG_MARKS", str(first))
+    monkeypatch.setenv("LLPLUG_KILL", killer)
+    pool = Resources(workers=2, max_retries=1)
+    m = compute(["test_faulty"], catalog_path=pinn_catalog, device="cpu", executor="process", resources=pool).metrics[0]
+    assert (m.done, m.failed) == (3, 1) and m.retried >= 1
+    assert [error for _, error in m.failures] == ["its worker process died 2 times (killed, or out of memory?)"]
+    assert ran(first).count(killer) == 2 and set(ran(first)) == set(checkpoint_names(pinn_catalog))
+    failed = rows(
+        pinn_catalog, "SELECT c.name FROM metric_runs r JOIN checkpoints c ON c.sha256 = r.checkpoint WHERE r.status = 'failed'"
+    )
+    assert failed == [(killer,)]
+
+    monkeypatch.setenv("LLPLUG_MARKS", str(second))
+    monkeypatch.delenv("LLPLUG_KILL")
+    m = compute(["test_faulty"], catalog_path=pinn_catalog, device="cpu", executor="process", resources=pool).metrics[0]
+    assert (m.planned, m.skipped, m.done, m.failed) == (4, 3, 1, 0)
+    assert ran(second) == [killer]
+    assert_each_job_done_once(pinn_catalog, "test_faulty", 4)
+    assert_same_tables(reference, pinn_catalog, ("performance",))
+
+
+@pytest.mark.slow
 def test_jobs_run_with_the_catalog_moved_away(pinn_catalog):
     """Jobs planned and shipped by the driver run in spawned worker processes while the catalog folder
     (database and artifacts) is somewhere else; stored afterwards they equal a normal serial run's."""

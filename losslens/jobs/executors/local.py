@@ -5,8 +5,10 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -71,7 +73,13 @@ class ProcessConfig:
 class ProcessExecutor:
     """A spawn-started process pool; each worker pins torch threads so workers × threads ≤ cores
     (oversubscribed torch threads made the same work ~30× slower on a 2-core machine). Workers are
-    ``resources.workers``, or cores ÷ ``cpus_per_job``."""
+    ``resources.workers``, or cores ÷ ``cpus_per_job``.
+
+    A worker that dies (killed, out of memory) breaks the whole pool and every job in flight with it,
+    without saying which job killed it. Those jobs go to a fresh pool one at a time, so the others finish
+    and the one that kills its worker is found; it is resubmitted up to ``max_retries`` times and then
+    returned as failed. The rest of the sweep goes on.
+    """
 
     Config = ProcessConfig
 
@@ -80,30 +88,56 @@ class ProcessExecutor:
         self.config = config or ProcessConfig()
         self.workers = max(1, resources.workers or int(cores() // max(resources.cpus_per_job, 1)))
         self.threads = max(1, cores() // self.workers)
+        self.max_retries = resources.max_retries
 
     def run(self, fn: Callable[[J], R], jobs: Iterable[J]) -> Iterator[Finished[J, R]]:
         queue = iter(jobs)
-        ctx = multiprocessing.get_context("spawn")
-        pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker, initargs=(self.threads,))
-        pending: dict[Future, J] = {}
-        try:
-            exhausted = False
-            while not exhausted or pending:
-                while not exhausted and len(pending) < self.workers * self.config.window:
-                    job = next(queue, None)
-                    if job is None:
-                        exhausted = True
+        lost: deque[tuple[J, int]] = deque()  # jobs of a broken pool, with their resubmissions so far
+        exhausted = False
+        while not exhausted or lost:
+            pending: dict[Future, tuple[J, int]] = {}
+            pool = ProcessPoolExecutor(
+                self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker,
+                initargs=(self.threads,),
+            )
+            try:
+                broken = False
+                while not broken:
+                    if lost:  # one at a time, to find the job that kills its worker
+                        if not pending:
+                            job, tries = lost.popleft()
+                            pending[pool.submit(fn, job)] = (job, tries)
+                    else:
+                        while not exhausted and len(pending) < self.workers * self.config.window:
+                            job = next(queue, None)
+                            if job is None:
+                                exhausted = True
+                                break
+                            pending[pool.submit(fn, job)] = (job, 0)
+                    if not pending:
                         break
-                    pending[pool.submit(fn, job)] = job
-                if not pending:
-                    break
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    yield Finished(pending.pop(fut), fut.result())
-        finally:
-            if pending:  # closed early (Ctrl-C): the jobs in flight are not wanted
-                _stop_workers(pool)
-            pool.shutdown(wait=True, cancel_futures=True)
+                    finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for fut in finished:
+                        if isinstance(fut.exception(), BrokenProcessPool):
+                            broken = True
+                            continue
+                        job, tries = pending.pop(fut)
+                        yield Finished(job, fut.result(), retries=tries)
+                for fut, (job, tries) in pending.items():  # the broken pool's jobs: those that did not finish are lost
+                    if fut.done() and not fut.cancelled() and fut.exception() is None:
+                        yield Finished(job, fut.result(), retries=tries)
+                    elif tries < self.max_retries:
+                        lost.append((job, tries + 1))
+                    else:
+                        error = f"its worker process died {tries + 1} times (killed, or out of memory?)"
+                        yield Finished(job, None, retries=tries, error=error)
+                pending.clear()
+            finally:
+                if pending:  # closed early (Ctrl-C): the jobs in flight are not wanted
+                    _stop_workers(pool)
+                pool.shutdown(wait=True, cancel_futures=True)
 
     def ship(self, record: dict[str, Any]) -> None:
         return None
