@@ -559,7 +559,7 @@ def load_study(catalog: Path, name: str) -> StudyData | None:
             studies_store.compute_seconds(cat, name),
             [],
             [
-                {"params": f["params"], "trace": load_artifact(Path(catalog).parent, f["path"])}
+                {"params": f["params"], "subject": f["subject"], "trace": load_artifact(Path(catalog).parent, f["path"])}
                 for f in studies_store.fit_curves(cat, name)
             ],
             studies_store.run_record(cat, name),
@@ -776,6 +776,49 @@ def _fit_group(traces: list[np.ndarray], window: int, budget: str, tol: float, t
     return text + "."
 
 
+def fit_curve_rows(data: StudyData, window: int = SHORT_WINDOW) -> list[dict[str, Any]]:
+    """The stored bend-fit curves as window means (each fit's own plateau window, or ``window`` steps where it used
+    the default): one row per (pair, window) with the fit options as ``fit`` and the window's last step as ``step``."""
+    rows = []
+    for f in data.fits:
+        w = int(f["params"].get("window") or window)
+        budget = f"{f['params']['epochs']} epochs" if f["params"].get("epochs") else f"{f['params'].get('steps')} steps"
+        trace = np.asarray(f["trace"], dtype=float)
+        for end in range(w, len(trace) + 1, w):
+            rows.append(
+                {
+                    "pair": f.get("subject", ""),
+                    "fit": f"{w}-step windows, at most {budget}",
+                    "step": end,
+                    "loss": float(trace[end - w : end].mean()),
+                }
+            )
+    return rows
+
+
+def draw_fit_curves(data: StudyData, title: str, out: Path) -> Path | None:
+    """:func:`fit_curve_rows` as lines, one per pair, coloured by the fit options, on a log scale: where each fit
+    stopped and whether its loss was still falling; None without fits."""
+    rows = fit_curve_rows(data)
+    if not rows:
+        return None
+    spec = {
+        "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
+        "title": title,
+        "width": 360,
+        "height": 220,
+        "data": {"values": rows},
+        "mark": {"type": "line", "point": True},
+        "encoding": {
+            "x": {"field": "step", "type": "quantitative", "title": "bend-fit step (end of window)"},
+            "y": {"field": "loss", "type": "quantitative", "scale": {"type": "log"}, "title": "mean fit loss over the window"},
+            "color": {"field": "fit", "type": "nominal", "title": "fit options"},
+            "detail": {"field": "pair", "type": "nominal"},
+        },
+    }
+    return _png(spec, out)
+
+
 def _images(pairs: list[tuple[str, Path | None]], rel: Callable[[Path], str]) -> str:
     return " | ".join(f"![{alt}]({rel(p)})" if p else f"({alt}: not computed)" for alt, p in pairs)
 
@@ -886,6 +929,12 @@ def pinn_section(data: StudyData, catalog: Path, folder: Path, rel: Callable[[Pa
     return lines + _phase_plot(data, catalog, folder / "pinn-phase.png", rel)
 
 
+def _fit_picture(data: StudyData, out: Path, rel: Callable[[Path], str]) -> list[str]:
+    drawn = draw_fit_curves(data, f"{data.name}: bend-fit loss", out)
+    caption = "The bend fits' loss as read back from the catalog (window means, one line per seed pair)."
+    return [f"![bend-fit curves]({rel(drawn)})", "", caption, ""] if drawn else []
+
+
 def _phase_plot(data: StudyData, catalog: Path, out: Path, rel: Callable[[Path], str]) -> list[str]:
     experiment = _experiment_id(catalog, data.name)
     drawn = draw(catalog, "taxonomy", {"experiment": experiment}, out) if experiment and data.settings else None
@@ -988,7 +1037,7 @@ def modular_section(data: StudyData, catalog: Path, folder: Path, rel: Callable[
             "components (±25 % of ‖θ‖), the Hessian spectrum, and the fitted curve between seeds 0 and 1 at the same step.",
             "",
         ]
-    return lines
+    return lines + _fit_picture(data, folder / "modular-fits.png", rel)
 
 
 def _grid_size(rows: Sequence[dict[str, Any]], key: str) -> str:
@@ -1095,7 +1144,9 @@ def resnet_section(data: StudyData, catalog: Path, folder: Path, rel: Callable[[
             "between seeds 0 and 1, the Hessian spectrum.",
             "",
         ]
-    return lines + _phase_plot(data, catalog, folder / "resnet-phase.png", rel)
+    return (
+        lines + _fit_picture(data, folder / "resnet-fits.png", rel) + _phase_plot(data, catalog, folder / "resnet-phase.png", rel)
+    )
 
 
 SECTIONS: tuple[tuple[Study, Callable[..., list[str]]], ...] = (

@@ -14,6 +14,7 @@ from losslens.case_studies import (
     StudyData,
     claims_from,
     connectivity_note,
+    fit_curve_rows,
     fit_note,
     modular_claims,
     pinn_claims,
@@ -249,3 +250,19 @@ def test_fit_note_replays_the_plateau_rule_on_the_stored_curves():
     )
     assert "(2 of the 3 stored fit curves): SGD for at most 1000 steps" in both
     assert "(1 of the 3 stored fit curves): SGD for at most 500 steps, the plateau rule on the default windows" in both
+
+
+def test_fit_curve_rows_are_the_window_means():
+    """Oracle: the window means by hand; a fit that used the default window is cut into 20-step windows."""
+    trace = np.concatenate([np.full(100, 3.0), np.full(100, 1.0), np.full(10, 7.0)])  # a partial window is left out
+    fits = [
+        {"params": {"window": 100, "steps": 1000}, "subject": "a:b", "trace": trace},
+        {"params": {"window": 0, "epochs": 4}, "subject": "b:c", "trace": np.arange(40.0)},
+    ]
+    rows = fit_curve_rows(StudyData("s", [], {}, {}, [], [], {}, [], fits=fits))
+    assert [(r["pair"], r["fit"], r["step"], r["loss"]) for r in rows] == [
+        ("a:b", "100-step windows, at most 1000 steps", 100, 3.0),
+        ("a:b", "100-step windows, at most 1000 steps", 200, 1.0),
+        ("b:c", "20-step windows, at most 4 epochs", 20, 9.5),
+        ("b:c", "20-step windows, at most 4 epochs", 40, 29.5),
+    ]
