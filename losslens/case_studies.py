@@ -568,15 +568,16 @@ def load_study(catalog: Path, name: str) -> StudyData | None:
     return data
 
 
-def _landscape_of(data: StudyData, sha: str, directions: str, span_mode: str | None = None) -> dict[str, Any] | None:
-    """The checkpoint's landscape along ``directions`` (at ``span_mode``) on the finest grid the catalog holds: a
-    study that recomputed a landscape on a larger grid reports that one."""
+def landscape_of(data: StudyData, sha: str, directions: str, span_mode: str | None = None) -> dict[str, Any] | None:
+    """The checkpoint's landscape along ``directions`` (at ``span_mode``) on the finest grid the catalog holds with its
+    topology computed: a study that recomputed a landscape on a larger grid reports that one once its merge tree is
+    in (before, the grid that has one, so the picture and the minima always come from the same landscape)."""
     found = [
         row
         for row in data.landscapes
         if row["checkpoint"] == sha and row["directions"] == directions and (span_mode is None or row["span_mode"] == span_mode)
     ]
-    return max(found, key=lambda row: row["steps"]) if found else None
+    return max(found, key=lambda row: (row.get("n_minima_above") is not None, row["steps"])) if found else None
 
 
 def _rel_persistence(row: dict[str, Any] | None) -> float | None:
@@ -618,7 +619,7 @@ def _checkpoint_values(data: StudyData, shas: list[str], loss_split: str = "trai
 def _minima(
     data: StudyData, shas: list[str], directions: str, span_mode: str | None, key: str = "n_minima_above"
 ) -> float | None:
-    return _median([(_landscape_of(data, s, directions, span_mode) or {}).get(key) for s in shas])
+    return _median([(landscape_of(data, s, directions, span_mode) or {}).get(key) for s in shas])
 
 
 def _groups(data: StudyData, key: Callable[[dict[str, Any]], Any]) -> dict[Any, list[str]]:
@@ -638,7 +639,7 @@ def pinn_rows(data: StudyData) -> list[dict[str, Any]]:
         row = {"beta": beta, **_checkpoint_values(data, shas), **_pair_summary(data, set(shas))}
         row["minima_random"] = _minima(data, shas, "random", None)
         row["minima_hessian"] = _minima(data, shas, "hessian", None)
-        row["rel_persistence"] = _median([_rel_persistence(_landscape_of(data, s, "random")) for s in shas])
+        row["rel_persistence"] = _median([_rel_persistence(landscape_of(data, s, "random")) for s in shas])
         row["mc_rel"] = row["mc"] / row["train_loss"] if row["mc"] is not None and row["train_loss"] else None
         row["phase"] = _phase(data, setting).get("phase")
         rows.append(row)
@@ -652,9 +653,9 @@ def resnet_rows(data: StudyData) -> list[dict[str, Any]]:
         row["minima_li"] = _minima(data, shas, "random", "absolute")
         row["local_minima_li"] = _minima(data, shas, "random", "absolute", "n_minima")
         row["minima_local"] = _minima(data, shas, "random", "relative")
-        row["grid_li"] = _median([(_landscape_of(data, s, "random", "absolute") or {}).get("steps") for s in shas])
-        row["grid_local"] = _median([(_landscape_of(data, s, "random", "relative") or {}).get("steps") for s in shas])
-        row["rel_persistence"] = _median([_rel_persistence(_landscape_of(data, s, "random", "absolute")) for s in shas])
+        row["grid_li"] = _median([(landscape_of(data, s, "random", "absolute") or {}).get("steps") for s in shas])
+        row["grid_local"] = _median([(landscape_of(data, s, "random", "relative") or {}).get("steps") for s in shas])
+        row["rel_persistence"] = _median([_rel_persistence(landscape_of(data, s, "random", "absolute")) for s in shas])
         row["phase"] = _phase(data, setting).get("phase")
         rows.append(row)
     return sorted(rows, key=lambda r: not r["residual"])
@@ -666,7 +667,7 @@ def modular_rows(data: StudyData) -> list[dict[str, Any]]:
         row = {"weight_decay": wd, "step": step, **_checkpoint_values(data, shas), **_pair_summary(data, set(shas))}
         row["minima_random"] = _minima(data, shas, "random", None)
         row["minima_pca"] = _minima(data, shas, "pca", None)
-        row["theta_norm"] = _median([(_landscape_of(data, s, "random") or {}).get("theta_norm") for s in shas])
+        row["theta_norm"] = _median([(landscape_of(data, s, "random") or {}).get("theta_norm") for s in shas])
         rows.append(row)
     return sorted(rows, key=lambda r: (r["weight_decay"], r["step"]))
 
@@ -896,7 +897,7 @@ def pinn_section(data: StudyData, catalog: Path, folder: Path, rel: Callable[[Pa
             continue
         cells = []
         for directions in ("random", "hessian"):
-            found = _landscape_of(data, ckpt["sha256"], directions)
+            found = landscape_of(data, ckpt["sha256"], directions)
             path = folder / f"beta{beta:g}-{directions}.png"
             cells.append(
                 (
@@ -994,7 +995,7 @@ def modular_section(data: StudyData, catalog: Path, folder: Path, rel: Callable[
             header.append(f"wd {wd:g}, step {step}")
             col = []
             for directions in ("random", "pca"):
-                found = _landscape_of(data, ckpt["sha256"], directions)
+                found = landscape_of(data, ckpt["sha256"], directions)
                 path = folder / f"modular-wd{wd:g}-step{step}-{directions}.png"
                 col.append(
                     (
@@ -1113,7 +1114,7 @@ def resnet_section(data: StudyData, catalog: Path, folder: Path, rel: Callable[[
         header.append("with skips" if residual else "without skips")
         col = []
         for mode, label in (("absolute", "±1 (Li et al.)"), ("relative", "±1 % of ‖θ‖")):
-            found = _landscape_of(data, ckpt["sha256"], "random", mode)
+            found = landscape_of(data, ckpt["sha256"], "random", mode)
             col.append(
                 (
                     label,

@@ -16,6 +16,7 @@ from losslens.case_studies import (
     connectivity_note,
     fit_curve_rows,
     fit_note,
+    landscape_of,
     modular_claims,
     pinn_claims,
     resnet_claims,
@@ -266,3 +267,21 @@ def test_fit_curve_rows_are_the_window_means():
         ("b:c", "20-step windows, at most 4 epochs", 20, 9.5),
         ("b:c", "20-step windows, at most 4 epochs", 40, 29.5),
     ]
+
+
+def test_the_report_reads_the_finest_landscape_that_has_its_topology():
+    """A checkpoint with 15×15 and 21×21 landscapes (topology done) and a 31×31 one whose topology has not run: the
+    report's minima and picture come from the 21×21 until the 31×31 has its merge tree."""
+    row = lambda steps, minima: {  # noqa: E731
+        "id": f"l{steps}",
+        "checkpoint": "c",
+        "directions": "random",
+        "span_mode": "absolute",
+        "steps": steps,
+        "n_minima_above": minima,
+    }
+    data = StudyData("s", [], {}, {}, [row(15, 1), row(31, None), row(21, 2)], [], {}, [])
+    assert landscape_of(data, "c", "random", "absolute")["id"] == "l21"
+    data.landscapes[1]["n_minima_above"] = 1
+    assert landscape_of(data, "c", "random", "absolute")["id"] == "l31"
+    assert landscape_of(data, "c", "random", "relative") is None
