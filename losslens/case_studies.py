@@ -31,7 +31,7 @@ from PIL import Image
 from losslens import __version__
 from losslens.connectivity.fit import stopping_step
 from losslens.demo import Study, catalog_path, run_study, setting_table
-from losslens.errors import LossLensError
+from losslens.errors import unknown as unknown_name
 from losslens.export.chart import inline_spec, read_catalog
 from losslens.store import studies as studies_store
 from losslens.store.artifacts import load_artifact
@@ -1228,9 +1228,9 @@ def write_case_studies(
     with ``run=False``), and write ``out`` with its pictures in the sibling folder named after it
     (``docs/case-studies/``). One catalog per study lets the studies run as separate processes at once."""
     work, out = Path(work), Path(out)
-    unknown = [s for s in studies if s not in {x.name for x in STUDIES}]
-    if unknown:
-        raise LossLensError(f"unknown study {unknown[0]!r}", where="--study", hint=f"use {', '.join(s.name for s in STUDIES)}")
+    missing = [s for s in studies if s not in {x.name for x in STUDIES}]
+    if missing:
+        raise unknown_name("study", missing[0], [s.name for s in STUDIES], where="--study")
     if run:
         for study in STUDIES:
             if study.name in studies:

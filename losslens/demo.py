@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from losslens import __version__
-from losslens.errors import LossLensError
+from losslens.errors import LossLensError, unknown
 from losslens.export import export_all, export_viewer
 from losslens.ingest import IngestReport, ingest
 from losslens.jobs.executors import cores
@@ -350,7 +350,7 @@ def run_demo(
     :raises LossLensError: an unknown study name.
     """
     if study not in STUDIES:
-        raise LossLensError(f"unknown study {study!r}", where="demo --study", hint=f"choose one of: {', '.join(STUDIES)}")
+        raise unknown("study", study, STUDIES, where="demo --study")
     return run_study(STUDIES[study][1 if quick else 0], out, on_event, jobs=jobs or default_jobs(quick), execution=execution)
 
 

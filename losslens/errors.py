@@ -7,6 +7,9 @@ else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class LossLensError(Exception):
     """A user-facing error: where it happened, what went wrong, and how to fix it."""
@@ -23,3 +26,19 @@ class LossLensError(Exception):
         if self.hint:
             text += f" — {self.hint}"
         return " ".join(text.split())
+
+
+def did_you_mean(given: str, choices: Iterable[str]) -> str:
+    """``"; did you mean 'hessian'?"`` naming the choices closest to ``given`` (:func:`difflib.get_close_matches`:
+    similarity ≥ 0.6, at most three), or ``""`` when none is close."""
+    close = difflib.get_close_matches(str(given), sorted(set(map(str, choices))), n=3)
+    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+
+
+def unknown(kind: str, given: str, choices: Iterable[str], *, where: str | None = None, hint: str | None = None) -> LossLensError:
+    """The error for a name that is not one of ``choices``, with the closest ones suggested:
+    ``unknown metric 'hesian'; did you mean 'hessian'?``, and the choices listed as the hint (or ``hint``)."""
+    names = sorted(set(map(str, choices)))
+    return LossLensError(
+        f"unknown {kind} {given!r}{did_you_mean(given, names)}", where=where, hint=hint or f"choose from: {', '.join(names)}"
+    )

@@ -14,9 +14,11 @@ from losslens.store.catalog import open_catalog
 def listing(catalog_path: Path | None = None, experiment: str | None = None) -> dict[str, list[dict[str, Any]]]:
     """Experiments, settings and checkpoints (optionally of one experiment, by name), as rows.
 
-    :raises LossLensError: when there is no catalog, or its schema needs ``losslens init``.
+    :raises LossLensError: when there is no catalog, its schema needs ``losslens init``, or no experiment has
+        the name given.
     """
     with open_catalog(catalog_path, readonly=True, snapshot=True) as cat:
+        queries.require_experiment(cat.conn, experiment, "ls")
         experiments = queries.experiment_summaries(cat.conn, experiment)
         for row in experiments:
             del row["id"]
@@ -47,10 +49,13 @@ def _expected(scope: str, per_setting: list[int]) -> int:
 def coverage(catalog_path: Path | None = None, experiment: str | None = None) -> list[dict[str, Any]]:
     """Per experiment and metric: subjects done, failed (and not done), and missing.
 
-    Pair metrics are counted against all seed pairs within each setting (the default pairing)."""
+    Pair metrics are counted against all seed pairs within each setting (the default pairing).
+
+    :raises LossLensError: as :func:`listing`."""
     scopes = metric_scopes()  # without importing the metric modules (torch): status starts at once
     rows = []
     with open_catalog(catalog_path, readonly=True, snapshot=True) as cat:
+        queries.require_experiment(cat.conn, experiment, "status")
         for exp in sorted(queries.experiments(cat.conn, experiment), key=lambda e: e["name"]):
             per_setting = queries.setting_sizes(cat.conn, exp["id"])
             for name in sorted(set(scopes) | set(queries.metrics_run(cat.conn, exp["id"]))):

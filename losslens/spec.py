@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from losslens.errors import LossLensError
+from losslens.errors import LossLensError, unknown
 
 _TOP_KEYS = {"name", "description", "model", "problem", "checkpoints", "settings", "hparams"}
 _FACTORY_KEYS = {"factory", "kwargs", "name"}
@@ -124,7 +124,7 @@ def resolve_factory(path: str, where: str) -> Callable[..., Any]:
     fn = getattr(module, attr, None)
     if not callable(fn):
         public = sorted(n for n in dir(module) if not n.startswith("_") and callable(getattr(module, n)))
-        raise LossLensError(f"{module_name} has no callable {attr!r}", where=where, hint=f"choose one of: {', '.join(public)}")
+        raise unknown(f"callable of {module_name}:", attr, public, where=where)
     return fn
 
 
@@ -153,7 +153,7 @@ def _factory_spec(raw: Any, section: str, where: str) -> tuple[FactorySpec, str 
         )
     for key in raw:
         if key not in _FACTORY_KEYS:
-            raise LossLensError(f"{section}.{key}: unknown key", where=where, hint=f"allowed: {', '.join(sorted(_FACTORY_KEYS))}")
+            raise unknown(f"key in [{section}]:", key, _FACTORY_KEYS, where=where)
     if not isinstance(raw.get("factory"), str):
         raise LossLensError(f"{section}.factory is missing", where=where, hint='set it to "pkg.module:callable"')
     kwargs = raw.get("kwargs", {})
@@ -187,7 +187,7 @@ def load_spec(path: Path) -> ExperimentSpec:
         raise LossLensError(f"TOML syntax error: {exc}", where=where, hint="fix the syntax at that line") from None
     for key in raw:
         if key not in _TOP_KEYS:
-            raise LossLensError(f"unknown top-level key {key!r}", where=where, hint=f"allowed: {', '.join(sorted(_TOP_KEYS))}")
+            raise unknown("top-level key", key, _TOP_KEYS, where=where)
     name = raw.get("name")
     if not isinstance(name, str) or not name.strip():
         raise LossLensError("name is missing", where=where, hint='add name = "my-experiment" at the top')
@@ -199,9 +199,7 @@ def load_spec(path: Path) -> ExperimentSpec:
         raise LossLensError("checkpoints.paths is missing", where=where, hint='add [checkpoints] paths = ["runs/*.pt"]')
     extra = set(ckpts) - _CHECKPOINT_KEYS
     if extra:
-        raise LossLensError(
-            f"checkpoints.{sorted(extra)[0]}: unknown key", where=where, hint=f"allowed: {', '.join(sorted(_CHECKPOINT_KEYS))}"
-        )
+        raise unknown("key in [checkpoints]:", sorted(extra)[0], _CHECKPOINT_KEYS, where=where)
     prefix = ckpts.get("prefix")
     if prefix is not None and not isinstance(prefix, str):
         raise LossLensError("checkpoints.prefix must be a string", where=where, hint='e.g. prefix = "model."')

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -183,3 +184,111 @@ def test_command_summaries_are_the_commands_own_help():
         if not isinstance(command, typer.core.TyperGroup):  # a group's callback is Typer's own
             assert command.callback.__module__ == entry.module, name
         assert (command.help or "").strip().split("\n\n")[0].replace("\n", " ") == entry.summary, name
+
+
+def _commands(command: typer.core.TyperGroup, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], object]]:
+    """Every command and subcommand of the tree, with the words that invoke it."""
+    out = []
+    for name, sub in command.commands.items():
+        out.append(((*path, name), sub))
+        if isinstance(sub, typer.core.TyperGroup):
+            out += _commands(sub, (*path, name))
+    return out
+
+
+def test_help_keeps_every_option_name_whole_at_80_columns():
+    """Oracle: each command's own Click parameters (the metric options generated from the dataclasses
+    included): at 80 columns every visible option name is printed whole, no line is wider than 80 and no
+    cell is cut short with an ellipsis."""
+    import click
+
+    load_all()
+    for path, command in _commands(typer.main.get_command(app)):
+        result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "80"})
+        assert result.exit_code == 0, path
+        cut = [line for line in result.stdout.splitlines() if re.search(r"\w…\s*(│|$)", line)]  # Rich's ellipsis ends a cut cell
+        assert not cut, (path, cut)
+        assert max(len(line) for line in result.stdout.splitlines()) <= 80, path
+        ctx = click.Context(command, info_name=path[-1])
+        for param in command.get_params(ctx):
+            if isinstance(param, click.Option) and not param.hidden:
+                for name in (*param.opts, *param.secondary_opts):
+                    if name.startswith("--"):
+                        assert re.search(rf"(?<![\w.-]){re.escape(name)}(?![\w.-])", result.stdout), (path, name)
+
+
+def test_help_paragraphs_are_reflowed_not_broken_where_the_docstring_was():
+    """Oracle: the commands' own docstrings. On a wide terminal each paragraph of a command's help (its
+    docstring's lines joined) is one line of the help, so the terminal, not the source file, decides where
+    sentences break."""
+    import inspect
+
+    load_all()
+    checked = 0
+    for path, command in _commands(typer.main.get_command(app)):
+        doc = inspect.getdoc(command.callback) if command.callback and command.callback.__doc__ else None
+        if not doc or isinstance(command, typer.core.TyperGroup):
+            continue
+        result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "2000"})
+        lines = [" ".join(line.strip(" │").split()) for line in result.stdout.splitlines()]
+        for paragraph in doc.split("\n\n")[1:]:
+            if "[" in paragraph or any(re.match(r"\s*(?:[-*•]|\d+[.)])\s", line) for line in paragraph.splitlines()):
+                continue  # markup and lists are not plain paragraphs
+            joined = " ".join(paragraph.split())
+            assert joined in lines, (path, joined)
+            checked += 1
+    assert checked >= 3
+
+
+def test_mistyped_names_get_the_closest_suggestion(pinn_catalog, tmp_path):
+    """Oracle: the exact names the catalog and registries hold. A mistyped metric, executor, view, export format
+    or experiment name is one ``error:`` line (no empty line before it) naming the closest choice."""
+    db = str(pinn_catalog)
+    cases = {
+        ("compute", "hesian", "--catalog", db): "error: compute: unknown metric 'hesian'; did you mean 'hessian'?",
+        ("compute", "performance", "--executor", "rya", "--catalog", db): "error: compute --executor: unknown executor 'rya'; "
+        "did you mean 'ray'?",
+        (
+            "compute",
+            "performance",
+            "-e",
+            "tiny-pin",
+            "--catalog",
+            db,
+        ): "no experiment named 'tiny-pin'; did you mean 'tiny-pinn'?",
+        ("export", "chart", "taxonmy", "-o", str(tmp_path / "t.json"), "--catalog", db): "error: export chart: unknown view "
+        "'taxonmy'; did you mean 'taxonomy'?",
+        ("export", "chart", "taxonomy", "-o", str(tmp_path / "t.jsn"), "-f", "jsn", "--catalog", db): "error: export chart: "
+        "unknown format 'jsn'; did you mean 'json'?",
+        ("ls", "-e", "tiny-pin", "--catalog", db): "error: ls: unknown experiment 'tiny-pin'; did you mean 'tiny-pinn'?",
+        (
+            "status",
+            "-e",
+            "tiny-pinm",
+            "--catalog",
+            db,
+        ): "error: status: unknown experiment 'tiny-pinm'; did you mean 'tiny-pinn'?",
+    }
+    for args, line in cases.items():
+        result = runner.invoke(app, list(args))
+        assert result.exit_code == 1, (args, result.output)
+        assert result.output.startswith("error: ") and line in result.output, (args, result.output)
+        assert result.output.startswith(line) or not line.startswith("error:"), (args, result.output)
+        assert len(result.output.strip().splitlines()) == 1, (args, result.output)
+    assert not (tmp_path / "t.json").exists()
+
+
+def test_an_empty_catalog_is_one_line_not_empty_tables(tmp_path):
+    """Oracle: a catalog just made by ``init`` holds no experiment: ``ls`` and ``status`` say so in one line that
+    names the command adding one, and their JSON is empty."""
+    db = tmp_path / "empty.db"
+    assert runner.invoke(app, ["init", "--catalog", str(db)]).exit_code == 0
+    for command in ("ls", "status"):
+        result = runner.invoke(app, [command, "--catalog", str(db)])
+        assert result.exit_code == 0
+        assert result.stdout == f"{db} holds no experiments yet — add one with: losslens ingest SPEC.toml --catalog {db}\n"
+    assert json.loads(runner.invoke(app, ["ls", "--catalog", str(db), "--json"]).stdout) == {
+        "experiments": [],
+        "settings": [],
+        "checkpoints": [],
+    }

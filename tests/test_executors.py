@@ -326,7 +326,7 @@ def test_pair_choices_grow_as_stated():
     assert len(select_pairs(recs, "random:100")) == 45
     with pytest.raises(LossLensError, match="K must be a positive integer"):
         select_pairs(recs, "random:x")
-    with pytest.raises(LossLensError, match="is not one of"):
+    with pytest.raises(LossLensError, match="unknown pairing 'nearest'"):
         select_pairs(recs, "nearest")
 
 

@@ -167,7 +167,7 @@ def test_option_values_route_convert_and_reject():
         build_params([_metric("h")], [("kk", "1")])
     with pytest.raises(LossLensError, match="not a valid int"):
         build_params([_metric("h")], [("k", "ten")])
-    with pytest.raises(LossLensError, match="not one of"):
+    with pytest.raises(LossLensError, match="unknown value 'c'"):
         build_params([_metric("h")], [("backend", "c")])
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -26,6 +27,11 @@ def init(catalog: CatalogOpt = DEFAULT_CATALOG) -> None:
         console.print(f"{catalog}: up to date")
 
 
+def empty_catalog(catalog: Path) -> str:
+    """The line ``ls`` and ``status`` print for a catalog without experiments, instead of empty tables."""
+    return f"{catalog} holds no experiments yet — add one with: losslens ingest SPEC.toml --catalog {catalog}"
+
+
 def _table(title: str, rows: list[dict], columns: list[str]) -> Table:
     table = Table(title=title, title_justify="left")
     for col in columns:
@@ -48,6 +54,9 @@ def ls_(
     if json:
         print_json(data)
         return
+    if not data["experiments"]:
+        console.print(empty_catalog(catalog))
+        return
     console.print(_table("Experiments", data["experiments"], ["name", "settings", "checkpoints", "spec_path"]))
     console.print(_table("Settings", data["settings"], ["experiment", "label", "checkpoints", "seeds", "id"]))
     if checkpoints:
@@ -62,6 +71,9 @@ def status(catalog: CatalogOpt = DEFAULT_CATALOG, experiment: ExperimentOpt = No
     rows = coverage(catalog, experiment)
     if json:
         print_json(rows)
+        return
+    if not rows:
+        console.print(empty_catalog(catalog))
         return
     table = _table("Metric coverage", rows, ["experiment", "metric", "scope", "expected", "done", "failed", "missing"])
     console.print(table)

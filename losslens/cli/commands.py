@@ -12,6 +12,7 @@ Adding a command: its module registers it on :data:`losslens.cli.app.app` as bef
 from __future__ import annotations
 
 import importlib
+import re
 from typing import Any, NamedTuple
 
 from typer.core import TyperCommand, TyperGroup
@@ -56,6 +57,40 @@ COMMANDS: dict[str, Entry] = {
 }
 
 
+LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s")
+
+
+def reflow(text: str | None) -> str | None:
+    """Help text with each paragraph's line breaks joined, so the terminal wraps it (Typer's rich help keeps a
+    docstring's single line breaks after the first paragraph, breaking sentences mid-line). Lines that start a
+    list item and paragraphs marked ``\\b`` (Click's "keep as written") keep their breaks."""
+    if not text:
+        return text
+    out = []
+    for paragraph in text.split("\n\n"):
+        if paragraph.startswith("\b"):
+            out.append(paragraph)
+            continue
+        lines: list[str] = []
+        for line in paragraph.splitlines():
+            if lines and not LIST_ITEM.match(line):
+                lines[-1] += " " + line.strip()
+            else:
+                lines.append(line.rstrip())
+        out.append("\n".join(lines))
+    return "\n\n".join(out)
+
+
+def reflow_help(command: Any) -> None:
+    """:func:`reflow` the help of ``command``, its options and, for a group, its subcommands."""
+    command.help = reflow(command.help)
+    for param in command.params:
+        if getattr(param, "help", None):
+            param.help = reflow(param.help)
+    for sub in getattr(command, "commands", {}).values():
+        reflow_help(sub)
+
+
 def load_all() -> None:
     """Import every command module (for tests and tools that need the whole tree)."""
     for entry in COMMANDS.values():
@@ -73,18 +108,21 @@ class LazyGroup(TyperGroup):
         return [*COMMANDS, *(name for name in super().list_commands(ctx) if name not in COMMANDS)]
 
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
-        if cmd_name in self.commands or cmd_name not in COMMANDS:
-            return super().get_command(ctx, cmd_name)
-        if self._listing:
-            return TyperCommand(cmd_name, help=COMMANDS[cmd_name].summary)
-        importlib.import_module(COMMANDS[cmd_name].module)
-        from typer.main import get_command
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            if self._listing:
+                return TyperCommand(cmd_name, help=COMMANDS[cmd_name].summary)
+            importlib.import_module(COMMANDS[cmd_name].module)
+            from typer.main import get_command
 
-        from losslens.cli.app import app  # the Typer app the module registered on
+            from losslens.cli.app import app  # the Typer app the module registered on
 
-        for name, command in getattr(get_command(app), "commands", {}).items():
-            self.commands.setdefault(name, command)
-        return self.commands.get(cmd_name)
+            for name, command in getattr(get_command(app), "commands", {}).items():
+                self.commands.setdefault(name, command)
+        command = super().get_command(ctx, cmd_name)
+        if command is not None and not getattr(command, "_reflowed", False):
+            reflow_help(command)
+            command._reflowed = True
+        return command
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
         self._listing = True

@@ -52,8 +52,9 @@ def report_failure(progress: Progress, data: dict) -> None:
 @contextmanager
 def job_progress() -> Iterator[tuple[Progress, Callable[..., None]]]:
     """One bar per metric: jobs done of those to run, rate, elapsed, ETA, and done/failed/retried counts;
-    failed jobs are printed above the bars as they arrive."""
-    with Progress(
+    failed jobs are printed above the bars as they arrive. The display starts with the first metric, so an
+    error found before any job (an unknown metric, a bad option) prints alone, with no empty live area above it."""
+    progress = Progress(
         text_column(),
         BarColumn(),
         MofNCompleteColumn(),
@@ -63,20 +64,26 @@ def job_progress() -> Iterator[tuple[Progress, Callable[..., None]]]:
         text_column("fields[info]", style="progress.data.speed"),
         console=err_console,
         transient=False,
-    ) as progress:
-        tasks: dict[str, TaskID] = {}
+    )
+    tasks: dict[str, TaskID] = {}
 
-        def on_event(event: str, **data: Any) -> None:
-            if event == "metric_start":
-                tasks[data["metric"]] = progress.add_task(
-                    f"{data['metric']} ({data['skipped']} done before)", total=data["total"], info=""
-                )
-                progress.update(tasks[data["metric"]], advance=0)  # nothing to run: the bar is finished now
-            elif event == "job_done":
-                report_failure(progress, data)
-                progress.update(tasks[data["metric"]], advance=1, info=counts(data["report"]))
+    def on_event(event: str, **data: Any) -> None:
+        if event == "metric_start":
+            if not tasks:
+                progress.start()
+            tasks[data["metric"]] = progress.add_task(
+                f"{data['metric']} ({data['skipped']} done before)", total=data["total"], info=""
+            )
+            progress.update(tasks[data["metric"]], advance=0)  # nothing to run: the bar is finished now
+        elif event == "job_done":
+            report_failure(progress, data)
+            progress.update(tasks[data["metric"]], advance=1, info=counts(data["report"]))
 
+    try:
         yield progress, on_event
+    finally:
+        if tasks:
+            progress.stop()
 
 
 @app.command(cls=MetricOptionsCommand)

@@ -70,8 +70,8 @@ ExecOptionsOpt = Annotated[
         "--executor-option",
         "-X",
         metavar="KEY=VALUE",
-        help="An option of the chosen executor, repeatable: ray window, ship_checkpoints=auto|always|never; slurm "
-        "folder, chunk, timeout_min, cluster=slurm|local (and partition, gpus_per_node, array_parallelism, which have "
+        help="An option of the chosen executor, repeatable: ray window, ship_checkpoints (auto, always or never); slurm "
+        "folder, chunk, timeout_min, cluster (slurm or local) (and partition, gpus_per_node, array_parallelism, which have "
         "their own flags); process window.",
         rich_help_panel=PANEL,
         show_default=False,

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from losslens.cli.app import DEFAULT_CATALOG, CatalogOpt, app, console, user_errors
-from losslens.errors import LossLensError
+from losslens.errors import unknown
 from losslens.export import export_all, export_chart, export_viewer
 from losslens.export.all_views import DEFAULT_FORMATS
 from losslens.export.chart import FORMATS
@@ -75,7 +75,7 @@ def all_(
     formats = tuple(fmt or DEFAULT_FORMATS)
     bad = [f for f in formats if f not in FORMATS]
     if bad:
-        raise LossLensError(f"unknown format {bad[0]!r}", where="export all", hint=f"one of {', '.join(FORMATS)}")
+        raise unknown("format", bad[0], FORMATS, where="export all")
     paths = export_all(catalog, out, experiment, formats)
     console.print(f"wrote {len(paths)} file(s) under {out}")
 

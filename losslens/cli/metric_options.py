@@ -151,6 +151,35 @@ def epilog() -> str:
     return "\n\n".join(lines)
 
 
+def print_metric_panels(ctx: Any, params: list[Any], epilog: str) -> None:
+    """One panel per metric (and one of the shared options), as Typer draws its own, but with each option's
+    names stacked in a column that is never cut (it folds only below ~40 columns) and the type and help
+    wrapped beside them; then the epilog. Written here because Typer's table has no setting for it."""
+    from rich.console import Console
+    from rich.padding import Padding
+    from rich.panel import Panel
+    from rich.table import Table
+    from rich.text import Text
+    from typer import rich_utils
+
+    console = Console(width=rich_utils.MAX_WIDTH, force_terminal=rich_utils.FORCE_TERMINAL, highlight=False)
+    panels: dict[str, list[Any]] = defaultdict(list)
+    for param in params:
+        if not param.hidden:
+            panels[param.rich_help_panel].append(param)
+    for title, rows in panels.items():
+        table = Table.grid(padding=(0, 1), expand=True)
+        table.add_column(no_wrap=True, overflow="fold", style=rich_utils.STYLE_OPTION)
+        table.add_column(ratio=1)
+        for param in rows:
+            kind = "" if param.is_flag else param.display_type_rich(ctx=ctx) or ""
+            about = Text.assemble((kind + " ", rich_utils.STYLE_TYPES) if kind else "", Text.from_markup(param.help or ""))
+            table.add_row("\n".join([*param.opts, *param.secondary_opts]), about)
+        console.print(Panel(table, border_style=rich_utils.STYLE_OPTIONS_PANEL_BORDER, title=title, title_align="left"))
+    if epilog:
+        console.print(Padding(Text.from_markup(epilog), 1))
+
+
 class MetricOptionsCommand(TyperCommand):
     """A Typer command whose metric options (and epilog) are generated the first time they are needed.
 
@@ -159,6 +188,19 @@ class MetricOptionsCommand(TyperCommand):
 
     _generated: tuple[list[Any], dict[str, str]] | None = None
     _epilog: str | None = None
+    _own_help = False  # while Typer formats the help of the command's own options
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        """Typer's help for the command's own options, then the metric panels of :func:`print_metric_panels`
+        and the epilog. Typer's option table shortens long names (``--connectivity.p…``) to fit 80 columns;
+        those panels keep every name whole."""
+        epilog = self.epilog
+        self._own_help, self._epilog = True, ""
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._own_help, self._epilog = False, epilog
+        print_metric_panels(ctx, self._metric_params()[0], epilog or "")
 
     @property
     def epilog(self) -> str | None:
@@ -178,6 +220,8 @@ class MetricOptionsCommand(TyperCommand):
 
     def get_params(self, ctx: Any) -> list[Any]:
         params = super().get_params(ctx)
+        if self._own_help:
+            return params
         extra, _ = self._metric_params()
         help_option = self.get_help_option(ctx)
         if params and params[-1] is help_option:

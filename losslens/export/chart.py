@@ -18,7 +18,7 @@ from typing import Any
 
 import vl_convert as vlc
 
-from losslens.errors import LossLensError
+from losslens.errors import LossLensError, unknown
 from losslens.store import reads
 from losslens.store.catalog import open_catalog
 from losslens.views import registry
@@ -92,10 +92,15 @@ def render(spec: dict[str, Any], fmt: str, title: str = "LossLens") -> bytes:
         return vlc.vegalite_to_png(spec, scale=PNG_SCALE, **no_network)
     if fmt == "pdf":
         return vlc.vegalite_to_pdf(spec, **no_network)
-    raise LossLensError(f"unknown format {fmt!r}", where="export chart", hint=f"one of {', '.join(FORMATS)}")
+    raise unknown("format", fmt, FORMATS, where="export chart")
 
 
 def format_of(out: Path, fmt: str | None) -> str:
+    """``fmt``, or the format ``out``'s suffix names.
+
+    :raises LossLensError: for an unknown ``fmt`` (the closest formats suggested) or a suffix that names none."""
+    if fmt is not None and fmt not in FORMATS:
+        raise unknown("format", fmt, [*FORMATS, SURFACE], where="export chart")
     fmt = fmt or out.suffix.lstrip(".").lower()
     if fmt not in FORMATS:
         raise LossLensError(
@@ -154,7 +159,7 @@ def resolve_args(
 ) -> dict[str, str]:
     """The ids ``view`` is drawn for, from the options given."""
     if view not in registry.VIEWS:
-        raise LossLensError(f"unknown view {view!r}", where="export chart", hint=f"one of {', '.join(registry.VIEWS)}")
+        raise unknown("view", view, registry.VIEWS, where="export chart")
     needs = registry.VIEWS[view].subject
     if needs == "experiment":
         return {"experiment": resolve_experiment(conn, experiment)}

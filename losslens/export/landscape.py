@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from losslens.errors import LossLensError
+from losslens.errors import LossLensError, unknown
 from losslens.export.chart import read_catalog, resolve_checkpoint
 from losslens.store import chart_queries
 from losslens.views.source import load_array
@@ -85,7 +85,7 @@ def export_landscape(catalog_path: Path, checkpoint: str, out: Path, fmt: str = 
     :raises LossLensError: unknown format, checkpoint or landscape (see :func:`landscape_grid`).
     """
     if fmt not in LANDSCAPE_FORMATS:
-        raise LossLensError(f"unknown format {fmt!r}", where="export landscape", hint=f"one of {', '.join(LANDSCAPE_FORMATS)}")
+        raise unknown("format", fmt, LANDSCAPE_FORMATS, where="export landscape")
     with read_catalog(catalog_path) as conn:
         sha = resolve_checkpoint(conn, checkpoint)
         grid, record = landscape_grid(conn, sha, dims)

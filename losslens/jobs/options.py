@@ -15,7 +15,7 @@ import typing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 
-from losslens.errors import LossLensError
+from losslens.errors import LossLensError, did_you_mean, unknown
 
 if TYPE_CHECKING:
     from losslens.metrics.registry import Metric
@@ -79,7 +79,7 @@ def convert(value: Any, tp: Any, flag: str) -> Any:
         for choice in choices:
             if str(choice) == value:
                 return choice
-        raise LossLensError(f"{flag}: {value!r} is not one of {', '.join(map(str, choices))}", where="compute")
+        raise unknown("value", value, map(str, choices), where=f"compute {flag}")
     origin = get_origin(tp)
     if origin in (tuple, list):
         (item, *_) = get_args(tp) or (str,)
@@ -139,7 +139,7 @@ def build_params(metrics: list[Metric], options: list[tuple[str, Any]]) -> dict[
         if not used:
             known = sorted({f"--{flag}" for by_flag in fields.values() for flag in by_flag})
             raise LossLensError(
-                f"--{key} is not an option of {', '.join(m.name for m in metrics)}",
+                f"--{key} is not an option of {', '.join(m.name for m in metrics)}{did_you_mean(f'--{key}', known)}",
                 where="compute",
                 hint=f"options: {', '.join(known) or 'none'} (see losslens compute --help)",
             )

@@ -11,7 +11,7 @@ import itertools
 import random
 from typing import Any
 
-from losslens.errors import LossLensError
+from losslens.errors import LossLensError, unknown
 
 PAIRINGS = "within-setting, adjacent, random:K, same-step or all"
 PAIRS_HELP = (
@@ -43,4 +43,4 @@ def select_pairs(records: list[dict[str, Any]], pairing: str) -> list[tuple[dict
         seed = int(hashlib.sha256("".join(r["sha256"] for r in records).encode()).hexdigest()[:16], 16)
         picked = sorted(random.Random(seed).sample(range(len(every)), min(int(k), len(every))))
         return [every[i] for i in picked]
-    raise LossLensError(f"--pairs {pairing!r} is not one of {PAIRINGS}", where="compute")
+    raise unknown("pairing", pairing, ["within-setting", "adjacent", "random:K", "same-step", "all"], where="compute --pairs")

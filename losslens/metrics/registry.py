@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from losslens.errors import LossLensError
+from losslens.errors import unknown
 from losslens.store.artifacts import Artifact
 
 Scope = Literal["checkpoint", "pair", "setting", "experiment"]
@@ -181,5 +181,5 @@ def all_metrics() -> dict[str, Metric]:
 def get_metric(name: str) -> Metric:
     metrics = load_metrics()
     if name not in metrics:
-        raise LossLensError(f"unknown metric {name!r}", where="compute", hint=f"choose from: {', '.join(sorted(metrics))}")
+        raise unknown("metric", name, metrics, where="compute")
     return metrics[name]

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 import torch
 from torch import Tensor, nn
 
-from losslens.errors import LossLensError
+from losslens.errors import LossLensError, unknown
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -124,9 +124,9 @@ def hf_causal_lm(config: str | dict[str, Any], attention: str = "eager", dtype: 
     """
     where = "hf_causal_lm"
     if attention not in ATTENTION:
-        raise LossLensError(f"attention {attention!r} is not supported", where=where, hint=f"use one of {', '.join(ATTENTION)}")
+        raise unknown("attention", attention, ATTENTION, where=where)
     if dtype not in DTYPES:
-        raise LossLensError(f"dtype {dtype!r} is not supported", where=where, hint=f"use one of {', '.join(DTYPES)}")
+        raise unknown("dtype", dtype, DTYPES, where=where)
     cfg = read_config(config) if isinstance(config, (str, Path)) else clean_config(dict(config), where)
     transformers = require_transformers(where)
     fields = {k: v for k, v in cfg.items() if k != "model_type"}

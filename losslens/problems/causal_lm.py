@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from losslens.errors import LossLensError
+from losslens.errors import LossLensError, unknown
 from losslens.problems.base import Problem, State
 
 TOKEN_DTYPES = ("uint16", "uint32", "int32", "int64")
@@ -86,7 +86,7 @@ def read_token_ids(path: Path, token_dtype: str) -> np.ndarray:
             ) from None
     elif path.suffix == ".bin":
         if token_dtype not in TOKEN_DTYPES:
-            raise LossLensError(f"token_dtype {token_dtype!r} is not supported", where=where, hint=f"one of {TOKEN_DTYPES}")
+            raise unknown("token_dtype", token_dtype, TOKEN_DTYPES, where=where)
         ids = np.fromfile(path, dtype=np.dtype(token_dtype).newbyteorder("<"))
     else:
         raise LossLensError("token ids must be a .npy or .bin file", where=where, hint="or give a text file as text=")

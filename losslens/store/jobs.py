@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from losslens.errors import LossLensError
+from losslens.errors import LossLensError, did_you_mean
 from losslens.store import queries
 from losslens.store.catalog import Catalog
 
@@ -29,7 +29,9 @@ def experiments(catalog: Catalog, name: str | None) -> list[dict[str, Any]]:
     if not rows:
         known = [r["name"] for r in catalog.query("SELECT name FROM experiments ORDER BY name")]
         raise LossLensError(
-            f"no experiment named {name!r}", where=str(catalog.path), hint=f"known: {', '.join(known) or 'none (ingest first)'}"
+            f"no experiment named {name!r}{did_you_mean(name, known)}",
+            where=str(catalog.path),
+            hint=f"known: {', '.join(known) or 'none (ingest first)'}",
         )
     return rows
 

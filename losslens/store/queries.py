@@ -20,7 +20,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from losslens.errors import LossLensError
+from losslens.errors import LossLensError, unknown
 
 # A database is a LossLens catalog when it has these tables (what the Datasette plugin's hooks are keyed on).
 CATALOG_TABLES = ("experiments", "checkpoints", "metric_runs")
@@ -108,6 +108,23 @@ def experiments(conn: sqlite3.Connection, experiment: str | None = None) -> Rows
     if experiment is None:
         return rows(conn, "SELECT * FROM experiments ORDER BY created_at, name")
     return rows(conn, "SELECT * FROM experiments WHERE name = ? OR id = ? ORDER BY created_at, name", (experiment, experiment))
+
+
+def require_experiment(conn: sqlite3.Connection, experiment: str | None, where: str) -> None:
+    """Raise the one-line error for an ``experiment`` name (or id) the catalog does not hold, suggesting the
+    closest names.
+
+    :raises LossLensError: as said."""
+    if experiment is None or experiments(conn, experiment):
+        return
+    names = [e["name"] for e in experiments(conn)]
+    raise unknown(
+        "experiment",
+        experiment,
+        names,
+        where=where,
+        hint=None if names else "the catalog has none yet: losslens ingest SPEC.toml",
+    )
 
 
 def experiment_summaries(conn: sqlite3.Connection, experiment: str | None = None) -> Rows:

@@ -15,9 +15,11 @@ def taxonomy_table(catalog_path: Path | None = None, experiment: str | None = No
     """One row per setting: its summary metrics, phase and the thresholds used, from each experiment's
     newest done ``taxonomy`` run (the catalog's ``latest_runs`` rule).
 
-    :raises LossLensError: when the catalog is missing or needs ``losslens init``, or no taxonomy was computed.
+    :raises LossLensError: when the catalog is missing or needs ``losslens init``, no experiment has the name
+        given, or no taxonomy was computed.
     """
     with open_catalog(catalog_path, readonly=True, snapshot=True) as cat:
+        queries.require_experiment(cat.conn, experiment, "taxonomy")
         rows = queries.taxonomy_rows(cat.conn, experiment)
     if not rows:
         raise LossLensError(

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from losslens.errors import LossLensError
+from losslens.errors import LossLensError, unknown
 from losslens.problems.base import ClassificationProblem
 from losslens.problems.mnist import FASHION_MNIST_DIR
 from losslens.spec import FactorySpec
@@ -51,4 +51,4 @@ def parse_dataset(text: str, limit_train: int | None = None, limit_test: int | N
                 "--dataset cifar10:PATH/cifar-10-batches-py",
             )
         return Dataset("cifar10", "losslens.problems:image_folder", {"path": str(Path(path).expanduser().resolve()), **limits})
-    raise LossLensError(f"unknown dataset {text!r}", where="--dataset", hint=f"use {CHOICES}")
+    raise unknown("dataset", name, ["digits", "mnist", "fashion-mnist", "cifar10"], where="--dataset", hint=f"use {CHOICES}")

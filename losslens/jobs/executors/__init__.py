@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
-from losslens.errors import LossLensError
+from losslens.errors import LossLensError, unknown
 
 J = TypeVar("J")
 R = TypeVar("R")
@@ -103,7 +103,7 @@ def executor_class(name: str) -> type:
     """
     known = available()
     if name not in known:
-        raise LossLensError(f"--executor {name!r} is unknown", where="compute", hint=f"choose from: {', '.join(sorted(known))}")
+        raise unknown("executor", name, known, where="compute --executor")
     module, _, attr = known[name].partition(":")
     try:
         return getattr(importlib.import_module(module), attr)
@@ -133,11 +133,7 @@ def make_config(cls: type, options: dict[str, str] | None) -> Any:
     for key, raw in options.items():
         name = key.replace("-", "_")
         if name not in fields:
-            raise LossLensError(
-                f"-X {key}: not an option of this executor",
-                where="compute",
-                hint=f"options: {', '.join(sorted(fields)) or 'none'}",
-            )
+            raise unknown("option", key, [f.replace("_", "-") for f in fields], where="compute -X")
         values[name] = convert(raw, hints[name], f"-X {key}")
     return config_cls(**values)
 
