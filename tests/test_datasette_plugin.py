@@ -654,6 +654,80 @@ def test_compare_picker_and_uncomputed_pair(ds, catalogs):
     assert get(ds, f"/-/losslens/losslens/checkpoint/{a}?compare=nope").status_code == 404
 
 
+def test_compare_picker_is_bounded_and_finds_by_name(ds, catalogs, monkeypatch):
+    """Oracle: the catalog's rows read with plain SQL. Above ``PICKER_ALL`` other checkpoints the picker lists
+    only the mode's own setting; a name search lists the experiment's checkpoints whose names contain the
+    text (LIKE's ``%`` and ``_`` taken literally), each linked to its pair page, at most ``FOUND_MAX``."""
+    from losslens.datasette_plugin import pages
+
+    db = catalogs[0]
+    ids = pinn_ids(db)
+    a = ids["modes"][0]
+    monkeypatch.setattr(pages, "PICKER_ALL", 2)
+    page = get(ds, f"/-/losslens/losslens/checkpoint/{a}").text
+    assert set(re.findall(r'<option value="([0-9a-f]{64})"', page)) == set(ids["modes"]) - {a}
+    assert "5 other checkpoints in this experiment" in page
+
+    def found(text: str) -> list[str]:
+        html_text = get(ds, f"/-/losslens/losslens/checkpoint/{a}?find={text}").text
+        return re.findall(rf'href="/-/losslens/losslens/pair/{a}/([0-9a-f]{{64}})"', html_text)
+
+    seed1 = query(db, "SELECT sha256 FROM checkpoints WHERE instr(name, 'seed1') > 0 AND sha256 != ?", (a,))
+    assert sorted(found("SEED1")) == sorted(r["sha256"] for r in seed1) and len(seed1) == 2
+    assert (
+        found("%25") == []
+        and "No other checkpoint of this experiment has" in get(ds, f"/-/losslens/losslens/checkpoint/{a}?find=%25").text
+    )
+    monkeypatch.setattr(pages, "FOUND_MAX", 3)
+    page = get(ds, f"/-/losslens/losslens/checkpoint/{a}?find=seed").text
+    assert len(re.findall(rf"/pair/{a}/", page)) == 3 and "refine the search" in page
+
+
+def test_mode_page_queries_do_not_grow_with_the_experiment(catalogs, tmp_path):
+    """Oracle: SQLite's own statement trace. The mode page runs as many statements on a catalog with 200 more
+    settings (and 600 more checkpoints) as on the original: no query per setting or checkpoint."""
+    import shutil
+
+    from losslens.datasette_plugin.pages import checkpoint_context
+
+    db = tmp_path / "grown.db"
+    shutil.copy(catalogs[0], db)
+    ids = pinn_ids(db)
+    a = ids["modes"][0]
+
+    def statements() -> int:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        seen: list[str] = []
+        conn.set_trace_callback(seen.append)
+        context = checkpoint_context(conn, a, find="seed")
+        conn.close()
+        assert context["record"]["sha256"] == a and context["found"]
+        return len(seen)
+
+    before = statements()
+    conn = sqlite3.connect(db)
+    for k in range(200):
+        sid = f"{k:016x}"
+        conn.execute(
+            "INSERT INTO settings (id, experiment_id, label, values_json) VALUES (?, ?, ?, '{}')",
+            (sid, ids["experiment"], f"extra {k}"),
+        )
+        conn.execute(
+            "INSERT INTO models (id, experiment_id, setting_id, name, architecture_json, problem_json, hparams_json) "
+            "VALUES (?, ?, ?, 'm', '{}', '{}', '{}')",
+            (f"m{k:015x}", ids["experiment"], sid),
+        )
+        for seed in range(3):
+            conn.execute(
+                "INSERT INTO checkpoints (sha256, path, size_bytes, format, model_id, name, seed, n_params, meta_json, ingested_at) "
+                "VALUES (?, '/x', 1, 'torch', ?, ?, ?, 1, '{}', '2026-01-01')",
+                (f"{k:060x}{seed:04x}", f"m{k:015x}", f"extra{k}_seed{seed}", seed),
+            )
+    conn.commit()
+    conn.close()
+    assert statements() == before
+
+
 def test_data_routes_download_as_csv(ds, catalogs):
     """Oracle: the JSON route's rows: the CSV route has the same rows and columns (parsed by the csv module),
     offered as an attachment."""

@@ -201,7 +201,9 @@ def resnet20_cmd(
     out: Annotated[
         Path | None,
         typer.Option(
-            "--out", help="Folder for checkpoints, sidecars and spec.toml (default: resnet20-DATASET in the runs folder).", show_default=False
+            "--out",
+            help="Folder for checkpoints, sidecars and spec.toml (default: resnet20-DATASET in the runs folder).",
+            show_default=False,
         ),
     ] = None,
     lr: Annotated[float, typer.Option("--lr", help="Peak SGD learning rate (cosine schedule to 0).")] = 0.1,

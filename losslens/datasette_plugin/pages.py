@@ -78,7 +78,7 @@ async def global_page(datasette: Datasette, request: Request) -> Response:
         experiment = next((e for e in experiments if e["id"] == wanted_experiment), experiments[0] if experiments else None)
         if experiment is None:
             return {"experiments": [], "experiment": None, "setting": None, "n_settings": 0}
-        settings = reads.settings(conn, experiment["id"])
+        settings = reads.setting_names(conn, experiment["id"])
         setting = None
         if wanted_setting:
             check_args(conn, {"setting": wanted_setting})
@@ -172,6 +172,51 @@ async def setting_page(datasette: Datasette, request: Request) -> Response:
     )
 
 
+PICKER_ALL = 200  # experiments with at most this many other checkpoints list them all in the "compare with…" picker
+FOUND_MAX = 50  # checkpoints a name search on the mode page shows
+
+
+def checkpoint_context(conn: sqlite3.Connection, sha: str, find: str | None = None) -> dict[str, Any]:
+    """What the mode page shows, in a fixed number of queries whatever the experiment's size.
+
+    The "compare with…" picker lists every other checkpoint of the experiment when it has at most
+    :data:`PICKER_ALL` of them, else the setting's own; any checkpoint of the experiment can be found by name
+    (``find``: at most :data:`FOUND_MAX` shown, ``found_more`` says there were more)."""
+    check_args(conn, {"checkpoint": sha})
+    record = existing(reads.checkpoint(conn, sha))
+    experiment = record["experiment_id"]
+    n_others = reads.experiment_size(conn, experiment) - 1
+    if n_others <= PICKER_ALL:
+        listed = reads.experiment_modes(conn, experiment, PICKER_ALL + 1)
+    else:
+        listed = [
+            {**m, "setting_id": record["setting_id"], "setting_label": record["setting_label"]}
+            for m in reads.modes(conn, record["setting_id"])
+        ]
+    choices: list[dict[str, Any]] = []
+    for m in listed:
+        if m["sha256"] == sha:
+            continue
+        if not choices or choices[-1]["setting_id"] != m["setting_id"]:
+            choices.append({"setting_id": m["setting_id"], "label": m["setting_label"], "modes": []})
+        choices[-1]["modes"].append(m)
+    found = None
+    if find:
+        found = [m for m in reads.search_modes(conn, experiment, find, FOUND_MAX + 2) if m["sha256"] != sha]
+    nd = chart_queries.nd_landscape_record(conn, sha)
+    return {
+        "record": record,
+        "performance": reads.performance(conn, sha),
+        "choices": choices,
+        "n_others": n_others,
+        "all_listed": n_others <= PICKER_ALL,
+        "find": find or "",
+        "found": found[:FOUND_MAX] if found is not None else None,
+        "found_more": found is not None and len(found) > FOUND_MAX,
+        "nd_dims": nd and nd["dims"],
+    }
+
+
 async def checkpoint_page(datasette: Datasette, request: Request) -> Response:
     """One mode's local views and its performance."""
     name, db = database(datasette, request.url_vars["database"])
@@ -180,20 +225,8 @@ async def checkpoint_page(datasette: Datasette, request: Request) -> Response:
     if other:  # the "compare with…" picker: the pair page of this mode and the one chosen
         await db.execute_fn(lambda conn: check_args(conn, {"a": sha, "b": other}))
         return Response.redirect(page_url(datasette, name, f"pair/{sha}/{other}"))
-
-    def read(conn: sqlite3.Connection) -> dict[str, Any]:
-        check_args(conn, {"checkpoint": sha})
-        record = existing(reads.checkpoint(conn, sha))
-        perf = reads.performance(conn, sha)
-        choices = []
-        for s in reads.settings(conn, record["experiment_id"]):
-            modes = [m for m in reads.modes(conn, s["id"]) if m["sha256"] != sha]
-            if modes:
-                choices.append({"label": s["label"], "modes": modes})
-        nd = chart_queries.nd_landscape_record(conn, sha)
-        return {"record": record, "performance": perf, "choices": choices, "nd_dims": nd and nd["dims"]}
-
-    ctx = await db.execute_fn(read)
+    find = (request.args.get("find") or "").strip()[:200] or None
+    ctx = await db.execute_fn(lambda conn: checkpoint_context(conn, sha, find))
     return await render(
         datasette,
         request,

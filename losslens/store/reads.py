@@ -62,6 +62,11 @@ def settings(conn: sqlite3.Connection, experiment_id: str) -> Rows:
     return fetch(conn, "SELECT id, label, values_json FROM settings WHERE experiment_id = ? ORDER BY label", (experiment_id,))
 
 
+def setting_names(conn: sqlite3.Connection, experiment_id: str) -> Rows:
+    """``id``, ``label`` of an experiment's settings, by label (what a page lists, without their values)."""
+    return fetch(conn, "SELECT id, label FROM settings WHERE experiment_id = ? ORDER BY label", (experiment_id,))
+
+
 def setting(conn: sqlite3.Connection, setting_id: str) -> Row | None:
     """One setting with its experiment's id and name, or None."""
     return _first(
@@ -79,6 +84,38 @@ def modes(conn: sqlite3.Connection, setting_id: str) -> Rows:
         "SELECT c.sha256, c.name, c.seed, c.step, c.n_params, m.name AS model FROM checkpoints c "
         "JOIN models m ON m.id = c.model_id WHERE m.setting_id = ? ORDER BY c.seed, c.name",
         (setting_id,),
+    )
+
+
+def experiment_size(conn: sqlite3.Connection, experiment_id: str) -> int:
+    """How many checkpoints an experiment holds."""
+    return conn.execute(
+        "SELECT count(*) FROM checkpoints c JOIN models m ON m.id = c.model_id WHERE m.experiment_id = ?", (experiment_id,)
+    ).fetchone()[0]
+
+
+def experiment_modes(conn: sqlite3.Connection, experiment_id: str, limit: int) -> Rows:
+    """At most ``limit`` checkpoints of an experiment, in one query: ``sha256, name, setting_id, setting_label``,
+    by setting label, then seed and name (the order of :func:`modes` within each setting)."""
+    return fetch(
+        conn,
+        "SELECT c.sha256, c.name, m.setting_id, s.label AS setting_label FROM checkpoints c "
+        "JOIN models m ON m.id = c.model_id JOIN settings s ON s.id = m.setting_id "
+        "WHERE m.experiment_id = ? ORDER BY s.label, m.setting_id, c.seed, c.name LIMIT ?",
+        (experiment_id, limit),
+    )
+
+
+def search_modes(conn: sqlite3.Connection, experiment_id: str, text: str, limit: int) -> Rows:
+    """At most ``limit`` checkpoints of an experiment whose name contains ``text`` (any case; ``%`` and ``_``
+    taken literally), by name: ``sha256, name, setting_id, setting_label``."""
+    pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return fetch(
+        conn,
+        "SELECT c.sha256, c.name, m.setting_id, s.label AS setting_label FROM checkpoints c "
+        "JOIN models m ON m.id = c.model_id JOIN settings s ON s.id = m.setting_id "
+        "WHERE m.experiment_id = ? AND c.name LIKE ? ESCAPE '\\' ORDER BY c.name, c.sha256 LIMIT ?",
+        (experiment_id, pattern, limit),
     )
 
 
@@ -455,23 +492,40 @@ def setting_taxonomy(conn: sqlite3.Connection, setting_id: str) -> Row | None:
 # Per-experiment results (the global view).
 
 
+# The experiment's newest done taxonomy run (latest_runs: one per metric and subject; a taxonomy run's subject is its
+# experiment). Uncorrelated, so SQLite runs it once per query, not once per setting.
+_LATEST_TAXONOMY_RUN = (
+    "(SELECT id FROM latest_runs WHERE metric = 'taxonomy' AND subject = :experiment ORDER BY finished_at DESC, id DESC LIMIT 1)"
+)
+
+
 def experiment_taxonomy(conn: sqlite3.Connection, experiment_id: str) -> Rows:
-    """One row per setting of an experiment with its newest taxonomy values (None where not computed)."""
+    """One row per setting of an experiment, by label, with the values of the experiment's newest done taxonomy
+    run (None where that run has no row for the setting)."""
     return fetch(
         conn,
-        """
+        f"""
         SELECT s.id AS setting_id, s.label, s.values_json,
                (SELECT count(*) FROM models m JOIN checkpoints c ON c.model_id = m.id WHERE m.setting_id = s.id) AS n_modes,
                t.phase, t.mc, t.cka, t.log_top_eigenvalue, t.log_trace, t.train_loss, t.train_error, t.test_error,
                t.sharp, t.well_connected, t.high_cka, t.note
-        FROM settings s
-        LEFT JOIN taxonomy t ON t.setting_id = s.id AND t.run_id = (
-            SELECT t2.run_id FROM taxonomy t2 JOIN latest_runs r ON r.id = t2.run_id
-            WHERE t2.setting_id = s.id ORDER BY r.finished_at DESC, r.id DESC LIMIT 1)
-        WHERE s.experiment_id = ?
+        FROM settings s LEFT JOIN taxonomy t ON t.setting_id = s.id AND t.run_id = {_LATEST_TAXONOMY_RUN}
+        WHERE s.experiment_id = :experiment
         ORDER BY s.label""",
-        (experiment_id,),
+        {"experiment": experiment_id},
     )
+
+
+def experiment_phases(conn: sqlite3.Connection, experiment_id: str) -> list[tuple[str | None, float | None, str]]:
+    """``(phase, mc, values_json)`` of each setting of an experiment, by label, from the rows of
+    :func:`experiment_taxonomy` (None where not computed): what the taxonomy chart's legend, mc axis and grid
+    axes need, in one query and without the rows' other columns."""
+    return conn.execute(
+        f"""SELECT t.phase, t.mc, s.values_json FROM settings s
+            LEFT JOIN taxonomy t ON t.setting_id = s.id AND t.run_id = {_LATEST_TAXONOMY_RUN}
+            WHERE s.experiment_id = :experiment ORDER BY s.label""",
+        {"experiment": experiment_id},
+    ).fetchall()
 
 
 # ---------------------------------------------------------------------------------------------

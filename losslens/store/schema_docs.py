@@ -37,20 +37,26 @@ def _plain(text: str) -> str:
     return text.replace("`", "")
 
 
-def table_metadata(table: str) -> dict[str, Any] | None:
-    """Datasette metadata of one table or view (``description`` and ``columns``), or None if undocumented."""
-    doc = _catalog_block()["tables"].get(table)
-    if doc is None:
-        return None
+@functools.cache
+def _plain_tables() -> dict[str, tuple[str, dict[str, str]]]:
+    """Every documented table's description and column texts as Datasette shows them (built once: the
+    plugin's ``get_metadata`` hook runs several times per page)."""
     return {
-        "description": _plain(doc["description"]),
-        "columns": {name: _plain(text) for name, text in doc["columns"].items()},
+        table: (_plain(doc["description"]), {name: _plain(text) for name, text in doc["columns"].items()})
+        for table, doc in _catalog_block()["tables"].items()
     }
+
+
+def table_metadata(table: str) -> dict[str, Any] | None:
+    """Datasette metadata of one table or view (``description`` and ``columns``), or None if undocumented.
+    A fresh dict each call: Datasette merges the user's own metadata into what the hook returns."""
+    found = _plain_tables().get(table)
+    return None if found is None else {"description": found[0], "columns": dict(found[1])}
 
 
 def database_metadata(table: str | None = None) -> dict[str, Any]:
     """Datasette metadata of one catalog: its description and its tables' (only ``table``'s when given)."""
-    names = [table] if table is not None else list(_catalog_block()["tables"])
+    names = [table] if table is not None else list(_plain_tables())
     tables = {name: meta for name in names if (meta := table_metadata(name)) is not None}
     return {"description": _plain(_catalog_block()["description"]), "tables": tables}
 

@@ -12,6 +12,7 @@ folder, never inside the installed package (which may be read-only):
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import os
 from pathlib import Path
@@ -34,7 +35,10 @@ def bundle_path() -> Path:
     return cache_dir() / BUNDLE_NAME
 
 
+@functools.cache
 def _tag() -> str:
+    """The bundle file's first line. Cached: reading a package's version scans the installed distributions (about
+    a millisecond, on every page the plugin serves), and it cannot change in a running process."""
     return f"/* vega + vega-lite + vega-embed, bundled by vl-convert {importlib.metadata.version('vl-convert-python')} */\n"
 
 

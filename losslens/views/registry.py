@@ -169,16 +169,16 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in _DATASETS}
 
 def _taxonomy(b: Build) -> dict[str, Any]:
     e = b.args["experiment"]
-    settings = reads.settings(b.conn, e)
-    rows = taxonomy.taxonomy_rows(b.conn, e)
+    found = reads.experiment_phases(b.conn, e)  # one (phase, mc, values_json) per setting
+    keys, phases, mc_axis = taxonomy.spec_inputs(found)
     return taxonomy.taxonomy_spec(
         b.data("taxonomy"),
-        taxonomy.setting_keys(settings),
+        keys,
         selected=b.selected,
-        cell_labels=len(settings) <= LABELLED_CELLS,
+        cell_labels=len(found) <= LABELLED_CELLS,
         thresholds=chart_queries.taxonomy_thresholds(b.conn, e),
-        phases=sorted({r["phase"] for r in rows}),
-        mc_axis=taxonomy.mc_axis_of([r["mc"] for r in rows]),
+        phases=phases,
+        mc_axis=mc_axis,
     )
 
 

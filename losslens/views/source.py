@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -66,6 +67,6 @@ def npy_summary(blob: bytes) -> str | None:
 
 def finite(value: Any) -> Any:
     """JSON has no NaN or infinity: such values become None."""
-    if isinstance(value, float) and not np.isfinite(value):
+    if isinstance(value, float) and not math.isfinite(value):
         return None
     return value

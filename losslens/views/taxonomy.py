@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
+from collections.abc import Iterable
 from typing import Any
 
 from losslens.store import reads
@@ -21,29 +22,34 @@ def experiments(conn: sqlite3.Connection) -> Rows:
     return reads.experiments(conn)
 
 
-def setting_keys(rows: Rows) -> list[str]:
-    """The sweep's keys, in first-seen order."""
-    keys: list[str] = []
-    for row in rows:
-        for key in json.loads(row["values_json"] or "{}"):
-            if key not in keys:
-                keys.append(key)
-    return keys
+def keys_of(values: Iterable[dict[str, Any]]) -> list[str]:
+    """The keys of the settings' ``values``, in first-seen order."""
+    return list(dict.fromkeys(key for v in values for key in v))
+
+
+REAL = ("mc", "cka", "log_top_eigenvalue", "log_trace", "train_loss", "train_error", "test_error")
 
 
 def taxonomy_rows(conn: sqlite3.Connection, experiment_id: str) -> Rows:
     """One row per setting, with its latest taxonomy values and its first two sweep values as ``gx``/``gy``."""
     rows = reads.experiment_taxonomy(conn, experiment_id)
-    keys = setting_keys(rows)[:2]
-    out = []
-    for row in rows:
-        settings = json.loads(row.pop("values_json") or "{}")
-        row = {k: finite(v) for k, v in row.items()}
+    values = [json.loads(row.pop("values_json") or "{}") for row in rows]
+    keys = keys_of(values)[:2]
+    for row, settings in zip(rows, values, strict=True):
+        for key in REAL:
+            row[key] = finite(row[key])
         row["gx"] = _grid_value(settings.get(keys[0])) if keys else row["label"]
         row["gy"] = _grid_value(settings.get(keys[1])) if len(keys) > 1 else ""
         row["phase"] = row["phase"] or "unknown"
-        out.append(row)
-    return out
+    return rows
+
+
+def spec_inputs(found: list[tuple[str | None, float | None, str]]) -> tuple[list[str], list[str], dict[str, Any]]:
+    """From each setting's ``(phase, mc, values_json)`` (:func:`losslens.store.reads.experiment_phases`): the
+    sweep's keys in first-seen order, the phases present (``unknown`` for None) and the :func:`mc_axis_of` of
+    the mc values: what the spec needs from the rows, read without them."""
+    keys = keys_of(json.loads(values or "{}") for _, _, values in found)
+    return keys, sorted({phase or "unknown" for phase, _, _ in found}), mc_axis_of([finite(mc) for _, mc, _ in found])
 
 
 def _grid_value(value: Any) -> Any:
