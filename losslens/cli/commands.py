@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import re
+import weakref
 from typing import Any, NamedTuple
 
 from typer.core import TyperCommand, TyperGroup
@@ -97,6 +98,9 @@ def load_all() -> None:
         importlib.import_module(entry.module)
 
 
+_REFLOWED: weakref.WeakSet[Any] = weakref.WeakSet()  # commands whose help :func:`reflow_help` has rewritten
+
+
 class LazyGroup(TyperGroup):
     """The root group: commands come from :data:`COMMANDS` and are built when first asked for.
 
@@ -119,9 +123,9 @@ class LazyGroup(TyperGroup):
             for name, command in getattr(get_command(app), "commands", {}).items():
                 self.commands.setdefault(name, command)
         command = super().get_command(ctx, cmd_name)
-        if command is not None and not getattr(command, "_reflowed", False):
+        if command is not None and command not in _REFLOWED:
             reflow_help(command)
-            command._reflowed = True
+            _REFLOWED.add(command)
         return command
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
