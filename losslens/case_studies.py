@@ -275,7 +275,11 @@ def _fits(row: dict[str, Any]) -> str:
     a bound on the curve's mc, not its value."""
     text = f"{row.get('converged', 0)} of {row.get('fits', 0)} bend fits converged"
     change = row.get("rel_change")
-    return text + (f", their fit loss still falling by {fmt(change)} (relative, mean) at the end" if change is not None else "")
+    if change is not None:
+        text += f", their fit loss still falling by {fmt(change)} (relative, mean) at the end"
+    if row.get("fits") and row.get("converged", 0) < row["fits"]:
+        text += ": an unconverged fit's mc bounds the fitted curve's barrier, it does not measure it"
+    return text
 
 
 #: Krishnapriyan et al. and LossLens on the PINN, smallest β ("small") against largest ("large"). The error's growth

@@ -143,6 +143,7 @@ def test_resnet_claims_agree_disagree_and_missing():
     barrier = _by_finding(resnet_claims([_resnet_row(True, 0.9, 5, 1, -1.0), _resnet_row(False, 0.8, 20, 1, -3.0)]))
     poor = barrier[("skips give well-connected modes (mc ≥ 0)", "mean mc (training error, %)", "with skips")]
     assert poor.holds is False and "2 of 3 bend fits converged, their fit loss still falling by 0.22" in poor.line()
+    assert "an unconverged fit's mc bounds the fitted curve's barrier" in poor.line()
     gaps = resnet_claims([_resnet_row(True, 0.9, 5, None, 0.5), _resnet_row(False, 0.8, 20, None, -3.0)])
     assert [c.finding for c in gaps if c.holds is None] == [
         "with skips the landscape is convex at Li et al.'s scale (Li et al. 2018, Fig. 5)",
