@@ -817,7 +817,7 @@ def draw_fit_curves(data: StudyData, title: str, out: Path) -> Path | None:
         "encoding": {
             "x": {"field": "step", "type": "quantitative", "title": "bend-fit step (end of window)"},
             "y": {"field": "loss", "type": "quantitative", "scale": {"type": "log"}, "title": "mean fit loss over the window"},
-            "color": {"field": "fit", "type": "nominal", "title": "fit options"},
+            "color": {"field": "fit", "type": "nominal", "title": "fit options", "legend": {"labelLimit": 400}},
             "detail": {"field": "pair", "type": "nominal"},
         },
     }
