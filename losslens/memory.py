@@ -6,27 +6,32 @@ the differentiated ones (``--params``), ``e`` the model's bytes per element):
 
 - weights: ``n·e`` (the checkpoint's parameters, loaded once);
 - Hessian: the double-backward graph of one loss evaluation, measured by counting the bytes autograd
-  saves during one forward of the first batch (``saved_tensors_hooks``), times :data:`GRAPH_FACTOR`
-  for the gradient's own graph (``create_graph=True``) and the transients of one product; the gradient, ``v`` and ``Hv``: ``3·m·e``; the Lanczos basis
-  kept in float64 for full reorthogonalisation: ``steps·m·8`` with ``steps`` the larger of
-  ``--max-iter`` and ``--esd-steps`` (the two runs do not overlap);
+  saves during one forward of its batches (``saved_tensors_hooks``), times :data:`GRAPH_FACTOR`
+  for the gradient's own graph (``create_graph=True``) and the transients of one product; the gradient,
+  ``v`` and ``Hv``: ``3·m·e``; the Lanczos basis kept in float64 for full reorthogonalisation:
+  ``min(steps, m)·m·8`` with ``steps`` the larger of ``--max-iter`` and ``--esd-steps`` (the two runs do
+  not overlap; the basis grows in blocks that are never copied, :mod:`losslens.hessian.lanczos`);
 - landscape: the directions ``3·dims·n·e`` (drawn, stacked and orthogonalised; Gram–Schmidt accumulates
-  its inner products in float64 block by block instead of copying the rows to float64), and per point (grids run one point at a time for large
-  models, see :mod:`losslens.landscape.grid`) one parameter row ``n·e`` plus the forward's module
-  outputs (no graph: the loss is evaluated under ``no_grad``).
+  its inner products in float64 block by block instead of copying the rows to float64), and per point
+  of a call (grids of large models run one point at a time, see :mod:`losslens.landscape.grid`) one
+  parameter row ``n·e`` plus the forward's module outputs (no graph: the loss is evaluated under ``no_grad``).
 
 The budget is ``--memory-gb`` when given, else the memory available on the device now
 (``MemAvailable`` of /proc/meminfo on CPU, ``torch.cuda.mem_get_info`` on a GPU). A run whose
-estimate exceeds it is refused in one line naming the largest term and the option that would
-make it fit. Peaks measured against these estimates are in docs/benchmarks.md (bench/lm.py).
+estimate exceeds it is refused in one line that names a setting of the metric's own options that
+the same estimate says fits (:mod:`losslens.hessian.budget`, :mod:`losslens.landscape.budget` search
+them), or, when none does, the least budget any tried setting needs. Peaks measured against these
+estimates are in docs/benchmarks.md (bench/lm.py).
 """
 
 from __future__ import annotations
 
 import math
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import torch
 from torch import Tensor
@@ -58,7 +63,10 @@ class Estimate:
 
 
 def gib(size: float) -> str:
-    return f"{size / GIB:.2f} GiB" if size >= GIB / 100 else f"{size / 1024**2:.1f} MiB"
+    """A byte count for a refusal line, in GiB, MiB or KiB, whichever keeps it above 1."""
+    if size >= GIB:
+        return f"{size / GIB:.2f} GiB"
+    return f"{size / 1024**2:.1f} MiB" if size >= 1024**2 else f"{size / 1024:.0f} KiB"
 
 
 def available_bytes(device: torch.device) -> int | None:
@@ -99,13 +107,14 @@ def saved_tensor_bytes(loss: Callable[[], Tensor]) -> int:
 
 
 def hessian_estimate(n: int, m: int, element: int, graph_bytes: int, basis_steps: int) -> Estimate:
-    """The Hessian metric's peak by the rules of the module docstring."""
+    """The Hessian metric's peak by the rules of the module docstring (a Lanczos run never takes more
+    than ``m`` steps, so the basis holds at most ``min(steps, m)`` vectors)."""
     return Estimate(
         {
             "weights": n * element,
             "double-backward graph": GRAPH_FACTOR * graph_bytes,
             "gradient and vectors": 3 * m * element,
-            "Lanczos basis": basis_steps * m * 8,
+            "Lanczos basis": min(basis_steps, m) * m * 8,
         }
     )
 
@@ -122,27 +131,74 @@ def landscape_estimate(n: int, element: int, dims: int, forward_bytes: int, chun
     )
 
 
-def check_budget(estimate: Estimate, budget_gb: float | None, device: torch.device, where: str, fixes: dict[str, str]) -> int:
-    """Raise unless ``estimate`` fits the budget (``budget_gb``, else the device's available memory).
+def budget_bytes(budget_gb: float | None, device: torch.device) -> int:
+    """``--memory-gb`` in bytes, else the memory available on ``device`` now (0 when unknown: no check)."""
+    return int(budget_gb * GIB) if budget_gb else (available_bytes(device) or 0)
 
-    :param fixes: for each term, the option that shrinks it (shown when that term is the largest).
-    :returns: the budget in bytes (0 when it could not be determined and none was given).
-    :raises LossLensError: the estimate exceeds the budget.
+
+@dataclass(frozen=True)
+class Setting:
+    """Options to change (``("batch-size", "2")``; a flag has the value None) and the estimate under them."""
+
+    options: tuple[tuple[str, str | None], ...]
+    estimate: Estimate
+
+    def flags(self) -> str:
+        return " ".join(f"--{k}" if v is None else f"--{k} {shlex.quote(v)}" for k, v in self.options)
+
+
+def refuse(
+    estimate: Estimate,
+    budget: int,
+    budget_gb: float | None,
+    device: torch.device,
+    where: str,
+    fit: Setting | None,
+    least: Setting | None,
+    knobs: str,
+    half_precision: bool = False,
+) -> NoReturn:
+    """Raise the one-line refusal: the estimate and its terms, and either a setting that fits (``fit``,
+    searched with the same estimate) or, when none does, the least any searched setting needs (``least``).
+
+    :param knobs: the options that were searched, named in the line when nothing fits.
+    :param half_precision: a float32 model on a GPU: nothing fitting also suggests a bfloat16 model.
+    :raises LossLensError: always.
     """
-    budget = int(budget_gb * GIB) if budget_gb else available_bytes(device)
-    if not budget:
-        return 0
-    if estimate.total > budget:
-        largest = estimate.largest()
-        source = f"--memory-gb {budget_gb:g}" if budget_gb else f"the {gib(budget)} available on {device}"
-        raise LossLensError(
-            f"needs about {gib(estimate.total)} ({estimate.describe()}), more than {source}",
-            where=where,
-            hint=fixes.get(largest, "raise --memory-gb if the machine has the memory"),
-        )
-    return budget
+    source = f"--memory-gb {budget_gb:g}" if budget_gb else f"the {gib(budget)} available on {device}"
+    if fit is not None:
+        hint = f"use {fit.flags()} (about {gib(fit.estimate.total)})"
+    else:
+        hint = f"no setting of {knobs} fits"
+        weights = estimate.terms.get("weights", 0)
+        if weights > budget:
+            hint += f": the weights alone need {gib(weights)}"
+        if least is not None:
+            flags = f" with {least.flags()}" if least.options else ""
+            hint += f"; the least found is about {gib(least.estimate.total)}: --memory-gb {gb_up(least.estimate.total)}{flags}"
+        if half_precision:
+            hint += '; or build the model in bfloat16 ([model] kwargs dtype = "bfloat16"; ingest again), halving weights and activations'
+        if not budget_gb:
+            hint += ", or use a machine with more memory"
+    raise LossLensError(f"needs about {gib(estimate.total)} ({estimate.describe()}), more than {source}", where=where, hint=hint)
 
 
-def largest_fitting(budget: float, fixed: int, per_unit: int) -> int:
-    """How many units of ``per_unit`` bytes fit in ``budget`` beside ``fixed`` bytes (0 if none)."""
-    return max(0, math.floor((budget - fixed) / per_unit)) if per_unit > 0 else 0
+def gb_up(size: int) -> str:
+    """``size`` bytes as GiB, rounded up to 3 significant digits (a ``--memory-gb`` that holds it)."""
+    value = size / GIB
+    digits = 2 - math.floor(math.log10(value)) if value > 0 else 0
+    return f"{math.ceil(value * 10**digits) / 10**digits:.{max(digits, 0)}f}"
+
+
+def largest_passing(low: int, high: int, passes: Callable[[int], bool]) -> int | None:
+    """The largest ``x`` in ``[low, high]`` with ``passes(x)``, for a ``passes`` that is true up to some
+    point and false after it (bisection: about log2(high − low) calls); None when ``passes(low)`` is false."""
+    if high < low or not passes(low):
+        return None
+    while low < high:
+        mid = (low + high + 1) // 2
+        if passes(mid):
+            low = mid
+        else:
+            high = mid - 1
+    return low

@@ -34,43 +34,76 @@ def unflatten(vector: Tensor, like: Params) -> Params:
     return out
 
 
-def matches(name: str, pattern: str) -> bool:
-    """Whether a parameter name matches a glob: the whole name, or any dotted suffix of it.
+def base_prefix(model: object) -> str:
+    """The dotted path of a transformers model's base model (``"gpt_neox."``, ``"transformer."``, ``"model."``:
+    its ``base_model_prefix`` when the model holds a submodule of that name), else ``""``."""
+    prefix = getattr(model, "base_model_prefix", "")
+    return f"{prefix}." if isinstance(prefix, str) and prefix and hasattr(model, prefix) else ""
 
-    ``fnmatch`` rules, case-sensitive (``*`` also crosses dots). So ``layers.11.*`` matches
-    ``gpt_neox.layers.11.attention.dense.weight``, ``*.bias`` every bias, ``lm_head.weight`` that tensor.
+
+def matches(name: str, pattern: str, prefix: str = "") -> bool:
+    """Whether a parameter name matches a ``--params`` glob.
+
+    The rule: ``fnmatch`` (case-sensitive; ``*`` any run of characters, dots included; ``?`` one
+    character; ``[seq]`` one of a set) against the whole dotted name from its start, and, when
+    ``prefix`` is given (a transformers model's :func:`base_prefix`), against the name without it.
+    Never against a later part of the name: ``0.*`` is ``0.weight`` and ``0.bias`` of an
+    ``nn.Sequential``, not ``2.0.weight`` (write ``*.0.*`` for every submodule numbered 0);
+    ``layers.11.*`` is ``gpt_neox.layers.11.…`` through the prefix ``gpt_neox.``.
     """
-    parts = name.split(".")
-    return any(fnmatchcase(".".join(parts[i:]), pattern) for i in range(len(parts)))
+    if fnmatchcase(name, pattern):
+        return True
+    return bool(prefix) and name.startswith(prefix) and fnmatchcase(name[len(prefix) :], pattern)
 
 
-def block_glob(names: list[str]) -> str:
-    """A ``--params`` glob for one block of this model, for refusal hints: the first numbered module
-    (``transformer.h.0.ln_1.weight`` gives ``h.0.*``, ``gpt_neox.layers.0.…`` gives ``layers.0.*``, an
-    ``nn.Sequential``'s ``0.weight`` gives ``0.*``); a model without numbered modules gets its first tensor's name.
+def _relative(name: str, prefix: str) -> str:
+    return name[len(prefix) :] if prefix and name.startswith(prefix) else name
 
-    :raises ValueError: ``names`` is empty.
+
+def block_glob(names: list[str], prefix: str = "") -> str:
+    """A ``--params`` glob for one block of this model, for refusal hints: the path of its first numbered
+    module (``transformer.h.0.ln_1.weight`` with prefix ``transformer.`` gives ``h.0.*``, an
+    ``nn.Sequential``'s ``0.weight`` gives ``0.*``, ``features.3.weight`` gives ``features.3.*``); a model
+    without numbered modules gets its first tensor's name.
+
+    :raises IndexError: ``names`` is empty.
     """
     for name in names:
-        parts = name.split(".")
+        parts = _relative(name, prefix).split(".")
         for i, part in enumerate(parts[:-1]):
             if part.isdigit():
-                return ".".join(parts[max(i - 1, 0) : i + 1]) + ".*"
-    return names[0]
+                return ".".join(parts[: i + 1]) + ".*"
+    return _relative(names[0], prefix)
 
 
-def select(params: Params, globs: tuple[str, ...] | list[str]) -> list[str]:
+def module_globs(names: list[str], prefix: str = "") -> list[str]:
+    """Every ``--params`` glob that selects one module or one tensor of this model: ``P.*`` for each
+    module path ``P`` (relative to ``prefix``) and each tensor's own name, in first-seen order."""
+    out: dict[str, None] = {}
+    for name in names:
+        parts = _relative(name, prefix).split(".")
+        for i in range(1, len(parts)):
+            out[".".join(parts[:i]) + ".*"] = None
+        out[".".join(parts)] = None
+    return list(out)
+
+
+def select(params: Params, globs: tuple[str, ...] | list[str], prefix: str = "") -> list[str]:
     """Names of the parameters matching any glob (see :func:`matches`), in dict order; all when ``globs`` is empty.
 
+    :param prefix: a transformers model's :func:`base_prefix`, which globs may leave out.
     :raises LossLensError: a glob matches no parameter (the error lists a few names to choose from).
     """
     if not globs:
         return list(params)
     for pattern in globs:
-        if not any(matches(name, pattern) for name in params):
+        if not any(matches(name, pattern, prefix) for name in params):
             names = list(params)
             sample = ", ".join(names[:3] + (["…", names[-1]] if len(names) > 3 else []))
+            anchor = f", or after {prefix!r}" if prefix else ""
             raise LossLensError(
-                f"--params {pattern!r} matches no parameter", where="params", hint=f"parameter names look like: {sample}"
+                f"--params {pattern!r} matches no parameter",
+                where="params",
+                hint=f"a glob matches from the start of the name{anchor}; names look like: {sample}",
             )
-    return [name for name in params if any(matches(name, p) for p in globs)]
+    return [name for name in params if any(matches(name, p, prefix) for p in globs)]

@@ -71,7 +71,7 @@ def lanczos_eigenpairs(
     top, bottom = _select(theta, largest, smallest)
     idx = np.concatenate([top, bottom])
     residuals = t.beta_next * np.abs(s[-1, idx])
-    vectors = (t.basis.T @ torch.as_tensor(s[:, idx], device=hvp.device)).T.cpu().numpy()
+    vectors = t.combine(s[:, idx]).T.cpu().numpy()
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     ok = len(t.alpha) == hvp.n or bool(np.all(residuals <= tol * np.abs(theta).max()))
     return Eigenpairs(

@@ -8,19 +8,18 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
-import torch
 
 from losslens.errors import LossLensError
+from losslens.hessian.budget import check_memory
 from losslens.hessian.eigen import DEFAULT_MAX_ITER, lanczos_eigenpairs
 from losslens.hessian.esd import min_grid_points, spectral_density
-from losslens.hessian.hvp import HVP, hvp_operator
+from losslens.hessian.hvp import hvp_operator
 from losslens.hessian.pyhessian_backend import PyHessianBackend
 from losslens.hessian.trace import hutchinson_trace
-from losslens.jobs.context import JobContext, Subject
-from losslens.memory import GIB, available_bytes, check_budget, hessian_estimate, largest_fitting, saved_tensor_bytes
+from losslens.jobs.context import JobContext
 from losslens.metrics.registry import Result, register
 from losslens.numerics import check_finite_loss
-from losslens.params import block_glob, select
+from losslens.params import base_prefix, select
 from losslens.store.ids import params_hash
 
 #: Backend defaults when ``--tol`` / ``--max-iter`` are not given: ours, and PyHessian's own.
@@ -32,7 +31,13 @@ EIGEN_METHOD = {"lanczos": "lanczos-full-reorthogonalisation", "pyhessian": "pow
 @dataclass(frozen=True)
 class HessianParams:
     k: int = field(default=10, metadata={"help": "How many of the largest eigenpairs (signed, sorted descending)."})
-    batches: int = field(default=1, metadata={"help": "Average the Hessian over this many training batches."})
+    batches: int = field(
+        default=1,
+        metadata={
+            "help": "Average the Hessian over the first N training batches (the problem's fixed order). Default 1: one "
+            "batch, unlike performance's loss over the whole split; raise it (or --batch-size) for more data."
+        },
+    )
     batch_size: int | None = field(
         default=None, metadata={"help": "Examples per batch; default: the problem's own (Yang et al. use 200)."}
     )
@@ -57,8 +62,10 @@ class HessianParams:
     params: tuple[str, ...] = field(
         default=(),
         metadata={
-            "help": "Only the parameters matching these comma-separated globs (e.g. 'layers.11.*'; a glob matches a "
-            "whole name or any dotted suffix): a diagonal block of the Hessian, the rest held fixed. Default: all."
+            "help": "Only the parameters matching these comma-separated globs: a diagonal block of the Hessian, the "
+            "rest held fixed. Default: all. fnmatch from the start of the dotted name (* crosses dots), or for a "
+            "transformers model after its base-model prefix: 'layers.11.*' is gpt_neox.layers.11.…, 'h.0.*' "
+            "transformer.h.0.…, '*.bias' every bias; '0.*' is 0.weight and 0.bias, never 2.0.weight."
         },
     )
     memory_gb: float | None = field(
@@ -94,7 +101,7 @@ def hessian(ctx: JobContext, params: HessianParams) -> Result:
     seeds = np.random.SeedSequence(params.seed).generate_state(3)
     tol = params.tol if params.tol is not None else DEFAULT_TOL[params.backend]
     max_iter = params.max_iter if params.max_iter is not None else DEFAULT_ITER[params.backend]
-    names = select(s.params, params.params)
+    names = select(s.params, params.params, base_prefix(s.model))
     hvp = hvp_operator(s, params.batches, params.batch_size, names=names if params.params else None)
     check_memory(s, hvp, params, max_iter, ctx.device)
     loss = hvp.value()
@@ -166,34 +173,6 @@ def hessian(ctx: JobContext, params: HessianParams) -> Result:
         )
     result.add("hessian_summaries", **summary)
     return result
-
-
-def check_memory(s: Subject, hvp: HVP, params: HessianParams, max_iter: int, device: torch.device) -> None:
-    """Refuse, before any HVP, a run whose estimated peak exceeds the budget (:mod:`losslens.memory`)."""
-    leaves = {k: v.detach().requires_grad_(True) for k, v in hvp.params.items()}
-    graph = saved_tensor_bytes(lambda: hvp.loss(leaves))
-    n = sum(p.numel() for p in s.params.values())
-    steps = max(max_iter, params.esd_steps if params.esd else 0) if params.backend == "lanczos" else 0
-    element = hvp.dtype.itemsize
-    estimate = hessian_estimate(n, hvp.n, element, graph, steps)
-    others = estimate.total - estimate.terms["Lanczos basis"]
-    budget = params.memory_gb * GIB if params.memory_gb else (available_bytes(device) or 0)
-    fits = largest_fitting(budget, others, hvp.n * 8)
-    block = f"--params '{block_glob(list(s.params))}' (one block of the Hessian)"
-    basis_fix = (
-        f"use --max-iter {fits} --esd-steps {min(fits, params.esd_steps)}, or {block}"
-        if fits >= 2 * params.k + 1
-        else f"use {block}"
-    )
-    batch = params.batch_size or getattr(s.problem, "batch_size", 0)
-    scale = max(1, int(batch * budget / max(estimate.total, 1))) if batch else 1
-    fixes = {
-        "Lanczos basis": basis_fix,
-        "gradient and vectors": f"use {block}",
-        "double-backward graph": f"use --batches 1 --batch-size {scale}" if batch else "use --batches 1",
-        "weights": 'build the model in bfloat16 on a GPU ([model] kwargs dtype = "bfloat16"), or use a larger machine',
-    }
-    check_budget(estimate, params.memory_gb, device, f"hessian {s.name}", fixes)
 
 
 def _unit_rows(vectors: np.ndarray) -> np.ndarray:

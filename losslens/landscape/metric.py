@@ -21,11 +21,11 @@ import numpy as np
 import torch
 
 from losslens.errors import LossLensError
+from losslens.landscape.budget import check_memory
 from losslens.landscape.directions import pca_directions, random_directions
-from losslens.landscape.grid import batched_loss, chunk_for, evaluate, footprint, grid_coordinates
-from losslens.memory import check_budget, landscape_estimate
+from losslens.landscape.grid import evaluate, grid_coordinates
 from losslens.metrics.registry import Read, Reads, Result, Trajectory, register
-from losslens.params import flatten, select
+from losslens.params import base_prefix, flatten, select
 from losslens.store.ids import content_id, params_hash
 
 AXES = ("a", "b", "c", "d")
@@ -55,7 +55,11 @@ class LandscapeParams:
         default=0, metadata={"help": "0: the full grid; N > 0: θ, ±1 step per axis and N random points of the box."}
     )
     batches: int = field(
-        default=1, metadata={"help": "Training batches (in the problem's fixed order) the loss is averaged over."}
+        default=1,
+        metadata={
+            "help": "Training batches (in the problem's fixed order) the loss is averaged over. Default 1: the centre "
+            "is the first batch's loss, not performance's loss over the whole split; raise it (or --batch-size) for more data."
+        },
     )
     batch_size: int = field(default=0, metadata={"help": "Batch size for the landscape loss; 0 is the problem's own."})
     memory_gb: float | None = field(
@@ -99,7 +103,7 @@ def _hessian_directions(ctx: Any, subject: Any, k: int) -> tuple[torch.Tensor, s
             return torch.as_tensor(vectors[:k]), f"hessian run {run['id']}"
         globs = tuple(json.loads(run["params_json"] or "{}").get("params") or ())
         if vectors.shape[0] >= k and globs:
-            block = _embed_block(subject.params, select(subject.params, globs), vectors[:k])
+            block = _embed_block(subject.params, select(subject.params, globs, base_prefix(subject.model)), vectors[:k])
             if block is not None:
                 return block, f"hessian run {run['id']} over --params {','.join(globs)} (zero elsewhere)"
     from losslens.hessian import hvp_operator, top_eigenpairs
@@ -161,28 +165,11 @@ def _points(params: LandscapeParams, half: list[float]) -> tuple[np.ndarray, np.
     return np.concatenate([np.stack(probes), box]), None
 
 
-def check_memory(subject: Any, params: LandscapeParams, batches: list[Any], points: int, device: torch.device) -> int:
-    """The points per vmapped call (:func:`~losslens.landscape.grid.chunk_for`), after refusing a grid whose
-    estimated peak exceeds the budget (:mod:`losslens.memory`)."""
-    theta = flatten(subject.params)
-    total, largest = footprint(batched_loss(subject, batches), theta)
-    chunk = chunk_for(total, largest, points)
-    forward = total - 2 * theta.numel() * theta.element_size()
-    estimate = landscape_estimate(theta.numel(), theta.element_size(), params.dims, forward, chunk)
-    size = params.batch_size or getattr(subject.problem, "batch_size", 0)
-    fixes = {
-        "forward activations": f"use --batches 1 --batch-size {max(1, size // 4)}" if size else "use --batches 1",
-        "directions": "use fewer --dims",
-        "weights": 'build the model in bfloat16 on a GPU ([model] kwargs dtype = "bfloat16"), or use a larger machine',
-    }
-    check_budget(estimate, params.memory_gb, device, f"landscape {subject.name}", fixes)
-    return chunk
-
-
 @register("landscape", scope="checkpoint", params=LandscapeParams, tables=("landscapes", "landscape_points"), reads=_reads)
 def landscape(ctx: Any, params: LandscapeParams) -> Result:
     """Loss over a grid of θ + Σ aᵢ dᵢ (random, Hessian or PCA directions), batched with vmap."""
     subject = ctx.subject()
+    chunk, batches = check_memory(subject, params, ctx.device)  # before the directions take their memory
     if params.directions == "random":
         directions = random_directions(subject.params, params.dims, params.seed, params.normalization, params.orthogonalize)
         source = f"random, seed {params.seed}, {params.normalization}-normalised" + (
@@ -197,9 +184,6 @@ def landscape(ctx: Any, params: LandscapeParams) -> Result:
     norms = [float(n) for n in directions.norm(dim=1)]
     half = [params.span * theta_norm / n if params.span_mode == "relative" else params.span for n in norms]
     coords, index = _points(params, half)
-    batches = list(subject.problem.batches("train", batch_size=params.batch_size or None, limit=params.batches))
-
-    chunk = check_memory(subject, params, batches, len(coords), ctx.device)
     t0 = time.perf_counter()
     losses, chunk = evaluate(subject, directions, coords, batches, chunk=chunk)
     seconds = time.perf_counter() - t0
