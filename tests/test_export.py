@@ -255,7 +255,8 @@ def test_safe_names():
 
 def test_codec_round_trips_every_table(catalogs):
     """Oracle: the registry's rows (the plugin's data routes): decoding every encoded table gives the same rows and keys,
-    floats within float32 precision; shared columns are stored once."""
+    floats within float32 precision; shared columns are stored once; the tables written are exactly those the
+    stored views reference."""
     db = catalogs[0]
     with read_catalog(db) as conn:
         data = viewer_data(conn, db)
@@ -274,6 +275,8 @@ def test_codec_round_trips_every_table(catalogs):
                         assert s[k] == v, (key, k)
             n_typed += json.dumps(table).count('"i32"') + json.dumps(table).count('"f32"') + json.dumps(table).count('"u8"')
         assert len(data["blobs"]) < n_typed  # e.g. grid indices shared by every landscape
+        # only what the stored views draw is written: every table is some view's, every view's table is there
+        assert set(data["tables"]) == {key for v in data["views"].values() for key in v["data"].values()}
 
 
 def test_codec_keeps_nulls_types_and_missing_keys():

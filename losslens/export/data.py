@@ -120,24 +120,41 @@ class ViewStore:
         self.blobs = Blobs()
         self.templates: list[dict[str, Any]] = []
         self._template_index: dict[str, int] = {}
-        self.tables: dict[str, dict[str, Any]] = {}
+        self.tables: dict[str, dict[str, Any]] = {}  # the tables of the views stored
+        self._read: dict[str, dict[str, Any]] = {}  # every table read, stored or not
         self.views: dict[str, dict[str, Any]] = {}
 
     def add_views(self, subject: registry.Subject, args: dict[str, str]) -> list[str]:
         """Store every page view of a subject that has rows; returns their names."""
         return [v.name for v in registry.views_of(subject, page=True) if self.add(v.name, args)]
 
+    def table(self, name: str, args: dict[str, str]) -> str:
+        """The key of dataset ``name``'s encoded rows for ``args`` (read and encoded once)."""
+        key = "|".join([name, *args.values()])
+        if key not in self._read:
+            self._read[key] = encode_rows(registry.rows(self.conn, name, args), self.blobs)
+        return key
+
+    def empty(self, view: str, args: dict[str, str]) -> bool:
+        """Whether every dataset of ``view`` drawn for ``args`` itself has no rows, so its spec need not be built
+        (most pairs of a sweep have no curve, CKA or predictions). False when a dataset takes other arguments
+        (the pair page's landscapes are the two checkpoints')."""
+        datasets = [registry.DATASETS[name] for name in registry.VIEWS[view].datasets]
+        if any(set(d.args) - set(args) for d in datasets):
+            return False
+        return all(self._read[self.table(d.name, {k: args[k] for k in d.args})]["n"] == 0 for d in datasets)
+
     def add(self, view: str, args: dict[str, str]) -> bool:
         """Store ``view`` for ``args`` when it has rows to draw; returns whether it did."""
+        if self.empty(view, args):
+            return False
         used: dict[str, str] = {}
         n_rows = 0
 
         def url(name: str, **a: str) -> dict[str, str]:
             nonlocal n_rows
-            key = "|".join([name, *a.values()])
-            if key not in self.tables:
-                self.tables[key] = encode_rows(registry.rows(self.conn, name, a), self.blobs)
-            n_rows += self.tables[key]["n"]
+            key = self.table(name, a)
+            n_rows += self._read[key]["n"]
             used[PLACEHOLDER + name] = key
             return {"url": PLACEHOLDER + name}
 
@@ -149,6 +166,7 @@ class ViewStore:
             self._template_index[text] = len(self.templates)
             self.templates.append(spec)
         self.views[":".join([view, *args.values()])] = {"t": self._template_index[text], "data": used}
+        self.tables.update((key, self._read[key]) for key in used.values())
         return True
 
 
