@@ -770,7 +770,7 @@ def _fit_group(traces: list[np.ndarray], window: int, budget: str, tol: float, t
         f"window (median), so a window's mean has a relative standard error of about {se(compare)} over {compare} steps"
         + (f" and {se(window)} over {window}" if window and window != compare else "")
     )
-    early = [(n, tr) for tr in traces if (n := stopping_step(tr, compare, tol)) is not None]
+    early = [(n, tr) for tr in traces if (n := stopping_step(tr.tolist(), compare, tol)) is not None]
     if early and window and window != compare:
         above = _median([(float(tr[n - compare : n].mean()) - last(tr, window)) / last(tr, window) for n, tr in early])
         text += (
