@@ -111,11 +111,11 @@ class ProcessExecutor:
                             pending[pool.submit(fn, job)] = (job, tries)
                     else:
                         while not exhausted and len(pending) < self.workers * self.config.window:
-                            job = next(queue, None)
-                            if job is None:
+                            fresh = next(queue, None)
+                            if fresh is None:
                                 exhausted = True
                                 break
-                            pending[pool.submit(fn, job)] = (job, 0)
+                            pending[pool.submit(fn, fresh)] = (fresh, 0)
                     if not pending:
                         break
                     finished, _ = wait(pending, return_when=FIRST_COMPLETED)
