@@ -126,6 +126,7 @@ def measure(size: str, what: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="*", default=list(SIZES))
+    parser.add_argument("--what", nargs="*", default=["hvp", "plain", "point", "loop"], help="measurements to run")
     parser.add_argument("--one", nargs=2, metavar=("SIZE", "WHAT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -140,6 +141,8 @@ def main() -> None:
             ("point", "landscape point, LossLens grid"),
             ("loop", "landscape point, clone-perturb loop"),
         ):
+            if what not in args.what:
+                continue
             done = (
                 subprocess.run([sys.executable, __file__, "--one", size, what], capture_output=True, text=True, check=True)
                 .stdout.strip()

@@ -19,7 +19,12 @@ that records the bytes of every module output (:func:`footprint`):
   peak RSS by 250 MB against an estimate of 1 GB);
 - a point that needs more than ``ALONE_BYTES`` (ResNet-20 with a batch of 128) is evaluated
   alone, without vmap: there the per-point work dwarfs the per-call overhead, and vmapped
-  convolutions were 15% slower per point than a plain forward.
+  convolutions were 15% slower per point than a plain forward. Its parameter row θ + Σ aᵢdᵢ is
+  written into one buffer reused for every point (one axpy per direction; a (1, k) @ (k, n)
+  GEMM took ~0.015 s per 1M parameters): a fresh row per point is above glibc's largest mmap
+  threshold for a 10M-parameter model (40 MB), so every point paid ~10,000 page faults and the
+  kernel's zeroing of new pages, which made a point of bench/lm.py's 10M model slower than a
+  clone-perturb loop whose per-tensor copies reuse the heap.
 
 The PINN works inside vmap because its residual is a forward-mode ``jvp``.
 Models are in eval mode (BatchNorm uses running statistics). Non-finite losses are returned
@@ -105,14 +110,17 @@ def evaluate(
     a = torch.as_tensor(coords, dtype=theta.dtype, device=theta.device)
     d = directions.to(theta)
     out = np.empty(len(coords), dtype=np.float64)
+    row = torch.empty_like(theta)[None] if chunk == 1 else None
     with torch.no_grad(), GridKernels() if chunk > 1 else contextlib.nullcontext():
         for start in range(0, len(coords), chunk):
-            if chunk > 1:
+            if row is None:
                 rows = theta + a[start : start + chunk] @ d
-            else:  # one point of a large model: axpy per direction (a (1, k) @ (k, n) GEMM took ~0.015 s per 1M parameters)
-                rows = theta.clone()[None]
-                for k, weight in enumerate(a[start].tolist()):
-                    rows[0].add_(d[k], alpha=weight)
+            else:  # one point of a large model: axpy per direction into one reused row (see the module docstring)
+                weights = a[start].tolist()
+                torch.add(theta, d[0], alpha=weights[0], out=row[0])
+                for k in range(1, len(weights)):
+                    row[0].add_(d[k], alpha=weights[k])
+                rows = row
             out[start : start + chunk] = many(rows).double().cpu().numpy()
     return out, chunk
 
