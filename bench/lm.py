@@ -11,7 +11,9 @@ data were built (the weights themselves are in that baseline), next to LossLens'
 - ``plain``: a plain ``torch.autograd.grad`` double backward written out in full for every product
   (forward, gradient with ``create_graph``, gradient of ⟨g, v⟩), as a script without LossLens would;
 - ``point``: one landscape point by LossLens's grid evaluation (``landscape.grid.evaluate``; large models
-  run one point at a time, without vmap) and by a clone-perturb-evaluate loop (``evaluate_loop``).
+  run one point at a time, without vmap) and by a clone-perturb-evaluate loop (``evaluate_loop``): a
+  first call of one point (one-time costs), then one call over the points, whose mean is "s/op", with
+  the minor page faults per point.
 
 torch runs on 1 thread.
 
@@ -113,12 +115,19 @@ def measure(size: str, what: str) -> dict:
         chunk = chunk_for(total, largest, reps)
         out["estimate"] = landscape_estimate(n, 4, 2, total - 8 * n, chunk).total - 4 * n
         out["chunk"] = chunk
+        run = (
+            (lambda c: evaluate(s, directions, c, [batch], chunk=chunk))
+            if what == "point"
+            else (lambda c: evaluate_loop(s, directions, c, [batch]))
+        )
         t0 = time.perf_counter()
-        if what == "point":
-            evaluate(s, directions, coords, [batch], chunk=chunk)
-        else:
-            evaluate_loop(s, directions, coords, [batch])
+        run(coords[:1])  # the first point: one-time costs (first forward, first touch of buffers)
+        out["first_s"] = time.perf_counter() - t0
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        t0 = time.perf_counter()
+        run(coords)
         out["each_s"] = (time.perf_counter() - t0) / reps
+        out["faults"] = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) // reps
     out["peak_above_base"] = peak_bytes() - base
     return out
 
@@ -133,7 +142,9 @@ def main() -> None:
         print(json.dumps(measure(*args.one)))
         return
     print(f"torch {torch.__version__}, 1 thread, batch {BATCH} × {SEQ} tokens")
-    print(f"{'model':>5} {'params':>11} {'measurement':<34} {'s/op':>8} {'first':>8} {'peak MiB':>9} {'estimate MiB':>13}")
+    print(
+        f"{'model':>5} {'params':>11} {'measurement':<34} {'s/op':>8} {'first':>8} {'peak MiB':>9} {'estimate MiB':>13} {'faults/op':>9}"
+    )
     for size in args.sizes:
         for what, label in (
             ("hvp", "HVP, LossLens (graph kept)"),
@@ -153,7 +164,7 @@ def main() -> None:
             est = f"{r['estimate'] / 2**20:.0f}" if "estimate" in r and what in ("hvp", "point") else ""
             print(
                 f"{size:>5} {r['n_params']:>11,} {label:<34} {r['each_s']:>8.3f} {first:>8} "
-                f"{r['peak_above_base'] / 2**20:>9.0f} {est:>13}",
+                f"{r['peak_above_base'] / 2**20:>9.0f} {est:>13} {r.get('faults', ''):>9}",
                 flush=True,
             )
 
