@@ -949,3 +949,15 @@ def test_ray_address_with_nothing_listening_fails_with_one_line(pinn_catalog):
         compute(["performance"], catalog_path=pinn_catalog, executor="ray", executor_options={"address": f"127.0.0.1:{port}"})
     assert info.value.where == "--address"
     assert rows(pinn_catalog, "SELECT COUNT(*) FROM metric_runs") == [(0,)]
+
+
+@pytest.mark.parametrize("name", ["process", "ray"])
+@pytest.mark.parametrize("window", ["0", "-3"])
+def test_window_below_one_is_refused(name, window):
+    """A window below 1 let the process pool submit nothing and return at once: every job silently not run
+    (computed 0, failed 0). Oracle: the executor's typed config refuses it with one line, as slurm's counts do."""
+    if name == "ray":
+        pytest.importorskip("ray")
+    with pytest.raises(LossLensError, match=f"window {window} must be at least 1") as info:
+        make_executor(name, Resources(), {"window": window})
+    assert info.value.where == f"--executor {name}"

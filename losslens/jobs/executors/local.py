@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import torch
 
 from losslens.allocator import keep_freed_memory
+from losslens.errors import LossLensError
 from losslens.jobs.executors import Finished, Resources, cores
 
 J = TypeVar("J")
@@ -67,7 +68,16 @@ def _stop_workers(pool: ProcessPoolExecutor) -> None:
 
 @dataclass(frozen=True)
 class ProcessConfig:
+    """The ``-X`` options of ``--executor process``.
+
+    :raises LossLensError: for a ``window`` below 1 (no job would ever be submitted).
+    """
+
     window: int = 2  # jobs in flight per worker
+
+    def __post_init__(self) -> None:
+        if self.window < 1:
+            raise LossLensError(f"window {self.window} must be at least 1", where="--executor process")
 
 
 class ProcessExecutor:

@@ -37,9 +37,18 @@ R = TypeVar("R")
 
 @dataclass(frozen=True)
 class RayConfig:
+    """The ``-X`` options of ``--executor ray`` (``address`` is also the flag ``--address``).
+
+    :raises LossLensError: for a ``window`` below 1.
+    """
+
     address: str = "local"  # local | auto | HOST:PORT | ray://HOST:PORT
     window: int = 2  # jobs in flight per slot (CPU slots: cluster CPUs ÷ cpus_per_job; GPU slots: actors)
     ship_checkpoints: Literal["auto", "always", "never"] = "auto"  # auto: ship when the cluster is not local
+
+    def __post_init__(self) -> None:
+        if self.window < 1:
+            raise LossLensError(f"window {self.window} must be at least 1", where="--executor ray")
 
 
 class RayBlob:
