@@ -197,3 +197,47 @@ def test_nothing_to_train_is_a_user_error():
     """Oracle: the error contract for an empty optimiser budget."""
     with pytest.raises(LossLensError, match="nothing to train"):
         ConvectionConfig(iterations=0, adam_iterations=0)
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        (["modular", "--lr", "nan"], "--lr"),
+        (["modular", "--lr", "inf"], "--lr"),
+        (["modular", "--train-fraction", "nan"], "--train-fraction"),
+        (["modular", "--weight-decay", "0", "nan"], "--weight-decay"),
+        (["modular", "--weight-decay", "inf"], "--weight-decay"),
+        (["modular", "--weight-decay", "-1"], "--weight-decay"),
+        (["modular", "--p", "8"], "not prime"),
+        (["convection", "--beta", "1", "nan"], "--beta"),
+        (["convection", "--beta", "inf"], "--beta"),
+        (["convection", "--adam-lr", "-1"], "--adam-lr"),
+        (["convection", "--adam-lr", "nan"], "--adam-lr"),
+        (["resnet20", "--lr", "nan"], "--lr"),
+        (["resnet20", "--width-mult", "nan"], "--width-mult"),
+        (["resnet20", "--dataset", "fashion-mnist:{tmp}"], "Fashion-MNIST file"),
+    ],
+)
+def test_cli_refuses_non_finite_and_out_of_range_numbers_in_exactly_one_line(tmp_path: Path, args: list[str], field: str):
+    """Oracle: the error contract. NaN, infinity or an out-of-range number in any trainer's option is refused
+    before anything trains: exit 1, exactly one output line (no traceback, no progress bar) naming the option,
+    and no output folder."""
+    args = [a.format(tmp=tmp_path) for a in args]
+    result = runner.invoke(app, ["train", *args, "--seeds", "0", "--out", str(tmp_path / "o")])
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 1, result.output
+    assert len(lines) == 1 and lines[0].startswith("error:") and field in lines[0], result.output
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("trainer", ["modular", "convection", "resnet20"])
+def test_cli_refuses_an_out_that_is_a_file_in_one_line(tmp_path: Path, trainer: str):
+    """Oracle: the error contract. ``--out`` naming an existing file (not a folder) is one line naming it, and
+    the file is left as it was (an existing folder is fine: reruns are incremental)."""
+    target = tmp_path / "taken"
+    target.write_text("mine")
+    result = runner.invoke(app, ["train", trainer, "--seeds", "0", "--out", str(target)])
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 1, result.output
+    assert len(lines) == 1 and str(target) in lines[0] and "not a folder" in lines[0], result.output
+    assert target.read_text() == "mine"

@@ -79,8 +79,11 @@ ThreadsOpt = Annotated[
 
 @contextmanager
 def training_progress() -> Iterator[OnEvent]:
-    """Rich bars over runs and over the iterations of the current run, fed by ``on_event``."""
-    with Progress(
+    """Rich bars over runs and over the iterations of the current run, fed by ``on_event``.
+
+    The bars appear at "sweep_start", after the trainer has checked its arguments and data, so a refused
+    argument prints its one error line alone."""
+    progress = Progress(
         text_column(),
         BarColumn(),
         MofNCompleteColumn(),
@@ -88,23 +91,30 @@ def training_progress() -> Iterator[OnEvent]:
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=err_console,
-    ) as progress:
-        runs = progress.add_task("runs", total=None, loss="")
-        current: list[TaskID] = []
+    )
+    runs = progress.add_task("runs", total=None, loss="")
+    current: list[TaskID] = []
+    started: list[bool] = []  # stopping a Progress that never started would print an empty line
 
-        def on_event(event: str, **data: Any) -> None:
-            if event == "sweep_start":
-                progress.update(runs, total=data["total"])
-            elif event == "run_start":
-                if current:
-                    progress.remove_task(current.pop())
-                current.append(progress.add_task(f"  {data['label']}", total=data["total"], loss=""))
-            elif event == "advance" and current:
-                progress.update(current[0], advance=data["n"], loss=f"loss {data['loss']:.3g}")
-            elif event == "run_done":
-                progress.advance(runs)
+    def on_event(event: str, **data: Any) -> None:
+        if event == "sweep_start":
+            progress.update(runs, total=data["total"])
+            progress.start()
+            started.append(True)
+        elif event == "run_start":
+            if current:
+                progress.remove_task(current.pop())
+            current.append(progress.add_task(f"  {data['label']}", total=data["total"], loss=""))
+        elif event == "advance" and current:
+            progress.update(current[0], advance=data["n"], loss=f"loss {data['loss']:.3g}")
+        elif event == "run_done":
+            progress.advance(runs)
 
+    try:
         yield on_event
+    finally:
+        if started:
+            progress.stop()
 
 
 def _setting(hparams: dict) -> str:
@@ -243,7 +253,7 @@ def modular_cmd(
     ] = [0.0, 2.0],
     seeds: SeedsOpt = [0, 1, 2],
     out: OutOpt = Path("runs/modular"),
-    p: Annotated[int, typer.Option("--p", help="The modulus: inputs a, b < p, label (a + b) mod p.")] = ModularConfig.p,
+    p: Annotated[int, typer.Option("--p", help="The modulus, a prime: inputs a, b < p, label (a + b) mod p.")] = ModularConfig.p,
     train_fraction: Annotated[
         float, typer.Option("--train-fraction", help="Share of the p² sums used for training (the rest is the test set).")
     ] = ModularConfig.train_fraction,

@@ -8,6 +8,8 @@ Training is full-batch as in Power et al. and Nanda et al.: the default batch is
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -57,7 +59,7 @@ def modular_addition(
     """
     if p < 2:
         raise LossLensError(f"p = {p} is too small", where="modular addition", hint="use p ≥ 2, e.g. --p 23")
-    cut = round(train_fraction * p * p)
+    cut = round(train_fraction * p * p) if math.isfinite(train_fraction) else 0
     if not 0 < cut < p * p:
         raise LossLensError(
             f"train fraction {train_fraction} leaves a split empty at p = {p}",

@@ -25,7 +25,18 @@ from losslens.errors import LossLensError
 from losslens.models import resnet20
 from losslens.problems.base import ClassificationProblem, State
 from losslens.train.datasets import Dataset
-from losslens.train.outputs import OnEvent, RunRecord, TrainResult, config_sha, finished_run, plain, save_run, write_spec
+from losslens.train.outputs import (
+    OnEvent,
+    RunRecord,
+    TrainResult,
+    check_out_folder,
+    config_sha,
+    finished_run,
+    plain,
+    require_number,
+    save_run,
+    write_spec,
+)
 
 MODEL_FACTORY = "losslens.models:resnet20"
 
@@ -44,6 +55,10 @@ class ClassifierConfig:
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.width_mult <= 0 or self.lr <= 0:
             raise LossLensError("epochs, batch size, width multiplier and lr must be positive", where="resnet20 config")
+        require_number(self.lr, "--lr", minimum=0, strict=True, hint="e.g. --lr 0.1")
+        require_number(self.width_mult, "--width-mult", minimum=0, strict=True, hint="e.g. --width-mult 0.5")
+        require_number(self.momentum, "momentum", minimum=0, hint="e.g. 0.9")
+        require_number(self.weight_decay, "weight decay", minimum=0, hint="e.g. 5e-4")
 
 
 def _state(model: torch.nn.Module) -> State:
@@ -116,6 +131,7 @@ def train_classifier(
     if not seeds or not residual:
         raise LossLensError("no runs requested", where="--seeds", hint="give at least one seed")
     out = Path(out)
+    check_out_folder(out)
     runs = [(bool(r), int(s)) for r in dict.fromkeys(residual) for s in dict.fromkeys(seeds)]
     problem = dataset.load()
     steps_per_run = math.ceil(len(problem.split("train")[0]) / config.batch_size) * config.epochs

@@ -27,7 +27,18 @@ from losslens.models import pinn_mlp
 from losslens.problems import convection
 from losslens.problems.base import State
 from losslens.problems.convection import ConvectionProblem
-from losslens.train.outputs import OnEvent, RunRecord, TrainResult, config_sha, finished_run, plain, save_run, write_spec
+from losslens.train.outputs import (
+    OnEvent,
+    RunRecord,
+    TrainResult,
+    check_out_folder,
+    config_sha,
+    finished_run,
+    plain,
+    require_number,
+    save_run,
+    write_spec,
+)
 
 MODEL_FACTORY = "losslens.models:pinn_mlp"
 PROBLEM_FACTORY = "losslens.problems:convection"
@@ -52,6 +63,8 @@ class ConvectionConfig:
             raise LossLensError("nothing to train", where="iterations", hint="give --iterations and/or --adam-iterations > 0")
         if self.n_collocation < 1 or self.width < 1 or self.depth < 1:
             raise LossLensError("n_collocation, width and depth must be positive", where="convection config")
+        require_number(self.adam_lr, "--adam-lr", minimum=0, strict=True, hint="e.g. --adam-lr 1e-3")
+        require_number(self.lr, "lr", minimum=0, strict=True, hint="L-BFGS's lr, e.g. 1")
 
 
 def _state(model: torch.nn.Module) -> State:
@@ -140,7 +153,10 @@ def train_convection(
     after the folder, so two sweeps in two folders ingest as two experiments."""
     if not betas or not seeds:
         raise LossLensError("no runs requested", where="--beta/--seeds", hint="give at least one β and one seed")
+    for b in betas:
+        require_number(b, "--beta", hint="wave speeds such as --beta 1 10 30")
     out = Path(out)
+    check_out_folder(out)
     runs = [(float(b), int(s)) for b in dict.fromkeys(betas) for s in dict.fromkeys(seeds)]
     on_event("sweep_start", total=len(runs))
     records: list[RunRecord] = []

@@ -14,6 +14,7 @@ On CPU with a fixed thread count two runs from one seed give the same weights.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -27,7 +28,18 @@ from losslens.ingest import format_value
 from losslens.models import modular_transformer
 from losslens.problems.base import State
 from losslens.problems.modular import ModularAdditionProblem, modular_addition
-from losslens.train.outputs import OnEvent, RunRecord, TrainResult, config_sha, finished_run, plain, save_run, write_spec
+from losslens.train.outputs import (
+    OnEvent,
+    RunRecord,
+    TrainResult,
+    check_out_folder,
+    config_sha,
+    finished_run,
+    plain,
+    require_number,
+    save_run,
+    write_spec,
+)
 
 MODEL_FACTORY = "losslens.models:modular_transformer"
 PROBLEM_FACTORY = "losslens.problems:modular_addition"
@@ -55,6 +67,12 @@ class ModularConfig:
 
     def __post_init__(self) -> None:
         where = "modular config"
+        require_number(self.lr, "--lr", minimum=0, strict=True, hint="e.g. --lr 3e-3")
+        require_number(self.train_fraction, "--train-fraction", minimum=0, strict=True, hint="e.g. --train-fraction 0.5")
+        if self.p >= 2 and any(self.p % d == 0 for d in range(2, math.isqrt(self.p) + 1)):
+            raise LossLensError(
+                f"--p {self.p} is not prime", where=where, hint="the grokking task uses a prime modulus, e.g. --p 23 or --p 113"
+            )
         if self.steps < 1 or self.lr <= 0 or not 0 <= self.beta2 < 1:
             raise LossLensError(
                 "steps and lr must be positive and beta2 in [0, 1)", where=where, hint="e.g. --steps 1500 --lr 3e-3"
@@ -101,8 +119,7 @@ def train_one(
 
     ``on_checkpoint(step, model, metrics, wall)`` is called at each of ``config.save_steps()``.
     """
-    if weight_decay < 0:
-        raise LossLensError(f"weight decay {weight_decay} is negative", where="--weight-decay", hint="use 0 or more, e.g. 0 1")
+    require_number(weight_decay, "--weight-decay", minimum=0, hint="use 0 or more, e.g. --weight-decay 0 2")
     problem: ModularAdditionProblem = modular_addition(**config.problem_kwargs())
     torch.manual_seed(seed)
     model = modular_transformer(**config.model_kwargs())
@@ -174,9 +191,10 @@ def train_modular(
         raise LossLensError(
             "no runs requested", where="--weight-decay/--seeds", hint="give at least one weight decay and one seed"
         )
-    if any(wd < 0 for wd in weight_decays):
-        raise LossLensError(f"negative weight decay in {list(weight_decays)}", where="--weight-decay", hint="use 0 or more")
+    for wd in weight_decays:
+        require_number(wd, "--weight-decay", minimum=0, hint="use 0 or more, e.g. --weight-decay 0 2")
     out = Path(out)
+    check_out_folder(out)
     runs = [(float(w), int(s)) for w in dict.fromkeys(weight_decays) for s in dict.fromkeys(seeds)]
     steps = config.save_steps()
     on_event("sweep_start", total=len(runs))

@@ -14,6 +14,7 @@ A sweep writes one experiment spec naming exactly the runs of that call, ready f
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from typing import Any
 import tomli_w
 import torch
 
+from losslens.errors import LossLensError
 from losslens.spec import load_spec
 from losslens.store.ids import canonical_json, content_id
 
@@ -53,6 +55,23 @@ class TrainResult:
     @property
     def trained(self) -> int:
         return sum(not r.skipped for r in self.runs)
+
+
+def require_number(value: float, option: str, *, minimum: float = -math.inf, strict: bool = False, hint: str) -> None:
+    """Refuse, in one line naming ``option``, a value that is not a finite number ≥ ``minimum`` (> when
+    ``strict``): NaN or infinity would otherwise train nonsense or fail deep inside torch."""
+    ok = math.isfinite(value) and (value > minimum if strict else value >= minimum)
+    if not ok:
+        bound = "" if minimum == -math.inf else f" {'>' if strict else '≥'} {minimum:g}"
+        raise LossLensError(f"{value} is not a finite number{bound}", where=option, hint=hint)
+
+
+def check_out_folder(out: Path) -> None:
+    """Refuse an ``--out`` that exists and is not a folder (an existing folder is reused: reruns are incremental)."""
+    if out.exists() and not out.is_dir():
+        raise LossLensError(
+            "exists and is not a folder", where=str(out), hint="pass a folder (new or from an earlier run) to --out"
+        )
 
 
 def config_sha(config: dict[str, Any]) -> str:
