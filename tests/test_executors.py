@@ -542,6 +542,8 @@ def test_slurm_dry_run_shows_the_array_script(pinn_catalog, tmp_path):
     )
     assert report.metrics[0].planned == 4 and report.metrics[0].done == 0
     text = script[0]
+    # sbatch refuses a script whose first line is not #! ("This does not look like a batch script")
+    assert text.startswith("#!/bin/bash\n# 4 jobs in 2 array tasks of up to 3 jobs\n")
     for line in ("#SBATCH --array=0-1%2", "#SBATCH --cpus-per-task=2", "#SBATCH --gpus-per-node=1", "#SBATCH --partition=gpu"):
         assert line in text
     assert rows(pinn_catalog, "SELECT COUNT(*) FROM metric_runs") == [(0,)]

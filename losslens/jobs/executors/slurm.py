@@ -136,7 +136,9 @@ class SlurmExecutor:
         head = f"# {n_jobs} jobs in {n_tasks} array tasks of up to {self._chunk_size(n_jobs)} jobs\n"
         if not n_tasks:
             return head
-        return head + _make_sbatch_string(command=command, folder=folder, map_count=n_tasks, **self._parameters(n_tasks))
+        script = _make_sbatch_string(command=command, folder=folder, map_count=n_tasks, **self._parameters(n_tasks))
+        shebang, _, rest = script.partition("\n")  # sbatch wants #! on the first line: the summary goes under it
+        return f"{shebang}\n{head}{rest}"
 
     def _executor(self, n_tasks: int) -> submitit.AutoExecutor:
         ex = submitit.AutoExecutor(folder=Path(self.config.folder) / "%j", cluster=self.config.cluster)
