@@ -720,18 +720,32 @@ def _first(data: StudyData, where: Callable[..., bool]) -> dict[str, Any] | None
     return found[0] if found else None
 
 
-def connectivity_note(rows: Sequence[dict[str, Any]]) -> str:
+def connectivity_note(rows: Sequence[dict[str, Any]], label: Callable[[dict[str, Any]], str] | None = None) -> str:
     """How far the fitted bends moved from the straight line, from the table's own numbers: a curve whose mc is no
-    better than the line's did not find a lower path (whatever its convergence flag says)."""
+    better than the line's did not find a lower path (whatever its convergence flag says). With ``label`` (a row's
+    name), each row whose fitted curve is worse than its straight line is named, so that an average over the rows
+    cannot hide it: such fits stalled (the plateau rule also stops on a flat loss) rather than converged."""
     fits, converged = sum(r.get("fits", 0) for r in rows), sum(r.get("converged", 0) for r in rows)
     curve, line = _mean([r.get("mc") for r in rows]), _mean([r.get("mc_linear") for r in rows])
     if not fits or curve is None or line is None:
         return "No bend fit is in the catalog yet."
     verdict = "lowered the barrier" if curve > line else "did not lower the barrier below the straight line's"
-    return (
+    text = (
         f"Bend fits: {converged} of {fits} met the stopping rule; averaged over the rows the fitted curve's mc is "
         f"{fmt(curve)} against the straight line's {fmt(line)}, so the fitted bends {verdict}."
     )
+    worse = [r for r in rows if r.get("mc") is not None and r.get("mc_linear") is not None and r["mc"] < r["mc_linear"]]
+    if label and worse:
+        named = "; ".join(
+            f"{label(r)}: mc {fmt(r['mc'])} vs {fmt(r['mc_linear'])}, {r.get('converged', 0)} of {r.get('fits', 0)} met the rule"
+            for r in worse
+        )
+        text += (
+            f" In {len(worse)} of {len(rows)} rows the fitted curve is worse than its straight line ({named}): those fits "
+            "stalled on a flat fit loss, which the plateau rule also stops on, so their mc measures neither path's barrier "
+            "and says nothing about how connected these modes are."
+        )
+    return text
 
 
 #: The plateau window the earlier runs used (one pass over the batches, at least 20 steps): the report replays the rule
@@ -980,7 +994,7 @@ def modular_section(data: StudyData, catalog: Path, folder: Path, rel: Callable[
             ],
         ),
         "",
-        connectivity_note(rows),
+        connectivity_note(rows, lambda r: f"wd {r['weight_decay']:g}, step {r['step']}"),
         "",
         fit_note(data),
         "",

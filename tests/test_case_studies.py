@@ -220,6 +220,19 @@ def test_connectivity_note_compares_the_curve_with_the_line():
     assert connectivity_note([]) == "No bend fit is in the catalog yet."
 
 
+def test_connectivity_note_names_rows_whose_curve_is_worse_than_the_line():
+    """Oracle: by hand. The average (curve −35 vs line −49) says the bends lowered the barrier, yet the second row's
+    curve (−94.1) is below its line (−92.4) with its 3 fits 'converged': that row must be named, the first not."""
+    rows = [
+        {"name": "a", "fits": 3, "converged": 3, "mc": 24.0, "mc_linear": -5.6},
+        {"name": "b", "fits": 3, "converged": 3, "mc": -94.1, "mc_linear": -92.4},
+    ]
+    note = connectivity_note(rows, lambda r: r["name"])
+    assert "lowered the barrier" in note
+    assert "In 1 of 2 rows" in note and "b: mc -94.1 vs -92.4, 3 of 3 met the rule" in note and "a: mc" not in note
+    assert "In 1 of 2" not in connectivity_note(rows)
+
+
 def test_fit_note_replays_the_plateau_rule_on_the_stored_curves():
     """Oracle: a hand-made fit curve, 40 steps at 4, 60 at 2, then 200 alternating 0.9/1.1 (mean 1, spread 0.1). With
     100-step windows the rule first holds at step 300 (windows 2.8 → 1 → 1), where the fit stopped; replayed with
