@@ -140,7 +140,11 @@ class RayExecutor:
             raise LossLensError(
                 f"cannot reach a Ray cluster at {self.config.address!r}: {exc}",
                 where="--address",
-                hint="start one with `ray start --head` (then --address auto) or use --address local; see docs/distributed.md",
+                hint=(
+                    "start one with `ray start --head` (then --address auto) or use --address local; a head that is "
+                    "running but refuses the token (Ray logs InvalidAuthToken) needs RAY_AUTH_MODE=token and its token "
+                    "in this shell; see docs/distributed.md"
+                ),
             ) from None
         self._owns_connection = True
 
