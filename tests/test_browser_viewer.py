@@ -56,6 +56,7 @@ def test_first_view_renders_and_a_click_in_it_retargets(viewer, browser):
     w.rendered("semi")
     assert w.page.locator('#chart-semi .mark-text.role-mark text:text-matches("^beta5_seed[012]$")').count() == 3
     assert "beta=5" in w.page.locator("#status-selection").text_content()
+    assert w.page.locator(".subhead span").first.text_content().startswith("Setting beta=5")  # a name, not a hash
     w.check("first-view")
 
 
@@ -248,6 +249,33 @@ def test_taxonomy_modes_chart_opens_a_mode(viewer, browser):
     w.page.click('#chart-semi path[aria-label*="mode: beta1_seed2"]')
     w.rendered("local")
     assert w.active() == "beta1_seed2"
+
+
+def test_setting_landscapes_and_pair_landscapes(viewer, browser):
+    """Oracles: the catalog's seed order and the landscape rows: the setting tab draws one landscape per mode
+    and a click on the second opens that mode's tab; the pair tab's two landscapes draw two different
+    landscapes (each its own mode's rows, not one of them twice)."""
+    url, ids = viewer
+    w = Watched(browser)
+    w.page.goto(url)
+    w.rendered("taxonomy")
+    w.page.click(f'#tree .row[data-kind="setting"][data-id="{ids["setting"]}"]')
+    w.rendered("landscapes")
+    assert w.page.locator("#chart-landscapes g.role-legend").count() == len(ids["modes"])
+    w.page.locator("#chart-landscapes g.concat_1_marks path").nth(60).click()
+    w.rendered("local")
+    assert w.active() == "beta1_seed1"
+    w.page.click('#tree .row[data-kind="folder"]')
+    w.page.click(f'#tree .row[data-kind="pair"][data-id="{ids["modes"][0]}~{ids["modes"][1]}"]')
+    w.rendered("landscapes")
+    cells = [
+        w.page.locator(f"#chart-landscapes g.concat_{i}_marks path").evaluate_all(
+            "ps => ps.map(p => p.getAttribute('aria-label'))"
+        )
+        for i in (0, 1)
+    ]
+    assert len(cells[0]) == len(cells[1]) == 11 * 11 and cells[0] != cells[1]
+    w.check("landscapes")
 
 
 def fixture_table() -> list[dict]:

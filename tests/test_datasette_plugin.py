@@ -21,6 +21,7 @@ from helpers import METADATA, compiled, get, pinn_ids, query, shared_catalogs, s
 from markupsafe import escape as html_escape
 
 from losslens.jobs.context import CHECKPOINT_SQL, load_subject
+from losslens.views.landscape import SHARED_LABEL
 
 # builds the shared catalog: ingest and every metric over a tiny sweep (the pipeline end to end)
 pytestmark = pytest.mark.slow
@@ -58,7 +59,7 @@ def test_four_pages_render_and_every_spec_compiles(ds, catalogs):
             _, svg = compiled(ds, url)
             assert svg.count("<path") > 3, url
             seen += 1
-    assert seen == 2 + 2 + 1 + 4  # global: taxonomy, modes; setting: modes, local; checkpoint: local; pair: 4
+    assert seen == 2 + 3 + 1 + 4  # global: taxonomy, modes; setting: modes, landscapes, local; checkpoint: local; pair: 4
 
 
 def test_taxonomy_rows_are_the_catalogs(ds, catalogs):
@@ -579,6 +580,9 @@ def test_persistence_views_draw_the_simplification_threshold(ds, catalogs):
     assert f"datum.v + {tau!r}" in text  # the band's upper edge: the diagonal plus τ
     if pruned:
         assert f"{pruned} with persistence ≤ {tau:.3g} pruned" in svg
+    # The pruned minima are on the heat map too (faded), one marker each, so a click on one in the diagram shows where it lies.
+    on_map = svg.split('class="mark-symbol role-mark landscape_pruned_marks"')[1].split("</g>")[0]
+    assert on_map.count("<path") == pruned
     bars = re.search(r'<g class="mark-rect role-mark[^"]*"[^>]*aria-roledescription="rect mark container">', svg)
     assert bars is not None
     barcode = next(
@@ -602,6 +606,50 @@ def test_landscape_states_its_provenance(ds, catalogs):
     assert "random directions" in svg if row["directions"] == "random" else True
     assert words[row["normalization"]] in svg
     assert f"±{row['span']:g}" in svg and f"({row['span_mode']})" in svg
+
+
+def _legend_numbers(svg: str) -> list[list[str]]:
+    """The label texts of each legend drawn in an SVG, legend by legend."""
+    legends = svg.split('class="mark-group role-legend"')[1:]
+    return [
+        re.findall(r'role-legend-label[^"]*"[^>]*>(?:<[^>]*>)*?<text[^>]*>([^<]+)</text>', g.split("role-legend-title")[0])
+        for g in legends
+    ]
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_landscapes_of_a_setting_share_one_colour_scale_when_ticked(ds, catalogs, shared):
+    """Oracle: each mode's landscape_points read with SQL. Ticked (the default), every panel's log colour
+    domain is the union [min, max] of the positive losses of all the setting's landscapes, so every legend
+    reads the same; unticked, each panel spans its own [min, max]. Each panel is titled by its mode's name,
+    the shared provenance stated once, and a click on a landscape leads to its mode's page."""
+    db = catalogs[0]
+    ids = pinn_ids(db)
+    names = {r["sha256"]: r["name"] for r in query(db, "SELECT sha256, name FROM checkpoints")}
+    own = {
+        sha: query(
+            db,
+            "SELECT min(p.loss) AS lo, max(p.loss) AS hi FROM landscape_points p JOIN landscapes l ON l.id = p.run_id "
+            "WHERE l.checkpoint = ? AND l.dims = 2 AND p.loss > 0",
+            (sha,),
+        )[0]
+        for sha in ids["modes"]
+    }
+    spec, _ = compiled(ds, f"/-/losslens/losslens/spec/mode-landscapes.json?setting={ids['setting']}")
+    spec["params"][0]["value"] = shared  # what the check box does
+    svg = vlc.vegalite_to_svg(spec)
+    panels = spec["concat"]
+    assert [p["title"]["text"] for p in panels] == [names[sha] for sha in ids["modes"]]
+    lo, hi = min(r["lo"] for r in own.values()), max(r["hi"] for r in own.values())
+    for p, sha in zip(panels, ids["modes"], strict=True):
+        expr = p["encoding"]["color"]["scale"]["domain"]["expr"]
+        when_shared, when_own = (json.loads(part.strip()) for part in expr.split("?")[1].split(" : "))
+        assert when_shared == pytest.approx([lo, hi]) and when_own == pytest.approx([own[sha]["lo"], own[sha]["hi"]])
+        assert p["transform"][-1]["calculate"] == '"/-/losslens/losslens/checkpoint/" + datum.checkpoint'
+    assert "random directions" in " ".join(spec["title"]["subtitle"])
+    drawn = [labels for labels in _legend_numbers(svg) if labels]
+    assert len(drawn) == len(ids["modes"])
+    assert (len({tuple(x) for x in drawn}) == 1) == shared
 
 
 def test_datasette_pages_link_to_the_views_with_names(ds, catalogs):
@@ -650,7 +698,8 @@ def test_compare_picker_and_uncomputed_pair(ds, catalogs):
     urls = spec_urls(pair)
     assert [u.split("/spec/")[1].split(".json")[0] for u in urls] == ["landscapes", "predictions"]
     spec, svg = compiled(ds, urls[0])
-    assert spec["resolve"]["scale"]["color"] == "shared" and svg.count("<path") > 2 * 11 * 11
+    assert spec["params"][0] == {"name": "shared_scale", "value": True, "bind": {"input": "checkbox", "name": SHARED_LABEL}}
+    assert svg.count("<path") > 2 * 11 * 11
     assert get(ds, f"/-/losslens/losslens/checkpoint/{a}?compare=nope").status_code == 404
 
 

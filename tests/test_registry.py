@@ -59,6 +59,14 @@ def test_viewer_data_carries_the_registry(catalogs):
     pair_views = [v.name for v in registry.views_of("pair", page=True)]
     assert pair_views == ["landscapes", "curve", "layer-cka", "predictions"]
     assert all(p["views"] == pair_views for p in data["pairs"].values())
+    # A view drawing one dataset for two subjects gets a table for each (both landscapes of a pair, every mode's
+    # landscape of a setting), not the last one twice.
+    for p in data["pairs"].values():
+        used = data["views"][f"landscapes:{p['a']}:{p['b']}"]["data"]
+        assert sorted(used.values()) == sorted([f"landscape|{p['a']}", f"landscape|{p['b']}"])
+    for sid, s in data["settings"].items():
+        used = data["views"][f"mode-landscapes:{sid}"]["data"]
+        assert sorted(used.values()) == sorted(f"landscape|{sha}" for sha in s["modes"])
 
 
 def test_link_class_is_the_taxonomy_rule_at_the_boundary(catalogs, tmp_path):

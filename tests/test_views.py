@@ -145,6 +145,14 @@ def test_every_builder_compiles_with_and_without_data():
             modes.modes_spec(empty, empty, empty),
         ),
         (landscape.landscape_spec(values(cells), values(iso), values(minima)), landscape.landscape_spec(empty, empty, empty)),
+        (
+            landscape.landscape_multiples(
+                [{"cells": values(cells), "name": n, "checkpoint": n * 64, "range": (1.0, 9.0), "record": None} for n in "ab"],
+                "Landscapes",
+                checkpoint_href="/c/",
+            ),
+            landscape.landscape_multiples([], "Landscapes"),
+        ),
         (topology.merge_tree_spec(values(nodes), values(segments)), topology.merge_tree_spec(empty, empty)),
         (topology.persistence_spec(values(pairs)), topology.persistence_spec(empty)),
         (hessian.hessian_spec(values(eig), values(esd)), hessian.hessian_spec(empty, empty)),

@@ -303,6 +303,14 @@
     });
   }
 
+  // A click on a mark whose row names a checkpoint (a landscape of the small multiples) opens that mode.
+  function modeClicks(view) {
+    view.addEventListener("click", function (_, item) {
+      var sha = item && item.datum && item.datum.checkpoint;
+      if (typeof sha === "string" && D.checkpoints[sha]) open({ kind: "mode", id: sha });
+    });
+  }
+
   function renderSetting(tab, body) {
     var s = settingOf(tab.id);
     header(body, s.label, experimentOf(s.experiment).name + " · " + s.modes.length + " mode(s) · phase " + (s.phase || "unknown") +
@@ -323,6 +331,19 @@
         chips.appendChild(c);
       });
       body.appendChild(chips);
+    }
+    // Every mode's landscape side by side (one colour scale while its box is ticked); a click opens the mode.
+    embed(body, "mode-landscapes:" + s.id, { slot: "landscapes", metric: metricOf("mode-landscapes"), onView: modeClicks });
+    var nd = s.modes.filter(function (sha) { return D.views["nd:" + sha]; });
+    if (nd.length) {
+      var ndChips = el("div", "chips");
+      ndChips.appendChild(el("span", "meta", "3-D/4-D landscapes, sliced on the mode's tab:"));
+      nd.forEach(function (sha) {
+        var c = el("button", "chip", modeName(sha));
+        c.addEventListener("click", function () { open({ kind: "mode", id: sha }); });
+        ndChips.appendChild(c);
+      });
+      body.appendChild(ndChips);
     }
     var holder = el("div");
     body.appendChild(holder);
@@ -350,7 +371,7 @@
     var p = D.pairs[tab.id];
     header(body, pairName(tab.id), settingOf(p.setting).label + " · mode a = " + modeName(p.a) + ", mode b = " + modeName(p.b));
     pageViews("pair").forEach(function (v) {
-      embed(body, v + ":" + p.a + ":" + p.b, { slot: v, metric: metricOf(v) });
+      embed(body, v + ":" + p.a + ":" + p.b, { slot: v, metric: metricOf(v), onView: v === "landscapes" ? modeClicks : null });
     });
   }
 

@@ -182,6 +182,7 @@ def extra_template_vars(datasette):
     return {
         "losslens_views_url": lambda name: pages.page_url(datasette, name, ""),
         "losslens_start_tables": START_TABLES,
+        "losslens_catalogs": sorted(_catalogs.get(datasette, frozenset())),
     }
 
 
@@ -189,6 +190,5 @@ def extra_template_vars(datasette):
 def menu_links(datasette, actor):
     return [
         {"href": pages.page_url(datasette, db, ""), "label": f"LossLens views: {db}"}
-        for db in datasette.databases
-        if db != "_internal"
+        for db in sorted(_catalogs.get(datasette, frozenset()))
     ]

@@ -148,6 +148,10 @@ async def setting_page(datasette: Datasette, request: Request) -> Response:
             "modes": modes,
             "pairs": pairs,
             "names_json": script_json(names),
+            "has_landscapes": any(reads.landscape(conn, m["sha256"]) for m in modes),
+            "nd_modes": [
+                {**m, "dims": nd["dims"]} for m in modes if (nd := chart_queries.nd_landscape_record(conn, m["sha256"]))
+            ],
         }
 
     ctx = await db.execute_fn(read)
@@ -168,6 +172,7 @@ async def setting_page(datasette: Datasette, request: Request) -> Response:
             "modes_spec": spec_url(datasette, name, "modes", setting=setting_id, selected=mode),
             "local_spec": spec_url(datasette, name, "local", checkpoint=mode) if mode else None,
             "local_spec_base": spec_url(datasette, name, "local"),
+            "landscapes_spec": spec_url(datasette, name, "mode-landscapes", setting=setting_id),
         },
     )
 

@@ -2,9 +2,9 @@
 metric table and provenance of every subject, and, for the viewer, each view's spec and rows.
 
 Spec and rows come from :mod:`losslens.views.registry`, as in the Datasette plugin's routes. For
-the viewer each spec is built with placeholder sources ``{"url": "ll:<dataset>"}``; identical
-specs are kept once as templates, and each view names its template and the table behind each
-placeholder. The registry itself ships too (``views``' subject, title and metrics), so the viewer
+the viewer each spec is built with placeholder sources ``{"url": "ll:<dataset>"}`` (``ll:<dataset>-2``, …
+when a view draws one dataset for several subjects); identical specs are kept once as templates, and
+each view names its template and the table behind each placeholder. The registry itself ships too (``views``' subject, title and metrics), so the viewer
 knows which views a subject has and what to compute when one is missing.
 """
 
@@ -62,17 +62,17 @@ def checkpoint_metrics(conn: sqlite3.Connection, sha: str) -> list[list[Any]]:
     trace = reads.hessian_trace(conn, sha)
     if trace is not None:
         rows.append(["hessian", "trace", finite(trace), run])
-    summary = reads.landscape_summary(conn, sha)
-    if summary:
-        run = summary.pop("run_id")
-        # One definition of a minimum across views: a merge-tree branch with persistence above τ.
+    for summary in reads.landscape_summaries(conn, sha):
+        run, dims = summary.pop("run_id"), summary.pop("dims")
+        # One definition of a minimum across views: a merge-tree branch with persistence above τ, counted per
+        # landscape (a 2-D and a 3-D landscape of one checkpoint have their own minima).
         kept, total, tau = summary.pop("n_minima_above"), summary.pop("n_minima"), summary.pop("threshold")
         rows += [
-            ["topology", "minima (persistence > τ)", kept, run],
-            ["topology", "minima pruned (persistence ≤ τ)", total - kept, run],
-            ["topology", "simplification threshold τ", finite(tau), run],
+            ["topology", f"{dims}-D: minima (persistence > τ)", kept, run],
+            ["topology", f"{dims}-D: minima pruned (persistence ≤ τ)", total - kept, run],
+            ["topology", f"{dims}-D: simplification threshold τ", finite(tau), run],
         ]
-        rows += [["topology", key.replace("_", " "), finite(value), run] for key, value in summary.items()]
+        rows += [["topology", f"{dims}-D: {key.replace('_', ' ')}", finite(value), run] for key, value in summary.items()]
     return rows
 
 
@@ -155,8 +155,14 @@ class ViewStore:
             nonlocal n_rows
             key = self.table(name, a)
             n_rows += self._read[key]["n"]
-            used[PLACEHOLDER + name] = key
-            return {"url": PLACEHOLDER + name}
+            # One placeholder per table: a view drawing one dataset for several subjects (both landscapes of a
+            # pair) gets "ll:landscape", "ll:landscape-2", ...
+            placeholder = next((p for p, k in used.items() if k == key), None)
+            if placeholder is None:
+                same = sum(1 for p in used if p == PLACEHOLDER + name or p.startswith(f"{PLACEHOLDER}{name}-"))
+                placeholder = PLACEHOLDER + name + (f"-{same + 1}" if same else "")
+                used[placeholder] = key
+            return {"url": placeholder}
 
         spec = registry.spec(self.conn, view, args, url)
         if n_rows == 0:

@@ -274,17 +274,22 @@ def hessian_esd(conn: sqlite3.Connection, sha: str) -> Rows:
     return fetch(conn, "SELECT x, density FROM hessian_esd WHERE run_id = ? ORDER BY x", (run,))
 
 
-def landscape_summary(conn: sqlite3.Connection, sha: str) -> Row | None:
-    """The newest done topology summary of a checkpoint's landscape (``run_id`` and the summary columns)."""
-    return _first(
+def landscape_summaries(conn: sqlite3.Connection, sha: str) -> Rows:
+    """The newest done topology summary of each dimension of a checkpoint's landscapes (``dims``, ``run_id`` and
+    the summary columns), lowest dimension first: a 2-D and a 3-D landscape count their minima separately."""
+    rows = fetch(
         conn,
         """
-        SELECT s.run_id, s.n_minima, s.n_minima_above, s.threshold, s.total_persistence, s.max_persistence, s.centre_loss,
-               s.grid_min,
-               s.grid_max, s.smad FROM landscape_summaries s JOIN latest_runs r ON r.id = s.run_id
-        WHERE s.checkpoint = ? ORDER BY r.finished_at DESC, r.id DESC LIMIT 1""",
+        SELECT l.dims, s.run_id, s.n_minima, s.n_minima_above, s.threshold, s.total_persistence, s.max_persistence,
+               s.centre_loss, s.grid_min, s.grid_max, s.smad
+        FROM landscape_summaries s JOIN latest_runs r ON r.id = s.run_id JOIN landscapes l ON l.id = s.landscape_id
+        WHERE s.checkpoint = ? ORDER BY l.dims, r.finished_at DESC, r.id DESC""",
         (sha,),
     )
+    newest: dict[int, Row] = {}
+    for row in rows:
+        newest.setdefault(row["dims"], row)
+    return list(newest.values())
 
 
 def prediction_fields(conn: sqlite3.Connection, sha: str) -> dict[str, Row]:

@@ -73,7 +73,14 @@ HELP: dict[str, str] = {
         "Bars no longer than the simplification threshold τ are faded: their minima are pruned from the merge tree."
     ),
     "landscapes": (
-        "Both modes' landscapes on one colour scale, so a colour means the same loss in both. Directions are each mode's own."
+        "Both modes' landscapes side by side (each on its own directions, Li et al. 2018). With the box ticked they share one "
+        "log colour scale, so a colour means the same loss in both; untick it to see each landscape's own range. Click one to "
+        "open its mode."
+    ),
+    "mode-landscapes": (
+        "The landscape of each mode of the setting, side by side: how flat or sharp the loss is around each seed. With the box "
+        "ticked all share one log colour scale (the union of their loss ranges), so colours compare across seeds; untick it "
+        "for each landscape's own range. Click a landscape to open its mode, where 3-D and 4-D landscapes are sliced."
     ),
     "curve": (
         "Training loss and error along paths between the two modes (t = 0 is mode a, t = 1 mode b): the fitted Bezier or "

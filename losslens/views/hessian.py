@@ -56,7 +56,7 @@ def spectrum_panel(eigenvalues: Data, summary: dict[str, Any] | None = None, whi
             "x": {
                 "field": "k",
                 "type": "ordinal",
-                "title": "eigenvalue (λ1 largest; λ−1 most negative)",
+                "title": "eigenvalue (λ1 largest; λ−1 most negative)" if "smallest" in kinds else "eigenvalue (λ1 largest)",
                 "sort": {"field": "order", "op": "min"},
             },
             "y": {
@@ -103,7 +103,7 @@ def esd_panel(density: Data) -> dict[str, Any]:
         "transform": [{"filter": "datum.density > 1e-12"}],
         "mark": {"type": "line", "color": "#00695c", "interpolate": "monotone"},
         "encoding": {
-            "x": {"field": "x", "type": "quantitative", "title": "eigenvalue λ"},
+            "x": {"field": "x", "type": "quantitative", "title": "eigenvalue λ", "axis": {"format": "~g", "labelOverlap": True}},
             "y": {"field": "density", "type": "quantitative", "title": "density", "scale": {"type": "log"}},
             "tooltip": [{"field": "x", "format": ".4g"}, {"field": "density", "format": ".3g"}],
         },

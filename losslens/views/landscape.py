@@ -8,12 +8,13 @@ map and share the ``minimum`` selection (keyed on the grid ``point``) with the t
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from typing import Any
 
 import numpy as np
 
-from losslens.store import reads
+from losslens.store import chart_queries, reads
 from losslens.views.source import Data, Rows, finite, load_array
 from losslens.views.spec import chart
 
@@ -94,11 +95,17 @@ def landscape_panel(
     title: str = "Loss landscape",
     record: dict[str, Any] | None = None,
     loss_domain: tuple[float, float] | None = None,
+    pairs: Data | None = None,
+    threshold: float | None = None,
 ) -> dict[str, Any]:
     """Heat map of log loss with isolines and merge-tree minima. The subtitle states the landscape's
     provenance (``record``, see :func:`provenance`); axes are the coefficients α, β of θ + α·d1 + β·d2
     in units of each direction. ``loss_domain`` fixes the colour scale (shared by several landscapes
-    on one page); otherwise it spans this landscape's losses."""
+    on one page); otherwise it spans this landscape's losses. With ``pairs`` (the ``persistence``
+    dataset) and the simplification ``threshold`` τ, the minima the merge tree prunes (H0 pairs with
+    persistence ≤ τ) are drawn too, small and faded, and turn red when selected, so a click on a pruned
+    point of the diagram still shows where it lies (one layer per panel can hold the click selection, so
+    they are not clickable themselves)."""
     ab = {
         "x": {
             "field": "a",
@@ -111,11 +118,40 @@ def landscape_panel(
     colour_scale: dict[str, Any] = {"type": "log", "scheme": "viridis"}
     if loss_domain:
         colour_scale.update(domain=list(loss_domain), clamp=True)
+    pruned: list[dict[str, Any]] = []
+    notes = ["colour scale shared by the landscapes on this page"] if loss_domain else []
+    if pairs is not None and threshold is not None:
+        notes.append(f"▼ minima kept; faded ▼ minima pruned (persistence ≤ τ = {threshold:.3g})")
+        pruned.append(
+            {
+                "name": "landscape_pruned",
+                "data": pairs,
+                "transform": [
+                    {"filter": f"datum.dim === 0 && !datum.essential && datum.persistence <= {threshold!r}"},
+                    {"lookup": "point", "from": {"data": cells, "key": "point", "fields": ["a", "b"]}},
+                ],
+                "mark": {
+                    "type": "point",
+                    "shape": "triangle-down",
+                    "filled": True,
+                    "size": 45,
+                    "opacity": 0.6,
+                    "stroke": "#263238",
+                    "strokeWidth": 0.5,
+                },
+                "encoding": {
+                    **ab,
+                    "color": {"condition": {"param": "minimum", "empty": False, "value": "#ff1744"}, "value": "#cfd8dc"},
+                    "tooltip": [
+                        {"value": "pruned minimum (persistence ≤ τ)"},
+                        {"field": "birth", "title": "loss", "format": ".4g"},
+                        {"field": "persistence", "format": ".3g"},
+                    ],
+                },
+            }
+        )
     return {
-        "title": {
-            "text": title,
-            "subtitle": provenance(record) + (["colour scale shared by the landscapes on this page"] if loss_domain else []),
-        },
+        "title": {"text": title, "subtitle": provenance(record) + notes},
         "width": 320,
         "height": 320,
         "layer": [
@@ -171,6 +207,7 @@ def landscape_panel(
                     ],
                 },
             },
+            *pruned,
         ],
     }
 
@@ -184,11 +221,113 @@ def landscape_spec(
     minima: Data,
     record: dict[str, Any] | None = None,
     loss_domain: tuple[float, float] | None = None,
+    pairs: Data | None = None,
+    threshold: float | None = None,
 ) -> dict[str, Any]:
     """The heat map with isolines and minima, on its own (see :func:`landscape_panel`)."""
     return chart(
         {
             "params": [{**MINIMUM, "views": ["landscape_minima"]}],
-            **landscape_panel(cells, isolines, minima, record=record, loss_domain=loss_domain),
+            **landscape_panel(cells, isolines, minima, record=record, loss_domain=loss_domain, pairs=pairs, threshold=threshold),
         }
+    )
+
+
+def multiple_facts(conn: sqlite3.Connection, checkpoint: str) -> dict[str, Any]:
+    """A checkpoint's entry for :func:`landscape_multiples` (all but ``cells`` and ``name``): its newest 2-D
+    grid landscape's loss range (the one whose rows are drawn) and provenance record."""
+    found = reads.landscape(conn, checkpoint)
+    return {
+        "checkpoint": checkpoint,
+        "range": chart_queries.landscape_loss_range(conn, found["id"]) if found else None,
+        "record": chart_queries.landscape_record(conn, checkpoint, 2, grid_only=True) if found else None,
+    }
+
+
+SHARED_LABEL = "one colour scale for every landscape "
+MULTIPLE_SIDE = 200  # px per landscape in a small-multiple view
+MULTIPLE_COLUMNS = 3
+
+
+def landscape_multiples(
+    panels: list[dict[str, Any]], title: str, checkpoint_href: str | None = None, note: str | None = None
+) -> dict[str, Any]:
+    """Several landscapes side by side (small multiples, :data:`MULTIPLE_COLUMNS` a row), with a check box
+    ``shared_scale`` (on by default) that puts them all on one log colour scale, the union of their loss
+    ranges, so a colour means the same loss in each; unticked, each spans its own range.
+
+    ``panels``: one dict per landscape with ``cells`` (the ``landscape`` dataset), ``name`` (its title),
+    ``checkpoint`` (sha256), ``range`` ((min, max) positive loss, or None without one) and ``record`` (the
+    landscape row, for :func:`provenance`). The provenance goes once under the title when every panel
+    shares it, else under each panel. With ``checkpoint_href`` (an address prefix) a click on a landscape
+    opens ``{checkpoint_href}{sha}``, the mode's page. ``note`` adds a line under the title.
+    """
+    if not panels:  # nothing computed yet: one empty panel that says so
+        panels = [{"cells": {"values": []}, "name": "no 2-D landscape", "checkpoint": "", "range": None, "record": None}]
+    ranges = [p["range"] for p in panels if p.get("range")]
+    common = (min(r[0] for r in ranges), max(r[1] for r in ranges)) if ranges else None
+    provenances = [provenance(p.get("record")) for p in panels]
+    same = len({tuple(x) for x in provenances}) <= 1
+    subtitle = list(provenances[0]) if same and provenances else []
+    if common:
+        subtitle.append(
+            f"colour: log loss, one scale {common[0]:.3g} … {common[1]:.3g} for all while the box below is ticked, else each its own range"
+        )
+    if note:
+        subtitle.append(note)
+    axes = {
+        "x": {"field": "a0", "type": "quantitative", "title": "α along d1", "scale": {"nice": False, "zero": False}},
+        "y": {"field": "b0", "type": "quantitative", "title": "β along d2", "scale": {"nice": False, "zero": False}},
+    }
+
+    def panel(p: dict[str, Any], prov: list[str]) -> dict[str, Any]:
+        scale: dict[str, Any] = {"type": "log", "scheme": "viridis", "clamp": True}
+        own = p.get("range")
+        if common and own:
+            lo, hi = own if own[1] > own[0] else (own[0], own[0] * 1.0001)
+            scale["domain"] = {"expr": f"shared_scale ? [{common[0]!r}, {common[1]!r}] : [{lo!r}, {hi!r}]"}
+        transform: list[dict[str, Any]] = [{"calculate": json.dumps(p["checkpoint"]), "as": "checkpoint"}]
+        encoding: dict[str, Any] = {
+            **axes,
+            "x2": {"field": "a1"},
+            "y2": {"field": "b1"},
+            "color": {
+                "field": "loss",
+                "type": "quantitative",
+                "title": "loss (log)",
+                "scale": scale,
+                "legend": {"format": ".2~g", "gradientLength": MULTIPLE_SIDE - 40},
+            },
+            "tooltip": [
+                {"field": "a", "title": "α", "format": ".3g"},
+                {"field": "b", "title": "β", "format": ".3g"},
+                {"field": "loss", "format": ".4g"},
+            ],
+        }
+        if checkpoint_href:
+            transform.append({"calculate": f"{json.dumps(checkpoint_href)} + datum.checkpoint", "as": "href"})
+            encoding["href"] = {"field": "href"}
+        heading: dict[str, Any] = {"text": p["name"]}
+        if not same:
+            heading["subtitle"] = prov
+        if not own:
+            heading["subtitle"] = ["no 2-D landscape computed: losslens compute landscape"]
+        return {
+            "title": heading,
+            "data": p["cells"],
+            "transform": transform,
+            "width": MULTIPLE_SIDE,
+            "height": MULTIPLE_SIDE,
+            "mark": {"type": "rect", "cursor": "pointer" if checkpoint_href else "default"},
+            "encoding": encoding,
+        }
+
+    return chart(
+        {
+            "params": [{"name": "shared_scale", "value": True, "bind": {"input": "checkbox", "name": SHARED_LABEL}}],
+            "concat": [panel(p, prov) for p, prov in zip(panels, provenances, strict=True)],
+            "columns": MULTIPLE_COLUMNS,
+            "resolve": {"scale": {"color": "independent", "x": "independent", "y": "independent"}},
+        },
+        title={"text": title, "subtitle": subtitle},
     )

@@ -31,6 +31,7 @@ def local_spec(
     """``facts`` (see :func:`local_facts`) puts provenance, the simplification threshold, λmax and the
     trace into the panels' subtitles."""
     facts = facts or {}
+    threshold = (facts.get("topology") or {}).get("threshold")
     param = {**MINIMUM, "views": ["landscape_minima", "tree_minima", "diagram_minima"]}
     return chart(
         {
@@ -39,7 +40,13 @@ def local_spec(
                 {
                     "hconcat": [
                         landscape_panel(
-                            cells, isolines, minima, record=facts.get("landscape"), loss_domain=facts.get("loss_domain")
+                            cells,
+                            isolines,
+                            minima,
+                            record=facts.get("landscape"),
+                            loss_domain=facts.get("loss_domain"),
+                            pairs=pairs,
+                            threshold=threshold,
                         ),
                         merge_tree_panel(nodes, segments, facts.get("topology"), facts.get("kinds")),
                         persistence_panel(pairs, facts.get("topology"), facts.get("dims")),

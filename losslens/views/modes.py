@@ -447,17 +447,22 @@ def modes_spec(
             ],
         },
     }
-    labels = {
-        "data": modes,
-        "transform": [{"filter": "isValid(datum.x)"}],
-        "mark": {"type": "text", "dy": -44, "fontSize": 11},
-        "encoding": {**xy, "text": {"field": "name"}},
-    }
+    # Names alternate above and below the glyphs, left to right, so two close modes' names do not overlap.
+    ranked = [{"filter": "isValid(datum.x)"}, {"window": [{"op": "row_number", "as": "nth"}], "sort": [{"field": "x"}]}]
+    labels = [
+        {
+            "data": modes,
+            "transform": [*ranked, {"filter": f"datum.nth % 2 == {parity}"}],
+            "mark": {"type": "text", "dy": dy, "fontSize": 11},
+            "encoding": {**xy, "text": {"field": "name"}},
+        }
+        for parity, dy in ((1, -44), (0, 48))
+    ]
     mode_map = {
         "title": _map_title(layout),
         "width": MAP_WIDTH,
         "height": height,
-        "layer": [link_layer, ring_error, ring_loss, bars, centres, labels],
+        "layer": [link_layer, ring_error, ring_loss, bars, centres, *labels],
         "resolve": {"scale": {"color": "independent", "radius": "independent", "strokeDash": "independent"}},
     }
     bar_chart = {

@@ -112,42 +112,6 @@ def disagreement(conn: sqlite3.Connection, a: str, b: str) -> float | None:
     return None
 
 
-def landscape_pair_spec(cells_a: Data, cells_b: Data, names: tuple[str, str] = ("a", "b")) -> dict[str, Any]:
-    """Two modes' landscapes (the ``landscape`` dataset of each) side by side on one log colour scale,
-    so that colours compare across them."""
-
-    def panel(cells: Data, name: str) -> dict[str, Any]:
-        return {
-            "title": name,
-            "data": cells,
-            "width": 260,
-            "height": 260,
-            "mark": {"type": "rect"},
-            "encoding": {
-                "x": {"field": "a0", "type": "quantitative", "title": "direction 1", "scale": {"nice": False, "zero": False}},
-                "x2": {"field": "a1"},
-                "y": {"field": "b0", "type": "quantitative", "title": "direction 2", "scale": {"nice": False, "zero": False}},
-                "y2": {"field": "b1"},
-                "color": {
-                    "field": "loss",
-                    "type": "quantitative",
-                    "title": "loss (one scale for both)",
-                    "scale": {"type": "log", "scheme": "viridis"},
-                    "legend": {"format": ".3g"},
-                },
-                "tooltip": [{"field": "a", "format": ".3g"}, {"field": "b", "format": ".3g"}, {"field": "loss", "format": ".4g"}],
-            },
-        }
-
-    return chart(
-        {
-            "hconcat": [panel(cells_a, f"a: {names[0]}"), panel(cells_b, f"b: {names[1]}")],
-            "resolve": {"scale": {"color": "shared"}},
-        },
-        title="Landscapes of both modes on one colour scale",
-    )
-
-
 def curve_spec(points: Data) -> dict[str, Any]:
     """Training loss and error along each fitted path between the two modes."""
     base = {

@@ -213,8 +213,32 @@ def _nd_facts(b: Build) -> dict[str, Any]:
 def _landscapes(b: Build) -> dict[str, Any]:
     a, bb = b.args["a"], b.args["b"]
     names = reads.checkpoint_names(b.conn, [a, bb])
-    return pair.landscape_pair_spec(
-        b.url("landscape", checkpoint=a), b.url("landscape", checkpoint=bb), (names.get(a, a[:12]), names.get(bb, bb[:12]))
+    panels = [
+        {
+            **landscape.multiple_facts(b.conn, sha),
+            "cells": b.url("landscape", checkpoint=sha),
+            "name": f"{tag}: {names.get(sha, sha[:12])}",
+        }
+        for tag, sha in (("a", a), ("b", bb))
+    ]
+    return landscape.landscape_multiples(panels, "Landscapes of both modes", checkpoint_href=b.links.checkpoint)
+
+
+MODE_LANDSCAPES = 12  # the setting's first modes (in seed order) whose landscapes are drawn side by side
+
+
+def _mode_landscapes(b: Build) -> dict[str, Any]:
+    found = [m for m in reads.modes(b.conn, b.args["setting"]) if reads.landscape(b.conn, m["sha256"])]
+    shown = found[:MODE_LANDSCAPES]
+    panels = [
+        {**landscape.multiple_facts(b.conn, m["sha256"]), "cells": b.url("landscape", checkpoint=m["sha256"]), "name": m["name"]}
+        for m in shown
+    ]
+    note = "click a landscape to open its mode (3-D/4-D landscapes: slices on the mode's page)"
+    if len(found) > len(shown):
+        note += f"; the first {len(shown)} of {len(found)} modes with a landscape, by seed"
+    return landscape.landscape_multiples(
+        panels, "Landscapes of the setting's modes", checkpoint_href=b.links.checkpoint, note=note
     )
 
 
@@ -228,6 +252,7 @@ def _predictions(b: Build) -> dict[str, Any]:
 _VIEWS = [
     View("taxonomy", "experiment", "Taxonomy", ("taxonomy",), ("taxonomy",), _taxonomy),
     View("modes", "setting", "Modes", ("similarity", "connectivity", "hessian"), ("modes", "links", "glyphs"), _modes),
+    View("mode-landscapes", "setting", "Landscapes of the modes", ("landscape",), ("landscape",), _mode_landscapes),
     View(
         "local",
         "checkpoint",
@@ -242,9 +267,14 @@ _VIEWS = [
         "checkpoint",
         "Loss landscape",
         ("landscape", "topology"),
-        ("landscape", "isolines", "minima"),
+        ("landscape", "isolines", "minima", "persistence"),
         lambda b: landscape.landscape_spec(
-            b.data("landscape"), b.data("isolines"), b.data("minima"), record=b.facts["landscape"]
+            b.data("landscape"),
+            b.data("isolines"),
+            b.data("minima"),
+            record=b.facts["landscape"],
+            pairs=b.data("persistence"),
+            threshold=(b.facts["topology"] or {}).get("threshold"),
         ),
         page=False,
     ),

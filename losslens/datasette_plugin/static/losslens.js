@@ -137,8 +137,12 @@
         result.view.toImageURL(fmt, fmt === "png" ? 2 : 1).then(function (url) { save(url, view + "." + fmt); });
       }));
     });
+    var seen = {};
     dataUrls(result.spec, []).forEach(function (url) {
       var name = (/\/data\/([a-z_]+)\.json/.exec(url) || [null, "data"])[1];
+      // one dataset drawn for several subjects (the landscapes side by side): landscape, landscape-2, ...
+      seen[name] = (seen[name] || 0) + 1;
+      if (seen[name] > 1) name += "-" + seen[name];
       ["json", "csv"].forEach(function (fmt) {
         var a = document.createElement("a");
         a.href = url.replace(/\.json\?/, "." + fmt + "?");
