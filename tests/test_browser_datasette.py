@@ -171,27 +171,6 @@ def test_global_modes_chart_opens_a_mode(server, browser):
     assert w.page.text_content("h1") == "Mode beta1_seed1"
 
 
-def test_global_modes_chart_link_opens_the_pair(server, browser):
-    """Oracle: the clicked link's own tooltip (its two modes' names): a real click on an mc link of the global
-    page's modes chart opens the pair page of those two modes, headed by their names (finding 12)."""
-    base, _ = server
-    w = Watched(browser)
-    w.page.goto(f"{base}/-/losslens/losslens")
-    w.rendered("#semi")
-    link = w.page.locator("#semi g.mark-rule path, #semi g.mark-line path").first
-    label = link.get_attribute("aria-label")
-    first = label.split("mode a: ")[1].split(";")[0]
-    second = label.split("mode b: ")[1].split(";")[0]
-    box = link.bounding_box()
-    straight = w.page.locator("#semi g.mark-rule path").count() > 0
-    # the middle of a straight link; the top of an arc (1-D layout), where the arc is
-    w.page.mouse.click(box["x"] + box["width"] / 2, box["y"] + (box["height"] / 2 if straight else 1.5))
-    w.page.wait_for_url("**/-/losslens/losslens/pair/**")
-    w.rendered("#pair-curve")
-    assert w.page.text_content("h1") == f"Modes {first} (a) and {second} (b)"
-    w.check("global-link-to-pair")
-
-
 def test_setting_page_landscapes_share_a_scale_and_open_their_modes(server, browser):
     """Oracles: the legends drawn: ticked (the default) every landscape's legend reads the same, unticking the
     box gives each its own; a click on the second landscape opens the second mode's page (seed order)."""

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from losslens.cli import app
 from losslens.errors import LossLensError
 from losslens.export import export_all, export_chart, export_viewer
-from losslens.export.all_views import CHECKPOINT_VIEWS, PAIR_VIEWS, safe_name
+from losslens.export.all_views import CHECKPOINT_VIEWS, PAIR_VIEWS, SETTING_VIEWS, safe_name
 from losslens.export.chart import FORMATS, read_catalog
 from losslens.export.codec import Blobs, decode_rows, encode_rows
 from losslens.export.data import viewer_data
@@ -222,8 +222,9 @@ def test_cli_chart_by_names_and_errors(catalogs, tmp_path):
 
 @pytest.mark.slow
 def test_export_all_writes_every_view(catalogs, tmp_path):
-    """Oracle: the catalog's own counts: one taxonomy, a modes view per setting, four local views per
-    checkpoint and three pair views per within-setting pair, each in every requested format."""
+    """Oracle: the catalog's own counts: one taxonomy, the setting views (modes, the modes' landscapes) per
+    setting, the local views per checkpoint and the pair views per within-setting pair, each in every
+    requested format."""
     db = catalogs[0]
     with read_catalog(db) as conn:
         n_settings = conn.execute("SELECT count(*) FROM settings").fetchone()[0]
@@ -238,7 +239,7 @@ def test_export_all_writes_every_view(catalogs, tmp_path):
     svgs = sorted(tmp_path.rglob("*.svg"))
     n_pairs = sum(n * (n - 1) // 2 for n in per_setting)
     checkpoint_views = [v for v in CHECKPOINT_VIEWS if v not in ND_VIEWS]  # no 3-D/4-D landscape here: skipped
-    expected = 1 + n_settings + len(checkpoint_views) * sum(per_setting) + len(PAIR_VIEWS) * n_pairs
+    expected = 1 + len(SETTING_VIEWS) * n_settings + len(checkpoint_views) * sum(per_setting) + len(PAIR_VIEWS) * n_pairs
     assert len(svgs) == expected and len(list(tmp_path.rglob("*.json"))) == expected
     assert all(re.fullmatch(r"[A-Za-z0-9.=_/-]+", str(p.relative_to(tmp_path))) for p in svgs)
     assert len(export_all(db, tmp_path / "again", formats=("json",))) == expected
