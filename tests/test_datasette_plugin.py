@@ -257,6 +257,45 @@ def test_canned_queries_run(ds):
     assert len(get(ds, "/losslens/sharpest_modes.json?_shape=array").json()) == 6
 
 
+def test_pairs_with_barriers_reads_the_fitted_curve_with_the_line_beside_it(catalogs, tmp_path):
+    """Oracle: pair_metrics and metric_runs.params_json read with plain SQL and json: one row per pair with a
+    barrier, mc of the curve its connectivity run fitted (the taxonomy's quantity, as the setting page shows it),
+    the straight line's mc beside it; never the straight line's mc as a row of its own. A copy of the catalog
+    whose straight lines all have a barrier (as a PINN's do) and one fitted curve too."""
+    import shutil
+
+    db = tmp_path / "losslens.db"
+    shutil.copy(catalogs[0], db)
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE pair_metrics SET value = -5.0 WHERE metric = 'mc' AND curve = 'linear'")
+        conn.execute(
+            "UPDATE pair_metrics SET value = -0.25 WHERE rowid = (SELECT min(rowid) FROM pair_metrics "
+            "WHERE metric = 'mc' AND curve != 'linear')"
+        )
+    conn.close()
+    ds = Datasette([str(db)])
+    asyncio.run(ds.invoke_startup())
+    stored: dict[tuple[str, str], dict] = {}
+    for r in query(
+        db,
+        "SELECT pm.checkpoint_a, pm.checkpoint_b, pm.curve, pm.value, m.params_json FROM pair_metrics pm "
+        "JOIN metric_runs m ON m.id = pm.run_id WHERE pm.metric = 'mc' AND m.status = 'done'",
+    ):
+        pair = stored.setdefault((r["checkpoint_a"], r["checkpoint_b"]), {})
+        if r["curve"] == json.loads(r["params_json"])["curve"]:
+            pair["mc"] = r["value"]
+        if r["curve"] == "linear":
+            pair["mc_linear"] = r["value"]
+    assert stored and all("mc" in v for v in stored.values())
+    expected = {k: v for k, v in stored.items() if v["mc"] < 0}
+    rows = get(ds, "/losslens/pairs_with_barriers.json?_shape=array").json()
+    assert len(expected) == 1 and len(rows) == 1  # a straight line's barrier alone does not list a pair
+    for r in rows:
+        e = expected[(r["checkpoint_a"], r["checkpoint_b"])]
+        assert (r["mc"], r["mc_linear"]) == (e["mc"], e.get("mc_linear"))
+    assert [r["mc"] for r in rows] == sorted(r["mc"] for r in rows)
+
+
 def test_multi_minimum_query_counts_minima_as_the_views_do(ds, catalogs):
     """Oracle: landscape_summaries read with plain SQL: a minimum is a branch with persistence above τ, the
     pruned ones are counted beside it; with :min_minima = 1 every landscape (one per checkpoint) is listed."""
