@@ -204,10 +204,16 @@ class WatchedPage:
         self.errors: list[str] = []
         self.remote: list[str] = []
         self.dialogs: list[str] = []
-        self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        self.page.on("console", self._console)
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         self.page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
         self.page.on("request", lambda r: allowed(r.url) or self.remote.append(r.url))
+
+    def _console(self, message: Any) -> None:
+        """Errors, and Vega's warning that two panels share a scale with conflicting domains or ranges
+        (a chart that paints one category in another's colour)."""
+        if message.type == "error" or "Conflicting scale property" in message.text:
+            self.errors.append(message.text)
 
     def check(self, name: str, full_page: bool = False) -> None:
         ARTIFACTS.mkdir(exist_ok=True)

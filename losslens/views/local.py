@@ -58,7 +58,10 @@ def local_spec(
                         spectrum_panel(eigenvalues, facts.get("hessian")),
                         esd_panel(density),
                         barcode_panel(pairs, facts.get("topology"), facts.get("dims")),
-                    ]
+                    ],
+                    # the spectrum's "largest" and the barcode's H0 are different categories: one shared colour
+                    # scale would paint H0 in the spectrum's colour
+                    "resolve": {"scale": {"color": "independent"}},
                 },
             ],
             "resolve": {"scale": {"color": "independent"}},
