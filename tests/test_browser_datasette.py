@@ -182,7 +182,7 @@ def test_global_modes_chart_link_opens_its_pair(server, browser):
     w = Watched(browser)
     w.page.goto(f"{base}/-/losslens/losslens")
     w.rendered("#semi")
-    link = w.page.locator("#semi g.mark-rule.role-mark line[aria-label*=\"mode a\"]").first
+    link = w.page.locator('#semi g.mark-rule.role-mark line[aria-label*="mode a"]').first
     label = link.get_attribute("aria-label") or ""
     names = re.search(r"mode a: ([^;]+); mode b: ([^;]+)", label)
     assert names, label

@@ -449,12 +449,13 @@ def modes_spec(
     }
     # Names alternate above and below the glyphs, left to right, so two close modes' names do not overlap.
     ranked = [{"filter": "isValid(datum.x)"}, {"window": [{"op": "row_number", "as": "nth"}], "sort": [{"field": "x"}]}]
-    labels = [
+    name_text: dict[str, Any] = {"field": "name"}
+    labels: list[dict[str, Any]] = [
         {
             "data": modes,
             "transform": [*ranked, {"filter": f"datum.nth % 2 == {parity}"}],
             "mark": {"type": "text", "dy": dy, "fontSize": 11},
-            "encoding": {**xy, "text": {"field": "name"}},
+            "encoding": {**xy, "text": name_text},
         }
         for parity, dy in ((1, -44), (0, 48))
     ]
