@@ -418,7 +418,17 @@ def test_ctrl_c_in_a_terminal_stores_what_finished_and_a_rerun_does_the_rest(plu
     if "slurm" in where:
         command += ["-X", f"folder={tmp_path / 'submitit'}"]
     done = "SELECT COUNT(*) FROM metric_runs WHERE metric = 'test_faulty' AND status = 'done'"
-    proc = subprocess.Popen(command, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        command,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # as a terminal starts it: a runner that starts the tests in the background (`cmd &` in a script) hands
+        # every child an ignored SIGINT, and Python then installs no KeyboardInterrupt handler at all
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         give_up = time.monotonic() + 600  # a hung command fails the test instead of hanging CI
         while rows(pinn_catalog, done) == [(0,)]:
