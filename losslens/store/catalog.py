@@ -16,6 +16,7 @@ import contextlib
 import datetime as dt
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -95,9 +96,11 @@ def _connect(path: Path, readonly: bool, snapshot: bool = False) -> sqlite3.Conn
         conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S)
     try:
         # The first read of the header: a file that is not a database fails here, left unchanged.
-        conn.execute("PRAGMA query_only=ON" if readonly else "PRAGMA journal_mode=WAL").fetchall()
         if readonly:
+            conn.execute("PRAGMA query_only=ON").fetchall()
             conn.execute("PRAGMA schema_version").fetchall()
+        else:
+            _use_wal(conn)
     except sqlite3.DatabaseError as exc:
         conn.close()
         if exc.sqlite_errorcode == sqlite3.SQLITE_NOTADB:
@@ -110,6 +113,22 @@ def _connect(path: Path, readonly: bool, snapshot: bool = False) -> sqlite3.Conn
     conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
     conn.execute("PRAGMA foreign_keys=ON")
     return conn
+
+
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL (persistent: only a catalog's first opener changes it). SQLite answers the switch with
+    "database is locked" at once, without its busy handler, while another process holds the new file, so
+    two processes creating one catalog together retry here within the same busy timeout."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode=WAL").fetchall()
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 class Catalog:
