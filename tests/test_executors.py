@@ -445,7 +445,8 @@ def test_ctrl_c_in_a_terminal_stores_what_finished_and_a_rerun_does_the_rest(plu
     for trace in err.split("Traceback (most recent call last):")[1:]:
         # Only submitit's local controllers (array tasks in the terminal's process group, which a real Slurm
         # array is not) print their own KeyboardInterrupt; the driver and workers print none.
-        assert "slurm" in where and "submitit/local/local.py" in trace and "/losslens/" not in trace, err
+        # (two controllers' tracebacks can interleave line by line, so a piece may hold no frame at all)
+        assert "slurm" in where and "/losslens/" not in trace, err
     for _ in range(300):  # the pool's workers and multiprocessing's resource tracker end with the driver
         if not live_processes_in_group(proc.pid):
             break
