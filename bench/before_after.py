@@ -6,7 +6,10 @@ Each tree runs in its own interpreters with its own code on ``PYTHONPATH`` and i
 written by this folder's ``datasette_catalog.generate`` through that tree's own store (so each copy has that
 tree's schema; the rows are the same, the generator is seeded). The trees alternate round by round (old, new,
 old, new, ...) so that a load spike on a shared machine hits both alike; each figure is the median over rounds
-of per-round medians. ``export viewer`` is the wall time of the command as a user runs it (a fresh interpreter).
+of per-round medians. Each route is timed two ways: the same address asked ``--repeats`` times in a row (a
+reload; the plugin answers it from its memo of the catalog's current version), and "each page once", 20
+addresses of other settings and checkpoints asked once each (browsing; nothing remembered applies), whose
+median is reported. ``export viewer`` is the wall time of the command as a user runs it (a fresh interpreter).
 
 Usage (from the new tree's root)::
 
@@ -26,6 +29,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 
@@ -39,18 +43,19 @@ db = Path(sys.argv[1])
 exp = generate(db)
 conn = sqlite3.connect(db)
 setting = conn.execute("SELECT id FROM settings ORDER BY id LIMIT 1").fetchone()[0]
-sha = conn.execute(
-    "SELECT c.sha256 FROM checkpoints c JOIN models m ON m.id = c.model_id WHERE m.setting_id = ? ORDER BY c.seed LIMIT 1",
-    (setting,),
-).fetchone()[0]
-print(json.dumps({{"experiment": exp, "setting": setting, "checkpoint": sha}}))
+FIRST = "SELECT c.sha256 FROM checkpoints c JOIN models m ON m.id = c.model_id WHERE m.setting_id = ? ORDER BY c.seed LIMIT 1"
+sha = conn.execute(FIRST, (setting,)).fetchone()[0]
+others = [r[0] for r in conn.execute("SELECT id FROM settings ORDER BY id LIMIT 21 OFFSET 1")]
+print(json.dumps({{"experiment": exp, "setting": setting, "checkpoint": sha, "settings": others,
+                  "checkpoints": [conn.execute(FIRST, (s,)).fetchone()[0] for s in others]}}))
 """
 ROUTES = """
 import sys, json
 sys.path.insert(0, {bench!r})
 from pathlib import Path
 from datasette_catalog import route_latency
-print(json.dumps(route_latency(Path(sys.argv[1]), json.loads(sys.argv[2]), repeats=int(sys.argv[3]))))
+paths, once = json.loads(sys.argv[2])
+print(json.dumps(route_latency(Path(sys.argv[1]), paths, repeats=int(sys.argv[3]), once=once)))
 """
 RENDER = """
 import sys, json
@@ -73,8 +78,8 @@ def run_in(tree: Path, code: str, *args: str) -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
-def paths(ids: dict[str, str]) -> list[str]:
-    """The routes ``bench/datasette_catalog.py`` times, for this catalog's ids."""
+def paths(ids: dict[str, Any]) -> list[str]:
+    """The routes ``bench/datasette_catalog.py`` times, for this catalog's ids (each asked ``--repeats`` times)."""
     e, s, c = ids["experiment"], ids["setting"], ids["checkpoint"]
     return [
         f"/-/losslens/losslens/data/taxonomy.json?experiment={e}",
@@ -85,6 +90,21 @@ def paths(ids: dict[str, str]) -> list[str]:
         f"/-/losslens/losslens/checkpoint/{c}",
         "/losslens/settings.json",
     ]
+
+
+def distinct_paths(ids: dict[str, Any]) -> dict[str, list[str]]:
+    """Per page, 20 addresses not asked before (other settings and checkpoints), each asked once: a reader
+    going from page to page, where nothing the server remembered from an earlier answer applies."""
+    e = ids["experiment"]
+    return {
+        "spec/taxonomy.json?selected=…": [
+            f"/-/losslens/losslens/spec/taxonomy.json?experiment={e}&selected={s}" for s in ids["settings"]
+        ],
+        "global page HTML ?setting=…": [f"/-/losslens/losslens?experiment={e}&setting={s}" for s in ids["settings"]],
+        "setting page HTML": [f"/-/losslens/losslens/setting/{s}" for s in ids["settings"]],
+        "data/modes.json": [f"/-/losslens/losslens/data/modes.json?setting={s}" for s in ids["settings"]],
+        "checkpoint page HTML": [f"/-/losslens/losslens/checkpoint/{c}" for c in ids["checkpoints"]],
+    }
 
 
 def export_viewer(tree: Path, db: Path, out: Path) -> float:
@@ -149,12 +169,17 @@ def main() -> None:
             export_viewer(tree, dbs[side], Path(tmp) / side / "warm")  # builds what a first run builds (bundle)
         for r in range(args.rounds):
             for side, tree in trees.items():
-                found = json.loads(run_in(tree, ROUTES, str(dbs[side]), json.dumps(paths(ids[side])), str(args.repeats)))
-                for path, seconds in found.items():
+                distinct = distinct_paths(ids[side])
+                asked = [paths(ids[side]), [p for family in distinct.values() for p in family]]
+                found = json.loads(run_in(tree, ROUTES, str(dbs[side]), json.dumps(asked), str(args.repeats)))
+                for path in asked[0]:
                     key = "route " + path.split("?")[0].replace(ids[side]["setting"], "<setting>").replace(
                         ids[side]["checkpoint"], "<sha>"
                     )
-                    results[side].setdefault(key + " (ms)", []).append(1000 * seconds)
+                    results[side].setdefault(key + " (ms)", []).append(1000 * found[path])
+                for family, family_paths in distinct.items():
+                    seconds = statistics.median(found[p] for p in family_paths)
+                    results[side].setdefault(f"each page once: {family} (ms)", []).append(1000 * seconds)
                 wall = export_viewer(tree, dbs[side], Path(tmp) / side / f"viewer{r}")
                 results[side].setdefault("export viewer, wall (s)", []).append(wall)
                 if not args.no_browser:

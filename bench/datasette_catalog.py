@@ -176,22 +176,28 @@ def first_render(
     return times[0], statistics.median(times[1:]), statistics.median(marks[1:]) if len(marks) > 1 else float("nan")
 
 
-def route_latency(db: Path, paths: list[str], repeats: int = 20) -> dict[str, float]:
+def route_latency(db: Path, paths: list[str], repeats: int = 20, once: list[str] | None = None) -> dict[str, float]:
+    """Median seconds per request of each of ``paths`` (``repeats`` requests in a row: the same page asked
+    again), then the seconds of one request to each of ``once`` (pages not asked before in this server: what
+    a reader browsing from page to page waits for)."""
     from datasette.app import Datasette
 
     ds = Datasette([str(db)])
+
+    async def timed(path: str) -> float:
+        t0 = time.perf_counter()
+        response = await ds.client.get(path)
+        seconds = time.perf_counter() - t0
+        assert response.status_code == 200, path
+        return seconds
 
     async def run() -> dict[str, float]:
         await ds.invoke_startup()
         out = {}
         for path in paths:
-            samples = []
-            for _ in range(repeats):
-                t0 = time.perf_counter()
-                response = await ds.client.get(path)
-                samples.append(time.perf_counter() - t0)
-                assert response.status_code == 200, path
-            out[path] = statistics.median(samples)
+            out[path] = statistics.median([await timed(path) for _ in range(repeats)])
+        for path in once or []:
+            out[path] = await timed(path)
         return out
 
     return asyncio.run(run())

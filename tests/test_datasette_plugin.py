@@ -746,11 +746,14 @@ def test_compare_picker_is_bounded_and_finds_by_name(ds, catalogs, monkeypatch):
     """Oracle: the catalog's rows read with plain SQL. Above ``PICKER_ALL`` other checkpoints the picker lists
     only the mode's own setting; a name search lists the experiment's checkpoints whose names contain the
     text (LIKE's ``%`` and ``_`` taken literally), each linked to its pair page, at most ``FOUND_MAX``."""
-    from losslens.datasette_plugin import pages
+    from collections import OrderedDict
+
+    from losslens.datasette_plugin import memo, pages
 
     db = catalogs[0]
     ids = pinn_ids(db)
     a = ids["modes"][0]
+    monkeypatch.setattr(memo, "_memos", OrderedDict())  # pages read afresh: they were served with other bounds
     monkeypatch.setattr(pages, "PICKER_ALL", 2)
     page = get(ds, f"/-/losslens/losslens/checkpoint/{a}").text
     assert set(re.findall(r'<option value="([0-9a-f]{64})"', page)) == set(ids["modes"]) - {a}

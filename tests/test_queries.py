@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from losslens.errors import LossLensError
-from losslens.store import Artifact, open_catalog, queries
+from losslens.store import Artifact, open_catalog, queries, reads
 
 
 def add_run(cat, run_id, metric, subject, *, params_hash="p1", status="done", finished_at="2026-01-01T10:00:00", **where):
@@ -149,3 +149,19 @@ def test_artifacts_of_a_run(cat):
     assert (row["name"], row["sha256"], row["kind"]) == ("vectors", art.sha256, "test_kind")
     assert np.array_equal(cat.run_artifact("r1", "vectors"), np.arange(6.0).reshape(2, 3))
     assert queries.run_artifact_path(cat.conn, "r1", "other") is None
+
+
+def test_setting_keys_in_first_seen_order_of_settings_by_label(cat):
+    """The sweep's keys as the taxonomy chart's axes take them: settings by label (not by insertion), each
+    setting's keys in their written order, each key once; empty values add none. Expected order written by hand."""
+    with cat.write() as db:
+        db["experiments"].insert({"id": "e" * 16, "name": "keys", "created_at": "2026-01-01T00:00:00"})
+        for sid, label, values in [
+            ("3" * 16, "c", '{"lr": 1, "beta": 3}'),
+            ("1" * 16, "a", '{"width": 8, "lr": 0.1}'),
+            ("4" * 16, "d", "{}"),
+            ("2" * 16, "b", '{"depth": 2, "width": 4}'),
+        ]:
+            db["settings"].insert({"id": sid, "experiment_id": "e" * 16, "label": label, "values_json": values})
+    assert reads.setting_keys(cat.conn, "e" * 16) == ["width", "lr", "depth", "beta"]
+    assert reads.setting_keys(cat.conn, "f" * 16) == []

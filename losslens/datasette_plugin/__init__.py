@@ -19,7 +19,7 @@ from datasette import hookimpl
 from datasette.utils.asgi import Response
 from markupsafe import Markup
 
-from losslens.datasette_plugin import assets, pages, routes
+from losslens.datasette_plugin import assets, memo, pages, routes
 from losslens.store import queries, reads, schema_docs
 from losslens.views.bundle import ensure_bundle
 from losslens.views.source import npy_summary
@@ -45,6 +45,12 @@ def startup(datasette):
         await asyncio.to_thread(ensure_bundle)
 
     return start
+
+
+@hookimpl
+def prepare_connection(conn):
+    """An empty memo for each connection Datasette opens (see :mod:`.memo`)."""
+    memo.reset(conn)
 
 
 @hookimpl

@@ -9,6 +9,7 @@ with V8's cached compiled code.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,17 +34,27 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 _loaded: dict[str, tuple[tuple[int, int], bytes, str]] = {}
 
 
-def asset(name: str) -> tuple[bytes, str]:
-    """``(bytes, hash)`` of static file ``name``, read again only when the file changes."""
+@functools.cache
+def _path(name: str) -> Path:
+    """Where static file ``name`` lives (found once: the bundle's and plotly's places cannot move while serving)."""
     if name == "vega-bundle.js":
-        path = ensure_bundle()
-    elif name == "plotly.min.js":
+        return ensure_bundle()
+    if name == "plotly.min.js":
         from losslens.views.surface import plotly_js_path
 
-        path = plotly_js_path()
-    else:
-        path = STATIC / name
-    stat = path.stat()
+        return plotly_js_path()
+    return STATIC / name
+
+
+def asset(name: str) -> tuple[bytes, str]:
+    """``(bytes, hash)`` of static file ``name``, read again only when the file changes (one ``stat`` per call;
+    a bundle removed from the cache folder while serving is built again)."""
+    try:
+        stat = _path(name).stat()
+    except FileNotFoundError:
+        _path.cache_clear()
+        stat = _path(name).stat()
+    path = _path(name)
     key = (stat.st_mtime_ns, stat.st_size)
     cached = _loaded.get(name)
     if cached is None or cached[0] != key:

@@ -7,6 +7,7 @@ copied link reproduces the view.
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,7 @@ from datasette.utils import tilde_encode
 from datasette.utils.asgi import NotFound, Response
 from markupsafe import Markup
 
+from losslens.datasette_plugin import memo
 from losslens.datasette_plugin.assets import asset_url
 from losslens.datasette_plugin.routes import build_spec, check_args, data_url, database
 from losslens.store import chart_queries, reads
@@ -54,9 +56,15 @@ async def render(datasette: Datasette, request: Request, template: str, context:
         "bundle_url": asset_url(datasette, "vega-bundle.js"),
         "js_url": asset_url(datasette, "losslens.js"),
         "css_url": asset_url(datasette, "losslens.css"),
-        "help_json": script_json({name: v.help for name, v in registry.VIEWS.items()}),
+        "help_json": help_json(),
     }
     return Response.html(await datasette.render_template(template, context, request=request))
+
+
+@functools.cache
+def help_json() -> Markup:
+    """Every view's help text, for the pages' "?" buttons (the registry cannot change while serving)."""
+    return script_json({name: v.help for name, v in registry.VIEWS.items()})
 
 
 def script_json(value: Any) -> Markup:
@@ -97,7 +105,7 @@ async def global_page(datasette: Datasette, request: Request) -> Response:
             "names_json": script_json({s["id"]: s["label"] for s in settings}),
         }
 
-    ctx = await db.execute_fn(read)
+    ctx = await memo.read(db, ("global", wanted_experiment, wanted_setting), read)
     e, s = ctx["experiment"], ctx["setting"]
     return await render(
         datasette,
@@ -154,7 +162,7 @@ async def setting_page(datasette: Datasette, request: Request) -> Response:
             ],
         }
 
-    ctx = await db.execute_fn(read)
+    ctx = await memo.read(db, ("setting", setting_id, wanted_mode), read)
     mode = wanted_mode or (ctx["modes"][0]["sha256"] if ctx["modes"] else None)
     return await render(
         datasette,
@@ -231,7 +239,7 @@ async def checkpoint_page(datasette: Datasette, request: Request) -> Response:
         await db.execute_fn(lambda conn: check_args(conn, {"a": sha, "b": other}))
         return Response.redirect(page_url(datasette, name, f"pair/{sha}/{other}"))
     find = (request.args.get("find") or "").strip()[:200] or None
-    ctx = await db.execute_fn(lambda conn: checkpoint_context(conn, sha, find))
+    ctx = await memo.read(db, ("checkpoint", sha, find), lambda conn: checkpoint_context(conn, sha, find))
     return await render(
         datasette,
         request,
@@ -276,7 +284,7 @@ async def pair_page(datasette: Datasette, request: Request) -> Response:
             views.append({"name": v.name, "title": v.title, "ready": ready, "hint": None if ready else compute_hint(v, ra, rb)})
         return {"a": ra, "b": rb, "metrics": [{**m, "value": finite(m["value"])} for m in metrics], "views": views}
 
-    ctx = await db.execute_fn(read)
+    ctx = await memo.read(db, ("pair", a, b), read)
     return await render(
         datasette,
         request,

@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 
 from datasette.utils.asgi import NotFound, Response
 
+from losslens.datasette_plugin import memo
 from losslens.views import registry
 from losslens.views.source import Rows
 
@@ -66,7 +67,11 @@ def links(datasette: Datasette, db_name: str) -> registry.Links:
 
 
 def json_response(body: Any) -> Response:
-    return Response(json.dumps(body, allow_nan=False), content_type="application/json; charset=utf-8")
+    return json_text_response(json.dumps(body, allow_nan=False))
+
+
+def json_text_response(text: str) -> Response:
+    return Response(text, content_type="application/json; charset=utf-8")
 
 
 async def data(datasette: Datasette, request: Request) -> Response:
@@ -122,11 +127,11 @@ async def spec(datasette: Datasette, request: Request) -> Response:
     args = found(lambda: registry.args_of(view, {k: request.args.get(k, "") for k in wanted}))
     selected = request.args.get("selected") or None
 
-    def run(conn: sqlite3.Connection) -> dict[str, Any]:
+    def run(conn: sqlite3.Connection) -> str:
         check_args(conn, {**args, **({"selected": selected} if selected else {})})
-        return build_spec(datasette, name, conn, view, args, selected)
+        return json.dumps(build_spec(datasette, name, conn, view, args, selected), allow_nan=False)
 
-    return json_response(await db.execute_fn(run))
+    return json_text_response(await memo.read(db, ("spec", view, tuple(sorted(args.items())), selected), run))
 
 
 async def surface(datasette: Datasette, request: Request) -> Response:

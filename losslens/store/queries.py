@@ -69,6 +69,12 @@ def is_catalog(conn: sqlite3.Connection) -> bool:
     return found.fetchone()[0] == len(CATALOG_TABLES)
 
 
+def data_version(conn: sqlite3.Connection) -> int:
+    """SQLite's ``PRAGMA data_version`` on ``conn``: it changes whenever another connection (of any process)
+    commits to the file, so a reader can tell whether what it read before is still current."""
+    return conn.execute("PRAGMA data_version").fetchone()[0]
+
+
 def table_columns(conn: sqlite3.Connection, table: str) -> list[str]:
     """Column names of ``table`` in schema order.
 

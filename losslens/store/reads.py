@@ -516,21 +516,37 @@ def experiment_taxonomy(conn: sqlite3.Connection, experiment_id: str) -> Rows:
                t.sharp, t.well_connected, t.high_cka, t.note
         FROM settings s LEFT JOIN taxonomy t ON t.setting_id = s.id AND t.run_id = {_LATEST_TAXONOMY_RUN}
         WHERE s.experiment_id = :experiment
-        ORDER BY s.label""",
+        ORDER BY s.label, s.id""",
         {"experiment": experiment_id},
     )
 
 
-def experiment_phases(conn: sqlite3.Connection, experiment_id: str) -> list[tuple[str | None, float | None, str]]:
-    """``(phase, mc, values_json)`` of each setting of an experiment, by label, from the rows of
-    :func:`experiment_taxonomy` (None where not computed): what the taxonomy chart's legend, mc axis and grid
-    axes need, in one query and without the rows' other columns."""
+def experiment_phases(conn: sqlite3.Connection, experiment_id: str) -> list[tuple[str | None, float | None]]:
+    """``(phase, mc)`` of each setting of an experiment, by label, from the rows of :func:`experiment_taxonomy`
+    (None where not computed): what the taxonomy chart's legend and mc axis need, without the other columns."""
     return conn.execute(
-        f"""SELECT t.phase, t.mc, s.values_json FROM settings s
+        f"""SELECT t.phase, t.mc FROM settings s
             LEFT JOIN taxonomy t ON t.setting_id = s.id AND t.run_id = {_LATEST_TAXONOMY_RUN}
-            WHERE s.experiment_id = :experiment ORDER BY s.label""",
+            WHERE s.experiment_id = :experiment ORDER BY s.label, s.id""",
         {"experiment": experiment_id},
     ).fetchall()
+
+
+def setting_keys(conn: sqlite3.Connection, experiment_id: str) -> list[str]:
+    """The keys of an experiment's settings' ``values`` in first-seen order: settings by label, each one's keys
+    in their written order (what :func:`losslens.views.taxonomy.keys_of` gives from the parsed values). SQLite's
+    ``json_each`` reads them, so a page need not parse every setting's JSON."""
+    return [
+        key
+        for (key,) in conn.execute(
+            """SELECT key FROM (
+                   SELECT j.key AS key, row_number() OVER (ORDER BY s.label, s.id, j.id) AS position
+                   FROM settings s, json_each(coalesce(nullif(s.values_json, ''), '{}')) j
+                   WHERE s.experiment_id = ?)
+               GROUP BY key ORDER BY min(position)""",
+            (experiment_id,),
+        )
+    ]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -169,8 +169,9 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in _DATASETS}
 
 def _taxonomy(b: Build) -> dict[str, Any]:
     e = b.args["experiment"]
-    found = reads.experiment_phases(b.conn, e)  # one (phase, mc, values_json) per setting
-    keys, phases, mc_axis = taxonomy.spec_inputs(found)
+    found = reads.experiment_phases(b.conn, e)  # one (phase, mc) per setting
+    phases, mc_axis = taxonomy.spec_inputs(found)
+    keys = reads.setting_keys(b.conn, e)
     return taxonomy.taxonomy_spec(
         b.data("taxonomy"),
         keys,

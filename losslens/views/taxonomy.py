@@ -44,12 +44,11 @@ def taxonomy_rows(conn: sqlite3.Connection, experiment_id: str) -> Rows:
     return rows
 
 
-def spec_inputs(found: list[tuple[str | None, float | None, str]]) -> tuple[list[str], list[str], dict[str, Any]]:
-    """From each setting's ``(phase, mc, values_json)`` (:func:`losslens.store.reads.experiment_phases`): the
-    sweep's keys in first-seen order, the phases present (``unknown`` for None) and the :func:`mc_axis_of` of
-    the mc values: what the spec needs from the rows, read without them."""
-    keys = keys_of(json.loads(values or "{}") for _, _, values in found)
-    return keys, sorted({phase or "unknown" for phase, _, _ in found}), mc_axis_of([finite(mc) for _, mc, _ in found])
+def spec_inputs(found: list[tuple[str | None, float | None]]) -> tuple[list[str], dict[str, Any]]:
+    """From each setting's ``(phase, mc)`` (:func:`losslens.store.reads.experiment_phases`): the phases present
+    (``unknown`` for None) and the :func:`mc_axis_of` of the mc values: what the spec needs from the rows, read
+    without them."""
+    return sorted({phase or "unknown" for phase, _ in found}), mc_axis_of([finite(mc) for _, mc in found])
 
 
 def _grid_value(value: Any) -> Any:

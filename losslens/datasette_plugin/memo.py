@@ -1,0 +1,78 @@
+"""What a page or spec read from the catalog, remembered until the catalog changes.
+
+A page read again (a reload, the back button, a second reader, the global page's setting picker
+asking for the same taxonomy spec) costs a dictionary lookup instead of its queries. The catalog's
+version is SQLite's data version (:func:`losslens.store.queries.data_version`): on one connection it changes whenever any other
+connection, in this process or another (``losslens compute`` storing results beside a running
+``losslens serve``), commits. That value means something only on the connection that read it, and
+Datasette reads through one connection per thread, so each connection has its own memo.
+
+The memo is keyed on ``id(conn)``; Datasette's ``prepare_connection`` hook gives every new connection
+an empty one (:func:`reset`), so a new connection that reuses a dead one's id never sees its entries.
+Only values that the callers never mutate may be remembered (page contexts, serialised specs).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TypeVar, cast
+
+from losslens.store import queries
+
+if TYPE_CHECKING:
+    from datasette.database import Database
+
+T = TypeVar("T")
+
+MAX_ENTRIES = 64  # pages and specs remembered per connection (least recently used dropped first)
+MAX_CONNECTIONS = 32  # connections with a memo (Datasette opens a few per database; tests open many)
+
+
+@dataclass
+class _Memo:
+    version: int | None = None
+    entries: OrderedDict[Hashable, object] = field(default_factory=OrderedDict)
+
+
+_memos: OrderedDict[int, _Memo] = OrderedDict()
+_lock = threading.Lock()  # guards _memos; each _Memo is used only by its connection's thread
+
+
+def reset(conn: sqlite3.Connection) -> None:
+    """Give ``conn`` (just opened) an empty memo, dropping the oldest connection's beyond :data:`MAX_CONNECTIONS`."""
+    with _lock:
+        _memos[id(conn)] = _Memo()
+        _memos.move_to_end(id(conn))
+        while len(_memos) > MAX_CONNECTIONS:
+            _memos.popitem(last=False)
+
+
+def remembered(conn: sqlite3.Connection, key: Hashable, read: Callable[[sqlite3.Connection], T]) -> T:
+    """``read(conn)``, or what it returned for ``key`` on this connection at the catalog's current version.
+
+    Exceptions (a 404 for an unknown id) are not remembered. A connection that :func:`reset` never saw
+    (not opened by Datasette) always reads."""
+    memo = _memos.get(id(conn))
+    if memo is None:
+        return read(conn)
+    version = queries.data_version(conn)
+    if memo.version != version:
+        memo.entries.clear()
+        memo.version = version
+    if key in memo.entries:
+        memo.entries.move_to_end(key)
+        return cast(T, memo.entries[key])
+    value = read(conn)
+    memo.entries[key] = value
+    if len(memo.entries) > MAX_ENTRIES:
+        memo.entries.popitem(last=False)
+    return value
+
+
+async def read(db: Database, key: Hashable, fn: Callable[[sqlite3.Connection], T]) -> T:
+    """:func:`remembered` on one of ``db``'s read connections (Datasette's ``execute_fn``)."""
+    return await db.execute_fn(lambda conn: remembered(conn, key, fn))

@@ -1,0 +1,126 @@
+"""The plugin's memo of page contexts and specs (``losslens.datasette_plugin.memo``): a page read again costs
+no queries, and any commit to the catalog, from another connection or process, shows on the next request.
+
+Oracles: how many times the read function actually ran (counted by the test), and the rows the test itself
+wrote with plain SQL on its own connection, looked for in the served HTML and JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+from datasette.app import Datasette
+from helpers import get
+
+from losslens.datasette_plugin import memo
+
+
+@pytest.fixture
+def conns(tmp_path: Path):
+    """A reader as Datasette prepares one (with a memo) and a writer on the same file."""
+    path = tmp_path / "memo.db"
+    writer = sqlite3.connect(path)
+    writer.execute("CREATE TABLE t (v INTEGER)")
+    writer.execute("INSERT INTO t VALUES (1)")
+    writer.commit()
+    reader = sqlite3.connect(path)
+    memo.reset(reader)
+    yield reader, writer
+    reader.close()
+    writer.close()
+
+
+def counted(calls: list[str], key: str):
+    def read(conn: sqlite3.Connection) -> int:
+        calls.append(key)
+        return conn.execute("SELECT sum(v) FROM t").fetchone()[0]
+
+    return read
+
+
+def test_a_read_runs_once_per_catalog_version(conns):
+    reader, writer = conns
+    calls: list[str] = []
+    assert [memo.remembered(reader, "k", counted(calls, "k")) for _ in range(3)] == [1, 1, 1]
+    assert calls == ["k"]
+    writer.execute("INSERT INTO t VALUES (41)")
+    writer.commit()
+    assert memo.remembered(reader, "k", counted(calls, "k")) == 42  # the other connection's commit is seen
+    assert memo.remembered(reader, "k", counted(calls, "k")) == 42
+    assert calls == ["k", "k"]
+    writer.execute("INSERT INTO t VALUES (1)")  # not committed: the version does not change
+    assert memo.remembered(reader, "k", counted(calls, "k")) == 42 and calls == ["k", "k"]
+    writer.rollback()
+
+
+def test_errors_are_not_remembered_and_unprepared_connections_always_read(conns, tmp_path):
+    reader, _ = conns
+    attempts = []
+
+    def failing(conn: sqlite3.Connection) -> int:
+        attempts.append(1)
+        raise LookupError("no such row")
+
+    for _ in range(2):
+        with pytest.raises(LookupError):
+            memo.remembered(reader, "missing", failing)
+    assert len(attempts) == 2
+    other = sqlite3.connect(tmp_path / "memo.db")  # never given to memo.reset
+    calls: list[str] = []
+    assert [memo.remembered(other, "k", counted(calls, "k")) for _ in range(2)] == [1, 1] and calls == ["k", "k"]
+    other.close()
+
+
+def test_least_recently_used_entry_is_dropped_beyond_the_bound(conns, monkeypatch):
+    reader, _ = conns
+    monkeypatch.setattr(memo, "MAX_ENTRIES", 2)
+    calls: list[str] = []
+    for key in ("a", "b", "a", "c"):  # "b" is the least recently used when "c" arrives
+        memo.remembered(reader, key, counted(calls, key))
+    memo.remembered(reader, "a", counted(calls, "a"))
+    memo.remembered(reader, "b", counted(calls, "b"))
+    assert calls == ["a", "b", "c", "b"]
+
+
+def test_a_reset_connection_starts_empty(conns):
+    reader, _ = conns
+    calls: list[str] = []
+    memo.remembered(reader, "k", counted(calls, "k"))
+    memo.reset(reader)  # what Datasette's prepare_connection hook does for a new connection with this id
+    memo.remembered(reader, "k", counted(calls, "k"))
+    assert calls == ["k", "k"]
+
+
+def test_served_pages_and_specs_follow_commits_from_another_connection(pinn_catalog):
+    """A running server shows what another process (``losslens compute``, a rename) committed since its last
+    answer, on the global, setting and checkpoint pages and the taxonomy spec, asked twice before and after."""
+    ds = Datasette([str(pinn_catalog)])
+    asyncio.run(ds.invoke_startup())
+    conn = sqlite3.connect(pinn_catalog)
+    experiment, setting = conn.execute("SELECT experiment_id, id FROM settings ORDER BY label LIMIT 1").fetchone()
+    sha = conn.execute(
+        "SELECT c.sha256 FROM checkpoints c JOIN models m ON m.id = c.model_id WHERE m.setting_id = ? LIMIT 1", (setting,)
+    ).fetchone()[0]
+    pages = {
+        "global": f"/-/losslens/losslens?experiment={experiment}&setting={setting}",
+        "setting": f"/-/losslens/losslens/setting/{setting}",
+        "checkpoint": f"/-/losslens/losslens/checkpoint/{sha}",
+    }
+    spec = f"/-/losslens/losslens/spec/taxonomy.json?experiment={experiment}"
+    for _ in range(2):
+        assert all("renamed-by-test" not in get(ds, p).text for p in pages.values())
+        assert '"gamma"' not in get(ds, spec).text  # the sweep's key names the grid's axis
+    conn.execute("UPDATE settings SET label = 'renamed-by-test setting' WHERE id = ?", (setting,))
+    conn.execute("UPDATE checkpoints SET name = 'renamed-by-test mode' WHERE sha256 = ?", (sha,))
+    conn.execute("UPDATE settings SET values_json = json_object('gamma', 1) WHERE experiment_id = ?", (experiment,))
+    conn.commit()
+    for _ in range(2):
+        assert "renamed-by-test setting" in get(ds, pages["global"]).text
+        setting_html = get(ds, pages["setting"]).text
+        assert "renamed-by-test setting" in setting_html and "renamed-by-test mode" in setting_html
+        assert "renamed-by-test mode" in get(ds, pages["checkpoint"]).text
+        assert '"gamma"' in get(ds, spec).text
+    conn.close()
