@@ -81,10 +81,11 @@ PINN_PAPER = Study(
 )
 
 #: The grokking study: weight decay 0 and 2, 3 seeds, checkpoints at 5 steps along 1,500 full-batch AdamW steps on
-#: p = 23 (``ModularConfig`` defaults). Connectivity and CKA pair seeds at the same step; the bend by SGD for up to
-#: 1,000 steps with the plateau rule on 100-step windows: the first runs' 20-step windows stopped every fit by step
-#: 120 of 500 while its loss was still falling (per-step spread 0.9 of the mean at weight decay 0, one random t a
-#: step), which 100 steps average down by √5 (the report replays both windows on the stored fit curves). Landscapes
+#: p = 23 (``ModularConfig`` defaults). Connectivity and CKA pair seeds at the same step; the bend by Adam for 1,000
+#: steps (Adam runs its whole budget), the plateau rule judging the last of its 100-step windows: the first runs'
+#: (SGD) 20-step windows stopped every fit by step 120 of 500 while its loss was still falling (per-step spread 0.9 of
+#: the mean at weight decay 0, one random t a step), which 100 steps average down by √5 (the report replays both
+#: windows on the stored fit curves). Landscapes
 #: 21×21: random filter-normalised at Li et al.'s scale (±1 in direction units), trajectory PCA (±25 % of ‖θ‖,
 #: enough to reach the run's earlier checkpoints) and top-2 Hessian eigenvectors (±1 % of ‖θ‖).
 MODULAR = Study(
@@ -275,13 +276,15 @@ def _series(rows: Sequence[dict[str, Any]], key: str, value: str, label: Callabl
 
 
 def _fits(row: dict[str, Any]) -> str:
-    """How many bend fits met the stopping rule, and by how much their fit loss still fell at the end (the last
-    window's relative fall for SGD/Adam, L-BFGS's last relative change): a fit that stopped still falling fast gives
-    a bound on the curve's mc, not its value."""
+    """How many bend fits ended converged (``fit_converged``: their last window met the plateau rule), and by how much
+    their fit loss still moved at the end (``fit_rel_change``: the last window's relative fall for SGD/Adam, L-BFGS's
+    best loss over its last tenth of evaluations): a fit that ended still falling fast gives a bound on the curve's mc,
+    not its value."""
     text = f"{row.get('converged', 0)} of {row.get('fits', 0)} bend fits converged"
     change = row.get("rel_change")
     if change is not None:
-        text += f", their fit loss still falling by {fmt(change)} (relative, mean) at the end"
+        moving = "still falling" if change >= 0 else "rising"
+        text += f", their fit loss {moving} by {fmt(abs(change))} (relative, mean) at the end"
     if row.get("fits") and row.get("converged", 0) < row["fits"]:
         text += ": an unconverged fit's mc bounds the fitted curve's barrier, it does not measure it"
     return text
@@ -729,26 +732,29 @@ def connectivity_note(rows: Sequence[dict[str, Any]], label: Callable[[dict[str,
     """How far the fitted bends moved from the straight line, from the table's own numbers: a curve whose mc is no
     better than the line's did not find a lower path (whatever its convergence flag says). With ``label`` (a row's
     name), each row whose fitted curve is worse than its straight line is named, so that an average over the rows
-    cannot hide it: such fits stalled (the plateau rule also stops on a flat loss) rather than converged."""
+    cannot hide it: such a fit either stalled on a flat loss (which the plateau rule calls converged, whatever its
+    height) or ended still moving (not converged)."""
     fits, converged = sum(r.get("fits", 0) for r in rows), sum(r.get("converged", 0) for r in rows)
     curve, line = _mean([r.get("mc") for r in rows]), _mean([r.get("mc_linear") for r in rows])
     if not fits or curve is None or line is None:
         return "No bend fit is in the catalog yet."
     verdict = "lowered the barrier" if curve > line else "did not lower the barrier below the straight line's"
     text = (
-        f"Bend fits: {converged} of {fits} met the stopping rule; averaged over the rows the fitted curve's mc is "
+        f"Bend fits: {converged} of {fits} ended converged (their last window met the plateau rule); averaged over the "
+        f"rows the fitted curve's mc is "
         f"{fmt(curve)} against the straight line's {fmt(line)}, so the fitted bends {verdict}."
     )
     worse = [r for r in rows if r.get("mc") is not None and r.get("mc_linear") is not None and r["mc"] < r["mc_linear"]]
     if label and worse:
         named = "; ".join(
-            f"{label(r)}: mc {fmt(r['mc'])} vs {fmt(r['mc_linear'])}, {r.get('converged', 0)} of {r.get('fits', 0)} met the rule"
+            f"{label(r)}: mc {fmt(r['mc'])} vs {fmt(r['mc_linear'])}, {r.get('converged', 0)} of {r.get('fits', 0)} converged"
             for r in worse
         )
         text += (
-            f" In {len(worse)} of {len(rows)} rows the fitted curve is worse than its straight line ({named}): those fits "
-            "stalled on a flat fit loss, which the plateau rule also stops on, so their mc measures neither path's barrier "
-            "and says nothing about how connected these modes are."
+            f" In {len(worse)} of {len(rows)} rows the fitted curve is worse than its straight line ({named}): a fit "
+            "there that converged stalled on a flat fit loss (the plateau rule calls a flat loss converged, whatever its "
+            "height), one that did not was still moving, so their mc measures neither path's barrier and says nothing "
+            "about how connected these modes are."
         )
     return text
 

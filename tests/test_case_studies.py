@@ -144,6 +144,13 @@ def test_resnet_claims_agree_disagree_and_missing():
     poor = barrier[("skips give well-connected modes (mc ≥ 0)", "mean mc (training error, %)", "with skips")]
     assert poor.holds is False and "2 of 3 bend fits converged, their fit loss still falling by 0.22" in poor.line()
     assert "an unconverged fit's mc bounds the fitted curve's barrier" in poor.line()
+    rising = _by_finding(
+        resnet_claims([{**_resnet_row(True, 0.9, 5, 1, -1.0), "rel_change": -0.3}, _resnet_row(False, 0.8, 20, 1, -3.0)])
+    )
+    assert (
+        "their fit loss rising by 0.3 (relative, mean)"
+        in rising[("skips give well-connected modes (mc ≥ 0)", "mean mc (training error, %)", "with skips")].line()
+    )
     gaps = resnet_claims([_resnet_row(True, 0.9, 5, None, 0.5), _resnet_row(False, 0.8, 20, None, -3.0)])
     assert [c.finding for c in gaps if c.holds is None] == [
         "with skips the landscape is convex at Li et al.'s scale (Li et al. 2018, Fig. 5)",
@@ -229,7 +236,7 @@ def test_connectivity_note_names_rows_whose_curve_is_worse_than_the_line():
     ]
     note = connectivity_note(rows, lambda r: r["name"])
     assert "lowered the barrier" in note
-    assert "In 1 of 2 rows" in note and "b: mc -94.1 vs -92.4, 3 of 3 met the rule" in note and "a: mc" not in note
+    assert "In 1 of 2 rows" in note and "b: mc -94.1 vs -92.4, 3 of 3 converged" in note and "a: mc" not in note
     assert "In 1 of 2" not in connectivity_note(rows)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import math
 import sqlite3
 
@@ -13,7 +14,7 @@ import torch.nn.functional as F
 from helpers import PINN_KWARGS
 
 from losslens.connectivity import coefficients, fit_bends, mode_connectivity, point_on_curve
-from losslens.connectivity.fit import plateau, stopping_step
+from losslens.connectivity.fit import lbfgs_fall, plateau, settled, stopping_step
 from losslens.connectivity.metric import ConnectivityParams, PathEvaluator, profile
 from losslens.jobs import compute, load_subject
 from losslens.jobs.context import CHECKPOINT_SQL
@@ -89,6 +90,19 @@ def test_plateau_rule_closed_form():
     assert math.isnan(plateau([1.0, 2.0, 3.0], 2))
 
 
+def test_end_rules_closed_form():
+    """Closed forms: the window rule holds when the loss moved by under tol either way (a rise is not a plateau;
+    nan and tol 0 never hold); L-BFGS's fall is the best value's over the last max(5, n // 10) evaluations, against
+    the first evaluation when there are no more."""
+    assert settled(0.005, 0.01) and settled(-0.005, 0.01)
+    assert not settled(-0.5, 0.01) and not settled(0.02, 0.01) and not settled(math.nan, 1.0) and not settled(0.0, 0.0)
+    assert lbfgs_fall([10.0, 12.0, 8.0, 9.0, 7.0, 7.0, 7.0, 7.0, 7.0, 7.0]) == 0.0  # best 7 since the 5th of 10
+    assert lbfgs_fall([10.0, 12.0, 8.0, 9.0, 7.0, 7.0, 7.0, 7.0, 7.0, 6.0]) == pytest.approx(1 / 7)
+    assert lbfgs_fall([4.0, 3.0, 2.0]) == 0.5  # 3 evaluations: against the first
+    assert lbfgs_fall([float(v) for v in range(100, 40, -1)]) == pytest.approx(6 / 47)  # 60: the last 6
+    assert math.isnan(lbfgs_fall([]))
+
+
 def _decay_stop(floor: float, amplitude: float, tau: float, window: int, tol: float) -> int:
     """Closed form: on L(n) = floor + A·exp(−n/τ) the mean of window k (steps kW … kW+W−1) is floor + A·c·rᵏ with
     r = exp(−W/τ), c = (1 − r) / (W·(1 − exp(−1/τ))); the rule holds at n = (k+1)·W once the window means fall by
@@ -105,14 +119,15 @@ def test_plateau_window_on_a_noisy_synthetic_fit_curve():
     weight decay 2 (loss ≈ 3.5 falling to 3.2, per-step spread ≈ 0.1 of the mean from one random t a step):
     L(n) = 3 + 1.5·exp(−n/200), times 1 + 0.1·N(0, 1) noise. Noise-free, the rule stops where the closed form says.
     With the noise (40 seeded curves), 20-step windows (standard error of a window mean ≈ 0.1/√20 ≈ 2 %, twice the
-    1 % tolerance) stop almost every fit before half its noise-free step, while the loss is still a third above its
+    1 % tolerance) stop three in four fits before half its noise-free step (30 of these 40; a rise within the tolerance
+    counts as much as a fall, so noise stops a fit on either side), while the loss is still over a quarter above its
     floor; 100-step windows (≈ 1 %) stop none that early, within 2 % of the floor."""
     n = np.arange(3000)
     clean = 3.0 + 1.5 * np.exp(-n / 200)
     for window in (20, 100):
         assert stopping_step(clean, window, 0.01) == _decay_stop(3.0, 1.5, 200, window, 0.01)
     assert stopping_step(clean, 100, 0.0) is None and stopping_step(clean[:150], 100, 0.01) is None
-    for window, early_at_least, early_at_most, excess in ((20, 0.9, 1.0, (0.25, 1.0)), (100, 0.0, 0.0, (0.0, 0.02))):
+    for window, early_at_least, early_at_most, excess in ((20, 0.7, 1.0, (0.25, 1.0)), (100, 0.0, 0.0, (0.0, 0.02))):
         noise_free = stopping_step(clean, window, 0.01)
         stops = np.array(
             [
@@ -128,15 +143,15 @@ def test_plateau_window_on_a_noisy_synthetic_fit_curve():
 
 def test_sgd_bend_stops_at_its_plateau_and_says_so():
     """Stopping rule, checked on the recorded trace: SGD stops at the first window boundary where the window mean
-    fell by less than tol (recomputed here with numpy), long before the budget; without the rule it runs the whole
-    budget and is not called converged."""
+    moved by less than tol either way (recomputed here with numpy), long before the budget; without the rule it runs
+    the whole budget and is not called converged."""
     a, b = {"w": torch.tensor([-1.0, 0.0])}, {"w": torch.tensor([1.0, 0.0])}
     common = dict(bends=1, lr=0.01, momentum=0.9, seed=0)
     fit = fit_bends("bezier", a, b, ring_loss, lambda: iter([None]), steps=5000, window=20, tol=0.01, **common)
     trace = np.asarray(fit.trace)
     assert fit.converged and fit.steps == len(trace) < 5000 and fit.steps % 20 == 0
     fall = lambda n: (trace[n - 40 : n - 20].mean() - trace[n - 20 : n].mean()) / trace[n - 40 : n - 20].mean()  # noqa: E731
-    assert fall(fit.steps) < 0.01 and all(fall(n) >= 0.01 for n in range(40, fit.steps, 20))
+    assert abs(fall(fit.steps)) < 0.01 and all(abs(fall(n)) >= 0.01 for n in range(40, fit.steps, 20))
     assert fit.rel_change == pytest.approx(fall(fit.steps))
     assert stopping_step(fit.trace, 20, 0.01) == fit.steps  # the replay on the stored curve agrees with the live rule
     budget = fit_bends("bezier", a, b, ring_loss, lambda: iter([None]), steps=300, **common)
@@ -145,8 +160,8 @@ def test_sgd_bend_stops_at_its_plateau_and_says_so():
 
 def test_adam_lbfgs_bend_reaches_the_scanned_optimum():
     """Oracle: a dense scan. By symmetry the best quadratic Bezier bend between (±1, 0) on the ring loss is (0, y*);
-    y* minimises the midpoint-rule objective over 10 t, found here by scanning y. Adam then L-BFGS lands on it and
-    stops on L-BFGS's tolerances (converged) well within its budget."""
+    y* minimises the midpoint-rule objective over 10 t, found here by scanning y. Adam then L-BFGS lands on it well
+    within its budget, and its best objective no longer falls over its last evaluations (converged)."""
     a, b = {"w": torch.tensor([-1.0, 0.0])}, {"w": torch.tensor([1.0, 0.0])}
     ts = [(i + 0.5) / 10 for i in range(10)]
     ys = np.linspace(0.5, 1.5, 20001)
@@ -186,8 +201,109 @@ def test_adam_lbfgs_bend_reaches_the_scanned_optimum():
         lbfgs_iterations=200,
     )
     bend = fit.bends[0]["w"]
-    assert fit.converged and fit.steps < 50 + 200
+    assert fit.converged and fit.steps < 50 + 200 and len(fit.trace) - 50 < 200  # stopped on its own tests
     assert abs(float(bend[0])) < 1e-3 and float(bend[1]) == pytest.approx(y_star, abs=1e-3)
+
+
+def _last_window_oracle(curve: np.ndarray, window: int, tol: float) -> tuple[float, bool]:
+    """The documented end rule, by hand, on a stored SGD/Adam fit curve: the mean of its last ``window`` values against
+    the mean of the ``window`` before them; converged iff the relative change is under ``tol`` either way."""
+    last, previous = (
+        float(np.mean(curve[len(curve) - window :])),
+        float(np.mean(curve[len(curve) - 2 * window : len(curve) - window])),
+    )
+    fall = (previous - last) / previous
+    return fall, abs(fall) < tol
+
+
+def _lbfgs_end_oracle(evaluations: np.ndarray, budget: int, tol: float) -> tuple[float, bool]:
+    """The documented end rule, by hand, on the L-BFGS part of a stored fit curve: the best value so far, its fall over
+    the last w = max(5, n // 10) of n evaluations relative to the best before them (the first evaluation when n ≤ w);
+    converged iff fewer evaluations than the iteration budget (so torch stopped on its own tests, before both of its
+    budgets) or, with more than w evaluations, that fall is under ``tol``."""
+    best = np.minimum.accumulate(evaluations)
+    tail = max(5, len(best) // 10)
+    before = best[-tail - 1] if len(best) > tail else best[0]
+    fall = float((before - best[-1]) / before)
+    return fall, len(best) < budget or (len(best) > tail and fall < tol)
+
+
+def _fits(db, **options) -> list[dict]:
+    """Run connectivity on the tiny PINN catalog with ``options`` and read back, per pair, the stored fit curve (the
+    ``fit_loss`` artifact) and the stored ``fit_converged`` / ``fit_rel_change`` of exactly that run."""
+    opts = [(k.replace("_", "-"), str(v)) for k, v in {"points": 3, **options}.items()]
+    report = compute(["connectivity"], opts, catalog_path=db)
+    assert report.failed == 0 and report.metrics[0].done == 2
+    with open_catalog(db, readonly=True) as cat:
+        runs = [
+            r
+            for r in cat.query("SELECT id, params_json FROM metric_runs WHERE metric = 'connectivity' AND status = 'done'")
+            if all(json.loads(r["params_json"])[k] == v for k, v in options.items())
+        ]
+        assert len(runs) == 2
+        out = []
+        for run in runs:
+            values = {
+                r["metric"]: r["value"]
+                for r in cat.query(
+                    "SELECT metric, value FROM pair_metrics WHERE run_id = ? AND metric LIKE 'fit_%'", (run["id"],)
+                )
+            }
+            out.append({"curve": np.asarray(cat.run_artifact(run["id"], "fit_loss"), dtype=float), **values})
+    return out
+
+
+def test_sgd_fit_flag_describes_the_fits_end(pinn_catalog):
+    """Oracle: the end rule by hand on each stored fit curve (tiny PINN, both pairs). SGD stops at the first window whose
+    mean moved by under tol, so its stored curve ends on a settled window (flag 1); cut after two windows while its
+    loss still falls by more than tol (few steps), the flag is 0."""
+    for fit in _fits(pinn_catalog, optimizer="sgd", lr=0.1, steps=2000, window=20, tol=0.02):
+        fall, converged = _last_window_oracle(fit["curve"], 20, 0.02)
+        assert converged and len(fit["curve"]) < 2000 and len(fit["curve"]) % 20 == 0
+        assert fit["fit_converged"] == 1.0 and fit["fit_rel_change"] == pytest.approx(fall, rel=1e-9, abs=1e-12)
+    for fit in _fits(pinn_catalog, optimizer="sgd", lr=0.1, steps=100, window=50, tol=0.01):
+        fall, converged = _last_window_oracle(fit["curve"], 50, 0.01)
+        assert not converged and fall > 0.01 and len(fit["curve"]) == 100
+        assert fit["fit_converged"] == 0.0 and fit["fit_rel_change"] == pytest.approx(fall, rel=1e-9, abs=1e-12)
+
+
+@pytest.mark.slow
+def test_adam_fit_flag_is_the_last_windows_not_any_windows(pinn_catalog):
+    """The fault this guards against: Adam runs its whole budget, and the flag used to stay 1 once any window had met
+    the rule. Oracle: the end rule by hand on each stored curve (tiny PINN, both pairs). With 5-step windows an early
+    window meets tol (checked on the curve) while the last one does not: the flag must be 0. A high learning rate
+    over 40 steps ends moving: 0. 1,000 steps at lr 0.05 end settled within tol 0.1: 1."""
+    for fit in _fits(pinn_catalog, optimizer="adam-lbfgs", lbfgs_iterations=0, lr=0.01, steps=200, window=5, tol=0.01):
+        curve = fit["curve"]
+        fall, converged = _last_window_oracle(curve, 5, 0.01)
+        assert any(_last_window_oracle(curve[:n], 5, 0.01)[1] for n in range(10, len(curve), 5))  # an early window met it
+        assert len(curve) == 200 and not converged
+        assert fit["fit_converged"] == 0.0 and fit["fit_rel_change"] == pytest.approx(fall, rel=1e-9, abs=1e-12)
+    for fit in _fits(pinn_catalog, optimizer="adam-lbfgs", lbfgs_iterations=0, lr=0.5, steps=40, window=20, tol=0.05):
+        fall, converged = _last_window_oracle(fit["curve"], 20, 0.05)
+        assert not converged and fit["fit_converged"] == 0.0
+        assert fit["fit_rel_change"] == pytest.approx(fall, rel=1e-9, abs=1e-12)
+    for fit in _fits(pinn_catalog, optimizer="adam-lbfgs", lbfgs_iterations=0, lr=0.05, steps=1000, window=200, tol=0.1):
+        fall, converged = _last_window_oracle(fit["curve"], 200, 0.1)
+        assert converged and fit["fit_converged"] == 1.0
+        assert fit["fit_rel_change"] == pytest.approx(fall, rel=1e-9, abs=1e-12)
+
+
+@pytest.mark.slow
+def test_lbfgs_fit_flag_describes_its_last_evaluations(pinn_catalog):
+    """Oracle: the L-BFGS end rule by hand on the stored curve's L-BFGS part (after the Adam steps, which Adam always
+    takes in full; tiny PINN, both pairs). Adam then a budget of 3 L-BFGS iterations: torch stops after 2, when its 3
+    evaluations (1.25 per iteration) run out, which used to count as converged; 3 evaluations show no plateau: 0.
+    L-BFGS alone (no Adam steps), 300 iterations: its best objective still falls by about 12 % over the last tenth of
+    its evaluations (the untrained PINN's bend keeps finding lower loss), so a loose tol 0.2 holds there: 1."""
+    for fit in _fits(pinn_catalog, optimizer="adam-lbfgs", lr=0.01, steps=50, lbfgs_iterations=3, t_points=5, tol=0.01):
+        fall, converged = _lbfgs_end_oracle(fit["curve"][50:], 3, 0.01)
+        assert len(fit["curve"]) == 53 and not converged and fit["fit_converged"] == 0.0
+        assert fit["fit_rel_change"] == pytest.approx(fall, rel=1e-9, abs=1e-12)
+    for fit in _fits(pinn_catalog, optimizer="adam-lbfgs", steps=0, lbfgs_iterations=300, t_points=5, tol=0.2):
+        fall, converged = _lbfgs_end_oracle(fit["curve"], 300, 0.2)
+        assert len(fit["curve"]) >= 300 and 0.01 < fall < 0.2 and converged and fit["fit_converged"] == 1.0
+        assert fit["fit_rel_change"] == pytest.approx(fall, rel=1e-9, abs=1e-12)
 
 
 def test_identical_endpoints_give_zero_mc(pinn_catalog):
@@ -228,8 +344,6 @@ def test_linear_profile_equals_direct_evaluation(pinn_catalog):
         rows = cat.query("SELECT * FROM curve_points WHERE run_id = ? ORDER BY t", (pair["run_id"],))
         paths = {r["sha256"]: (r["path"], r["problem_json"]) for r in cat.query(CHECKPOINT_SQL)}
     assert pair["quantity"] == "loss" and pair["curve"] == "linear" and len(rows) == 5
-    import json
-
     (path_a, problem_json), (path_b, _) = paths[pair["checkpoint_a"]], paths[pair["checkpoint_b"]]
     sd_a, sd_b = torch.load(path_a, weights_only=True)["state_dict"], torch.load(path_b, weights_only=True)["state_dict"]
     problem = convection(**json.loads(problem_json)["kwargs"])

@@ -61,11 +61,15 @@ class ConnectivityParams:
     tol: float = field(
         default=0.01,
         metadata={
-            "help": "Plateau rule: converged (and SGD stops) once a window's mean fit loss falls by less than this "
-            "fraction from the previous window's; 0 runs the whole budget."
+            "help": "Plateau rule: a window's mean fit loss moved (up or down) by less than this fraction of the "
+            "previous window's. SGD stops at the first such window; fit_converged says whether the fit's last "
+            "window met it (L-BFGS: its best loss over the last tenth of its evaluations, or torch's own stopping "
+            "tests). 0 runs the whole budget; then only L-BFGS's own tests call a fit converged."
         },
     )
-    lbfgs_iterations: int = field(default=500, metadata={"help": "L-BFGS iterations after Adam (adam-lbfgs only)."})
+    lbfgs_iterations: int = field(
+        default=500, metadata={"help": "L-BFGS iterations after Adam (adam-lbfgs only; with --steps 0, L-BFGS alone)."}
+    )
     t_points: int = field(default=10, metadata={"help": "Fixed t (midpoint rule) of the L-BFGS objective."})
     seed: int = field(default=0, metadata={"help": "Seed of the t samples."})
     points: int = field(default=11, metadata={"help": "Evaluated points t = 0, 1/(N−1), …, 1 (≥ 3)."})
@@ -166,7 +170,12 @@ def _finite(value: float) -> float | None:
 @register("connectivity", scope="pair", params=ConnectivityParams, tables=("pair_metrics", "curve_points"))
 def connectivity(ctx: JobContext, params: ConnectivityParams) -> Result:
     """Mode connectivity mc of a Bezier/polychain curve fitted between two seeds (training error or PINN loss);
-    also stores whether the bend fit converged (``fit_converged``, ``fit_rel_change``) and its loss curve."""
+    also stores the bend fit's loss curve (artifact ``fit_loss``) and where the fit ended: ``fit_rel_change``, the
+    relative fall of the mean fit loss over its last window from the window before (SGD, Adam; the window is
+    ``--window`` steps), or of L-BFGS's best objective over its last max(5, n/10) of n evaluations, and
+    ``fit_converged`` (1/0), whether that end met the plateau rule with ``--tol`` (|fall| < tol), or L-BFGS stopped
+    on torch's own tests before its iteration and evaluation budgets. An earlier window that met the rule does not
+    count (the rule in full: :mod:`losslens.connectivity.fit`)."""
     sha_a, sha_b = ctx.shas
     a, b = ctx.subject(sha_a), ctx.subject(sha_b)
     _check_compatible(a, b)
