@@ -833,3 +833,24 @@ def test_data_routes_download_as_csv(ds, catalogs):
     parsed = list(csv.DictReader(io.StringIO(response.text)))
     assert len(parsed) == len(rows) and set(parsed[0]) == set(rows[0])
     assert [float(r["value"]) for r in parsed] == pytest.approx([r["value"] for r in rows])
+
+
+def test_ids_in_other_databases_stay_plain_and_expanded_keys_need_no_query(catalogs, tmp_path):
+    """A database beside the catalog that is not one (a user's own notes) keeps its cells as they are, even a
+    column named ``checkpoint`` holding a 64-hex id; in the catalog, the settings table's ``experiment_id``
+    cells (foreign keys Datasette expands by the experiments' ``name``) link to the global page labelled with
+    the experiment's name. Oracle: the rows read with plain SQL."""
+    db = catalogs[0]
+    notes = tmp_path / "notes.db"
+    sha = query(db, "SELECT sha256 FROM checkpoints LIMIT 1")[0]["sha256"]
+    with sqlite3.connect(notes) as conn:
+        conn.execute("CREATE TABLE seen (checkpoint TEXT, setting_id TEXT)")
+        conn.execute("INSERT INTO seen VALUES (?, ?)", (sha, "0123456789abcdef"))
+    app = Datasette([str(db), str(notes)])
+    asyncio.run(app.invoke_startup())
+    page = get(app, "/notes/seen")
+    assert page.status_code == 200 and sha in page.text and "/-/losslens/" not in page.text.split("<table", 1)[1]
+    experiment = query(db, "SELECT id, name FROM experiments")[0]
+    settings = get(app, "/losslens/settings").text
+    link = f'<a href="/-/losslens/losslens?experiment={experiment["id"]}" title="{experiment["id"]}">{experiment["name"]}</a>'
+    assert settings.count(link) == len(query(db, "SELECT id FROM settings"))

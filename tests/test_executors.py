@@ -607,6 +607,12 @@ def test_executor_flags_given_wrongly_are_one_line_each(pinn_catalog, tmp_path):
         "array task cannot hold a job of --gpus-per-job 2 — give --gpus-per-node 2 or more",
         ("--executor", "slurm", "-X", "chunk=-1"): "error: --executor slurm: chunk -1 must be at least 0",
         ("-X", "window"): "error: -X: 'window' is not KEY=VALUE — e.g. -X timeout_min=120",
+        ("--executor", "ray", "-j", "4"): "error: --jobs: -j 4 sizes a local pool of processes, which --executor ray "
+        "does not use — Ray runs as many jobs at once as the cluster has CPUs ÷ --cpus-per-job; leave -j out",
+        ("--executor", "slurm", "-j", "2"): "error: --jobs: -j 2 sizes a local pool of processes, which --executor "
+        "slurm does not use — array tasks run at once: --array-parallelism; leave -j out",
+        ("--executor", "serial", "-j", "2"): "error: --jobs: -j 2 sizes a local pool of processes, which --executor "
+        "serial does not use — use --executor process for a pool, or leave -j out",
     }
     runner = CliRunner()
     for args, line in cases.items():
@@ -616,6 +622,9 @@ def test_executor_flags_given_wrongly_are_one_line_each(pinn_catalog, tmp_path):
     out = tmp_path / "demo"
     result = runner.invoke(app, ["demo", "--quick", "--out", str(out), "--partition", "gpu"], env={"COLUMNS": "400"})
     assert result.exit_code == 1 and result.output.startswith("error: --partition: only --executor slurm takes")
+    assert not out.exists()
+    result = runner.invoke(app, ["demo", "--out", str(out), "--executor", "ray", "-j", "3"], env={"COLUMNS": "400"})
+    assert result.exit_code == 1 and result.output.startswith("error: --jobs: -j 3 sizes a local pool of processes")
     assert not out.exists()
     demo_help = runner.invoke(app, ["demo", "--help"], env={"COLUMNS": "300"}).output
     assert all(flag in demo_help for flag in ("--partition", "--gpus-per-node", "--array-parallelism"))

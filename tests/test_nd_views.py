@@ -237,6 +237,27 @@ def test_datasette_mode_page_embeds_the_nd_view_and_its_routes_serve_it(cat4):
     assert [p["name"] for p in spec["params"]][:5] == ["plane", "at_i", "at_j", "at_k", "at_l"]
 
 
+@pytest.mark.parametrize("which", ["cat3", "cat4"])
+def test_datasette_setting_page_lists_the_modes_nd_landscapes(which, request):
+    """The setting page draws its 2-D landscapes chart only where a mode has a 2-D grid (cat3: 5×5 beside the
+    3-D one; cat4: a 4-D one alone) and links each mode with an n-D grid, with its dims read from the
+    landscapes table by plain SQL."""
+    import asyncio
+
+    from datasette.app import Datasette
+
+    db = request.getfixturevalue(which)
+    sha, _, row = stored(db)
+    with open_catalog(db) as cat:
+        setting = cat.query("SELECT id FROM settings")[0]["id"]
+        has_2d = bool(cat.query("SELECT count(*) AS n FROM landscapes WHERE dims = 2")[0]["n"])
+    app = Datasette([str(db)])
+    asyncio.run(app.invoke_startup())
+    html = asyncio.run(app.client.get(f"/-/losslens/losslens/setting/{setting}")).text
+    assert ('id="landscapes" class="chart"' in html) == has_2d == (which == "cat3")
+    assert f'/checkpoint/{sha}#nd">beta1_seed0 ({row["dims"]}-D)</a>' in html
+
+
 def test_export_chart_writes_every_nd_view(cat4, tmp_path):
     """``export chart`` draws each n-D view with vl-convert; the slice SVG holds the default slice's 5 × 5 cells,
     whose losses are numpy's grid[:, :, 2, 2]."""

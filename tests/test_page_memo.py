@@ -124,3 +124,30 @@ def test_served_pages_and_specs_follow_commits_from_another_connection(pinn_cata
         assert "renamed-by-test mode" in get(ds, pages["checkpoint"]).text
         assert '"gamma"' in get(ds, spec).text
     conn.close()
+
+
+def test_mode_pages_of_one_experiment_count_its_checkpoints_once_per_version(pinn_catalog):
+    """Oracle: SQLite's statement trace. Going from one mode page to another of the same experiment does not
+    count the experiment's checkpoints again, until a commit changes the catalog."""
+    from losslens.datasette_plugin.pages import checkpoint_context
+
+    conn = sqlite3.connect(f"file:{pinn_catalog}?mode=ro", uri=True)
+    conn.row_factory = sqlite3.Row
+    memo.reset(conn)
+    shas = [r[0] for r in conn.execute("SELECT sha256 FROM checkpoints ORDER BY sha256")]
+    seen: list[str] = []
+    conn.set_trace_callback(seen.append)
+
+    def counts(sha: str) -> int:
+        seen.clear()
+        context = checkpoint_context(conn, sha)
+        assert context["n_others"] == len(shas) - 1
+        return sum("count(*)" in s for s in seen)
+
+    assert [counts(shas[0]), counts(shas[1]), counts(shas[2])] == [1, 0, 0]
+    writer = sqlite3.connect(pinn_catalog)
+    writer.execute("UPDATE checkpoints SET name = name || '-renamed' WHERE sha256 = ?", (shas[3],))
+    writer.commit()
+    writer.close()
+    assert counts(shas[1]) == 1
+    conn.close()

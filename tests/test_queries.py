@@ -152,7 +152,7 @@ def test_artifacts_of_a_run(cat):
 
 
 def test_setting_keys_in_first_seen_order_of_settings_by_label(cat):
-    """The sweep's keys as the taxonomy chart's axes take them: settings by label (not by insertion), each
+    """The sweep's keys as the taxonomy chart's axes take them: settings by label then id (not by insertion), each
     setting's keys in their written order, each key once; empty values add none. Expected order written by hand."""
     with cat.write() as db:
         db["experiments"].insert({"id": "e" * 16, "name": "keys", "created_at": "2026-01-01T00:00:00"})
@@ -160,8 +160,9 @@ def test_setting_keys_in_first_seen_order_of_settings_by_label(cat):
             ("3" * 16, "c", '{"lr": 1, "beta": 3}'),
             ("1" * 16, "a", '{"width": 8, "lr": 0.1}'),
             ("4" * 16, "d", "{}"),
+            ("5" * 16, "b", '{"alpha": 1}'),  # the same label as the next: the setting id breaks the tie
             ("2" * 16, "b", '{"depth": 2, "width": 4}'),
         ]:
             db["settings"].insert({"id": sid, "experiment_id": "e" * 16, "label": label, "values_json": values})
-    assert reads.setting_keys(cat.conn, "e" * 16) == ["width", "lr", "depth", "beta"]
+    assert reads.setting_keys(cat.conn, "e" * 16) == ["width", "lr", "depth", "alpha", "beta"]
     assert reads.setting_keys(cat.conn, "f" * 16) == []

@@ -197,7 +197,6 @@ def demo(
     if threads:
         torch.set_num_threads(threads)
     start = time.perf_counter()
-    jobs = jobs or default_jobs(quick)
     where = execution(
         executor,
         cpus_per_job,
@@ -211,9 +210,10 @@ def demo(
             "--gpus-per-node": gpus_per_node,
             "--array-parallelism": array_parallelism,
         },
+        default_jobs=default_jobs(quick),
     )
     with study_progress() as on_event:
-        result = run_demo(out, quick, on_event, jobs=jobs, execution=where, study=study)
+        result = run_demo(out, quick, on_event, jobs=jobs or default_jobs(quick), execution=where, study=study)
     print_settings(result)
     print_browse(result)
     console.print(f"demo finished in {time.perf_counter() - start:.1f} s", highlight=False)

@@ -128,6 +128,14 @@ ENGINE_FLAGS: dict[str, tuple[str, str]] = {
 }
 
 
+#: What sets how many jobs run at once on each executor that has no local pool.
+JOBS_INSTEAD = {
+    "serial": "use --executor process for a pool, or leave -j out",
+    "ray": "Ray runs as many jobs at once as the cluster has CPUs ÷ --cpus-per-job; leave -j out",
+    "slurm": "array tasks run at once: --array-parallelism; leave -j out",
+}
+
+
 def execution(
     executor: str | None,
     cpus_per_job: float,
@@ -136,19 +144,28 @@ def execution(
     executor_option: list[str] | None,
     jobs: int | None,
     flags: dict[str, Any] | None = None,
+    default_jobs: int = 1,
 ) -> dict[str, Any]:
     """Keyword arguments for ``losslens.jobs.compute`` (``executor``, ``resources``, ``executor_options``).
+
+    ``jobs`` is ``--jobs`` as the user gave it (None: not given, then ``default_jobs`` sizes the pool).
 
     ``flags`` maps the executor-specific flags of :data:`ENGINE_FLAGS` to their values (None: not given);
     each lands in the executor's options under its config field, beside the ``-X`` ones.
 
     :raises LossLensError: for a ``-X`` value without ``=``; a flag of one executor given with another
         (``--partition`` without ``--executor slurm``); a flag and a ``-X`` option that set the same
-        field to different values.
+        field to different values; ``--jobs`` above 1 with an executor that runs no local pool.
     """
     from losslens.jobs.executors import Resources  # imports no engine
 
-    name = executor or ("process" if (jobs or 1) > 1 else "serial")
+    name = executor or ("process" if (jobs or default_jobs) > 1 else "serial")
+    if jobs is not None and jobs > 1 and name != "process":
+        raise LossLensError(
+            f"-j {jobs} sizes a local pool of processes, which --executor {name} does not use",
+            where="--jobs",
+            hint=JOBS_INSTEAD.get(name, "leave -j out"),
+        )
     options: dict[str, str] = {}
     for item in executor_option or []:
         key, sep, value = item.partition("=")
@@ -172,7 +189,7 @@ def execution(
         cpus_per_job=cpus_per_job,
         gpus_per_job=gpus_per_job,
         max_retries=max_retries,
-        workers=(jobs or 0) if name == "process" else 0,
+        workers=(jobs or default_jobs) if name == "process" else 0,
     )
     return {"executor": name, "resources": resources, "executor_options": options}
 

@@ -53,14 +53,22 @@ def prepare_connection(conn):
     memo.reset(conn)
 
 
+#: The metadata keys this plugin gives values to (None: Datasette asks for everything). Datasette calls the hook
+#: dozens of times per page of its own, mostly for keys such as ``allow``; those are answered without work.
+INSTANCE_KEYS = frozenset({"title", "description_html"})
+METADATA_KEYS = frozenset({None, "databases", "tables", "description", "columns"}) | INSTANCE_KEYS
+
+
 @hookimpl
 def get_metadata(datasette, key, database, table):
     """Title, and table and column descriptions, for every database that is a LossLens catalog, from
     catalog/datasette.yaml (the schema's one documented source). The user's own metadata wins."""
     catalogs = _catalogs.get(datasette, frozenset())
-    if not catalogs:
-        return {}
+    if not catalogs or key not in METADATA_KEYS:
+        return {}  # Datasette looks up ``key`` alone (``allow``, ``license``, ...): nothing of ours can answer it
     meta = schema_docs.instance_metadata()
+    if key in INSTANCE_KEYS:
+        return meta
     if database is None:
         meta["databases"] = {name: schema_docs.database_metadata() for name in catalogs}
     elif database in catalogs:
@@ -124,8 +132,17 @@ def _kind(column: str, value: str) -> str | None:
     return None
 
 
-def _other_checkpoint(row: sqlite3.Row | Mapping[str, Any], column: str) -> str | None:
-    """The ``checkpoint_a`` beside a ``checkpoint_b`` cell (a pair), else None."""
+def _expanded(value: Any) -> tuple[Any, str | None]:
+    """``(id, label)`` of a foreign key Datasette expanded (``{"value", "label"}``: one query per column per page,
+    by the table's label column), else ``(value, None)``."""
+    if isinstance(value, dict) and isinstance(value.get("value"), str):
+        label = value.get("label")
+        return value["value"], label if isinstance(label, str) and label != value["value"] else None
+    return value, None
+
+
+def _other_checkpoint(row: sqlite3.Row | Mapping[str, Any], column: str) -> tuple[str, str | None] | None:
+    """The ``checkpoint_a`` beside a ``checkpoint_b`` cell (a pair), with its expanded label if any; else None."""
     if column != "checkpoint_b":
         return None
     try:
@@ -135,23 +152,39 @@ def _other_checkpoint(row: sqlite3.Row | Mapping[str, Any], column: str) -> str 
             a = row["checkpoint"]  # metric_runs: checkpoint, checkpoint_b
         except (IndexError, KeyError):
             return None
-    if isinstance(a, dict):  # expanded foreign key
-        a = a.get("value")
-    return a if isinstance(a, str) and SHA.match(a) else None
+    sha, label = _expanded(a)
+    return (sha, label) if isinstance(sha, str) and SHA.match(sha) else None
+
+
+def _subject_link(datasette: Datasette, database: str, kind: str, value: str, other: str | None, names: dict) -> Markup:
+    """The link of an id cell to its LossLens view, labelled with the subject's name from ``names`` (the id's
+    start where unknown); a ``checkpoint_b`` beside a checkpoint ``other`` also links the pair."""
+    if kind == "checkpoint":
+        link = _link(datasette, database, f"checkpoint/{value}", names.get(value, value[:12] + "…"), title=value)
+        if other:
+            label = f"pair {names.get(other, other[:8])} ↔ {names.get(value, value[:8])}"
+            link += Markup(" · ") + _link(datasette, database, f"pair/{other}/{value}", label)
+        return link
+    if kind == "setting":
+        return _link(datasette, database, f"setting/{value}", names.get(value, value), title=value)
+    href = pages.page_url(datasette, database, "") + "?" + urlencode({"experiment": value})
+    return Markup('<a href="{}" title="{}">{}</a>').format(href, value, names.get(value, value))
 
 
 @hookimpl
 def render_cell(row, value, column, table, database, datasette):
-    """Array BLOBs as short summaries; floats to :data:`FLOAT_DIGITS` significant digits; checkpoint, pair,
-    setting and experiment ids (in any table or canned query) as links to their LossLens view, labelled
-    with the subject's name."""
+    """Array BLOBs as short summaries; floats to :data:`FLOAT_DIGITS` significant digits; in a LossLens catalog,
+    checkpoint, pair, setting and experiment ids (in any table or canned query) as links to their LossLens view,
+    labelled with the subject's name: from Datasette's own expansion of a foreign key where it did one, else
+    read from the catalog."""
     if isinstance(value, bytes):
         summary = npy_summary(value)
         return Markup("<em>{}</em>").format(summary or f"<{len(value):,} bytes>")
     if isinstance(value, float):
         return Markup('<span title="{}">{}</span>').format(repr(value), f"{value:.{FLOAT_DIGITS}g}")
-    if isinstance(value, dict) and isinstance(value.get("value"), str):  # a foreign key Datasette expanded
-        value = value["value"]
+    if database not in _catalogs.get(datasette, frozenset()):
+        return None
+    value, label = _expanded(value)
     if not isinstance(value, str):
         return None
     if table == "checkpoints" and column == "name" and SHA.match(str(row["sha256"])):
@@ -161,23 +194,19 @@ def render_cell(row, value, column, table, database, datasette):
     kind = _kind(column, value)
     if kind is None:
         return None
+    other, other_label = _other_checkpoint(row, column) or (None, None)
+    if label is not None and (other is None or other_label is not None):
+        return _subject_link(datasette, database, kind, value, other, {value: label, other: other_label})
 
     async def labelled() -> Markup:
         db = datasette.get_database(database)
-        other = _other_checkpoint(row, column)
         if kind == "checkpoint":
             names = await db.execute_fn(lambda conn: reads.checkpoint_names(conn, [value, *([other] if other else [])]))
-            link = _link(datasette, database, f"checkpoint/{value}", names.get(value, value[:12] + "…"), title=value)
-            if other:
-                label = f"pair {names.get(other, other[:8])} ↔ {names.get(value, value[:8])}"
-                link += Markup(" · ") + _link(datasette, database, f"pair/{other}/{value}", label)
-            return link
-        if kind == "setting":
-            labels = await db.execute_fn(lambda conn: reads.setting_labels(conn, [value]))
-            return _link(datasette, database, f"setting/{value}", labels.get(value, value), title=value)
-        found = await db.execute_fn(lambda conn: {e["id"]: e["name"] for e in reads.experiments(conn)})
-        href = pages.page_url(datasette, database, "") + "?" + urlencode({"experiment": value})
-        return Markup('<a href="{}" title="{}">{}</a>').format(href, value, found.get(value, value))
+        elif kind == "setting":
+            names = await db.execute_fn(lambda conn: reads.setting_labels(conn, [value]))
+        else:
+            names = await db.execute_fn(lambda conn: {e["id"]: e["name"] for e in reads.experiments(conn)})
+        return _subject_link(datasette, database, kind, value, other, names)
 
     return labelled
 

@@ -150,16 +150,15 @@ async def setting_page(datasette: Datasette, request: Request) -> Response:
             for p in modes_view.connectivity_rows(conn, setting_id)
         ]
         values = json.loads(setting["values_json"] or "{}")
+        kinds = chart_queries.setting_landscape_kinds(conn, setting_id)
         return {
             "setting": setting,
             "values": values,
             "modes": modes,
             "pairs": pairs,
             "names_json": script_json(names),
-            "has_landscapes": any(reads.landscape(conn, m["sha256"]) for m in modes),
-            "nd_modes": [
-                {**m, "dims": nd["dims"]} for m in modes if (nd := chart_queries.nd_landscape_record(conn, m["sha256"]))
-            ],
+            "has_landscapes": any(k["has_2d"] for k in kinds.values()),
+            "nd_modes": [{**m, "dims": dims} for m in modes if (dims := kinds[m["sha256"]]["nd_dims"])],
         }
 
     ctx = await memo.read(db, ("setting", setting_id, wanted_mode), read)
@@ -198,9 +197,12 @@ def checkpoint_context(conn: sqlite3.Connection, sha: str, find: str | None = No
     check_args(conn, {"checkpoint": sha})
     record = existing(reads.checkpoint(conn, sha))
     experiment = record["experiment_id"]
-    n_others = reads.experiment_size(conn, experiment) - 1
+    # What every mode page of the experiment shares is read once per catalog version (browsing mode to mode).
+    n_others = memo.remembered(conn, ("experiment_size", experiment), lambda c: reads.experiment_size(c, experiment)) - 1
     if n_others <= PICKER_ALL:
-        listed = reads.experiment_modes(conn, experiment, PICKER_ALL + 1)
+        listed = memo.remembered(
+            conn, ("experiment_modes", experiment), lambda c: reads.experiment_modes(c, experiment, PICKER_ALL + 1)
+        )
     else:
         listed = [
             {**m, "setting_id": record["setting_id"], "setting_label": record["setting_label"]}

@@ -137,12 +137,18 @@ class ViewStore:
 
     def empty(self, view: str, args: dict[str, str]) -> bool:
         """Whether every dataset of ``view`` drawn for ``args`` itself has no rows, so its spec need not be built
-        (most pairs of a sweep have no curve, CKA or predictions). False when a dataset takes other arguments
-        (the pair page's landscapes are the two checkpoints')."""
-        datasets = [registry.DATASETS[name] for name in registry.VIEWS[view].datasets]
-        if any(set(d.args) - set(args) for d in datasets):
-            return False
-        return all(self._read[self.table(d.name, {k: args[k] for k in d.args})]["n"] == 0 for d in datasets)
+        (most pairs of a sweep have no curve, CKA or predictions). A checkpoint's dataset on a pair's view is
+        drawn for each of the two (the pair page's landscapes); False for any other arguments."""
+        asked = []
+        for name in registry.VIEWS[view].datasets:
+            d = registry.DATASETS[name]
+            if set(d.args) <= set(args):
+                asked.append((name, {k: args[k] for k in d.args}))
+            elif d.args == ("checkpoint",) and {"a", "b"} <= set(args):
+                asked += [(name, {"checkpoint": args["a"]}), (name, {"checkpoint": args["b"]})]
+            else:
+                return False
+        return all(self._read[self.table(name, a)]["n"] == 0 for name, a in asked)
 
     def add(self, view: str, args: dict[str, str]) -> bool:
         """Store ``view`` for ``args`` when it has rows to draw; returns whether it did."""

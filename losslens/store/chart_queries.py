@@ -163,6 +163,23 @@ def nd_landscape_record(conn: sqlite3.Connection, checkpoint: str) -> dict[str, 
     return rows[0] if rows else None
 
 
+def setting_landscape_kinds(conn: sqlite3.Connection, setting_id: str) -> dict[str, dict[str, Any]]:
+    """For each mode of a setting, in one query: ``has_2d`` (it has a landscape :func:`losslens.store.reads.landscape`
+    finds: a done 2-D grid among the newest runs per parameter set) and ``nd_dims`` (the dims of its
+    :func:`nd_landscape_record`, None without one). Keyed by checkpoint sha256."""
+    rows = conn.execute(
+        """SELECT c.sha256,
+                  EXISTS (SELECT 1 FROM landscapes l JOIN latest_runs_by_params r ON r.id = l.run_id
+                          WHERE l.checkpoint = c.sha256 AND l.dims = 2 AND l.samples = 0) AS has_2d,
+                  (SELECT l.dims FROM landscapes l JOIN metric_runs r ON r.id = l.run_id
+                   WHERE l.checkpoint = c.sha256 AND l.dims IN (3, 4) AND l.samples = 0 AND r.status = 'done'
+                   ORDER BY r.finished_at DESC, r.id DESC LIMIT 1) AS nd_dims
+           FROM checkpoints c JOIN models m ON m.id = c.model_id WHERE m.setting_id = ?""",
+        (setting_id,),
+    ).fetchall()
+    return {sha: {"has_2d": bool(has_2d), "nd_dims": nd_dims} for sha, has_2d, nd_dims in rows}
+
+
 def landscape_loss_range(conn: sqlite3.Connection, landscape_id: str) -> tuple[float, float] | None:
     """(min, max) of a landscape's finite positive losses (the domain of its log colour scale), or None."""
     row = conn.execute(

@@ -522,28 +522,30 @@ def experiment_taxonomy(conn: sqlite3.Connection, experiment_id: str) -> Rows:
 
 
 def experiment_phases(conn: sqlite3.Connection, experiment_id: str) -> list[tuple[str | None, float | None]]:
-    """``(phase, mc)`` of each setting of an experiment, by label, from the rows of :func:`experiment_taxonomy`
-    (None where not computed): what the taxonomy chart's legend and mc axis need, without the other columns."""
+    """``(phase, mc)`` of each setting of an experiment, in no set order, from the rows of
+    :func:`experiment_taxonomy` (None where not computed): what the taxonomy chart's legend and mc axis need,
+    without the other columns."""
     return conn.execute(
         f"""SELECT t.phase, t.mc FROM settings s
             LEFT JOIN taxonomy t ON t.setting_id = s.id AND t.run_id = {_LATEST_TAXONOMY_RUN}
-            WHERE s.experiment_id = :experiment ORDER BY s.label, s.id""",
+            WHERE s.experiment_id = :experiment""",
         {"experiment": experiment_id},
     ).fetchall()
 
 
 def setting_keys(conn: sqlite3.Connection, experiment_id: str) -> list[str]:
-    """The keys of an experiment's settings' ``values`` in first-seen order: settings by label, each one's keys
-    in their written order (what :func:`losslens.views.taxonomy.keys_of` gives from the parsed values). SQLite's
-    ``json_each`` reads them, so a page need not parse every setting's JSON."""
+    """The keys of an experiment's settings' ``values`` in first-seen order: settings by label (then id), each
+    one's keys in their written order (what :func:`losslens.views.taxonomy.keys_of` gives from the parsed values
+    of :func:`experiment_taxonomy`'s rows). SQLite's ``json_each`` reads them, so a page need not parse every
+    setting's JSON; each key's ``position`` is taken from the row of its first setting (SQLite's rule for bare
+    columns beside ``min()``)."""
     return [
         key
-        for (key,) in conn.execute(
-            """SELECT key FROM (
-                   SELECT j.key AS key, row_number() OVER (ORDER BY s.label, s.id, j.id) AS position
-                   FROM settings s, json_each(coalesce(nullif(s.values_json, ''), '{}')) j
-                   WHERE s.experiment_id = ?)
-               GROUP BY key ORDER BY min(position)""",
+        for key, _, _ in conn.execute(
+            """SELECT j.key, min(s.label || char(0) || s.id) AS first_setting, j.id AS position
+               FROM settings s, json_each(coalesce(nullif(s.values_json, ''), '{}')) j
+               WHERE s.experiment_id = ?
+               GROUP BY j.key ORDER BY first_setting, position""",
             (experiment_id,),
         )
     ]

@@ -38,20 +38,31 @@ def _plain(text: str) -> str:
 
 
 @functools.cache
-def _plain_tables() -> dict[str, tuple[str, dict[str, str]]]:
-    """Every documented table's description and column texts as Datasette shows them (built once: the
-    plugin's ``get_metadata`` hook runs several times per page)."""
+def _plain_tables() -> dict[str, tuple[str, dict[str, str], str | None]]:
+    """Every documented table's description, column texts and label column as Datasette shows them (built once:
+    the plugin's ``get_metadata`` hook runs several times per page)."""
     return {
-        table: (_plain(doc["description"]), {name: _plain(text) for name, text in doc["columns"].items()})
+        table: (
+            _plain(doc["description"]),
+            {name: _plain(text) for name, text in doc["columns"].items()},
+            doc.get("label_column"),
+        )
         for table, doc in _catalog_block()["tables"].items()
     }
 
 
 def table_metadata(table: str) -> dict[str, Any] | None:
-    """Datasette metadata of one table or view (``description`` and ``columns``), or None if undocumented.
-    A fresh dict each call: Datasette merges the user's own metadata into what the hook returns."""
+    """Datasette metadata of one table or view (``description``, ``columns`` and, where the table's name column
+    is not called ``name``, ``label_column``: what Datasette shows for a foreign key to it), or None if
+    undocumented. A fresh dict each call: Datasette merges the user's own metadata into what the hook returns."""
     found = _plain_tables().get(table)
-    return None if found is None else {"description": found[0], "columns": dict(found[1])}
+    if found is None:
+        return None
+    description, columns, label_column = found
+    meta: dict[str, Any] = {"description": description, "columns": dict(columns)}
+    if label_column:
+        meta["label_column"] = label_column
+    return meta
 
 
 def database_metadata(table: str | None = None) -> dict[str, Any]:
