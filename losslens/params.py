@@ -6,6 +6,7 @@ so one pair of functions serves them all.
 
 from __future__ import annotations
 
+import difflib
 from fnmatch import fnmatchcase
 
 import torch
@@ -88,22 +89,46 @@ def module_globs(names: list[str], prefix: str = "") -> list[str]:
     return list(out)
 
 
-def select(params: Params, globs: tuple[str, ...] | list[str], prefix: str = "") -> list[str]:
+def closest_globs(pattern: str, names: list[str], prefix: str = "", n: int = 3) -> list[str]:
+    """The ``--params`` globs of this model closest to ``pattern``, for the hint of a glob that matches
+    nothing: ``*.PATTERN`` first when that matches (the usual slip: a module path written without the
+    leading ``*.``), then the :func:`module_globs` nearest by :func:`difflib.get_close_matches` (the
+    ``n`` most similar, however dissimilar; none only when the model has no parameters)."""
+    out = [f"*.{pattern}"] if not pattern.startswith("*") and any(matches(name, f"*.{pattern}") for name in names) else []
+    out += difflib.get_close_matches(pattern, module_globs(names, prefix), n=n, cutoff=0.0)
+    return list(dict.fromkeys(out))[:n]
+
+
+def no_match(
+    pattern: str, names: list[str], prefix: str = "", *, where: str = "params", model: str | None = None
+) -> LossLensError:
+    """The one-line refusal of a ``--params`` glob that matches none of ``names``: the glob, the model
+    (when named), the closest globs (:func:`closest_globs`) as the fix, the anchoring rule and a few names."""
+    sample = ", ".join(names[:3] + (["…", names[-1]] if len(names) > 3 else []))
+    anchor = f", or after {prefix!r}" if prefix else ""
+    of = f" of model {model}" if model else ""
+    close = closest_globs(pattern, names, prefix)
+    fix = f"closest: {', '.join(repr(g) for g in close)}; " if close else ""
+    return LossLensError(
+        f"--params {pattern!r} matches no parameter{of}",
+        where=where,
+        hint=f"{fix}a glob matches the whole dotted name from its start{anchor}; names look like: {sample}",
+    )
+
+
+def select(
+    params: Params, globs: tuple[str, ...] | list[str], prefix: str = "", *, where: str = "params", model: str | None = None
+) -> list[str]:
     """Names of the parameters matching any glob (see :func:`matches`), in dict order; all when ``globs`` is empty.
 
     :param prefix: a transformers model's :func:`base_prefix`, which globs may leave out.
-    :raises LossLensError: a glob matches no parameter (the error lists a few names to choose from).
+    :param where: the ``where`` of a refusal (planning passes the metric's name).
+    :param model: the model a refusal names (planning's label of it: names and checkpoint count).
+    :raises LossLensError: a glob matches no parameter (:func:`no_match`: the closest globs and a few names).
     """
     if not globs:
         return list(params)
     for pattern in globs:
         if not any(matches(name, pattern, prefix) for name in params):
-            names = list(params)
-            sample = ", ".join(names[:3] + (["…", names[-1]] if len(names) > 3 else []))
-            anchor = f", or after {prefix!r}" if prefix else ""
-            raise LossLensError(
-                f"--params {pattern!r} matches no parameter",
-                where="params",
-                hint=f"a glob matches from the start of the name{anchor}; names look like: {sample}",
-            )
+            raise no_match(pattern, list(params), prefix, where=where, model=model)
     return [name for name in params if any(matches(name, p, prefix) for p in globs)]

@@ -356,11 +356,14 @@ def test_params_glob_is_a_block_of_the_dense_hessian(pinn_catalog):
 
 
 def test_params_glob_that_matches_nothing_is_refused(pinn_catalog):
-    """A glob matching no parameter fails in one line listing names to choose from."""
-    report = compute(["hessian"], [("params", "layers.11.*"), ("esd", "false")], catalog_path=pinn_catalog)
-    assert report.failed == 4
-    error = report.metrics[0].failures[0][1]
+    """A glob matching no parameter stops compute at planning (tests/test_blocks.py), in one line listing names
+    to choose from; no job runs, so no run is stored."""
+    with pytest.raises(LossLensError) as err:
+        compute(["hessian"], [("params", "layers.11.*"), ("esd", "false")], catalog_path=pinn_catalog)
+    error = err.value.line()
     assert "'layers.11.*' matches no parameter" in error and "0.weight" in error
+    with open_catalog(pinn_catalog, readonly=True) as cat:
+        assert cat.query("SELECT id FROM metric_runs") == []
 
 
 def test_memory_budget_refuses_with_the_option_that_fits(pinn_catalog):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -502,3 +503,104 @@ def test_train_lm_refuses_an_unknown_config_name(tmp_path):
         train_lm(tmp_path / "runs", config="fast")
     assert not (tmp_path / "runs").exists()
     assert lm_config("quick") is QUICK and lm_config(None) == LMConfig()
+
+
+# ---------------------------------------------------------------------------------------------
+# --params globs resolved at planning (losslens/jobs/blocks.py) on Hugging Face models
+
+
+def _metric_runs(db: Path) -> list[tuple]:
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT id, status, finished_at FROM metric_runs ORDER BY id").fetchall()
+
+
+def _planned_blocks(db: Path, globs: str) -> list:
+    from losslens.jobs import compute
+
+    blocks: list = []
+    compute(
+        ["hessian"],
+        [("params", globs)],
+        catalog_path=db,
+        device="cpu",
+        dry_run=True,
+        on_event=lambda event, **data: blocks.extend(data["blocks"]) if event == "dry_run" else None,
+    )
+    return blocks
+
+
+def test_dry_run_counts_params_globs_on_a_gpt_neox(lm_catalog):
+    """The four folders share one architecture: one block, resolved from the config in the catalog (the
+    skeleton is built on the meta device, no weights read). Oracle: transformers' own from_pretrained model's
+    named_parameters(), selected by hand-written prefixes and suffixes of the names; a glob matching nothing is
+    refused before any run is written, naming the model and suggesting '*.attention.*' for 'attention.*'."""
+    from losslens.jobs import compute
+
+    db, root = lm_catalog
+    before = _metric_runs(db)
+    (block,) = _planned_blocks(db, "layers.1.*,*.bias")
+    ref = dict(reference_model(root / "run" / "seed0" / "step10").named_parameters())
+    layer = [n for n in ref if n.startswith("gpt_neox.layers.1.")]
+    biases = [n for n in ref if n.endswith(".bias")]
+    union = [n for n in ref if n in layer or n in biases]
+    weights = {n: ref[n].numel() for n in ref}
+    assert block.model == "'hf_causal_lm default' (4 checkpoints)" and block.checkpoints == 4
+    assert [(g.glob, g.tensors, g.weights) for g in block.globs] == [
+        ("layers.1.*", len(layer), sum(weights[n] for n in layer)),
+        ("*.bias", len(biases), sum(weights[n] for n in biases)),
+    ]
+    assert (block.tensors, block.weights) == (len(union), sum(weights[n] for n in union))
+    assert (block.total_tensors, block.total_weights) == (len(ref), sum(weights.values()))
+    assert (
+        len(layer) == 12 and sum(weights[n] for n in layer) == 4 * 16 + (16 * 48 + 48) + (16 * 16 + 16) + 2 * (16 * 64) + 64 + 16
+    )
+    with pytest.raises(LossLensError) as err:
+        _planned_blocks(db, "attention.*")
+    line = err.value.line()
+    assert line.startswith("hessian: --params 'attention.*' matches no parameter of model 'hf_causal_lm default' (4 checkpoints)")
+    assert "closest: '*.attention.*'" in line and "after 'gpt_neox.'" in line
+    with pytest.raises(LossLensError, match=re.escape("--params 'layers.2.*' matches no parameter")) as err:
+        compute(["performance", "hessian"], [("params", "layers.2.*")], catalog_path=db, device="cpu")
+    assert "'layers.1.*'" in err.value.line() or "'layers.0.*'" in err.value.line()
+    assert _metric_runs(db) == before
+
+
+def test_params_globs_on_a_tied_gpt2_follow_named_parameters(tmp_path):
+    """GPT-2 ties lm_head.weight to transformer.wte.weight: named_parameters() lists the tensor once, under its
+    first name, so 'lm_head.weight' is refused at planning and 'wte.*' counts the vocabulary × width tensor once.
+    Oracle: transformers' own from_pretrained model."""
+    from losslens.ingest import ingest
+
+    text = generated_text(300, seed=1)
+    folder = tmp_path / "run" / "step1"
+    torch.manual_seed(0)
+    config = {"model_type": "gpt2", "vocab_size": 48, "n_embd": 8, "n_layer": 2, "n_head": 2, "n_positions": 32}
+    save_folder(hf_causal_lm(config), folder, word_tokenizer(text, vocab_size=48))
+    (tmp_path / "text.txt").write_text(text)
+    spec = tmp_path / "gpt2.toml"
+    spec.write_text(
+        'name = "tiny-gpt2"\n\n[model]\nfactory = "hf_causal_lm"\n\n[problem]\nfactory = "causal_lm"\n'
+        f'kwargs = {{ text = "{tmp_path / "text.txt"}", tokenizer = "{folder}", seq_len = 16, batch_size = 4 }}\n\n'
+        '[checkpoints]\npaths = ["run/step*"]\n'
+    )
+    db = tmp_path / "catalog" / "losslens.db"
+    assert ingest(spec, db).count("added") == 1
+    ref = reference_model(folder)
+    assert ref.lm_head.weight is ref.transformer.wte.weight
+    names = dict(ref.named_parameters())
+    assert "lm_head.weight" not in names
+    with pytest.raises(
+        LossLensError,
+        match=re.escape("--params 'lm_head.weight' matches no parameter of model 'hf_causal_lm default' (1 checkpoint)"),
+    ):
+        _planned_blocks(db, "lm_head.weight")
+    (block,) = _planned_blocks(db, "wte.*,h.0.*")
+    first = [n for n in names if n.startswith("transformer.h.0.")]
+    assert [(g.glob, g.tensors, g.weights) for g in block.globs] == [
+        ("wte.*", 1, 48 * 8),
+        ("h.0.*", len(first), sum(names[n].numel() for n in first)),
+    ]
+    assert block.total_weights == sum(p.numel() for p in ref.parameters())  # the tied tensor once
+    assert _metric_runs(db) == []

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from losslens.errors import LossLensError
-from losslens.params import base_prefix, block_glob, module_globs, select
+from losslens.params import base_prefix, block_glob, closest_globs, module_globs, select
 
 transformers = pytest.importorskip("transformers")
 
@@ -121,3 +121,17 @@ def test_module_globs_select_one_module_or_tensor_each(model) -> None:
 
         expected = [n for n in params if hit(n) or (bool(prefix) and n.startswith(prefix) and hit(n[len(prefix) :]))]
         assert _select(m, glob) == expected, glob
+
+
+def test_closest_globs_name_the_fix() -> None:
+    """A module path written without its leading '*.' gets '*.PATH' first; a block number the model lacks gets
+    the model's own numbered blocks (difflib's nearest module globs). Oracle: the names of a 2-layer GPT-NeoX."""
+    m = _gpt_neox()
+    names = list(dict(m.named_parameters()))
+    assert closest_globs("attention.*", names, "gpt_neox.")[0] == "*.attention.*"
+    close = closest_globs("layers.7.*", names, "gpt_neox.")
+    assert len(close) == 3 and {"layers.0.*", "layers.1.*"} & set(close)
+    assert all(_select(m, g) for g in close)  # every suggestion selects something
+    with pytest.raises(LossLensError, match=re.escape("closest: '*.attention.*'")):
+        _select(m, "attention.*")
+    assert closest_globs("anything", []) == []

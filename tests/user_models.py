@@ -24,6 +24,23 @@ def aux_head_net(width: int = 6) -> AuxHeadNet:
     return AuxHeadNet(width)
 
 
+class NormedNet(nn.Module):
+    """A 2-w-1 tanh network that fixes an output scale from its first layer's initial weights while it is
+    built: a value read from a tensor, which a build on torch's meta device cannot give."""
+
+    def __init__(self, width: int = 6):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(2, width), nn.Tanh(), nn.Linear(width, 1))
+        self.scale = float(self.body[0].weight.detach().norm())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.scale * self.body(x)
+
+
+def normed_net(width: int = 6) -> NormedNet:
+    return NormedNet(width)
+
+
 class RandomFeaturesNet(nn.Module):
     """A fixed random-features layer (``requires_grad=False``, drawn per seed) and a trained linear head."""
 

@@ -130,6 +130,7 @@ def compute(
     (a Ray cluster, a Slurm job array); this process alone writes the catalog, storing each result as it
     arrives. Ctrl-C stops submitting and keeps what finished: run the same command again for the rest.
     """
+    from losslens.jobs.blocks import describe_blocks
     from losslens.jobs.runner import compute as run_compute  # imports torch and the metrics: not at CLI start
 
     where = execution(
@@ -152,6 +153,8 @@ def compute(
             if event == "dry_run":
                 m = data["report"]
                 progress.console.print(f"{m.metric}: {m.planned} jobs, {m.skipped} done before, {len(data['jobs'])} to run")
+                for line in describe_blocks(data["blocks"]):  # model names and globs are the user's: no markup
+                    progress.console.print(Text(line), soft_wrap=True)
                 if data["text"]:
                     progress.console.print(data["text"])
             on_event(event, **data)

@@ -112,7 +112,8 @@ DryRunOpt = Annotated[
     bool,
     typer.Option(
         "--dry-run",
-        help="Plan only: show each metric's jobs to run and how (for slurm, the sbatch script).",
+        help="Plan only: show each metric's jobs to run, what each --params glob selects in each model (tensors "
+        "and weights), and how the jobs would run (for slurm, the sbatch script).",
         rich_help_panel=PANEL,
     ),
 ]

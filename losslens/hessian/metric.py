@@ -65,7 +65,8 @@ class HessianParams:
             "help": "Only the parameters matching these comma-separated globs: a diagonal block of the Hessian, the "
             "rest held fixed. Default: all. fnmatch from the start of the dotted name (* crosses dots), or for a "
             "transformers model after its base-model prefix: 'layers.11.*' is gpt_neox.layers.11.…, 'h.0.*' "
-            "transformer.h.0.…, '*.bias' every bias; '0.*' is 0.weight and 0.bias, never 2.0.weight."
+            "transformer.h.0.…, '*.bias' every bias; '0.*' is 0.weight and 0.bias, never 2.0.weight. Each glob must "
+            "match in every model of the plan (else compute stops before any job); --dry-run counts what each selects."
         },
     )
     memory_gb: float | None = field(

@@ -16,6 +16,7 @@ import torch
 
 from losslens import __version__
 from losslens.errors import LossLensError
+from losslens.jobs.blocks import resolve_blocks
 from losslens.jobs.context import JobContext
 from losslens.jobs.executors import Resources, make_executor
 from losslens.jobs.inputs import attach_inputs
@@ -213,9 +214,11 @@ def compute(
     read attached; only this process writes the catalog, storing each result as it arrives. Ctrl-C
     stops submitting and returns with ``interrupted`` set; what finished is stored, a rerun does the rest.
     With ``dry_run`` nothing runs: each metric's plan is reported (event ``dry_run`` with the executor's
-    description, e.g. the sbatch script).
+    description, e.g. the sbatch script, and ``blocks``: what its ``--params`` globs select in each model,
+    see :mod:`losslens.jobs.blocks`).
 
-    :raises LossLensError: for no or unknown metrics, bad options, an unknown experiment or executor.
+    :raises LossLensError: for no or unknown metrics, bad options, an unknown experiment or executor, or a
+        ``--params`` glob that matches no parameter of some planned model (before any job runs).
     """
     if not metric_names:
         raise LossLensError("no metric named", where="compute", hint="e.g. losslens compute performance")
@@ -230,15 +233,26 @@ def compute(
         engine = make_executor(name, resources, executor_options)
         run = functools.partial(execute_job, device)
         try:
+            # every metric is planned (and its --params globs resolved) before any job runs: a glob that
+            # selects nothing in some model is one line now, not a failed job per checkpoint later
+            plans = {m.name: plan(catalog, m, params[m.name], experiment) for m in metrics}
+            blocks = {m.name: resolve_blocks(m.name, params[m.name], plans[m.name]) for m in metrics}
             for metric in metrics:
-                planned = plan(catalog, metric, params[metric.name], experiment)
+                planned = plans[metric.name]
                 done = set() if force and metric.name in metric_names else done_run_ids(catalog, metric)
                 todo = [j for j in planned if j.run_id not in done]
                 mr = MetricReport(metric.name, planned=len(planned), skipped=len(planned) - len(todo))
                 report.metrics.append(mr)
                 if dry_run:
                     describe = getattr(engine, "describe", None)
-                    emit("dry_run", metric=metric.name, report=mr, jobs=todo, text=describe(len(todo)) if describe else None)
+                    emit(
+                        "dry_run",
+                        metric=metric.name,
+                        report=mr,
+                        jobs=todo,
+                        text=describe(len(todo)) if describe else None,
+                        blocks=blocks[metric.name],
+                    )
                     continue
                 emit("metric_start", metric=metric.name, total=len(todo), skipped=mr.skipped)
                 if todo:
