@@ -210,3 +210,23 @@ def test_cli_refusal_is_one_error_line_and_dry_run_prints_the_counts(pinn_catalo
     )
     assert "'2.*': 2 tensors, 72 weights" in ok.output and "'*.bias': 3 tensors, 17 weights" in ok.output
     assert _runs(pinn_catalog) == []
+
+
+def test_a_block_too_small_for_k_is_refused_at_planning(pinn_catalog):
+    """'4.bias' is the PINN's output bias, one weight (out_dim 1): --k 10 (the default) cannot fit it, so the
+    command stops at planning with the largest k that fits; --k 1 fits; --k 1 with --smallest needs two."""
+    params = dict(pinn_mlp(**PINN_KWARGS).named_parameters())
+    assert params["4.bias"].numel() == 1
+    model = "'pinn_mlp beta=1', 'pinn_mlp beta=5' (4 checkpoints)"
+    with pytest.raises(LossLensError) as err:
+        compute(["hessian"], [("params", "4.bias")], catalog_path=pinn_catalog, device="cpu")
+    assert err.value.line() == (
+        f"hessian: --k 10 asks for 10 eigenpairs, but --params 4.bias selects 1 weight of model {model} — lower --k to at "
+        "most 1, or widen --params"
+    )
+    assert _runs(pinn_catalog) == []
+    (block,) = _dry_run(pinn_catalog, [("params", "4.bias"), ("k", "1")])["hessian"]
+    assert (block.tensors, block.weights) == (1, 1)
+    with pytest.raises(LossLensError, match=re.escape("asks for 2 eigenpairs, but --params 4.bias selects 1 weight")) as err:
+        _dry_run(pinn_catalog, [("params", "4.bias"), ("k", "1"), ("smallest", None)])
+    assert err.value.hint == "leave --smallest out, or widen --params"

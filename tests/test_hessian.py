@@ -366,6 +366,16 @@ def test_params_glob_that_matches_nothing_is_refused(pinn_catalog):
         assert cat.query("SELECT id FROM metric_runs") == []
 
 
+def test_k_above_the_parameter_count_fails_each_job_in_one_line(pinn_catalog):
+    """Without --params the whole model is the block, checked per job (planning checks --params blocks,
+    tests/test_blocks.py): the tiny PINN 2-8-8-1 has 2·8 + 8 + 8·8 + 8 + 8 + 1 = 105 weights."""
+    report = compute(["hessian"], [("k", "200"), ("esd", "false"), ("trace-probes", "0")], catalog_path=pinn_catalog)
+    assert report.failed == 4
+    assert report.metrics[0].failures[0][1] == (
+        "hessian: --k 200 asks for 200 eigenpairs, but the model has 105 weights — lower --k to at most 105"
+    )
+
+
 def test_memory_budget_refuses_with_the_option_that_fits(pinn_catalog):
     """A budget below the estimate refuses before any HVP, naming the largest term and a setting that fits, and
     re-running with that setting is not refused (tests/test_memory.py does this over a grid of budgets).

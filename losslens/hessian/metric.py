@@ -88,6 +88,27 @@ class HessianParams:
         if self.backend == "pyhessian" and self.params:
             raise ValueError("--params needs --backend lanczos: PyHessian differentiates every parameter")
 
+    def check_block(self, n: int, model: str | None = None) -> None:
+        """Whether a block of ``n`` weights has room for the eigenpairs asked for: called per job on the
+        loaded block, and at planning on each model's ``--params`` block (:mod:`losslens.jobs.blocks`), so
+        a block too small is one line before any job runs.
+
+        :raises LossLensError: ``k`` (plus one with ``smallest``) exceeds ``n``.
+        """
+        wanted = self.k + int(self.smallest)
+        if wanted <= n:
+            return
+        block = f"--params {','.join(self.params)} selects" if self.params else "the model has"
+        of = f" of model {model}" if model else ""
+        fixes = [f"lower --k to at most {n - int(self.smallest)}" if n > int(self.smallest) else "leave --smallest out"]
+        fixes += ["widen --params"] if self.params else []
+        raise LossLensError(
+            f"--k {self.k}{' with --smallest' if self.smallest else ''} asks for {wanted} eigenpairs, but {block} "
+            f"{n} weight{'s' if n != 1 else ''}{of}",
+            where="hessian",
+            hint=", or ".join(fixes),
+        )
+
 
 @register(
     "hessian",
@@ -107,8 +128,7 @@ def hessian(ctx: JobContext, params: HessianParams) -> Result:
     check_memory(s, hvp, params, max_iter, ctx.device)
     loss = hvp.value()
     check_finite_loss(s.name, loss)
-    if params.k + params.smallest > hvp.n:
-        raise LossLensError(f"k={params.k} exceeds the {hvp.n} parameters", where="hessian", hint="lower --k")
+    params.check_block(hvp.n)
     result = Result()
     row = {"checkpoint": s.sha256, "params_hash": phash}
     summary = {

@@ -4,10 +4,12 @@ A metric with a ``params`` field (the Hessian's ``--params GLOBS``) differentiat
 its globs select. ``compute`` resolves every glob against each distinct model (architecture) of the
 planned jobs at planning, so a glob that selects nothing in some model stops the command in one line
 before any job runs (instead of failing every job of that model), and ``--dry-run`` shows what each
-glob selects. The rule is the run-time one (:func:`losslens.params.select` over the trainable
-parameters, with :func:`losslens.params.base_prefix`); the names and shapes come from a skeleton of the
-model built from its catalog record on torch's ``meta`` device (no storage, no checkpoint read, no
-random initialisation). Nothing is stored.
+glob selects; a metric's parameters may also refuse a block by its size (``check_block``: the
+Hessian's ``--k`` above the block's weights). The rule is the run-time one
+(:func:`losslens.params.select` over the trainable parameters, with
+:func:`losslens.params.base_prefix`); the names and shapes come from a skeleton of the model built
+from its catalog record on torch's ``meta`` device (no storage, no checkpoint read, no random
+initialisation). Nothing is stored.
 """
 
 from __future__ import annotations
@@ -97,7 +99,8 @@ def resolve_blocks(metric: str, params: Any, jobs: Iterable[Job]) -> list[ModelB
     :returns: one :class:`ModelBlock` per distinct architecture, in first-planned order.
     :raises LossLensError: a glob matches no parameter of some model: one line naming the metric,
         ``--params``, the glob, the model and its planned checkpoints, and the closest globs of that
-        model (:func:`losslens.params.no_match`).
+        model (:func:`losslens.params.no_match`); or the metric's parameters refuse the block's size
+        (their ``check_block(weights, model)``, when they have one: the Hessian's ``--k``).
     """
     globs = param_globs(params)
     if not globs:
@@ -120,13 +123,17 @@ def resolve_blocks(metric: str, params: Any, jobs: Iterable[Job]) -> list[ModelB
             hit = select(tensors, [glob], prefix, where=metric, model=label)
             counts.append(GlobCount(glob, len(hit), sum(tensors[n].numel() for n in hit)))
         block = select(tensors, globs, prefix)
+        weights = sum(tensors[n].numel() for n in block)
+        check = getattr(params, "check_block", None)  # the metric's own test of a block's size (the Hessian's k)
+        if check is not None:
+            check(weights, label)
         blocks.append(
             ModelBlock(
                 label,
                 len(records),
                 tuple(counts),
                 tensors=len(block),
-                weights=sum(tensors[n].numel() for n in block),
+                weights=weights,
                 total_tensors=len(tensors),
                 total_weights=sum(t.numel() for t in tensors.values()),
             )
