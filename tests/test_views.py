@@ -89,6 +89,28 @@ def test_taxonomy_selection_is_keyed_on_setting_id():
     assert svg.count('aria-label="beta: 5; ') >= 1
 
 
+def test_large_sweeps_label_only_the_selected_setting():
+    """Without ``cell_labels`` (above ``LABELLED_CELLS`` settings) the phase and CKA plots write only the selected
+    setting's label, where every point's would cover the others; with it, every point's. Oracle: the label texts
+    in vl-convert's SVG (a ``<text>`` per label drawn)."""
+    rows = [
+        {
+            "setting_id": c * 16,
+            "label": f"lr={i}",
+            "phase": "II",
+            "mc": 0.1 * i,
+            "log_top_eigenvalue": float(i),
+            "cka": 0.5,
+            "gx": i,
+            "gy": "",
+        }
+        for i, c in enumerate("abc")
+    ]
+    for cell_labels, expected in ((True, {"lr=0": 2, "lr=1": 2, "lr=2": 2}), (False, {"lr=0": 0, "lr=1": 2, "lr=2": 0})):
+        svg = vlc.vegalite_to_svg(taxonomy.taxonomy_spec(values(rows), ["lr"], selected="b" * 16, cell_labels=cell_labels))
+        assert {label: svg.count(f">{label}</text>") for label in expected} == expected, cell_labels
+
+
 def test_every_builder_compiles_with_and_without_data():
     """Oracle: vl-convert compiles and draws each builder's spec, empty (a metric not computed yet)
     and with small data."""

@@ -41,7 +41,7 @@ ID_FORMATS = {
     "selected": re.compile(r"^[0-9a-f]{16}$|^[0-9a-f]{64}$"),
 }
 KIND_OF_ARG = {"experiment": "experiment", "setting": "setting", "checkpoint": "checkpoint", "a": "checkpoint", "b": "checkpoint"}
-LABELLED_CELLS = 100  # above this many settings the taxonomy grid drops its per-cell phase labels
+LABELLED_CELLS = 100  # above this many settings the taxonomy drops its grid cells' phases and its points' labels
 
 Url = Callable[..., Data]  # url(dataset_name, **args) -> a data source
 

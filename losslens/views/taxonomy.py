@@ -153,10 +153,12 @@ def taxonomy_spec(
     The phase plot is sharpness (the taxonomy's measure) against mc on a symlog axis (``mc_axis``:
     constant and ticks, see :func:`mc_axis_of`; from inline rows when omitted), with the mc = 0 line and the sharpness threshold drawn;
     beside it CKA against mc with the CKA threshold: the lines cut the plots into the phases' quadrants.
-    Points carry their setting's label, and a text below explains each phase shown and the relative
+    Points carry their setting's label (only the selected setting's without ``cell_labels``), and a text below
+    explains each phase shown and the relative
     thresholds (``thresholds``: the taxonomy run's, see :func:`losslens.store.chart_queries.taxonomy_thresholds`).
     ``keys`` names the grid's axes (the sweep's first two keys); ``selected`` pre-selects a setting;
-    ``cell_labels`` writes the phase in each grid cell (too many marks for large sweeps). ``phases``:
+    ``cell_labels`` writes the phase in each grid cell and every point's label (too many marks for large sweeps,
+    where they would cover each other). ``phases``:
     the phases present (legend entries); read from inline rows when omitted.
     """
     keys = keys or []
@@ -213,7 +215,8 @@ def taxonomy_spec(
             },
             {
                 "mark": {"type": "text", "dy": -11, "fontSize": 10, "aria": False},
-                "transform": [valid],
+                # Without cell_labels (large sweeps) the labels would cover each other: only the chosen one's is written.
+                "transform": [valid] + ([] if cell_labels else [{"filter": {"param": "setting", "empty": False}}]),
                 "encoding": {"x": x, "y": mc_y, "text": {"field": "label"}},
             },
         ]
