@@ -8,6 +8,7 @@ wrote with plain SQL on its own connection, looked for in the served HTML and JS
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from pathlib import Path
 
@@ -151,3 +152,44 @@ def test_mode_pages_of_one_experiment_count_its_checkpoints_once_per_version(pin
     writer.close()
     assert counts(shas[1]) == 1
     conn.close()
+
+
+def test_global_pages_of_one_experiment_share_its_settings_and_spec(pinn_catalog):
+    """Oracle: SQLite's statement trace on Datasette's own connections (a plugin's ``prepare_connection``). Choosing
+    another setting on the global page does not read the experiment's settings again, and the taxonomy spec
+    that page inlined is the spec route's answer for the same selection, with no further read."""
+    from datasette import hookimpl
+    from datasette.plugins import pm
+
+    seen: list[str] = []
+
+    class Trace:
+        __name__ = "test_trace"  # Datasette lists plugins by name
+
+        @hookimpl
+        def prepare_connection(self, conn):
+            conn.set_trace_callback(seen.append)
+
+    tracer = Trace()
+    pm.register(tracer, name="test-trace")
+    try:
+        ds = Datasette([str(pinn_catalog)])
+        ds.executor = None  # one connection, so every read is traced in order
+        asyncio.run(ds.invoke_startup())
+        with sqlite3.connect(pinn_catalog) as conn:
+            experiment = conn.execute("SELECT id FROM experiments").fetchone()[0]
+            first, second = [r[0] for r in conn.execute("SELECT id FROM settings ORDER BY label")]
+        page = get(ds, f"/-/losslens/losslens?experiment={experiment}&setting={first}")
+        assert page.status_code == 200
+        seen.clear()
+        page = get(ds, f"/-/losslens/losslens?experiment={experiment}&setting={second}")
+        assert page.status_code == 200
+        reads = [s for s in seen if "PRAGMA data_version" not in s]
+        assert not any("FROM settings WHERE experiment_id" in s for s in reads), reads
+        inlined = page.text.split('id="global-spec">', 1)[1].split("</script>", 1)[0]
+        seen.clear()
+        spec = get(ds, f"/-/losslens/losslens/spec/taxonomy.json?experiment={experiment}&selected={second}")
+        assert spec.json() == json.loads(inlined)
+        assert not any("taxonomy" in s for s in seen if "PRAGMA data_version" not in s), seen
+    finally:
+        pm.unregister(tracer)

@@ -19,7 +19,7 @@ from markupsafe import Markup
 
 from losslens.datasette_plugin import memo
 from losslens.datasette_plugin.assets import asset_url
-from losslens.datasette_plugin.routes import build_spec, check_args, data_url, database
+from losslens.datasette_plugin.routes import check_args, data_url, database, spec_text
 from losslens.store import chart_queries, reads
 from losslens.views import modes as modes_view
 from losslens.views import registry
@@ -70,8 +70,20 @@ def help_json() -> Markup:
 def script_json(value: Any) -> Markup:
     """JSON to inline in a ``<script type="application/json">``: ``<``, ``>`` and ``&`` escaped so no
     string in it can close the element."""
-    text = json.dumps(value, allow_nan=False)
+    return script_text(json.dumps(value, allow_nan=False))
+
+
+def script_text(text: str) -> Markup:
+    """:func:`script_json` of JSON already serialised (``<``, ``>`` and ``&`` only occur inside its strings)."""
     return Markup(text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
+
+
+def experiment_settings(conn: sqlite3.Connection, experiment_id: str) -> dict[str, Any]:
+    """What the global page shows of an experiment whichever setting is chosen: its settings (``id``, ``label``)
+    and their id → label JSON. Remembered once per experiment (:mod:`.memo`), so pages choosing different
+    settings of a large sweep share one copy."""
+    settings = reads.setting_names(conn, experiment_id)
+    return {"settings": settings, "names_json": script_json({s["id"]: s["label"] for s in settings})}
 
 
 async def global_page(datasette: Datasette, request: Request) -> Response:
@@ -86,7 +98,10 @@ async def global_page(datasette: Datasette, request: Request) -> Response:
         experiment = next((e for e in experiments if e["id"] == wanted_experiment), experiments[0] if experiments else None)
         if experiment is None:
             return {"experiments": [], "experiment": None, "setting": None, "n_settings": 0}
-        settings = reads.setting_names(conn, experiment["id"])
+        shared = memo.remembered(
+            conn, ("experiment-settings", experiment["id"]), lambda c: experiment_settings(c, experiment["id"])
+        )
+        settings = shared["settings"]
         setting = None
         if wanted_setting:
             check_args(conn, {"setting": wanted_setting})
@@ -94,15 +109,16 @@ async def global_page(datasette: Datasette, request: Request) -> Response:
             if setting is None:
                 raise NotFound("that setting is in another experiment")
         setting = setting or (settings[0] if settings else None)
-        # The first chart's spec goes into the page, saving a round trip before the bundle can draw.
-        spec = build_spec(datasette, name, conn, "taxonomy", {"experiment": experiment["id"]}, setting["id"] if setting else None)
+        # The first chart's spec goes into the page, saving a round trip before the bundle can draw (the spec
+        # route's text, remembered under the same key).
+        spec = spec_text(datasette, name, conn, "taxonomy", {"experiment": experiment["id"]}, setting["id"] if setting else None)
         return {
             "experiments": experiments,
             "experiment": experiment,
             "setting": setting,
             "n_settings": len(settings),
-            "taxonomy_spec_json": script_json(spec),
-            "names_json": script_json({s["id"]: s["label"] for s in settings}),
+            "taxonomy_spec_json": script_text(spec),
+            "names_json": shared["names_json"],
         }
 
     ctx = await memo.read(db, ("global", wanted_experiment, wanted_setting), read)

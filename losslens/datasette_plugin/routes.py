@@ -129,9 +129,20 @@ async def spec(datasette: Datasette, request: Request) -> Response:
 
     def run(conn: sqlite3.Connection) -> str:
         check_args(conn, {**args, **({"selected": selected} if selected else {})})
-        return json.dumps(build_spec(datasette, name, conn, view, args, selected), allow_nan=False)
+        return spec_text(datasette, name, conn, view, args, selected)
 
-    return json_text_response(await memo.read(db, ("spec", view, tuple(sorted(args.items())), selected), run))
+    return json_text_response(await db.execute_fn(run))
+
+
+def spec_text(
+    datasette: Datasette, db_name: str, conn: sqlite3.Connection, view: str, args: dict[str, str], selected: str | None = None
+) -> str:
+    """:func:`build_spec` as JSON text, remembered per catalog version (:mod:`.memo`): the spec route and the
+    global page, which inlines the taxonomy's, share it."""
+    key = ("spec", view, tuple(sorted(args.items())), selected)
+    return memo.remembered(
+        conn, key, lambda c: json.dumps(build_spec(datasette, db_name, c, view, args, selected), allow_nan=False)
+    )
 
 
 async def surface(datasette: Datasette, request: Request) -> Response:
