@@ -854,3 +854,24 @@ def test_ids_in_other_databases_stay_plain_and_expanded_keys_need_no_query(catal
     settings = get(app, "/losslens/settings").text
     link = f'<a href="/-/losslens/losslens?experiment={experiment["id"]}" title="{experiment["id"]}">{experiment["name"]}</a>'
     assert settings.count(link) == len(query(db, "SELECT id FROM settings"))
+
+
+def test_cells_of_other_databases_are_datasettes_own(pinn_catalog, tmp_path):
+    """The plugin is a ``datasette`` entry point, so it runs for every database any Datasette of the environment
+    serves. In a database that is not a LossLens catalog (a user's own notes beside it) a REAL cell shows its
+    whole value and a BLOB stays Datasette's download link, exactly as without the plugin; in the catalog a BLOB
+    that is not a ``.npy`` array keeps that download link too. Oracle: the values written with plain SQL, and
+    Datasette's own markup for a BLOB (``blob-download`` link to the row's ``.blob``)."""
+    notes = tmp_path / "notes.db"
+    with sqlite3.connect(notes) as conn:
+        conn.execute("CREATE TABLE seen (id INTEGER PRIMARY KEY, x REAL, b BLOB)")
+        conn.execute("INSERT INTO seen VALUES (1, 0.1234567891234, X'00010203')")
+    app = Datasette([str(pinn_catalog), str(notes)])
+    asyncio.run(app.invoke_startup())
+    cells = dict(re.findall(r'<td class="col-(\w+) [^"]*">(.*?)</td>', get(app, "/notes/seen").text, re.S))
+    assert cells["x"].strip() == "0.1234567891234"
+    assert 'class="blob-download" href="/notes/seen/1.blob?_blob_column=b"' in cells["b"], cells["b"]
+    page = get(app, "/notes?sql=select+0.1234567891234+as+x,+X'00010203'+as+b").text
+    assert "0.1234567891234</td>" in page and "blob-download" in page
+    page = get(app, "/losslens?sql=select+X'00010203'+as+b").text
+    assert "blob-download" in page and "&lt;4 bytes&gt;" not in page

@@ -173,17 +173,19 @@ def _subject_link(datasette: Datasette, database: str, kind: str, value: str, ot
 
 @hookimpl
 def render_cell(row, value, column, table, database, datasette):
-    """Array BLOBs as short summaries; floats to :data:`FLOAT_DIGITS` significant digits; in a LossLens catalog,
-    checkpoint, pair, setting and experiment ids (in any table or canned query) as links to their LossLens view,
-    labelled with the subject's name: from Datasette's own expansion of a foreign key where it did one, else
-    read from the catalog."""
-    if isinstance(value, bytes):
-        summary = npy_summary(value)
-        return Markup("<em>{}</em>").format(summary or f"<{len(value):,} bytes>")
-    if isinstance(value, float):
-        return Markup('<span title="{}">{}</span>').format(repr(value), f"{value:.{FLOAT_DIGITS}g}")
+    """In a LossLens catalog only (every other database keeps Datasette's own cells: the plugin is an entry point
+    that runs for any Datasette of the environment): ``.npy`` BLOBs as their dtype and shape (any other BLOB
+    keeps Datasette's download link); floats to :data:`FLOAT_DIGITS` significant digits; checkpoint, pair,
+    setting and experiment ids (in any table or canned query) as links to their LossLens view, labelled with the
+    subject's name: from Datasette's own expansion of a foreign key where it did one, else read from the
+    catalog."""
     if database not in _catalogs.get(datasette, frozenset()):
         return None
+    if isinstance(value, bytes):
+        summary = npy_summary(value)
+        return Markup("<em>{}</em>").format(summary) if summary else None
+    if isinstance(value, float):
+        return Markup('<span title="{}">{}</span>').format(repr(value), f"{value:.{FLOAT_DIGITS}g}")
     value, label = _expanded(value)
     if not isinstance(value, str):
         return None
