@@ -193,3 +193,63 @@ def test_global_pages_of_one_experiment_share_its_settings_and_spec(pinn_catalog
         assert not any("taxonomy" in s for s in seen if "PRAGMA data_version" not in s), seen
     finally:
         pm.unregister(tracer)
+
+
+@pytest.mark.parametrize("page", ["global", "checkpoint"])
+def test_a_commit_while_a_page_is_read_is_not_remembered_as_current(pinn_catalog, page):
+    """A page's read asks for a shared part (the experiment's settings, its size) that is itself remembered. When
+    another process commits between the page's first queries and that inner read, the inner read sees the new
+    catalog version, but the page was partly read before it: remembering the page under the new version would
+    serve that older part until the next commit. Oracle: a rename committed by another connection at exactly
+    that moment (from SQLite's statement trace on Datasette's own connection), then the names read with plain
+    SQL, looked for in the page asked again with no further commit."""
+    from datasette import hookimpl
+    from datasette.plugins import pm
+
+    writer = sqlite3.connect(pinn_catalog)
+    experiment, setting = writer.execute("SELECT experiment_id, id FROM settings ORDER BY label LIMIT 1").fetchone()
+    sha = writer.execute(
+        "SELECT c.sha256 FROM checkpoints c JOIN models m ON m.id = c.model_id WHERE m.setting_id = ? LIMIT 1", (setting,)
+    ).fetchone()[0]
+    rename, path, renamed = {
+        "global": (
+            ("UPDATE experiments SET name = 'renamed-mid-read' WHERE id = ?", experiment),
+            f"/-/losslens/losslens?experiment={experiment}&setting={setting}",
+            lambda: writer.execute("SELECT name FROM experiments WHERE id = ?", (experiment,)).fetchone()[0],
+        ),
+        "checkpoint": (
+            ("UPDATE checkpoints SET name = 'renamed-mid-read' WHERE sha256 = ?", sha),
+            f"/-/losslens/losslens/checkpoint/{sha}",
+            lambda: writer.execute("SELECT name FROM checkpoints WHERE sha256 = ?", (sha,)).fetchone()[0],
+        ),
+    }[page]
+    versions_asked = []
+
+    def trace(statement: str) -> None:
+        if statement == "PRAGMA data_version" and versions_asked is not None:
+            versions_asked.append(statement)
+            if len(versions_asked) == 2:  # the inner read's: the page's own first queries have run
+                writer.execute(rename[0], (rename[1],))
+                writer.commit()
+
+    class Trace:
+        __name__ = "test_trace"
+
+        @hookimpl
+        def prepare_connection(self, conn):
+            conn.set_trace_callback(trace)
+
+    tracer = Trace()
+    pm.register(tracer, name="test-trace")
+    try:
+        ds = Datasette([str(pinn_catalog)])
+        ds.executor = None  # one connection, so the trace sees the page's reads in order
+        asyncio.run(ds.invoke_startup())
+        versions_asked.clear()
+        assert get(ds, path).status_code == 200
+        assert len(versions_asked) >= 2 and renamed() == "renamed-mid-read"
+        for _ in range(2):  # no commit since the rename: the page must show it
+            assert "renamed-mid-read" in get(ds, path).text
+    finally:
+        pm.unregister(tracer)
+        writer.close()

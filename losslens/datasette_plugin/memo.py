@@ -54,8 +54,9 @@ def reset(conn: sqlite3.Connection) -> None:
 def remembered(conn: sqlite3.Connection, key: Hashable, read: Callable[[sqlite3.Connection], T]) -> T:
     """``read(conn)``, or what it returned for ``key`` on this connection at the catalog's current version.
 
-    Exceptions (a 404 for an unknown id) are not remembered. A connection that :func:`reset` never saw
-    (not opened by Datasette) always reads."""
+    Exceptions (a 404 for an unknown id) are not remembered, nor is a value read while another connection
+    committed (the version read after ``read`` differs from the one before). A connection that :func:`reset`
+    never saw (not opened by Datasette) always reads."""
     memo = _memos.get(id(conn))
     if memo is None:
         return read(conn)
@@ -67,6 +68,11 @@ def remembered(conn: sqlite3.Connection, key: Hashable, read: Callable[[sqlite3.
         memo.entries.move_to_end(key)
         return cast(T, memo.entries[key])
     value = read(conn)
+    if queries.data_version(conn) != version:
+        # Another connection committed while ``read`` ran: part of the value may come from before that commit
+        # (a nested read of a shared part has already moved the memo to the new version), so remembering it
+        # would serve the older part until the next commit. Answer it this once only.
+        return value
     memo.entries[key] = value
     if len(memo.entries) > MAX_ENTRIES:
         memo.entries.popitem(last=False)
