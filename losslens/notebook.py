@@ -1,20 +1,48 @@
 """LossLens in a notebook: ``losslens.open(catalog).chart(view, ...)`` returns a :class:`Chart` that Jupyter
-(JupyterLab, Notebook 7, VS Code) draws inline through the Vega-Lite mimetype, offline: the front end's own
-Vega renderer draws it, and the data are inline in the spec. The views, their arguments and their specs
+(JupyterLab, Notebook 7, VS Code) draws inline, offline. The views, their arguments and their specs
 are those of the view registry (:mod:`losslens.views.registry`), the same as in Datasette and the exports.
+
+What a chart's mime bundle holds, and why (checked 2026-11-30 against the sources):
+
+- the spec under ``application/vnd.vegalite.v6+json``: the Vega-Lite mimetype follows the spec's major
+  version (our specs are Vega-Lite 6, :data:`losslens.views.spec.SCHEMA`). Altair 6 displays Vega-Lite 6
+  specs under exactly this mimetype (``VEGALITE_MIME_TYPE`` in ``altair/vegalite/v6/display.py``,
+  github.com/vega/altair);
+- ``text/html``: the chart with the Vega bundle (vega, vega-lite 6, vega-embed, from vl-convert) inline,
+  so it draws with no network wherever output scripts run. JupyterLab 4.4's built-in renderer
+  (``@jupyterlab/vega5-extension`` 4.4.1, ``packages/vega5-extension/src/index.ts``) registers only the
+  Vega-Lite v3, v4 and v5 mimetypes and bundles vega-lite 5, so it draws none of a v6 spec; labelling our
+  spec v5 for it (as LossLens did before) would hand a v6 spec to a v5 compiler. Altair 6 itself defaults to
+  an HTML renderer for the same reason. Each output carries the bundle (about 0.9 MB; the price of offline);
+  a notebook reopened untrusted runs no output scripts until trusted;
+- ``text/plain``: one line naming the view and its rows.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 from losslens.errors import LossLensError
 from losslens.views import registry
+from losslens.views.spec import SCHEMA
 
-VEGALITE_MIMETYPE = "application/vnd.vegalite.v5+json"  # the Vega-Lite mimetype Jupyter front ends render
-V5_SCHEMA = "https://vega.github.io/schema/vega-lite/v5.json"
+
+def vegalite_mimetype(schema: str) -> str:
+    """``application/vnd.vegalite.vN+json`` for a Vega-Lite ``$schema`` URL of major version N
+    (``https://vega.github.io/schema/vega-lite/v6.json`` → ``application/vnd.vegalite.v6+json``).
+
+    :raises ValueError: when ``schema`` is not a Vega-Lite schema URL.
+    """
+    found = re.search(r"/vega-lite/v(\d+)(?:\.[\d.]+)?\.json$", schema)
+    if found is None:
+        raise ValueError(f"not a Vega-Lite schema URL: {schema}")
+    return f"application/vnd.vegalite.v{found.group(1)}+json"
+
+
+VEGALITE_MIMETYPE = vegalite_mimetype(SCHEMA)
 
 
 class Chart:
@@ -29,9 +57,12 @@ class Chart:
         return json.loads(json.dumps(self.spec, allow_nan=False))
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        """What Jupyter displays: the spec under the Vega-Lite mimetype, and a line of text elsewhere."""
-        spec = {**self.to_dict(), "$schema": V5_SCHEMA}
-        return {VEGALITE_MIMETYPE: spec, "text/plain": repr(self)}
+        """What Jupyter displays (see the module docstring): the spec under its own Vega-Lite mimetype,
+        the offline HTML chart, and a line of text."""
+        from losslens.export.chart import html_fragment
+
+        spec = self.to_dict()
+        return {vegalite_mimetype(spec["$schema"]): spec, "text/html": html_fragment(spec), "text/plain": repr(self)}
 
     def __repr__(self) -> str:
         subject = ", ".join(f"{k}={v[:12]}" for k, v in self.args.items())
@@ -76,17 +107,13 @@ class Lens:
         :raises LossLensError: for an unknown view, a missing or ambiguous subject, or a view with nothing to draw
             (the message names the metric to compute).
         """
-        from losslens.export.chart import inline_spec, read_catalog, resolve_args
+        from losslens.export.chart import inline_spec, nothing_to_draw, read_catalog, resolve_args
 
         with read_catalog(self.catalog) as conn:
             args = resolve_args(conn, view, experiment=experiment, setting=setting, checkpoint=checkpoint, pair=pair)
             spec, n_rows = inline_spec(conn, view, args)
-        if n_rows == 0:
-            raise LossLensError(
-                f"nothing to draw: the {view} view has no rows for {', '.join(args.values())}",
-                where="losslens.open().chart",
-                hint=f"compute it first: losslens compute {' '.join(registry.VIEWS[view].metrics)}",
-            )
+            if n_rows == 0:
+                raise nothing_to_draw(conn, view, args, "losslens.open().chart")
         return Chart(view, args, spec, n_rows)
 
     def __repr__(self) -> str:

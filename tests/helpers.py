@@ -222,3 +222,43 @@ class WatchedPage:
         assert self.remote == [], self.remote
         assert self.dialogs == [], self.dialogs
         self.page.close()
+
+
+# Every text mark of the charts under a selector (axis labels, legends and titles are Vega's own and left
+# out), as drawn: [text, left, top, right, bottom] in CSS px.
+_TEXT_BOXES = """sel => Array.from(document.querySelectorAll(sel + ' g.mark-text.role-mark text'))
+  .filter(t => t.textContent.trim())
+  .map(t => { const r = t.getBoundingClientRect(); return [t.textContent, r.left, r.top, r.right, r.bottom]; })
+  .filter(b => b[3] > b[1] && b[4] > b[2])"""
+
+
+def drawn_labels(page: Any, selector: str) -> list[list[Any]]:
+    """The text marks drawn under ``selector``: ``[text, left, top, right, bottom]`` from Chromium's layout."""
+    return page.evaluate(_TEXT_BOXES, selector)
+
+
+def overlapping_labels(page: Any, selector: str, tolerance: float = 1.0) -> list[tuple[str, str]]:
+    """Pairs of text marks under ``selector`` whose drawn boxes overlap by more than ``tolerance`` px both ways."""
+    boxes = drawn_labels(page, selector)
+    return [
+        (a[0], b[0])
+        for i, a in enumerate(boxes)
+        for b in boxes[i + 1 :]
+        if min(a[3], b[3]) - max(a[1], b[1]) > tolerance and min(a[4], b[4]) - max(a[2], b[2]) > tolerance
+    ]
+
+
+# Each bound input (Vega's .vega-bind) as drawn: [name, whether the name is one line beside its input].
+_BIND_LINES = """sel => Array.from(document.querySelectorAll(sel + ' .vega-bind')).map(b => {
+  const n = b.querySelector('.vega-bind-name'), i = b.querySelector('input, select');
+  const nr = n.getBoundingClientRect(), ir = i.getBoundingClientRect(), s = getComputedStyle(n);
+  const line = s.lineHeight === 'normal' ? 1.3 * parseFloat(s.fontSize) : parseFloat(s.lineHeight);
+  return [n.textContent, nr.height <= 1.5 * line && nr.top < ir.bottom && ir.top < nr.bottom];
+})"""
+
+
+def wrapped_bind_names(page: Any, selector: str) -> list[str]:
+    """The names of bound inputs under ``selector`` drawn on more than one line, or on another line than their input."""
+    found = page.evaluate(_BIND_LINES, selector)
+    assert found, f"no bound input under {selector}"
+    return [text for text, one_line in found if not one_line]

@@ -12,7 +12,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from helpers import ARTIFACTS, EVIL_MODEL, WatchedPage, pinn_ids, shared_catalogs
+from helpers import ARTIFACTS, EVIL_MODEL, WatchedPage, overlapping_labels, pinn_ids, shared_catalogs, wrapped_bind_names
 
 pytestmark = pytest.mark.slow
 
@@ -79,6 +79,10 @@ def test_global_page_click_changes_semi_global(server, browser):
     # The heading names the clicked setting by its label, not its hash.
     assert w.page.text_content("#setting-label").startswith("beta=5") and other not in w.page.text_content("h2")
     assert w.page.locator("#semi svg .mark-arc path").count() > 0  # glyphs drawn
+    # Both settings have one CKA (their seeds share initial weights): their labels in the CKA plot, and the
+    # modes' names in the map, are drawn without overlapping (Chromium's text boxes).
+    assert overlapping_labels(w.page, "#global") == [] and overlapping_labels(w.page, "#semi") == []
+    assert wrapped_bind_names(w.page, "#semi") == []
     w.check("global")
 
 
@@ -206,6 +210,7 @@ def test_setting_page_landscapes_share_a_scale_and_open_their_modes(server, brow
 
     shared = legends()
     assert len(shared) == len(ids["modes"]) and len(set(shared)) == 1
+    assert wrapped_bind_names(w.page, "#landscapes") == [] and wrapped_bind_names(w.page, "#semi") == []
     w.page.locator("#landscapes input[type=checkbox]").click()
     w.page.wait_for_function(
         "() => new Set(Array.from(document.querySelectorAll('#landscapes g.role-legend'), g => g.textContent)).size > 1"

@@ -8,10 +8,24 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from helpers import ARTIFACTS, EVIL_MODEL, WatchedPage, pinn_ids, shared_catalogs
+import torch
+from helpers import (
+    ARTIFACTS,
+    EVIL_MODEL,
+    PINN_KWARGS,
+    WatchedPage,
+    overlapping_labels,
+    pinn_ids,
+    save_checkpoint,
+    shared_catalogs,
+    wrapped_bind_names,
+    write_spec,
+)
 
 from losslens.export import export_viewer
 from losslens.export.viewer import data_script
+from losslens.ingest import ingest
+from losslens.models import pinn_mlp
 
 pytestmark = pytest.mark.slow
 
@@ -275,7 +289,65 @@ def test_setting_landscapes_and_pair_landscapes(viewer, browser):
         for i in (0, 1)
     ]
     assert len(cells[0]) == len(cells[1]) == 11 * 11 and cells[0] != cells[1]
+    assert wrapped_bind_names(w.page, "#chart-landscapes") == []
     w.check("landscapes")
+
+
+def test_bound_inputs_and_labels_stay_readable(viewer, browser):
+    """Oracle: Chromium's layout, in a window 700 px wide (where the check box's name used to wrap): in the
+    taxonomy tab (with the modes chart below it) no two text marks overlap, and the modes chart's "same scale"
+    check box has its name on one line beside it."""
+    url, _ = viewer
+    w = Watched(browser)
+    w.page.set_viewport_size({"width": 700, "height": 950})
+    w.page.goto(url)
+    w.rendered("taxonomy")
+    w.rendered("semi")
+    assert overlapping_labels(w.page, "#chart-taxonomy") == [] and overlapping_labels(w.page, "#chart-semi") == []
+    assert wrapped_bind_names(w.page, "#chart-semi") == []
+    w.check("readable")
+
+
+def test_explorer_shows_whole_names_and_the_missing_views_command(tmp_path, browser):
+    """Oracles: Chromium's layout and the command written out here. A catalog whose names are long (ingested,
+    nothing computed): at the explorer's default width every name is drawn whole (its box as wide as its
+    text, the hint shortened first), the row's tooltip holds the name, and a mode's missing local view says
+    which command computes it."""
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        save_checkpoint(
+            tmp_path / "runs" / f"convection_beta30_adam_seed{seed}.pt",
+            pinn_mlp(**PINN_KWARGS),
+            seed,
+            {"beta": 30.0, "optimizer": "adam-with-warm-restarts"},
+        )
+    spec = write_spec(
+        tmp_path / "pinn.toml",
+        "convection sweep",
+        "losslens.models:pinn_mlp",
+        PINN_KWARGS,
+        "losslens.problems:convection",
+        {"n_collocation": 64, "n_x": 32, "n_t": 16},
+        ["runs/*.pt"],
+        ["beta", "optimizer"],
+    )
+    db = tmp_path / "catalog" / "losslens.db"
+    ingest(spec, db)
+    w = Watched(browser)
+    w.page.goto(export_viewer(db, tmp_path / "viewer").as_uri())
+    w.rendered("taxonomy")
+    w.page.click('#tree .row[data-kind="setting"] .twisty')
+    w.page.click('#tree .row[data-kind="folder"]')
+    rows = w.page.locator("#tree .row").evaluate_all(
+        "rs => rs.map(r => { const l = r.querySelector('.label'); return [l.textContent, l.scrollWidth, l.clientWidth, r.title]; })"
+    )
+    assert len(rows) == 6 and rows[-1][0] == "convection_beta30_adam_seed0 ↔ convection_beta30_adam_seed1"
+    assert [r for r in rows if r[1] > r[2] or not r[3].startswith(r[0])] == []
+    w.page.click('#tree .row[data-kind="mode"]')
+    w.page.wait_for_selector('#chart-local[data-rendered="missing"]')
+    hint = "losslens compute landscape topology hessian -e 'convection sweep'"
+    assert f"run `{hint}` and export again" in w.page.text_content("#chart-local")
+    w.check("long-names")
 
 
 def fixture_table() -> list[dict]:

@@ -7,11 +7,11 @@ import sys
 
 import pytest
 import vl_convert as vlc
-from helpers import pinn_ids, query, shared_catalogs
+from helpers import WatchedPage, pinn_ids, query, shared_catalogs
 
 import losslens
 from losslens.errors import LossLensError
-from losslens.notebook import VEGALITE_MIMETYPE
+from losslens.notebook import VEGALITE_MIMETYPE, vegalite_mimetype
 
 # builds the shared catalog: ingest and every metric over a tiny sweep (the pipeline end to end)
 pytestmark = pytest.mark.slow
@@ -45,7 +45,7 @@ def test_chart_displays_as_vega_lite_with_the_catalogs_rows(catalogs, tmp_path):
     chart = lens.chart("landscape", checkpoint=name)
     bundle = chart._repr_mimebundle_()
     spec = bundle[VEGALITE_MIMETYPE]
-    assert spec["$schema"].endswith("/v5.json") and "landscape" in bundle["text/plain"]
+    assert spec["$schema"].endswith("/v6.json") and "landscape" in bundle["text/plain"]
     cells = next(rows for rows in data_values(spec) if rows and "a0" in rows[0])
     stored = query(
         db,
@@ -64,7 +64,7 @@ def test_chart_errors_name_the_fix(catalogs):
     sha = query(catalogs[1], "SELECT sha256 FROM checkpoints")[0]["sha256"]
     with pytest.raises(LossLensError, match="nothing to draw") as err:
         lens.chart("landscape", checkpoint=sha)
-    assert "losslens compute landscape" in err.value.line()
+    assert "compute it first: losslens compute landscape topology -e tiny-digits" in err.value.line()
     with pytest.raises(LossLensError, match="unknown view"):
         lens.chart("surface-of-mars", checkpoint=sha)
     with pytest.raises(LossLensError, match="no catalog"):
@@ -76,3 +76,23 @@ def test_import_losslens_stays_light():
     the views nor vl-convert."""
     code = "import sys, losslens; print(sorted(m for m in sys.modules if m.startswith(('losslens.', 'vl_convert'))))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+
+
+def test_mimetype_is_the_specs_vega_lite_major_version(catalogs, browser):
+    """Oracles: vl-convert and Chromium. The mimetype's major version is that of the Vega-Lite that compiles
+    the spec in the ``text/html`` output (vl-convert's bundle holds its newest Vega-Lite), and that output
+    draws the chart offline in Chromium: the page may request nothing, and the heat map's cells are drawn."""
+    db = catalogs[0]
+    chart = losslens.open(db).chart("landscape", checkpoint=pinn_ids(db)["modes"][0])
+    bundle = chart._repr_mimebundle_()
+    (mimetype,) = [k for k in bundle if k.startswith("application/vnd.vegalite.")]
+    assert bundle[mimetype]["$schema"] == "https://vega.github.io/schema/vega-lite/v6.json"
+    w = WatchedPage(browser, {"width": 1200, "height": 900}, lambda url: url.startswith(("about:", "data:")), "notebook")
+    w.page.set_content(f"<!doctype html><html><body>{bundle['text/html']}</body></html>")
+    w.page.wait_for_selector('.losslens-chart[data-rendered="1"]', timeout=30_000)
+    major = max(tuple(int(p) for p in v.split(".")) for v in vlc.get_vegalite_versions())[0]
+    assert mimetype == f"application/vnd.vegalite.v{major}+json" == VEGALITE_MIMETYPE
+    assert w.page.locator(".losslens-chart svg .mark-rect path").count() >= 11 * 11
+    w.check("html-output")
+    with pytest.raises(ValueError, match="not a Vega-Lite schema"):
+        vegalite_mimetype("https://vega.github.io/schema/vega/v6.json")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 import vl_convert as vlc
 
 from losslens.topology.isolines import N_LEVELS, isolines
-from losslens.views import hessian, landscape, local, modes, pair, taxonomy, topology
+from losslens.views import hessian, labels, landscape, local, modes, pair, taxonomy, topology
 from losslens.views.bundle import ensure_bundle
 from losslens.views.source import inline, npy_summary, values
 
@@ -268,3 +269,48 @@ def test_surface_is_the_grid_with_its_provenance():
     assert "21×21 grid" in title
     page = surface_html(fig)
     assert "Content-Security-Policy" in page and "<script src=" not in page  # plotly.js inline, nothing fetched
+
+
+SLOTS = labels.around(11.0, 9.0)
+
+
+def test_labels_at_one_place_share_one_label_and_the_others_take_a_free_slot():
+    """Oracle: the boxes worked out by hand (10 px font: 12.5 px high, 6.2 px a character, 2 px apart). a and b
+    lie within 4 px: one label "a, b" above a (the topmost); c, 12 px below a, would meet that label above
+    itself (its box from y 93.75 reaches a's, which ends at 96.25), so it goes below; d is far off."""
+    found = labels.place([(100, 100, "a"), (101, 100.5, "b"), (100, 112, "c"), None, (300, 100, "d")], SLOTS, 10)
+    assert found == [("a, b", "above"), ("", ""), ("c", "below"), ("", ""), ("d", "above")]
+    crowd = labels.place([(50, 50, f"p{i}") for i in range(5)], SLOTS, 10)
+    assert crowd[0] == ("p0, p1, p2 +2 more", "above") and crowd[1:] == [("", "")] * 4
+
+
+def test_labels_keep_off_fixed_text_and_other_marks():
+    """Oracle: hand-worked boxes: fixed text over the place above a point sends its label below, and over
+    both, to the right; with marks of half-width 38 px, a name is kept off another point's mark while a
+    free place exists (above "low" would sit on "top"'s mark, so below)."""
+    assert labels.place([(100, 100, "a")], SLOTS, 10, taken=[(90, 85, 110, 95)]) == [("a", "below")]
+    assert labels.place([(100, 100, "a")], SLOTS, 10, taken=[(95, 85, 105, 95), (95, 105, 105, 118)]) == [("a", "right")]
+    glyphs = labels.place([(100, 100, "top"), (100, 140, "low")], labels.around(46.0, 42.0), 11, marker=38)
+    assert glyphs == [("top", "above"), ("low", "below")]
+
+
+def test_label_pixels_are_where_vega_draws_the_points():
+    """Oracle: Vega itself (vl-convert's SVG): the pixel where the labels are placed for each setting, in both
+    scatter plots, is where Vega's symlog and linear scales draw its point (within 0.5 px)."""
+    settings = [("alpha", 0.0, 0.99998, 1.0), ("charlie", 0.03, 0.9, 1.5), ("delta", -70.0, 0.93, 3.0), ("echo", -0.5, 0.95, 2.2)]
+    rows = [
+        {"setting_id": f"{i:016x}", "label": n, "mc": mc, "cka": c, "log_top_eigenvalue": s, "phase": "I", "gx": i, "gy": ""}
+        for i, (n, mc, c, s) in enumerate(settings)
+    ]
+    thresholds = {"sharpness": {"measure": "log_top_eigenvalue", "value": 2.0}, "cka": {"value": 0.92}}
+    svg = vlc.vegalite_to_svg(taxonomy.taxonomy_spec(values(rows), ["i"], thresholds=thresholds))
+    expected = taxonomy.scatter_pixels(rows, thresholds)
+    for plot in ("phase", "cka"):
+        group = svg.split(f"{plot}_points_marks")[1].split("</g>")[0]
+        drawn = {
+            name: (float(x), float(y))
+            for name, x, y in re.findall(r"setting: (\w+);.*?translate\(([-\d.e]+),([-\d.e]+)\)", group)
+        }
+        assert set(drawn) == {n for n, *_ in settings}
+        for row, at in zip(rows, expected[plot]["at"], strict=True):
+            assert drawn[row["label"]] == pytest.approx(at, abs=0.5), (plot, row["label"])

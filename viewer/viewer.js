@@ -158,7 +158,8 @@
     if (!spec) {
       box.className = "chart missing";
       box.setAttribute("data-rendered", "missing");
-      box.textContent = "Not computed for this subject: run `losslens compute " + (opts.metric || "") + "` and export again.";
+      var hint = computeHint(viewKey);
+      box.textContent = "Not computed for this subject" + (hint ? ": run `" + hint + "` and export again." : ".");
       return box;
     }
     if (opts.select) preselect(spec, opts.select[0], opts.select[1], opts.select[2]);
@@ -242,7 +243,15 @@
 
   // ---------------------------------------------------------------- editors
   // The view registry (losslens/views/registry.py), shipped in data.js: each view's subject, title and metrics.
-  function metricOf(view) { return D.registry[view] ? D.registry[view].metrics.join(" ") : ""; }
+  // The command that computes a view for its subject's experiment: data.js carries it per experiment and view
+  // (losslens/views/hints.py writes every such hint), so the viewer says what the pages say.
+  function computeHint(viewKey) {
+    var p = viewKey.split(":"), v = D.registry[p[0]], id = p[1];
+    var subject = v ? v.subject : null;
+    var setting = subject === "setting" ? id : subject === "checkpoint" || subject === "pair" ? (D.checkpoints[id] || {}).setting : null;
+    var e = experimentOf(subject === "experiment" ? id : setting && settingOf(setting) ? settingOf(setting).experiment : null);
+    return e && e.compute[p[0]] ? e.compute[p[0]] : "";
+  }
   function pageViews(subject) {
     return Object.keys(D.registry).filter(function (v) { return D.registry[v].subject === subject && D.registry[v].page; });
   }
@@ -269,7 +278,7 @@
     var e = experimentOf(tab.id);
     header(body, "Taxonomy", e.name + " · " + e.settings.length + " setting(s) · click a setting to see its modes");
     if (!tab.pick) tab.pick = e.settings[0];
-    embed(body, "taxonomy:" + e.id, { metric: metricOf("taxonomy"), select: ["setting", "setting_id", tab.pick], onView: function (view) {
+    embed(body, "taxonomy:" + e.id, { select: ["setting", "setting_id", tab.pick], onView: function (view) {
       view.addSignalListener("setting", function (_, value) {
         var id = chosen(value, "setting_id");
         if (id && id !== tab.pick && D.settings[id]) { tab.pick = id; semi(); changed(); }
@@ -281,7 +290,7 @@
       holder.textContent = "";
       if (!tab.pick) return;
       subhead(holder, "Setting " + settingOf(tab.pick).label, "Open setting", function () { open({ kind: "setting", id: tab.pick }); });
-      embed(holder, "modes:" + tab.pick, { slot: "semi", metric: metricOf("modes"), onView: function (view) {
+      embed(holder, "modes:" + tab.pick, { slot: "semi", onView: function (view) {
         pairClicks(view);
         // A glyph opens its mode, as on the Datasette global page.
         view.addSignalListener("mode", function (_, value) {
@@ -316,7 +325,7 @@
     header(body, s.label, experimentOf(s.experiment).name + " · " + s.modes.length + " mode(s) · phase " + (s.phase || "unknown") +
       " · click a mode for its local views, a link for the pair");
     if (!tab.pick) tab.pick = s.modes[0];
-    embed(body, "modes:" + s.id, { metric: metricOf("modes"), select: ["mode", "checkpoint", tab.pick], onView: function (view) {
+    embed(body, "modes:" + s.id, { select: ["mode", "checkpoint", tab.pick], onView: function (view) {
       pairClicks(view);
       view.addSignalListener("mode", function (_, value) {
         var id = chosen(value, "checkpoint");
@@ -333,7 +342,7 @@
       body.appendChild(chips);
     }
     // Every mode's landscape side by side (one colour scale while its box is ticked); a click opens the mode.
-    embed(body, "mode-landscapes:" + s.id, { slot: "landscapes", metric: metricOf("mode-landscapes"), onView: modeClicks });
+    embed(body, "mode-landscapes:" + s.id, { slot: "landscapes", onView: modeClicks });
     var nd = s.modes.filter(function (sha) { return D.views["nd:" + sha]; });
     if (nd.length) {
       var ndChips = el("div", "chips");
@@ -351,7 +360,7 @@
       holder.textContent = "";
       if (!tab.pick) return;
       subhead(holder, "Mode " + modeName(tab.pick), "Open mode", function () { open({ kind: "mode", id: tab.pick }); });
-      embed(holder, "local:" + tab.pick, { slot: "local", metric: metricOf("local") });
+      embed(holder, "local:" + tab.pick, { slot: "local" });
     }
     local();
   }
@@ -359,11 +368,11 @@
   function renderMode(tab, body) {
     var c = D.checkpoints[tab.id];
     header(body, c.name, settingOf(c.setting).label + " · seed " + fmt(c.seed) + " · " + fmt(c.n_params) + " parameters · " + c.model);
-    embed(body, "local:" + tab.id, { metric: metricOf("local") });
+    embed(body, "local:" + tab.id);
     // A 3-D or 4-D landscape, when the mode has one: its slices through θ, merge tree and persistence.
     if (D.views["nd:" + tab.id]) {
       subhead(body, D.registry.nd.title + ": choose the slice plane and the fixed indices under the chart (centre = θ)");
-      embed(body, "nd:" + tab.id, { metric: metricOf("nd") });
+      embed(body, "nd:" + tab.id);
     }
   }
 
@@ -371,7 +380,7 @@
     var p = D.pairs[tab.id];
     header(body, pairName(tab.id), settingOf(p.setting).label + " · mode a = " + modeName(p.a) + ", mode b = " + modeName(p.b));
     pageViews("pair").forEach(function (v) {
-      embed(body, v + ":" + p.a + ":" + p.b, { slot: v, metric: metricOf(v), onView: v === "landscapes" ? modeClicks : null });
+      embed(body, v + ":" + p.a + ":" + p.b, { slot: v, onView: v === "landscapes" ? modeClicks : null });
     });
   }
 
@@ -539,6 +548,26 @@
       });
     });
     markTree();
+    fitExplorer();
+  }
+  // The explorer opens wide enough for the names it shows (270 px up to 40 % of the window), growing as
+  // folders open, until the user drags the sash; a name that still does not fit ends in "…" and shows
+  // whole in its tooltip.
+  var sizedByUser = false;
+  function fitExplorer() {
+    var wb = document.querySelector(".workbench");
+    if (sizedByUser || wb.classList.contains("no-sidebar")) return;
+    var need = 0;
+    document.querySelectorAll("#tree .row").forEach(function (r) {
+      var label = r.querySelector(".label"), badge = r.querySelector(".badge");
+      var before = label.getBoundingClientRect().left - r.getBoundingClientRect().left;
+      need = Math.max(need, before + label.scrollWidth + (badge ? badge.offsetWidth + 6 : 0) + 8);
+    });
+    var sidebar = document.getElementById("sidebar");
+    var chrome = sidebar.offsetWidth - sidebar.clientWidth + 2;  // border and scroll bar
+    var now = parseFloat(getComputedStyle(wb).getPropertyValue("--sidebar-w")) || 270;
+    var width = Math.round(Math.min(window.innerWidth * 0.4, Math.max(270, need + chrome)));
+    if (width > now) wb.style.setProperty("--sidebar-w", width + "px");
   }
   // Expand the explorer down to the active tab's subject, as VS Code reveals the active file.
   function reveal(t) {
@@ -820,6 +849,7 @@
     var sash = document.getElementById("sash");
     sash.addEventListener("pointerdown", function (ev) {
       ev.preventDefault();
+      sizedByUser = true;
       sash.setPointerCapture(ev.pointerId);
       sash.classList.add("dragging");
       function move(e) {

@@ -23,6 +23,7 @@ from losslens.datasette_plugin.routes import check_args, data_url, database, spe
 from losslens.store import chart_queries, reads
 from losslens.views import modes as modes_view
 from losslens.views import registry
+from losslens.views.hints import compute_command, subject_command
 from losslens.views.source import finite
 
 if TYPE_CHECKING:
@@ -174,6 +175,7 @@ async def setting_page(datasette: Datasette, request: Request) -> Response:
             "pairs": pairs,
             "names_json": script_json(names),
             "has_landscapes": any(k["has_2d"] for k in kinds.values()),
+            "landscapes_hint": compute_command(registry.VIEWS["mode-landscapes"].metrics, setting["experiment"]),
             "nd_modes": [{**m, "dims": dims} for m in modes if (dims := kinds[m["sha256"]]["nd_dims"])],
         }
 
@@ -245,6 +247,7 @@ def checkpoint_context(conn: sqlite3.Connection, sha: str, find: str | None = No
         "found": found[:FOUND_MAX] if found is not None else None,
         "found_more": found is not None and len(found) > FOUND_MAX,
         "nd_dims": nd and nd["dims"],
+        "surface_hint": subject_command(conn, ("landscape",), {"checkpoint": sha}),
     }
 
 
@@ -274,19 +277,6 @@ async def checkpoint_page(datasette: Datasette, request: Request) -> Response:
     )
 
 
-def compute_hint(view: registry.View, a: dict[str, Any], b: dict[str, Any]) -> str:
-    """The command that computes what ``view`` needs for the pair (a, b): pair metrics of two modes of
-    different settings need ``--pairs all``."""
-    pair_metrics = {"connectivity", "cka", "disagreement"}
-    wanted = [m for m in view.metrics if m in pair_metrics] or list(view.metrics)
-    command = f"losslens compute {' '.join(wanted)}"
-    if set(wanted) & pair_metrics and a["setting_id"] != b["setting_id"]:
-        command += " --pairs all"
-    if a["experiment_id"] == b["experiment_id"]:
-        command += f" -e {a['experiment']}"
-    return command
-
-
 async def pair_page(datasette: Datasette, request: Request) -> Response:
     """Two modes: curve profile, layer CKA and predictions."""
     name, db = database(datasette, request.url_vars["database"])
@@ -299,7 +289,8 @@ async def pair_page(datasette: Datasette, request: Request) -> Response:
         views = []
         for v in registry.views_of("pair", page=True):
             ready = registry.has_rows(conn, v.name, {"a": a, "b": b})
-            views.append({"name": v.name, "title": v.title, "ready": ready, "hint": None if ready else compute_hint(v, ra, rb)})
+            hint = None if ready else subject_command(conn, v.metrics, {"a": a, "b": b})
+            views.append({"name": v.name, "title": v.title, "ready": ready, "hint": hint})
         return {"a": ra, "b": rb, "metrics": [{**m, "value": finite(m["value"])} for m in metrics], "views": views}
 
     ctx = await memo.read(db, ("pair", a, b), read)

@@ -11,6 +11,7 @@ import html
 import json
 import re
 import sqlite3
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +24,7 @@ from losslens.store import reads
 from losslens.store.catalog import open_catalog
 from losslens.views import registry
 from losslens.views.bundle import bundle_text
+from losslens.views.hints import subject_command
 
 FORMATS = ("json", "html", "svg", "png", "pdf")
 PNG_SCALE = 2.0  # sharp on high-density screens and in papers
@@ -47,10 +49,23 @@ def inline_spec(conn: sqlite3.Connection, view: str, args: dict[str, str]) -> tu
         raise LossLensError(str(error), where="export chart", hint=f"one of {', '.join(registry.VIEWS)}") from None
 
 
+def nothing_to_draw(conn: sqlite3.Connection, view: str, args: dict[str, str], where: str) -> LossLensError:
+    """The error for a view with no rows for ``args``; its hint is the command that computes them
+    (:func:`losslens.views.registry.view_command`)."""
+    return LossLensError(
+        f"nothing to draw: the {view} view has no rows for {', '.join(args.values())}",
+        where=where,
+        hint=f"compute it first: {registry.view_command(conn, view, args)}",
+    )
+
+
 def _script_safe(text: str) -> str:
     """Text that cannot end the <script> element it sits in, nor open an HTML comment."""
     return re.sub(r"</(script)", r"<\\/\1", text, flags=re.IGNORECASE).replace("<!--", "<\\!--")
 
+
+# Vega's bound inputs: each name on one line beside its input (as in the pages' and the viewer's CSS).
+BIND_STYLE = ".vega-bind label { display: inline-flex; align-items: center; gap: 6px; white-space: nowrap; }"
 
 HTML = """<!doctype html>
 <html lang="en">
@@ -58,7 +73,7 @@ HTML = """<!doctype html>
 <meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; style-src 'unsafe-inline'; img-src data:">
 <title>{title}</title>
-<style>body {{ margin: 16px; font-family: system-ui, sans-serif; background: #fff; }}</style>
+<style>body {{ margin: 16px; font-family: system-ui, sans-serif; background: #fff; }} {bind_style}</style>
 <script>{bundle}</script>
 </head>
 <body>
@@ -73,10 +88,31 @@ vegaEmbed("#chart", JSON.parse(document.getElementById("spec").textContent), {{a
 """
 
 
+def _spec_json(spec: dict[str, Any]) -> str:
+    """The spec as JSON that no string in it can turn into markup inside a <script>."""
+    return json.dumps(spec, allow_nan=False).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
 def to_html(spec: dict[str, Any], title: str) -> str:
     """A self-contained page: bundle and spec inline; the content policy forbids every fetch."""
-    data = json.dumps(spec, allow_nan=False).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-    return HTML.format(title=html.escape(title), bundle=_script_safe(bundle_text()), spec=data)
+    return HTML.format(title=html.escape(title), bundle=_script_safe(bundle_text()), spec=_spec_json(spec), bind_style=BIND_STYLE)
+
+
+FRAGMENT = """<style>{bind_style}</style>
+<div id="{id}" class="losslens-chart"></div>
+<script>{bundle}</script>
+<script>
+vegaEmbed(document.getElementById("{id}"), {spec}, {{actions: false, renderer: "svg"}})
+  .then(function () {{ document.getElementById("{id}").setAttribute("data-rendered", "1"); }});
+</script>"""
+
+
+def html_fragment(spec: dict[str, Any]) -> str:
+    """The chart as an HTML fragment for a page that is not ours (a notebook's ``text/html`` output): a
+    ``<div>`` with a fresh id, the Vega bundle and the spec inline, so it draws offline where scripts run."""
+    return FRAGMENT.format(
+        id=f"losslens-{uuid.uuid4().hex}", bundle=_script_safe(bundle_text()), spec=_spec_json(spec), bind_style=BIND_STYLE
+    )
 
 
 def render(spec: dict[str, Any], fmt: str, title: str = "LossLens") -> bytes:
@@ -199,12 +235,12 @@ def export_surface(catalog_path: Path, view: str, out: Path, **subject: Any) -> 
     with read_catalog(catalog_path) as conn:
         args = resolve_args(conn, view, **subject)
         figure = checkpoint_surface(conn, args["checkpoint"])
-    if figure is None:
-        raise LossLensError(
-            f"nothing to draw: no 2-D landscape for {args['checkpoint']}",
-            where="export chart",
-            hint="compute it first: losslens compute landscape",
-        )
+        if figure is None:
+            raise LossLensError(
+                f"nothing to draw: no 2-D landscape for {args['checkpoint']}",
+                where="export chart",
+                hint=f"compute it first: {subject_command(conn, ('landscape',), args)}",
+            )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(surface_html(figure))
@@ -220,12 +256,8 @@ def export_chart(catalog_path: Path, view: str, out: Path, fmt: str | None = Non
     with read_catalog(catalog_path) as conn:
         args = resolve_args(conn, view, **subject)
         spec, n_rows = inline_spec(conn, view, args)
-    if n_rows == 0:
-        raise LossLensError(
-            f"nothing to draw: the {view} view has no rows for {', '.join(args.values())}",
-            where="export chart",
-            hint=f"compute it first: losslens compute {' '.join(registry.VIEWS[view].metrics)}",
-        )
+        if n_rows == 0:
+            raise nothing_to_draw(conn, view, args, "export chart")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(render(spec, fmt, title=f"LossLens: {view}"))

@@ -5,7 +5,8 @@ Spec and rows come from :mod:`losslens.views.registry`, as in the Datasette plug
 the viewer each spec is built with placeholder sources ``{"url": "ll:<dataset>"}`` (``ll:<dataset>-2``, …
 when a view draws one dataset for several subjects); identical specs are kept once as templates, and
 each view names its template and the table behind each placeholder. The registry itself ships too (``views``' subject, title and metrics), so the viewer
-knows which views a subject has and what to compute when one is missing.
+knows which views a subject has; each experiment carries the command that computes each view
+(:func:`losslens.views.hints.compute_command`), for the viewer's "not computed" note.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from losslens import __version__
 from losslens.export.codec import Blobs, encode_rows
 from losslens.store import reads
 from losslens.views import registry
+from losslens.views.hints import compute_command
 from losslens.views.source import Rows, finite
 
 PLACEHOLDER = "ll:"
@@ -190,7 +192,15 @@ def viewer_data(conn: sqlite3.Connection, catalog_path: Path, experiment_id: str
         store.add_views("experiment", {"experiment": e["id"]})
         runs.update(exp_runs := runs_by_id(reads.experiment_runs(conn, e["id"])))
         e_settings = settings_of(conn, e["id"])
-        experiments.append({**e, "settings": [s["id"] for s in e_settings], "runs": list(exp_runs)})
+        experiments.append(
+            {
+                **e,
+                "settings": [s["id"] for s in e_settings],
+                "runs": list(exp_runs),
+                # what to run when a view of this experiment is missing (the viewer's pairs are within settings)
+                "compute": {v.name: compute_command(v.metrics, e["name"]) for v in registry.VIEWS.values()},
+            }
+        )
         for s in e_settings:
             modes = modes_of(conn, s["id"])
             metrics = setting_metrics(conn, s["id"])

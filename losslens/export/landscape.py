@@ -17,6 +17,7 @@ import numpy as np
 from losslens.errors import LossLensError, unknown
 from losslens.export.chart import read_catalog, resolve_checkpoint
 from losslens.store import chart_queries
+from losslens.views.hints import subject_command
 from losslens.views.source import load_array
 
 LANDSCAPE_FORMATS = ("vti",)
@@ -35,7 +36,7 @@ def landscape_grid(conn: sqlite3.Connection, checkpoint: str, dims: int | None =
             raise LossLensError(
                 "no landscape of 1 to 3 axes for this checkpoint",
                 where=checkpoint[:12],
-                hint="compute one: losslens compute landscape --dims 2 (or 3)",
+                hint=f"compute one: {subject_command(conn, ['landscape'], {'checkpoint': checkpoint}, ['--dims', '2'])} (or 3)",
             )
         dims = max(fitting)
     if dims > 3:
@@ -49,7 +50,8 @@ def landscape_grid(conn: sqlite3.Connection, checkpoint: str, dims: int | None =
         raise LossLensError(
             f"no {dims}-D grid landscape for this checkpoint",
             where=checkpoint[:12],
-            hint=f"compute one: losslens compute landscape --dims {dims} (sampled landscapes have no grid)",
+            hint=f"compute one: {subject_command(conn, ['landscape'], {'checkpoint': checkpoint}, ['--dims', str(dims)])}"
+            " (sampled landscapes have no grid)",
         )
     grid = load_array(conn, record["grid_artifact"])
     if grid is None:

@@ -6,6 +6,7 @@ import sqlite3
 from typing import Any
 
 from losslens.store import reads
+from losslens.views.hints import compute_command
 from losslens.views.source import Data, Rows
 from losslens.views.spec import chart, present, subset
 
@@ -20,12 +21,16 @@ def esd_rows(conn: sqlite3.Connection, checkpoint: str) -> Rows:
 
 
 WHICH = {"domain": ["largest", "smallest"], "range": ["#3f51b5", "#ef6c00"]}
+# Each bar's value label: 3 significant digits with an SI prefix ("−1.23k", "45.6m") is at most 6
+# characters, about 34 px at 9 px, so one band of BAR_STEP px holds it and neighbours never overlap.
+BAR_FORMAT = ".3~s"
+BAR_STEP = 38
 
 
 def summary_line(summary: dict[str, Any] | None) -> str:
     """``λmax = … · trace = … ± … (Hutchinson, N probes)`` from :func:`losslens.store.chart_queries.hessian_summary`."""
     if not summary or summary.get("top_eigenvalue") is None:
-        return "not computed: losslens compute hessian"
+        return f"not computed: {compute_command(['hessian'])}"
     parts = [f"λmax = {summary['top_eigenvalue']:.4g}"]
     if summary.get("smallest_eigenvalue") is not None:
         parts.append(f"λmin = {summary['smallest_eigenvalue']:.4g}")
@@ -46,7 +51,7 @@ def spectrum_panel(eigenvalues: Data, summary: dict[str, Any] | None = None, whi
     return {
         "title": {"text": "Top Hessian eigenvalues", "subtitle": summary_line(summary)},
         "data": eigenvalues,
-        "width": 300,
+        "width": {"step": BAR_STEP},
         "height": 200,
         "transform": [
             {"calculate": "datum.which === 'largest' ? 'λ' + (datum.rank + 1) : 'λ−' + (datum.rank + 1)", "as": "k"},
@@ -88,7 +93,7 @@ def spectrum_panel(eigenvalues: Data, summary: dict[str, Any] | None = None, whi
             },
             {
                 "mark": {"type": "text", "dy": -5, "fontSize": 9, "color": "#333", "baseline": "bottom"},
-                "encoding": {"text": {"field": "value", "format": ".3~g"}},
+                "encoding": {"text": {"field": "value", "format": BAR_FORMAT}},
             },
         ],
     }

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from losslens.store import chart_queries, reads
+from losslens.views.hints import compute_command
 from losslens.views.source import Data, Rows, finite, load_array
 from losslens.views.spec import chart
 
@@ -68,7 +69,7 @@ def provenance(record: dict[str, Any] | None) -> list[str]:
     and its mode, the grid. ``record`` is a ``landscapes`` row (see
     :func:`losslens.store.chart_queries.landscape_record`)."""
     if not record:
-        return ["landscape not computed: losslens compute landscape"]
+        return [f"landscape not computed: {compute_command(['landscape'])}"]
     kind = DIRECTIONS.get(record["directions"], record["directions"])
     words = [kind]
     if record["directions"] == "random":
@@ -311,7 +312,7 @@ def landscape_multiples(
         if not same:
             heading["subtitle"] = prov
         if not own:
-            heading["subtitle"] = ["no 2-D landscape computed: losslens compute landscape"]
+            heading["subtitle"] = [f"no 2-D landscape computed: {compute_command(['landscape'])}"]
         return {
             "title": heading,
             "data": p["cells"],

@@ -15,6 +15,7 @@ from typing import Any
 
 from losslens.store import chart_queries, reads
 from losslens.taxonomy.rules import well_connected
+from losslens.views.labels import around, place, text_layers
 from losslens.views.source import Data, Row, Rows, finite, load_array
 from losslens.views.spec import WELL_POOR_SCALE, chart, present, subset
 
@@ -41,6 +42,7 @@ def modes_rows(conn: sqlite3.Connection, setting_id: str) -> Rows:
         mode["train_loss"] = values.get("train_loss")
         mode["test_error"] = values.get("test_error", values.get("eval_rel_l2"))
         mode["top_eigenvalue"] = top.get(mode["checkpoint"])
+    name_labels(found, mds_layout(conn, setting_id))
     return found
 
 
@@ -262,6 +264,42 @@ def _domains(layout: dict[str, Any]) -> tuple[Any, Any, int]:
     return toggled(1.0), toggled(aspect), height
 
 
+NAME_FONT = 11
+GLYPH_RADIUS = 38.0  # px: the outer radius of a glyph's performance ring
+NAME_SLOTS = around(GLYPH_RADIUS + 8, GLYPH_RADIUS + 4)  # outside the glyph's ring
+
+
+def name_labels(rows: Rows, layout: dict[str, Any]) -> None:
+    """Set ``name_label``/``name_slot`` on each mode row (and ``common_label``/``common_slot``, for the
+    experiment's common scale, when the layout has one): the text written above or below the mode's glyph,
+    placed so that no two names overlap (:func:`losslens.views.labels.place`; modes at one point share one
+    label). The pixels are those of the map's equal-aspect domains (:func:`_domains`)."""
+    scales = {"name": layout.get("extent")}
+    if _has_common(layout):
+        scales["common"] = layout["common_extent"]
+    height = MAP_HEIGHT_1D if layout["dims"] == 1 else MAP_HEIGHT_2D
+    for key in ("name", "common"):
+        for r in rows:
+            r[f"{key}_label"], r[f"{key}_slot"] = "", ""
+    for key, extent in scales.items():
+        if extent is None:
+            continue
+        half = _half_width(extent, layout)
+        half_y = half * height / MAP_WIDTH
+        shown = [r for r in rows if r.get("x") is not None and r.get("y") is not None]
+        found = place(
+            [
+                ((r["x"] + half) / (2 * half) * MAP_WIDTH, height - (r["y"] + half_y) / (2 * half_y) * height, str(r["name"]))
+                for r in shown
+            ],
+            NAME_SLOTS,
+            NAME_FONT,
+            marker=GLYPH_RADIUS,
+        )
+        for r, (text, slot) in zip(shown, found, strict=True):
+            r[f"{key}_label"], r[f"{key}_slot"] = text, slot
+
+
 COMMON_LABEL = "same scale for every setting of the experiment "
 LINK_DASH = {"domain": ["well", "poor"], "range": [[1, 0], [5, 3]]}
 ERROR_SCALE = {"scheme": "redyellowgreen", "reverse": True, "domain": [0, 1], "clamp": True}
@@ -290,6 +328,9 @@ def modes_spec(
     pair view; ``selected`` pre-selects a mode.
     """
     layout = layout or layout_of_rows(modes.get("values", []))
+    if modes.get("values") and "name_label" not in modes["values"][0]:  # inline rows not read by modes_rows
+        modes = {**modes, "values": [dict(r) for r in modes["values"]]}
+        name_labels(modes["values"], layout)
     scales = scales or {}
     x_domain, y_domain, height = _domains(layout)
     param: dict[str, Any] = {**SELECTION, "views": ["mode_centres", "mode_bars"]}
@@ -390,8 +431,8 @@ def modes_spec(
             **xy,
             "theta": {"field": "theta", "type": "quantitative", "scale": None},
             "theta2": {"field": "theta2"},
-            "radius": {"value": 38},
-            "radius2": {"value": 32},
+            "radius": {"value": GLYPH_RADIUS},
+            "radius2": {"value": GLYPH_RADIUS - 6},
             "tooltip": [{"field": "metric"}, {"field": "value", "format": ".4g"}],
         },
     }
@@ -447,17 +488,23 @@ def modes_spec(
             ],
         },
     }
-    # Names alternate above and below the glyphs, left to right, so two close modes' names do not overlap.
-    ranked = [{"filter": "isValid(datum.x)"}, {"window": [{"op": "row_number", "as": "nth"}], "sort": [{"field": "x"}]}]
-    name_text: dict[str, Any] = {"field": "name"}
+    # Each name above or below its glyph, where no other name is (see name_labels); with the common scale
+    # ticked, the placement made for that scale.
+    if _has_common(layout):
+        chosen = [
+            {"calculate": "common_scale ? datum.common_label : datum.name_label", "as": "shown_label"},
+            {"calculate": "common_scale ? datum.common_slot : datum.name_slot", "as": "shown_slot"},
+        ]
+    else:
+        chosen = [{"calculate": "datum.name_label", "as": "shown_label"}, {"calculate": "datum.name_slot", "as": "shown_slot"}]
     labels: list[dict[str, Any]] = [
         {
+            **layer,
             "data": modes,
-            "transform": [*ranked, {"filter": f"datum.nth % 2 == {parity}"}],
-            "mark": {"type": "text", "dy": dy, "fontSize": 11},
-            "encoding": {**xy, "text": name_text},
+            "transform": [{"filter": "isValid(datum.x)"}, *chosen, *layer["transform"]],
+            "encoding": {**xy, **layer["encoding"]},
         }
-        for parity, dy in ((1, -44), (0, 48))
+        for layer in text_layers(NAME_SLOTS, "shown_label", "shown_slot", NAME_FONT)
     ]
     mode_map = {
         "title": _map_title(layout),

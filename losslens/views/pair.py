@@ -238,7 +238,8 @@ def confusion_spec(cells: Data, disagreement_rate: float | None = None) -> dict[
             "data": cells,
             "facet": {"column": {"field": "model", "type": "nominal", "title": "mode"}},
             "spec": {
-                "width": {"step": 20},
+                # a cell holds its count at 9 px: up to 5 digits (about 28 px) side by side without overlap
+                "width": {"step": 32},
                 "height": {"step": 20},
                 "layer": [
                     {

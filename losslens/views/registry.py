@@ -23,6 +23,7 @@ from typing import Any, Literal
 from losslens.store import chart_queries, reads
 from losslens.views import hessian, landscape, local, modes, pair, slices, taxonomy, topology
 from losslens.views.help import HELP
+from losslens.views.hints import subject_command
 from losslens.views.source import Data, Rows, values
 
 Subject = Literal["experiment", "setting", "checkpoint", "pair"]
@@ -41,7 +42,9 @@ ID_FORMATS = {
     "selected": re.compile(r"^[0-9a-f]{16}$|^[0-9a-f]{64}$"),
 }
 KIND_OF_ARG = {"experiment": "experiment", "setting": "setting", "checkpoint": "checkpoint", "a": "checkpoint", "b": "checkpoint"}
-LABELLED_CELLS = 100  # above this many settings the taxonomy drops its grid cells' phases and its points' labels
+LABELLED_CELLS = (
+    taxonomy.LABELLED_POINTS
+)  # above this many settings the taxonomy drops its grid cells' phases and its points' labels
 
 Url = Callable[..., Data]  # url(dataset_name, **args) -> a data source
 
@@ -455,6 +458,15 @@ def spec(
 def has_rows(conn: sqlite3.Connection, name: str, args: dict[str, str]) -> bool:
     """Whether view ``name`` has anything to draw for ``args`` (some dataset it reads has rows)."""
     return inline_spec(conn, name, args)[1] > 0
+
+
+def view_command(conn: sqlite3.Connection, name: str, args: dict[str, str]) -> str:
+    """The ``losslens compute`` command that gives view ``name`` rows for ``args``
+    (:func:`losslens.views.hints.subject_command` of the view's metrics).
+
+    :raises NotFound: when no view has that name.
+    """
+    return subject_command(conn, view(name).metrics, args)
 
 
 def inline_spec(conn: sqlite3.Connection, name: str, args: dict[str, str]) -> tuple[dict[str, Any], int]:

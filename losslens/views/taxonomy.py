@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from losslens.store import reads
+from losslens.store import chart_queries, reads
+from losslens.views.labels import LINE_HEIGHT, around, place, text_layers, text_width
 from losslens.views.source import Data, Rows, finite
 from losslens.views.spec import PHASE_SCALE, chart, present, subset
 
@@ -31,7 +32,8 @@ REAL = ("mc", "cka", "log_top_eigenvalue", "log_trace", "train_loss", "train_err
 
 
 def taxonomy_rows(conn: sqlite3.Connection, experiment_id: str) -> Rows:
-    """One row per setting, with its latest taxonomy values and its first two sweep values as ``gx``/``gy``."""
+    """One row per setting, with its latest taxonomy values, its first two sweep values as ``gx``/``gy``,
+    and where each plot writes its label (:func:`point_labels`)."""
     rows = reads.experiment_taxonomy(conn, experiment_id)
     values = [json.loads(row.pop("values_json") or "{}") for row in rows]
     keys = keys_of(values)[:2]
@@ -41,7 +43,93 @@ def taxonomy_rows(conn: sqlite3.Connection, experiment_id: str) -> Rows:
         row["gx"] = _grid_value(settings.get(keys[0])) if keys else row["label"]
         row["gy"] = _grid_value(settings.get(keys[1])) if len(keys) > 1 else ""
         row["phase"] = row["phase"] or "unknown"
+    point_labels(rows, chart_queries.taxonomy_thresholds(conn, experiment_id))
     return rows
+
+
+# The two scatter plots' sizes and scale paddings in px: the spec draws them, point_labels maps to them.
+PHASE_PLOT = (340, 300)
+CKA_PLOT = (220, 300)
+X_PADDING, Y_PADDING = 20, 14
+LABEL_FONT = 10
+LABELLED_POINTS = 100  # a sweep with more settings: its plots write no names but the chosen setting's
+POINT_RADIUS = 6.0  # px: the points' half-width (size 110)
+LABEL_SLOTS = around(12.0, POINT_RADIUS + 3)
+ZERO_RULE, SHARP_RULE, CKA_RULE = "mc = 0", "sharp →", "high CKA →"
+
+
+def _linear_px(values: list[float], size: float, padding: float) -> Callable[[float], float]:
+    """Pixel of a value on a linear scale over ``values`` (zero and nice off, ``padding`` px at both ends)."""
+    lo, hi = min(values), max(values)
+    if hi == lo:
+        return lambda v: size / 2
+    return lambda v: padding + (v - lo) / (hi - lo) * (size - 2 * padding)
+
+
+def _symlog(constant: float) -> Callable[[float], float]:
+    """The symlog transform of Webber (2012) that Vega's symlog scale applies: sign(v)·log1p(|v|/c)."""
+    return lambda v: math.copysign(math.log1p(abs(v) / constant), v)
+
+
+def _drawn(row: dict[str, Any], field: str) -> bool:
+    return row.get("mc") is not None and row.get(field) is not None
+
+
+def scatter_pixels(rows: Rows, thresholds: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Where the phase plot and the CKA plot draw each row, in px from their top-left corners, as their own
+    scales place it: linear x (the taxonomy's sharpness measure, or CKA) and symlog mc on y with the constant
+    of :func:`mc_axis_of`, each over its points and its threshold line, ``nice`` off. Per plot: ``at`` (one
+    ``(x, y)`` per row, None for a row not drawn), ``size``, and ``rule`` (the x of the threshold line) and
+    ``zero`` (the y of mc = 0), or None."""
+    measure = thresholds.get("sharpness", {}).get("measure") or "log_top_eigenvalue"
+    symlog = _symlog(mc_axis_of([r.get("mc") for r in rows])["constant"])
+    out = {}
+    for plot, field, rule, size in (
+        ("phase", measure, thresholds.get("sharpness", {}).get("value"), PHASE_PLOT),
+        ("cka", "cka", thresholds.get("cka", {}).get("value"), CKA_PLOT),
+    ):
+        drawn = [r for r in rows if _drawn(r, field)]
+        found: dict[str, Any] = {"at": [None] * len(rows), "size": size, "rule": None, "zero": None}
+        out[plot] = found
+        if not drawn:
+            continue
+        width, height = size
+        x = _linear_px([r[field] for r in drawn] + ([rule] if rule is not None else []), width, X_PADDING)
+        y_up = _linear_px([symlog(r["mc"]) for r in drawn] + [0.0], height, Y_PADDING)
+        found["at"] = [(x(r[field]), height - y_up(symlog(r["mc"]))) if _drawn(r, field) else None for r in rows]
+        found["rule"] = x(rule) if rule is not None else None
+        found["zero"] = height - y_up(0.0)
+    return out
+
+
+def point_labels(rows: Rows, thresholds: dict[str, Any]) -> None:
+    """Set ``phase_label``/``phase_slot`` and ``cka_label``/``cka_slot`` on each row: the text each scatter
+    plot writes beside the setting's point and in which slot (above, below, right, left), so that no two
+    labels overlap nor cover the threshold lines' labels (:func:`losslens.views.labels.place`, at the pixels
+    of :func:`scatter_pixels`). Settings at one point share one label. A plot of more than
+    :data:`LABELLED_POINTS` points is left without placed labels (the spec then writes only the chosen
+    setting's name, see ``cell_labels`` of :func:`taxonomy_spec`)."""
+    line = LABEL_FONT * LINE_HEIGHT
+    for plot, found in scatter_pixels(rows, thresholds).items():
+        for r in rows:
+            r[f"{plot}_label"], r[f"{plot}_slot"] = "", ""
+        if sum(at is not None for at in found["at"]) > LABELLED_POINTS:  # a crowd of names reads as nothing
+            continue
+        taken = []  # the rule labels' boxes: "mc = 0" at the left end of its line, the threshold's at the top
+        if found["zero"] is not None:
+            taken.append((3.0, found["zero"] - 4 - line, 3 + text_width(ZERO_RULE, LABEL_FONT), found["zero"] - 4))
+        if found["rule"] is not None:
+            rule_text = SHARP_RULE if plot == "phase" else CKA_RULE
+            taken.append((found["rule"] + 3, 2.0, found["rule"] + 3 + text_width(rule_text, LABEL_FONT), 2 + line))
+        placed = place(
+            [(at[0], at[1], str(r["label"])) if at else None for r, at in zip(rows, found["at"], strict=True)],
+            LABEL_SLOTS,
+            LABEL_FONT,
+            marker=POINT_RADIUS,
+            taken=taken,
+        )
+        for r, (text, slot) in zip(rows, placed, strict=True):
+            r[f"{plot}_label"], r[f"{plot}_slot"] = text, slot
 
 
 def spec_inputs(found: list[tuple[str | None, float | None]]) -> tuple[list[str], dict[str, Any]]:
@@ -164,6 +252,10 @@ def taxonomy_spec(
     keys = keys or []
     thresholds = thresholds or {}
     rows = data.get("values")
+    if rows and "phase_label" not in rows[0]:  # inline rows not read by taxonomy_rows
+        rows = [dict(r) for r in rows]
+        point_labels(rows, thresholds)
+        data = {**data, "values": rows}
     phases = present(data, "phase", ALL_PHASES["domain"], phases)
     if mc_axis is None:
         mc_axis = mc_axis_of([r.get("mc") for r in rows] if rows else [])
@@ -176,7 +268,7 @@ def taxonomy_spec(
         "field": "mc",
         "type": "quantitative",
         "title": "mode connectivity mc (symlog; well ↑ / poor ↓)",
-        "scale": {"type": "symlog", "constant": mc_axis["constant"], "padding": 14},
+        "scale": {"type": "symlog", "constant": mc_axis["constant"], "nice": False, "padding": Y_PADDING},
         "axis": {"format": ".2~g", **({"values": mc_axis["ticks"]} if mc_axis.get("ticks") else {})},
     }
 
@@ -197,7 +289,7 @@ def taxonomy_spec(
             },
         ]
 
-    def points(name: str, x: dict[str, Any]) -> list[dict[str, Any]]:
+    def points(name: str, plot: str, x: dict[str, Any]) -> list[dict[str, Any]]:
         valid = {"filter": f"isValid(datum.mc) && isValid(datum.{x['field']})"}
         return [
             {
@@ -213,47 +305,56 @@ def taxonomy_spec(
                     "tooltip": TOOLTIP,
                 },
             },
-            {
-                "mark": {"type": "text", "dy": -11, "fontSize": 10, "aria": False},
-                # Without cell_labels (large sweeps) the labels would cover each other: only the chosen one's is written.
-                "transform": [valid] + ([] if cell_labels else [{"filter": {"param": "setting", "empty": False}}]),
-                "encoding": {"x": x, "y": mc_y, "text": {"field": "label"}},
-            },
-        ]
+        ] + (
+            [
+                {**layer, "transform": [valid, *layer["transform"]], "encoding": {"x": x, "y": mc_y, **layer["encoding"]}}
+                for layer in text_layers(LABEL_SLOTS, f"{plot}_label", f"{plot}_slot", LABEL_FONT, aria=False)
+            ]
+            if cell_labels
+            else [  # a large sweep: a crowd of names reads as nothing; only the chosen setting's is written
+                {
+                    "mark": {"type": "text", "dy": -12, "fontSize": LABEL_FONT, "aria": False},
+                    "transform": [valid, {"filter": {"param": "setting", "empty": False}}],
+                    "encoding": {"x": x, "y": mc_y, "text": {"field": "label"}},
+                }
+            ]
+        )
 
     sharp_value = thresholds.get("sharpness", {}).get("value")
     cka_value = thresholds.get("cka", {}).get("value")
     phase_plot = {
         "name": "phase_plot",
         "title": {"text": "Phase plot", "subtitle": "the dashed lines are the taxonomy's thresholds"},
-        "width": 340,
-        "height": 300,
-        "layer": rule("y", 0.0, "mc = 0")
-        + rule("x", sharp_value, "sharp →")
+        "width": PHASE_PLOT[0],
+        "height": PHASE_PLOT[1],
+        "layer": rule("y", 0.0, ZERO_RULE)
+        + rule("x", sharp_value, SHARP_RULE)
         + points(
             "phase_points",
+            "phase",
             {
                 "field": measure,
                 "type": "quantitative",
                 "title": f"{MEASURES.get(measure, measure)} (sharper →)",
-                "scale": {"zero": False, "padding": 20},
+                "scale": {"zero": False, "nice": False, "padding": X_PADDING},
             },
         ),
     }
     cka_plot = {
         "name": "cka_plot",
         "title": {"text": "CKA splits phase IV", "subtitle": "similarity of the seeds' outputs"},
-        "width": 220,
-        "height": 300,
-        "layer": rule("y", 0.0, "mc = 0")
-        + rule("x", cka_value, "high CKA →")
+        "width": CKA_PLOT[0],
+        "height": CKA_PLOT[1],
+        "layer": rule("y", 0.0, ZERO_RULE)
+        + rule("x", cka_value, CKA_RULE)
         + points(
             "cka_points",
+            "cka",
             {
                 "field": "cka",
                 "type": "quantitative",
                 "title": "CKA (mean over seed pairs)",
-                "scale": {"zero": False, "padding": 20},
+                "scale": {"zero": False, "nice": False, "padding": X_PADDING},
             },
         ),
     }

@@ -12,6 +12,7 @@ import sqlite3
 from typing import Any
 
 from losslens.store import reads
+from losslens.views.hints import compute_command
 from losslens.views.landscape import MINIMUM
 from losslens.views.source import Data, Rows, finite
 from losslens.views.spec import chart, present, subset
@@ -56,7 +57,7 @@ def persistence_rows(conn: sqlite3.Connection, landscape_id: str) -> Rows:
 def pruned_note(summary: dict[str, Any] | None) -> str:
     """``3 minima kept; 19 with persistence ≤ 0.058 pruned`` from a topology summary."""
     if not summary:
-        return "topology not computed: losslens compute topology"
+        return f"topology not computed: {compute_command(['topology'])}"
     hidden = summary["n_minima"] - summary["n_minima_above"]
     note = f"{summary['n_minima_above']} minim{'um' if summary['n_minima_above'] == 1 else 'a'} kept"
     if hidden:
@@ -204,7 +205,7 @@ def persistence_panel(pairs: Data, summary: dict[str, Any] | None = None, dims: 
             },
         },
     ]
-    subtitle = pruned_note(summary) if summary else "topology not computed: losslens compute topology"
+    subtitle = pruned_note(summary)
     if threshold is not None:
         subtitle = f"grey band: persistence ≤ τ = {threshold:.3g}, faded points pruned"
     return {"title": {"text": "Persistence diagram", "subtitle": subtitle}, "width": 260, "height": 260, "layer": layers}
@@ -219,7 +220,7 @@ def barcode_panel(pairs: Data, summary: dict[str, Any] | None = None, dims: list
     return {
         "title": {
             "text": "Persistence barcode",
-            "subtitle": pruned_note(summary) if summary else "topology not computed: losslens compute topology",
+            "subtitle": pruned_note(summary),
         },
         "data": pairs,
         "width": 260,

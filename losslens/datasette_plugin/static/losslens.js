@@ -180,7 +180,7 @@
       script.src = box.getAttribute("data-plotly");
       script.onload = function () {
         fetch(box.getAttribute("data-surface")).then(function (r) { return r.json(); }).then(function (fig) {
-          if (!fig) { target.textContent = "No 2-D landscape yet: losslens compute landscape"; return; }
+          if (!fig) { target.textContent = "No 2-D landscape yet: " + box.getAttribute("data-hint"); return; }
           return window.Plotly.newPlot(target, fig.data, fig.layout, { displaylogo: false, responsive: true });
         }).then(function () { box.setAttribute("data-rendered", "1"); }, function (err) {
           box.setAttribute("data-rendered", "error");
