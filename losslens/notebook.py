@@ -11,9 +11,11 @@ What a chart's mime bundle holds, and why (checked 2026-11-30 against the source
 - ``text/html``: the chart with the Vega bundle (vega, vega-lite 6, vega-embed, from vl-convert) inline,
   so it draws with no network wherever output scripts run. JupyterLab 4.4's built-in renderer
   (``@jupyterlab/vega5-extension`` 4.4.1, ``packages/vega5-extension/src/index.ts``) registers only the
-  Vega-Lite v3, v4 and v5 mimetypes and bundles vega-lite 5, so it draws none of a v6 spec; labelling our
-  spec v5 for it (as LossLens did before) would hand a v6 spec to a v5 compiler. Altair 6 itself defaults to
-  an HTML renderer for the same reason. Each output carries the bundle (about 0.9 MB; the price of offline);
+  Vega-Lite v3, v4 and v5 mimetypes and bundles vega-lite 5 (github.com/jupyterlab/jupyterlab), so it draws
+  none of a v6 spec; labelling our spec v5 for it (as LossLens did before) would hand a v6 spec to a v5
+  compiler. Altair 6 itself renders through HTML by default (``renderers.enable("default")``, the HTML
+  renderer, in the same display.py), having moved off mimetype rendering because front ends lag the
+  Vega-Lite majors (vega/altair#2585). Each output carries the bundle (about 0.9 MB; the price of offline);
   a notebook reopened untrusted runs no output scripts until trusted;
 - ``text/plain``: one line naming the view and its rows.
 """
