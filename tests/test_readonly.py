@@ -282,3 +282,30 @@ def test_printed_addresses_survive_spaces_and_brackets(pinn_catalog, tmp_path):
     assert shlex.split(lines[1], comments=True) == ["losslens", "serve", "--catalog", str(named)]
     assert shlex.split(lines[2], comments=True) == ["open", str(result.viewer)]
     assert shlex.split(lines[3], comments=True) == ["losslens", "taxonomy", "--catalog", str(named)]
+
+
+def test_writers_refuse_a_read_only_folder_untouched(pinn_catalog, pinn_experiment, tmp_path):
+    """A folder without write bits is read-only for every LossLens command, writers included: readers open its
+    catalog immutable (no locks) on the owner's word, so a writer that went ahead (root ignores the bits) would
+    change the file under a running ``serve`` and leave its pages stale or its reads corrupt. init, ingest and
+    compute (and a new catalog in such a folder) refuse in one line naming the folder and the fix. Oracle: the
+    file system (every file's sha256 and the listing, before and after)."""
+    (pinn_catalog.parent / "artifacts").mkdir(exist_ok=True)  # ingested only: no results yet
+    copy = read_only_copy(pinn_catalog, tmp_path / "shared")
+    before = snapshot(copy.parent)
+    try:
+        for args, target in (
+            (["init"], copy),
+            (["compute", "performance"], copy),
+            (["ingest", str(pinn_experiment)], copy),
+            (["init"], copy.parent / "new.db"),
+        ):
+            result = runner.invoke(app, [*args, "--catalog", str(target)])
+            line = " ".join(result.output.split())
+            assert result.exit_code == 1, (args, result.output)
+            assert line.startswith(f"error: {target}: the catalog's folder {copy.parent} is read-only (no write bits)"), line
+            assert "chmod u+w" in line and len(result.output.strip().splitlines()) <= 3, result.output
+        assert snapshot(copy.parent) == before
+    finally:
+        for path in [copy.parent, *copy.parent.rglob("*")]:
+            path.chmod(path.stat().st_mode | stat.S_IWUSR)

@@ -247,6 +247,20 @@ def _unreadable(path: Path, exc: sqlite3.DatabaseError) -> LossLensError:
     return LossLensError(f"cannot read the catalog: {exc}", where=str(path), hint=hint)
 
 
+def _check_folder_writable(path: Path) -> None:
+    """Refuse to write a catalog whose folder is read-only (:func:`folder_is_read_only`): readers open such a
+    catalog immutable, on the word of the folder's bits, so a writer must keep that word too (root could go ahead,
+    and change the file under a running ``serve``); any other user could not create the ``-wal`` file anyway."""
+    folder = path.resolve().parent
+    if folder.is_dir() and folder_is_read_only(folder):
+        raise LossLensError(
+            f"the catalog's folder {folder} is read-only (no write bits)",
+            where=str(path),
+            hint=f"readers (ls, status, taxonomy, export, serve) work there; to write, `chmod u+w {folder}` "
+            "or copy the folder somewhere writable",
+        )
+
+
 def init_catalog(path: Path) -> tuple[Catalog, list[str], Path | None]:
     """Create the catalog or migrate it forward (after a backup). Returns what was done."""
     path = Path(path)
@@ -254,6 +268,8 @@ def init_catalog(path: Path) -> tuple[Catalog, list[str], Path | None]:
     backup_path = None
     if existed:
         _check_is_file(path)
+    _check_folder_writable(path)
+    if existed:
         try:
             with Catalog(path, readonly=True, snapshot=True) as ro:  # a short read: no -wal/-shm left if it fails
                 check_not_newer(ro.db, str(path))
