@@ -309,3 +309,50 @@ def test_writers_refuse_a_read_only_folder_untouched(pinn_catalog, pinn_experime
     finally:
         for path in [copy.parent, *copy.parent.rglob("*")]:
             path.chmod(path.stat().st_mode | stat.S_IWUSR)
+
+
+@pytest.mark.parametrize("name", ["run#2.db", "run?2.db", "run%41.db"])
+def test_serve_refuses_a_path_datasette_would_misread_and_creates_nothing(pinn_catalog, tmp_path, name):
+    """Datasette opens a database as the SQLite URI ``file:{path}?mode=ro`` without escaping the path, so in a
+    path with ``#``, ``?`` or ``%`` SQLite reads the URI differently: ``run#2.db`` opened ``run``, read-write (the
+    ``mode=ro`` fell into the URI's fragment), creating an empty file beside the catalog and answering 500;
+    ``run%41.db`` opened ``runA.db`` and failed with a traceback. serve refuses such a path in one line with a
+    fix, before Datasette starts. Oracle: the real ``losslens serve`` process (its exit and output) and the
+    folder's listing and bytes."""
+    import os
+    import subprocess
+    import sys
+
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    shutil.copyfile(pinn_catalog, folder / name)
+    before = snapshot(folder)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "COLUMNS": "300"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "losslens", "serve", "--catalog", str(folder / name), "--port", "0"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,  # refused at once; a server that started instead is killed here
+    )
+    output = (proc.stdout + proc.stderr).strip()
+    assert proc.returncode == 1, output
+    line, command = output.split(" — rename it, or serve it through a link whose path has none: ")
+    assert line == (
+        f"error: {folder / name}: Datasette cannot open a database whose path holds '#', '?' or '%' (it reads the "
+        "path as an SQLite URI)"
+    ), output
+    import shlex
+
+    assert shlex.split(command) == [
+        "ln",
+        "-s",
+        str(folder / name),
+        "/tmp/catalog.db",
+        "&&",
+        "losslens",
+        "serve",
+        "--catalog",
+        "/tmp/catalog.db",
+    ]
+    assert snapshot(folder) == before
