@@ -191,9 +191,10 @@ def test_a_damaged_catalog_is_one_line_naming_the_file(pinn_catalog, tmp_path):
     assert snapshot(damaged.parent) == before
 
 
-def copy_with_pending_wal(db: Path, dest: Path) -> Path:
+def copy_with_pending_wal(db: Path, dest: Path, shm: bool = False) -> Path:
     """A copy taken while a writer had the catalog open: the database file plus a ``-wal`` that holds a
-    committed rename of every experiment (to ``NAME-walonly``) not yet checkpointed into the file, no ``-shm``."""
+    committed rename of every experiment (to ``NAME-walonly``) not yet checkpointed into the file, and the
+    writer's ``-shm`` only if ``shm``."""
     work = dest.parent / "writer"
     work.mkdir()
     shutil.copyfile(db, work / db.name)
@@ -205,6 +206,8 @@ def copy_with_pending_wal(db: Path, dest: Path) -> Path:
     dest.mkdir()
     shutil.copyfile(work / db.name, dest / db.name)
     shutil.copyfile(work / f"{db.name}-wal", dest / f"{db.name}-wal")
+    if shm:
+        shutil.copyfile(work / f"{db.name}-shm", dest / f"{db.name}-shm")
     conn.close()
     assert (dest / f"{db.name}-wal").stat().st_size > 0
     return dest / db.name
@@ -356,3 +359,25 @@ def test_serve_refuses_a_path_datasette_would_misread_and_creates_nothing(pinn_c
         "/tmp/catalog.db",
     ]
     assert snapshot(folder) == before
+
+
+def test_a_pending_wal_with_its_shm_in_a_read_only_folder_is_read_untouched(pinn_catalog, tmp_path):
+    """Beside its ``-shm``, a ``-wal`` that holds results is read in a read-only folder: the readers show the
+    rename that lives only in the ``-wal``, and no byte of any file changes, the ``-shm`` included (SQLite
+    updates a ``-shm`` it may write while it reads; as root, which ignores the folder's bits, it rewrote this
+    one). Oracle: the file system (every file's sha256) and the rename committed to the ``-wal`` alone."""
+    copy = copy_with_pending_wal(pinn_catalog, tmp_path / "shared", shm=True)
+    for path in (copy.parent, *copy.parent.iterdir()):
+        path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    before = snapshot(copy.parent)
+    try:
+        assert sorted(before) == ["losslens.db", "losslens.db-shm", "losslens.db-wal"]
+        assert [e["name"] for e in listing(copy)["experiments"]] == ["tiny-pinn-walonly"]
+        for args in (["ls"], ["status"], ["export", "viewer", "--out", str(tmp_path / "v")]):  # (no taxonomy computed)
+            result = runner.invoke(app, [*args, "--catalog", str(copy)])
+            assert result.exit_code == 0, (args, result.output)
+        assert "tiny-pinn-walonly" in runner.invoke(app, ["ls", "--catalog", str(copy)]).output
+        assert snapshot(copy.parent) == before
+    finally:
+        for path in (copy.parent, *copy.parent.iterdir()):
+            path.chmod(path.stat().st_mode | stat.S_IWUSR)

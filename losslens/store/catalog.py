@@ -76,13 +76,17 @@ def read_uri(path: Path, snapshot: bool = False) -> str:
       file exists, i.e. no connection has the database open, so the file alone is the whole database.
 
     Not when a ``-wal`` file with content lies beside the database: its pages are part of the database,
-    so it is read through the existing ``-wal``/``-shm`` with SQLite's locks. Long-lived readers that must
+    so it is read through the existing ``-wal``/``-shm`` with SQLite's locks; in a read-only folder with
+    ``readonly_shm=1``, so SQLite never writes the ``-shm`` either (as root, which ignores the folder's bits, it
+    would). Long-lived readers that must
     see a writer's new results (``serve``, job workers) do not ask for a snapshot; in a writable folder
     SQLite then creates its ``-wal``/``-shm`` files (the database bytes stay unchanged). A writer that
     starts *and* checkpoints during a snapshot read could make that read fail; rerun it.
     """
     path = Path(path).resolve()
-    return f"{path.as_uri()}?mode=ro" + ("&immutable=1" if opens_immutable(path, snapshot) else "")
+    if opens_immutable(path, snapshot):
+        return f"{path.as_uri()}?mode=ro&immutable=1"
+    return f"{path.as_uri()}?mode=ro" + ("&readonly_shm=1" if folder_is_read_only(path.parent) else "")
 
 
 def _ro_uri(path: Path) -> str:
