@@ -43,7 +43,11 @@ def taxonomy_rows(conn: sqlite3.Connection, experiment_id: str) -> Rows:
         row["gx"] = _grid_value(settings.get(keys[0])) if keys else row["label"]
         row["gy"] = _grid_value(settings.get(keys[1])) if len(keys) > 1 else ""
         row["phase"] = row["phase"] or "unknown"
-    point_labels(rows, chart_queries.taxonomy_thresholds(conn, experiment_id))
+    if len(rows) <= LABELLED_POINTS:
+        point_labels(rows, chart_queries.taxonomy_thresholds(conn, experiment_id))
+    else:  # the spec writes only the chosen setting's name (see taxonomy_spec's cell_labels)
+        for row in rows:
+            row.update(phase_label="", phase_slot="", cka_label="", cka_slot="")
     return rows
 
 
@@ -106,15 +110,13 @@ def point_labels(rows: Rows, thresholds: dict[str, Any]) -> None:
     """Set ``phase_label``/``phase_slot`` and ``cka_label``/``cka_slot`` on each row: the text each scatter
     plot writes beside the setting's point and in which slot (above, below, right, left), so that no two
     labels overlap nor cover the threshold lines' labels (:func:`losslens.views.labels.place`, at the pixels
-    of :func:`scatter_pixels`). Settings at one point share one label. A plot of more than
-    :data:`LABELLED_POINTS` points is left without placed labels (the spec then writes only the chosen
-    setting's name, see ``cell_labels`` of :func:`taxonomy_spec`)."""
+    of :func:`scatter_pixels`). Settings at one point share one label. (:func:`taxonomy_rows` calls it for
+    at most :data:`LABELLED_POINTS` settings; above, the spec writes only the chosen setting's name, see
+    ``cell_labels`` of :func:`taxonomy_spec`.)"""
     line = LABEL_FONT * LINE_HEIGHT
     for plot, found in scatter_pixels(rows, thresholds).items():
         for r in rows:
             r[f"{plot}_label"], r[f"{plot}_slot"] = "", ""
-        if sum(at is not None for at in found["at"]) > LABELLED_POINTS:  # a crowd of names reads as nothing
-            continue
         taken = []  # the rule labels' boxes: "mc = 0" at the left end of its line, the threshold's at the top
         if found["zero"] is not None:
             taken.append((3.0, found["zero"] - 4 - line, 3 + text_width(ZERO_RULE, LABEL_FONT), found["zero"] - 4))
