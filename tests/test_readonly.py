@@ -381,3 +381,28 @@ def test_a_pending_wal_with_its_shm_in_a_read_only_folder_is_read_untouched(pinn
     finally:
         for path in (copy.parent, *copy.parent.iterdir()):
             path.chmod(path.stat().st_mode | stat.S_IWUSR)
+
+
+def test_a_database_that_is_not_a_catalog_is_named_so_and_left_alone(tmp_path):
+    """A SQLite database of the user's own (notes beside the catalog, a wrong ``--catalog``) is not "a catalog
+    whose schema is older": that hint sent readers to ``losslens init``, which then backed the file up and
+    added LossLens's tables to it. Every command says what it is in one line and changes nothing. Oracle:
+    the file system (every file's sha256 and the listing) and the database's tables read with plain SQL."""
+    notes = tmp_path / "mine" / "notes.db"
+    notes.parent.mkdir()
+    with sqlite3.connect(notes) as conn:
+        conn.execute("CREATE TABLE seen (checkpoint TEXT)")
+        conn.execute("CREATE TABLE todo (what TEXT)")
+    conn.close()
+    before = snapshot(notes.parent)
+    for args in (["ls"], ["status"], ["taxonomy"], ["serve"], ["export", "viewer", "--out", str(tmp_path / "v")], ["init"]):
+        result = runner.invoke(app, [*args, "--catalog", str(notes)])
+        assert result.exit_code == 1, (args, result.output)
+        assert " ".join(result.output.split()) == (
+            f"error: {notes}: not a LossLens catalog (its tables: seen, todo) — point --catalog (or "
+            "LOSSLENS_CATALOG) at a LossLens catalog, or at a new file to make one"
+        ), (args, result.output)
+    assert snapshot(notes.parent) == before
+    with sqlite3.connect(f"file:{notes}?mode=ro", uri=True) as conn:
+        assert [r[0] for r in conn.execute("SELECT name FROM sqlite_master ORDER BY name")] == ["seen", "todo"]
+    conn.close()

@@ -27,7 +27,7 @@ from sqlite_utils import Database
 from losslens.errors import LossLensError
 from losslens.store import queries
 from losslens.store.artifacts import Artifact, load_artifact, save_artifact
-from losslens.store.migrate import check_not_newer, migrate, pending_names
+from losslens.store.migrate import applied_names, check_not_newer, migrate, pending_names
 
 BUSY_TIMEOUT_S = 60.0
 ENV_VAR = "LOSSLENS_CATALOG"
@@ -251,6 +251,24 @@ def _unreadable(path: Path, exc: sqlite3.DatabaseError) -> LossLensError:
     return LossLensError(f"cannot read the catalog: {exc}", where=str(path), hint=hint)
 
 
+def check_is_catalog(db: Database, where: str) -> None:
+    """Refuse a database that has tables but no LossLens migration applied: a database of the user's own, which
+    is neither a catalog to read nor one to migrate (``losslens init`` would add LossLens's tables to it). An
+    empty database is a catalog not made yet.
+
+    :raises LossLensError: as said."""
+    if applied_names(db):
+        return
+    tables = sorted(t for t in db.table_names() if t != "_sqlite_migrations")
+    if tables:
+        shown = ", ".join(tables[:5]) + (f", … ({len(tables)} in all)" if len(tables) > 5 else "")
+        raise LossLensError(
+            f"not a LossLens catalog (its tables: {shown})",
+            where=where,
+            hint="point --catalog (or LOSSLENS_CATALOG) at a LossLens catalog, or at a new file to make one",
+        )
+
+
 def _check_folder_writable(path: Path) -> None:
     """Refuse to write a catalog whose folder is read-only (:func:`folder_is_read_only`): readers open such a
     catalog immutable, on the word of the folder's bits, so a writer must keep that word too (root could go ahead,
@@ -277,6 +295,7 @@ def init_catalog(path: Path) -> tuple[Catalog, list[str], Path | None]:
         try:
             with Catalog(path, readonly=True, snapshot=True) as ro:  # a short read: no -wal/-shm left if it fails
                 check_not_newer(ro.db, str(path))
+                check_is_catalog(ro.db, str(path))
                 todo = pending_names(ro.db)
         except sqlite3.DatabaseError as exc:
             raise _unreadable(path, exc) from None
@@ -332,6 +351,7 @@ def open_catalog(path: Path | None = None, *, readonly: bool = False, snapshot: 
         try:
             catalog = Catalog(path, readonly=True, snapshot=snapshot)
             check_not_newer(catalog.db, str(path))
+            check_is_catalog(catalog.db, str(path))
             if pending_names(catalog.db):
                 raise LossLensError(
                     "catalog schema is older than this LossLens", where=str(path), hint="run `losslens init` to migrate it"
