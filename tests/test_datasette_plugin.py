@@ -748,7 +748,8 @@ def test_compare_picker_is_bounded_and_finds_by_name(ds, catalogs, monkeypatch):
     text (LIKE's ``%`` and ``_`` taken literally), each linked to its pair page, at most ``FOUND_MAX``."""
     from collections import OrderedDict
 
-    from losslens.datasette_plugin import memo, pages
+    from losslens.datasette_plugin import pages
+    from losslens.store import memo
 
     db = catalogs[0]
     ids = pinn_ids(db)

@@ -16,7 +16,7 @@ import pytest
 from datasette.app import Datasette
 from helpers import get
 
-from losslens.datasette_plugin import memo
+from losslens.store import memo
 
 
 @pytest.fixture
@@ -86,6 +86,15 @@ def test_least_recently_used_entry_is_dropped_beyond_the_bound(conns, monkeypatc
     assert calls == ["a", "b", "c", "b"]
 
 
+def test_values_keep_refuses_are_read_each_time(conns):
+    reader, _ = conns
+    calls: list[str] = []
+    for _ in range(2):
+        memo.remembered(reader, "big", counted(calls, "big"), keep=lambda v: v < 1)
+        memo.remembered(reader, "small", counted(calls, "small"), keep=lambda v: v < 2)
+    assert calls == ["big", "small", "big"]
+
+
 def test_a_reset_connection_starts_empty(conns):
     reader, _ = conns
     calls: list[str] = []
@@ -111,6 +120,7 @@ def test_served_pages_and_specs_follow_commits_from_another_connection(pinn_cata
         "checkpoint": f"/-/losslens/losslens/checkpoint/{sha}",
     }
     spec = f"/-/losslens/losslens/spec/taxonomy.json?experiment={experiment}"
+    pages["taxonomy rows"] = f"/-/losslens/losslens/data/taxonomy.json?experiment={experiment}"
     for _ in range(2):
         assert all("renamed-by-test" not in get(ds, p).text for p in pages.values())
         assert '"gamma"' not in get(ds, spec).text  # the sweep's key names the grid's axis
@@ -123,6 +133,7 @@ def test_served_pages_and_specs_follow_commits_from_another_connection(pinn_cata
         setting_html = get(ds, pages["setting"]).text
         assert "renamed-by-test setting" in setting_html and "renamed-by-test mode" in setting_html
         assert "renamed-by-test mode" in get(ds, pages["checkpoint"]).text
+        assert "renamed-by-test setting" in {r["label"] for r in get(ds, pages["taxonomy rows"]).json()}
         assert '"gamma"' in get(ds, spec).text
     conn.close()
 

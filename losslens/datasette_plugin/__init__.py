@@ -19,8 +19,8 @@ from datasette import hookimpl
 from datasette.utils.asgi import Response
 from markupsafe import Markup
 
-from losslens.datasette_plugin import assets, memo, pages, routes
-from losslens.store import queries, reads, schema_docs
+from losslens.datasette_plugin import assets, pages, routes
+from losslens.store import memo, queries, reads, schema_docs
 from losslens.views.bundle import ensure_bundle
 from losslens.views.source import npy_summary
 
@@ -49,7 +49,7 @@ def startup(datasette):
 
 @hookimpl
 def prepare_connection(conn):
-    """An empty memo for each connection Datasette opens (see :mod:`.memo`)."""
+    """An empty memo for each connection Datasette opens (see :mod:`losslens.store.memo`)."""
     memo.reset(conn)
 
 

@@ -17,10 +17,9 @@ from datasette.utils import tilde_encode
 from datasette.utils.asgi import NotFound, Response
 from markupsafe import Markup
 
-from losslens.datasette_plugin import memo
 from losslens.datasette_plugin.assets import asset_url
-from losslens.datasette_plugin.routes import check_args, data_url, database, spec_text
-from losslens.store import chart_queries, reads
+from losslens.datasette_plugin.routes import check_args, data_url, database, read_remembered, spec_text
+from losslens.store import chart_queries, memo, reads
 from losslens.views import modes as modes_view
 from losslens.views import registry
 from losslens.views.hints import compute_command, subject_command
@@ -81,7 +80,7 @@ def script_text(text: str) -> Markup:
 
 def experiment_settings(conn: sqlite3.Connection, experiment_id: str) -> dict[str, Any]:
     """What the global page shows of an experiment whichever setting is chosen: its settings (``id``, ``label``)
-    and their id → label JSON. Remembered once per experiment (:mod:`.memo`), so pages choosing different
+    and their id → label JSON. Remembered once per experiment (:mod:`losslens.store.memo`), so pages choosing different
     settings of a large sweep share one copy."""
     settings = reads.setting_names(conn, experiment_id)
     return {"settings": settings, "names_json": script_json({s["id"]: s["label"] for s in settings})}
@@ -122,7 +121,7 @@ async def global_page(datasette: Datasette, request: Request) -> Response:
             "names_json": shared["names_json"],
         }
 
-    ctx = await memo.read(db, ("global", wanted_experiment, wanted_setting), read)
+    ctx = await read_remembered(db, ("global", wanted_experiment, wanted_setting), read)
     e, s = ctx["experiment"], ctx["setting"]
     return await render(
         datasette,
@@ -179,7 +178,7 @@ async def setting_page(datasette: Datasette, request: Request) -> Response:
             "nd_modes": [{**m, "dims": dims} for m in modes if (dims := kinds[m["sha256"]]["nd_dims"])],
         }
 
-    ctx = await memo.read(db, ("setting", setting_id, wanted_mode), read)
+    ctx = await read_remembered(db, ("setting", setting_id, wanted_mode), read)
     mode = wanted_mode or (ctx["modes"][0]["sha256"] if ctx["modes"] else None)
     return await render(
         datasette,
@@ -260,7 +259,7 @@ async def checkpoint_page(datasette: Datasette, request: Request) -> Response:
         await db.execute_fn(lambda conn: check_args(conn, {"a": sha, "b": other}))
         return Response.redirect(page_url(datasette, name, f"pair/{sha}/{other}"))
     find = (request.args.get("find") or "").strip()[:200] or None
-    ctx = await memo.read(db, ("checkpoint", sha, find), lambda conn: checkpoint_context(conn, sha, find))
+    ctx = await read_remembered(db, ("checkpoint", sha, find), lambda conn: checkpoint_context(conn, sha, find))
     return await render(
         datasette,
         request,
@@ -293,7 +292,7 @@ async def pair_page(datasette: Datasette, request: Request) -> Response:
             views.append({"name": v.name, "title": v.title, "ready": ready, "hint": hint})
         return {"a": ra, "b": rb, "metrics": [{**m, "value": finite(m["value"])} for m in metrics], "views": views}
 
-    ctx = await memo.read(db, ("pair", a, b), read)
+    ctx = await read_remembered(db, ("pair", a, b), read)
     return await render(
         datasette,
         request,

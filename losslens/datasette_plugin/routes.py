@@ -12,13 +12,13 @@ import csv
 import io
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlencode
 
 from datasette.utils.asgi import NotFound, Response
 
-from losslens.datasette_plugin import memo
+from losslens.store import memo
 from losslens.views import registry
 from losslens.views.source import Rows
 
@@ -46,6 +46,11 @@ def found(fn: Callable[[], T]) -> T:
         return fn()
     except registry.NotFound as error:
         raise NotFound(str(error)) from None
+
+
+async def read_remembered(db: Database, key: Hashable, fn: Callable[[sqlite3.Connection], T]) -> T:
+    """:func:`losslens.store.memo.remembered` on one of ``db``'s read connections (Datasette's ``execute_fn``)."""
+    return await db.execute_fn(lambda conn: memo.remembered(conn, key, fn))
 
 
 def check_args(conn: sqlite3.Connection, args: dict[str, str]) -> None:
@@ -81,14 +86,24 @@ async def data(datasette: Datasette, request: Request) -> Response:
         raise NotFound("no such dataset")
     args = {k: request.args.get(k, "") for k in registry.DATASETS[dataset].args}
 
-    def run(conn: sqlite3.Connection) -> Rows:
+    def rows(conn: sqlite3.Connection) -> Rows:
         check_args(conn, args)
         return registry.rows(conn, dataset, args)
 
-    found_rows = await db.execute_fn(run)
     if request.url_vars.get("format") == "csv":
-        return csv_response(found_rows, f"{dataset}.csv")
-    return json_response(found_rows)
+        return csv_response(await db.execute_fn(rows), f"{dataset}.csv")
+
+    def text(conn: sqlite3.Connection) -> str:
+        check_args(conn, args)
+        key = ("data", dataset, tuple(sorted(args.items())))
+        return memo.remembered(
+            conn, key, lambda c: json.dumps(rows(c), allow_nan=False), keep=lambda t: len(t) <= DATA_REMEMBERED_MAX
+        )
+
+    return json_text_response(await db.execute_fn(text))
+
+
+DATA_REMEMBERED_MAX = 256 * 1024  # characters of a data route's JSON kept in the memo; larger rows are read each time
 
 
 def csv_response(rows: Rows, filename: str) -> Response:
@@ -137,7 +152,7 @@ async def spec(datasette: Datasette, request: Request) -> Response:
 def spec_text(
     datasette: Datasette, db_name: str, conn: sqlite3.Connection, view: str, args: dict[str, str], selected: str | None = None
 ) -> str:
-    """:func:`build_spec` as JSON text, remembered per catalog version (:mod:`.memo`): the spec route and the
+    """:func:`build_spec` as JSON text, remembered per catalog version (:mod:`losslens.store.memo`): the spec route and the
     global page, which inlines the taxonomy's, share it."""
     key = ("spec", view, tuple(sorted(args.items())), selected)
     return memo.remembered(

@@ -13,7 +13,7 @@ import math
 import sqlite3
 from typing import Any
 
-from losslens.store import chart_queries, reads
+from losslens.store import chart_queries, memo, reads
 from losslens.taxonomy.rules import well_connected
 from losslens.views.labels import around, place, text_layers
 from losslens.views.source import Data, Row, Rows, finite, load_array
@@ -179,7 +179,12 @@ def mds_layout(conn: sqlite3.Connection, setting_id: str) -> dict[str, Any]:
     if eig is not None and len(eig) >= 2:
         ratio = float(math.sqrt(max(eig[1], 0.0) / eig[0])) if eig[0] > 0 else 0.0
     experiment = chart_queries.experiment_of_setting(conn, setting_id)
-    extents = chart_queries.mds_extents(conn, experiment) if experiment else {}
+    # Experiment-wide: remembered per catalog version when a Datasette page asks (every setting's page needs it).
+    extents = (
+        memo.remembered(conn, ("mds_extents", experiment), lambda c: chart_queries.mds_extents(c, experiment))
+        if experiment
+        else {}
+    )
     return {
         "dims": 1 if ratio is not None and ratio < NEGLIGIBLE_AXIS else 2,
         "axis_ratio": ratio,

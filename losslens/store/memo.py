@@ -1,4 +1,4 @@
-"""What a page or spec read from the catalog, remembered until the catalog changes.
+"""What a Datasette page, spec or data route read from the catalog, remembered until the catalog changes.
 
 A page read again (a reload, the back button, a second reader, the global page's setting picker
 asking for the same taxonomy spec) costs a dictionary lookup instead of its queries. The catalog's
@@ -7,9 +7,11 @@ connection, in this process or another (``losslens compute`` storing results bes
 ``losslens serve``), commits. That value means something only on the connection that read it, and
 Datasette reads through one connection per thread, so each connection has its own memo.
 
-The memo is keyed on ``id(conn)``; Datasette's ``prepare_connection`` hook gives every new connection
-an empty one (:func:`reset`), so a new connection that reuses a dead one's id never sees its entries.
-Only values that the callers never mutate may be remembered (page contexts, serialised specs).
+The memo is keyed on ``id(conn)``; the plugin's ``prepare_connection`` hook gives every new Datasette
+connection an empty one (:func:`reset`), so a new connection that reuses a dead one's id never sees its
+entries. Any other connection (the exports, the CLI, tests) has none, and :func:`remembered` then just reads:
+so view code may remember experiment-wide reads through it without knowing who is asking. Only values that
+the callers never mutate may be remembered (page contexts, serialised specs and rows).
 """
 
 from __future__ import annotations
@@ -19,12 +21,9 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeVar, cast
+from typing import TypeVar, cast
 
 from losslens.store import queries
-
-if TYPE_CHECKING:
-    from datasette.database import Database
 
 T = TypeVar("T")
 
@@ -51,12 +50,17 @@ def reset(conn: sqlite3.Connection) -> None:
             _memos.popitem(last=False)
 
 
-def remembered(conn: sqlite3.Connection, key: Hashable, read: Callable[[sqlite3.Connection], T]) -> T:
+def remembered(
+    conn: sqlite3.Connection,
+    key: Hashable,
+    read: Callable[[sqlite3.Connection], T],
+    keep: Callable[[T], bool] | None = None,
+) -> T:
     """``read(conn)``, or what it returned for ``key`` on this connection at the catalog's current version.
 
-    Exceptions (a 404 for an unknown id) are not remembered, nor is a value read while another connection
-    committed (the version read after ``read`` differs from the one before). A connection that :func:`reset`
-    never saw (not opened by Datasette) always reads."""
+    Exceptions (a 404 for an unknown id) are not remembered, nor a value ``keep`` refuses (a large response), nor
+    a value read while another connection committed (the version read after ``read`` differs from the one
+    before). A connection that :func:`reset` never saw (not opened by Datasette) always reads."""
     memo = _memos.get(id(conn))
     if memo is None:
         return read(conn)
@@ -73,12 +77,9 @@ def remembered(conn: sqlite3.Connection, key: Hashable, read: Callable[[sqlite3.
         # (a nested read of a shared part has already moved the memo to the new version), so remembering it
         # would serve the older part until the next commit. Answer it this once only.
         return value
+    if keep is not None and not keep(value):
+        return value
     memo.entries[key] = value
     if len(memo.entries) > MAX_ENTRIES:
         memo.entries.popitem(last=False)
     return value
-
-
-async def read(db: Database, key: Hashable, fn: Callable[[sqlite3.Connection], T]) -> T:
-    """:func:`remembered` on one of ``db``'s read connections (Datasette's ``execute_fn``)."""
-    return await db.execute_fn(lambda conn: remembered(conn, key, fn))
