@@ -62,3 +62,25 @@ def test_names_labels_and_error_lines_print_verbatim(tmp_path):
     missing = tmp_path / "[spec].toml"
     proc = run("ingest", str(missing), "--catalog", str(db))
     assert proc.stderr.strip() == f"error: {missing}: no such spec file — pass the path of an experiment TOML file"
+
+
+def test_control_characters_in_names_never_reach_the_terminal(pinn_catalog):
+    """Names come from files a colleague sent (sidecars, checkpoint metadata, specs): an ESC sequence in one
+    (``\\x1b]52;…`` writes the clipboard, ``\\x1b[2J`` clears the screen) or a C1 ``\\x9b`` (CSI) must print as
+    visible escapes, not act on the terminal; ``ls``, ``status`` and the error lines of a command print them
+    as ``\\x1b``. Oracle: the names written with plain SQL, and the raw bytes of the output."""
+    import sqlite3
+
+    name = "run\x1b[31mRED\x1b[0m\x9b2J\x07 ok"
+    with sqlite3.connect(pinn_catalog) as conn:
+        conn.execute("UPDATE checkpoints SET name = ? WHERE sha256 = (SELECT min(sha256) FROM checkpoints)", (name,))
+        conn.execute("UPDATE experiments SET name = ?", ("exp\x1b]52;c;aGk=\x07 x",))
+    conn.close()
+    shown = "run\\x1b[31mRED\\x1b[0m\\x9b2J\\x07 ok"
+    for args in (["ls", "--checkpoints"], ["status"], ["compute", "performance", "-e", "exp\x1b[2Jx"]):
+        proc = run(*args, "--catalog", str(pinn_catalog))
+        out = proc.stdout + proc.stderr
+        assert not any(c in out for c in "\x1b\x9b\x07"), (args, out)
+        assert "exp\\x1b]52;c;aGk=\\x07 x" in out or "exp\\x1b[2Jx" in out, (args, out)
+        if args[0] == "ls":
+            assert shown in out, out

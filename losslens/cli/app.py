@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -28,15 +29,46 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
+# C0 controls but tab and newline, DEL and the C1 controls (``\x9b`` is a one-byte CSI).
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def visible(text: str) -> str:
+    """``text`` with every control character as a visible escape (``\x1b``); tab and newline kept."""
+    return CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+class SafeConsole(Console):
+    """A console whose text never acts on the terminal: names come from files others wrote (sidecars, checkpoint
+    metadata, specs), and an ESC sequence in one could clear the screen, retitle the window or write the
+    clipboard. Control characters in any text it renders (strings, Text, table cells, error lines) print as
+    :func:`visible` escapes; Rich's own styling and cursor control (control segments) are untouched.
+
+    Strings (messages, table cells) are made visible before Rich measures them, so columns fit the escapes;
+    the check of every rendered segment is the safety net for Text built elsewhere."""
+
+    def render_str(self, text: str, **kwargs: Any) -> Any:
+        return super().render_str(visible(text), **kwargs)
+
+    def render(self, renderable: Any, options: Any = None) -> Any:
+        from rich.segment import Segment
+
+        for segment in super().render(renderable, options):
+            if segment.control or not CONTROL.search(segment.text):
+                yield segment
+            else:
+                yield Segment(visible(segment.text), segment.style, segment.control)
+
+
 # Markup off: every message, name and label prints verbatim ("[model]", "[/data/run1]", "a<b&c").
 # Styled parts are rich Text objects (:func:`labelled`), never markup strings.
-console = Console(soft_wrap=True, markup=False, highlight=False)
-err_console = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
+console = SafeConsole(soft_wrap=True, markup=False, highlight=False)
+err_console = SafeConsole(stderr=True, soft_wrap=True, markup=False, highlight=False)
 
 
 def labelled(label: str, message: str, style: str = "bold red") -> Text:
     """``label`` styled, then ``message`` verbatim: ``error: <where>: <what> — <hint>``."""
-    return Text.assemble((label, style), " ", message)
+    return Text.assemble((label, style), " ", visible(message))
 
 
 def text_column(field: str = "description", style: str = "progress.description") -> Any:

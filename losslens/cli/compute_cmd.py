@@ -22,6 +22,7 @@ from losslens.cli.app import (
     labelled,
     text_column,
     user_errors,
+    visible,
 )
 from losslens.cli.executor_options import (
     AddressOpt,
@@ -154,7 +155,7 @@ def compute(
                 m = data["report"]
                 progress.console.print(f"{m.metric}: {m.planned} jobs, {m.skipped} done before, {len(data['jobs'])} to run")
                 for line in describe_blocks(data["blocks"]):  # model names and globs are the user's: no markup
-                    progress.console.print(Text(line), soft_wrap=True)
+                    progress.console.print(Text(visible(line)), soft_wrap=True)
                 if data["text"]:
                     progress.console.print(data["text"])
             on_event(event, **data)
