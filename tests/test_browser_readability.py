@@ -75,6 +75,9 @@ def test_bar_values_and_matrix_counts_never_overlap(browser):
     rows += [{"which": "smallest", "rank": k, "value": -v, "residual": 1e-6} for k, v in enumerate(eig)]
     w = drawn(browser, hessian.hessian_spec(values(rows), values([])), "hessian")
     assert len(drawn_labels(w.page, "#chart")) == 20
+    texts = {t[0] for t in drawn_labels(w.page, "#chart")}
+    # Plain or exponent notation, never SI prefixes ("814m" would read as 814 million).
+    assert {"1.23e+4", "654", "0.000123", "1e-9"} <= texts and not any(t[-1] in "kmµnpMG" for t in texts), texts
     assert overlapping_labels(w.page, "#chart") == []
     w.check("hessian")
     cells = [

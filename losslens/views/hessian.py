@@ -21,10 +21,11 @@ def esd_rows(conn: sqlite3.Connection, checkpoint: str) -> Rows:
 
 
 WHICH = {"domain": ["largest", "smallest"], "range": ["#3f51b5", "#ef6c00"]}
-# Each bar's value label: 3 significant digits with an SI prefix ("−1.23k", "45.6m") is at most 6
-# characters, about 34 px at 9 px, so one band of BAR_STEP px holds it and neighbours never overlap.
-BAR_FORMAT = ".3~s"
-BAR_STEP = 38
+# Each bar's value label: 3 significant digits, exponent when needed ("−9.88e+3", "0.814"): at most 8
+# characters, about 44 px at 9 px, so one band of BAR_STEP px holds it and neighbours never overlap. Not SI
+# prefixes: "814m" for an eigenvalue of 0.814 reads as 814 million.
+BAR_FORMAT = ".3~g"
+BAR_STEP = 50
 
 
 def summary_line(summary: dict[str, Any] | None) -> str:
@@ -69,7 +70,7 @@ def spectrum_panel(eigenvalues: Data, summary: dict[str, Any] | None = None, whi
                 "type": "quantitative",
                 "title": "eigenvalue λ (linear axis)",
                 "scale": {"zero": True, "nice": True},
-                "axis": {"format": ".3~s"},
+                "axis": {"format": BAR_FORMAT},
             },
         },
         "layer": [
