@@ -264,3 +264,32 @@ def test_a_commit_while_a_page_is_read_is_not_remembered_as_current(pinn_catalog
     finally:
         pm.unregister(tracer)
         writer.close()
+
+
+def test_a_new_connection_never_gets_a_closed_ones_memo(tmp_path):
+    """The memo is keyed on the connection's ``id``, which Python reuses once an object is gone: a plain
+    connection opened after a Datasette one was closed (a notebook or an export after a server in the same
+    process, the next test) got that id, and, at the same catalog version (every fresh connection reads 1),
+    the closed connection's values, read from another catalog. Oracle: the rows each test database holds,
+    written with plain SQL."""
+    for name in ("a", "b"):
+        with sqlite3.connect(tmp_path / f"{name}.db") as conn:
+            conn.execute("CREATE TABLE t (v TEXT)")
+            conn.execute("INSERT INTO t VALUES (?)", (name,))
+        conn.close()
+
+    def read(conn: sqlite3.Connection) -> str:
+        return conn.execute("SELECT v FROM t").fetchone()[0]
+
+    first = sqlite3.connect(tmp_path / "a.db")
+    memo.reset(first)
+    assert memo.remembered(first, "k", read) == "a"
+    first.close()
+    del first
+    answers = []
+    for _ in range(50):  # the id of the closed connection comes back at once in CPython
+        other = sqlite3.connect(tmp_path / "b.db")
+        answers.append(memo.remembered(other, "k", read))
+        other.close()
+        del other
+    assert answers == ["b"] * 50

@@ -8,8 +8,8 @@ connection, in this process or another (``losslens compute`` storing results bes
 Datasette reads through one connection per thread, so each connection has its own memo.
 
 The memo is keyed on ``id(conn)``; the plugin's ``prepare_connection`` hook gives every new Datasette
-connection an empty one (:func:`reset`), so a new connection that reuses a dead one's id never sees its
-entries. Any other connection (the exports, the CLI, tests) has none, and :func:`remembered` then just reads:
+connection an empty one (:func:`reset`), and the memo holds its connection, so no other object can get that id
+while the memo exists (at most :data:`MAX_CONNECTIONS` are held). Any other connection (the exports, the CLI, tests) has none, and :func:`remembered` then just reads:
 so view code may remember experiment-wide reads through it without knowing who is asking. Only values that
 the callers never mutate may be remembered (page contexts, serialised specs and rows).
 """
@@ -33,6 +33,10 @@ MAX_CONNECTIONS = 32  # connections with a memo (Datasette opens a few per datab
 
 @dataclass
 class _Memo:
+    # The connection itself, held so that its id cannot be reused while this memo exists: Python gives a closed
+    # and collected connection's id to the next object, and a plain connection opened then (an export after a
+    # server in one process) would find this memo, at the same version (every fresh connection reads 1).
+    conn: sqlite3.Connection
     version: int | None = None
     entries: OrderedDict[Hashable, object] = field(default_factory=OrderedDict)
 
@@ -44,7 +48,7 @@ _lock = threading.Lock()  # guards _memos; each _Memo is used only by its connec
 def reset(conn: sqlite3.Connection) -> None:
     """Give ``conn`` (just opened) an empty memo, dropping the oldest connection's beyond :data:`MAX_CONNECTIONS`."""
     with _lock:
-        _memos[id(conn)] = _Memo()
+        _memos[id(conn)] = _Memo(conn)
         _memos.move_to_end(id(conn))
         while len(_memos) > MAX_CONNECTIONS:
             _memos.popitem(last=False)
@@ -62,7 +66,7 @@ def remembered(
     a value read while another connection committed (the version read after ``read`` differs from the one
     before). A connection that :func:`reset` never saw (not opened by Datasette) always reads."""
     memo = _memos.get(id(conn))
-    if memo is None:
+    if memo is None or memo.conn is not conn:
         return read(conn)
     version = queries.data_version(conn)
     if memo.version != version:
