@@ -29,7 +29,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -130,29 +129,10 @@ def export_viewer(tree: Path, db: Path, out: Path) -> float:
 
 def render(tree: Path, db: Path) -> dict[str, float]:
     """Warm first render of the global page and of Datasette's own settings page, served by ``tree``."""
-    from datasette_catalog import free_port
+    from datasette_catalog import served
 
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1"}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "losslens", "serve", "--catalog", str(db), "--port", str(port)],
-        env=env,
-        cwd=tree,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(240):
-            try:
-                urllib.request.urlopen(base + "/-/versions.json", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.5)
+    with served(db, tree) as base:
         return json.loads(run_in(tree, RENDER, base))
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
 
 
 def main() -> None:

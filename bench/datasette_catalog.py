@@ -17,7 +17,9 @@ Run: ``flock /tmp/losslens-bench.lock env OMP_NUM_THREADS=1 .venv/bin/python ben
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import socket
 import statistics
 import subprocess
@@ -25,6 +27,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -176,6 +179,34 @@ def first_render(
     return times[0], statistics.median(times[1:]), statistics.median(marks[1:]) if len(marks) > 1 else float("nan")
 
 
+@contextlib.contextmanager
+def served(db: Path, tree: Path | None = None) -> Iterator[str]:
+    """``losslens serve`` of ``db`` on a free port, from source tree ``tree`` (its code on ``PYTHONPATH``, one OpenMP
+    thread; default: the installed code in this environment), ready to answer; yields its base URL and stops it
+    on exit."""
+    env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1"} if tree else None
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "losslens", "serve", "--catalog", str(db), "--port", str(port)],
+        env=env,
+        cwd=tree,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            try:
+                urllib.request.urlopen(base + "/-/versions.json", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.5)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
 def route_latency(db: Path, paths: list[str], repeats: int = 20, once: list[str] | None = None) -> dict[str, float]:
     """Median seconds per request of each of ``paths`` (``repeats`` requests in a row: the same page asked
     again), then the seconds of one request to each of ``once`` (pages not asked before in this server: what
@@ -209,27 +240,11 @@ def main() -> None:
         t0 = time.perf_counter()
         exp = generate(db)
         print(f"generated 1,000 settings / 10,000 checkpoints in {time.perf_counter() - t0:.1f} s")
-        port = free_port()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "losslens", "serve", "--catalog", str(db), "--port", str(port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(180):
-                try:
-                    urllib.request.urlopen(base + "/-/versions.json", timeout=2)
-                    break
-                except OSError:
-                    time.sleep(0.5)
+        with served(db) as base:
             marker, mark = '#global[data-rendered="1"]', "losslens:rendered:global"
             cold, warm, drawn = first_render(base, "/-/losslens/losslens", marker, mark)
             p_cold, p_warm, p_drawn = first_render(base, "/-/losslens/losslens", marker, mark, profile=True)
             a_cold, a_warm, _ = first_render(base, "/losslens/settings", "table.rows-and-columns")
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
         print(
             f"global page, first render in Chromium: cold {cold:.3f} s, warm {warm:.3f} s (goal ≤ 1 s); "
             f"warm, the page's own mark when drawn: {drawn:.3f} s"

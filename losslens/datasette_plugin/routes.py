@@ -97,7 +97,10 @@ async def data(datasette: Datasette, request: Request) -> Response:
         check_args(conn, args)
         key = ("data", dataset, tuple(sorted(args.items())))
         return memo.remembered(
-            conn, key, lambda c: json.dumps(rows(c), allow_nan=False), keep=lambda t: len(t) <= DATA_REMEMBERED_MAX
+            conn,
+            key,
+            lambda c: json.dumps(registry.rows(c, dataset, args), allow_nan=False),
+            keep=lambda t: len(t) <= DATA_REMEMBERED_MAX,
         )
 
     return json_text_response(await db.execute_fn(text))
